@@ -1,0 +1,98 @@
+"""The one place emu configures numba.
+
+Every kernel is compiled with ``cache=True`` (the on-disk cache makes the second run start in
+about a second) and ``error_model="numpy"`` (no Python exception checks on integer division).
+``NUMBA_DISABLE_JIT=1`` turns every kernel back into plain Python for debugging.
+"""
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numba
+import numba.core.config
+
+_PKG = Path(__file__).resolve().parent
+
+
+def _source_hash():
+    """Hash of every emu source file: numba's cache only checks a function's own file, so a
+    change to a constant or a callee elsewhere would otherwise reuse stale machine code."""
+    h = hashlib.sha1(numba.__version__.encode())
+    for f in sorted(_PKG.rglob("*.py")):
+        h.update(str(f.relative_to(_PKG)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cache_dir():
+    """``emu/__pycache__/numba-<hash>`` when writable, else a per-user directory."""
+    tag = "numba-" + _source_hash()
+    for root in (_PKG / "__pycache__",
+                 Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emu",
+                 Path(tempfile.gettempdir()) / f"emu-{os.getuid() if hasattr(os, 'getuid') else 0}"):
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            d = root / tag
+            d.mkdir(exist_ok=True)
+            probe = d / ".w"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError:
+            continue
+        for old in root.glob("numba-*"):                 # caches of older sources
+            if old.name != tag:
+                shutil.rmtree(old, ignore_errors=True)
+        return str(d)
+    return None
+
+
+_dir = _cache_dir()
+if _dir is not None:
+    numba.core.config.CACHE_DIR = _dir
+
+#: Seconds a first call may run before emu says that it is compiling.
+COMPILE_NOTICE_AFTER = 1.5
+
+
+def njit(*args, **kwargs):
+    """``numba.njit`` with emu's defaults (``cache=True``, ``error_model="numpy"``)."""
+    kwargs.setdefault("cache", True)
+    kwargs.setdefault("error_model", "numpy")
+    return numba.njit(*args, **kwargs)
+
+
+def inline(fn):
+    """A small helper called from other kernels. LLVM inlines it into its callers; numba's own
+    IR-level inlining (``inline="always"``) made whole-executor compiles several times slower."""
+    return numba.njit(error_model="numpy")(fn)
+
+
+@contextmanager
+def compile_notice(what="emu kernels", stream=None):
+    """Print a line to stderr if the body runs longer than :data:`COMPILE_NOTICE_AFTER` seconds.
+
+    The first call of a kernel compiles it (tens of seconds for the executor); later runs load
+    the on-disk cache. Used around warm-up calls so a user knows why the first run waits.
+    """
+    out = stream if stream is not None else sys.stderr
+    said = []
+
+    def say():
+        said.append(True)
+        print(f"emu: compiling {what} (first run only; cached afterwards)...", file=out, flush=True)
+
+    timer = threading.Timer(COMPILE_NOTICE_AFTER, say)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if said:
+            print("emu: compiled.", file=out, flush=True)

@@ -1,0 +1,377 @@
+"""The public :class:`Cache`: a VIVT data cache that holds real data.
+
+Used on its own (``emu.cache.Cache(size=16384, ways=4)``) or as ``Machine.cache``, where it
+works on the machine's own arrays. Every method validates its arguments first and raises
+``ValueError`` naming the bad one, so a rejected call changes nothing.
+"""
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from .. import consts as K
+from ..cost.account import add_regions as _add_accounting
+from ..layout import Layout, b_view, s_view
+from . import kernels as _k
+from . import maint as _m
+from .config import CacheConfig, preset
+from .state import DEFAULT_EVENT_CAPACITY, add_cache
+
+ADDR_LIMIT = 1 << 32
+
+
+class LineRecord(NamedTuple):
+    """One valid cache line, as :meth:`Cache.probe` returns it."""
+
+    valid: bool
+    dirty: bool
+    vtag: int               #: virtual address of the line (the tag, VIVT)
+    pa: Optional[int]       #: physical address it was filled from (None: no backing RAM)
+    data: bytes
+    dirty_mask: int         #: one bit per dirty granule
+    set: int
+    way: int
+
+
+class Discard(NamedTuple):
+    """A dirty line dropped by an invalidate: the data it held never reached RAM."""
+
+    va: int
+    pa: Optional[int]
+    dirty_mask: int
+    data: bytes
+    ctx: int
+    site: str
+    step: int
+
+
+def _check_addr(name, value, limit=ADDR_LIMIT):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}={value!r}: must be an int address")
+    if not 0 <= value < limit:
+        raise ValueError(f"{name}={value:#x}: must be in [0, {limit:#x})")
+    return int(value)
+
+
+def _check_range(start, end):
+    start = _check_addr("start", start)
+    end = _check_addr("end", end, ADDR_LIMIT + 1)
+    if end < start:
+        raise ValueError(f"end={end:#x}: must be >= start ({start:#x}); end is exclusive")
+    return start, end
+
+
+def _as_bytes(data):
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(data), dtype=np.uint8)
+    arr = np.asarray(data)
+    if arr.dtype != np.uint8 or arr.ndim != 1:
+        raise ValueError("data: must be bytes, bytearray or a 1-D uint8 array")
+    return np.ascontiguousarray(arr)
+
+
+class Cache:
+    """A set-associative, virtually indexed, virtually tagged data cache.
+
+    Parameters
+    ----------
+    size, ways, line : int
+        Geometry in bytes / ways / bytes, all powers of two (``ways <= size // line``).
+    replacement : str
+        ``"round-robin"`` (ARM default), ``"lru"``, ``"fifo"`` or ``"random"``.
+    write_back : bool
+        Write-back (default) or write-through.
+    write_allocate : bool
+        Allocate on write misses too; default False (ARM926: read-allocate only).
+    style : str
+        Whose Linux maintenance routines the range and ``flush_all`` operations follow
+        (``"arm926"``, ``"feroceon"``, ``"xscale"``, ``"v4wb"``).
+    dirty_granule : int
+        Bytes per dirty bit (default: one bit per line).
+    window : int
+        Base of the ``flush_all`` displacement window (XScale, v4wb).
+    seed : int
+        Seed of the random replacement policy.
+    ram_size : int
+        Bytes of backing RAM (allocated lazily; default the whole 32-bit space).
+    events : int
+        How many dropped dirty lines :meth:`discards` keeps.
+
+    Examples
+    --------
+    >>> c = Cache(size=16384, ways=4)
+    >>> c.load(0x1000, 4)                      # miss: fills the line from RAM (poisoned)
+    b'ZZZZ'
+    >>> c.inv_range(0x1000, 0x1020)
+    """
+
+    def __init__(self, size=16384, ways=4, line=32, replacement="round-robin", write_back=True,
+                 write_allocate=False, style="arm926", dirty_granule=0, window=0, seed=0,
+                 ram_size=ADDR_LIMIT, events=DEFAULT_EVENT_CAPACITY):
+        cfg = CacheConfig(size, ways, line, replacement, write_back, write_allocate, style,
+                          dirty_granule, window)
+        if isinstance(ram_size, bool) or not isinstance(ram_size, int) or not 0 < ram_size <= ADDR_LIMIT:
+            raise ValueError(f"ram_size={ram_size!r}: must be an int in (0, 2**32]")
+        if isinstance(events, bool) or not isinstance(events, int) or events < 0:
+            raise ValueError(f"events={events!r}: must be a non-negative int")
+        lay = Layout(K.HDR_FIXED_END)
+        add_cache(lay, cfg, seed, events)
+        _add_accounting(lay)
+        lay.param(K.H_RAM_SIZE, ram_size)
+        lay.b_region(K.H_B_RAM, ram_size)
+        S, B = lay.build()
+        self._bind(S, B, cfg)
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """A standalone cache with core preset ``name``'s geometry (``"arm926"`` ...)."""
+        cfg = preset(name)
+        kw = dict(size=cfg.size, ways=cfg.ways, line=cfg.line, replacement=cfg.replacement,
+                  write_back=cfg.write_back, write_allocate=cfg.write_allocate, style=cfg.style,
+                  dirty_granule=cfg.dirty_granule, window=cfg.window)
+        kw.update(overrides)
+        return cls(**kw)
+
+    @classmethod
+    def _over(cls, S, B, cfg, after=None):
+        """A view of the cache inside a machine's arrays; ``after()`` runs after each op."""
+        self = cls.__new__(cls)
+        self._bind(S, B, cfg, after)
+        return self
+
+    def _bind(self, S, B, cfg, after=None):
+        self._S = S
+        self._B = B
+        self.config = cfg
+        self._after = after
+        self._ram_size = int(S[K.H_RAM_SIZE])
+        self._scratch = np.zeros(max(cfg.line, 256), dtype=np.uint8)
+
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def line(self):
+        return self.config.line
+
+    def _done(self):
+        if self._after is not None:
+            self._after()
+
+    # -- CPU accesses -------------------------------------------------------------------------
+    def _split(self, va, pa, n):
+        va = _check_addr("va", va)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n={n!r}: must be a non-negative int")
+        if va + n > ADDR_LIMIT:
+            raise ValueError(f"n={n}: va + n must not pass the end of the 32-bit space")
+        pa = va if pa is None else _check_addr("pa", pa)
+        if pa + n > self._ram_size:
+            raise ValueError(f"pa={pa:#x}: pa + n must be within RAM ({self._ram_size:#x} bytes)")
+        return va, pa, int(n)
+
+    def load(self, va, n, pa=None):
+        """CPU load of ``n`` bytes at virtual ``va`` (physical ``pa``, default ``va``)."""
+        va, pa, n = self._split(va, pa, n)
+        out = np.empty(n, dtype=np.uint8)
+        o = 0
+        while o < n:
+            k = min(self.line - ((va + o) & (self.line - 1)), n - o)
+            _k.cache_load(self._S, self._B, va + o, pa + o, k, out, o)
+            o += k
+        self._done()
+        return out.tobytes()
+
+    def store(self, va, data, pa=None):
+        """CPU store of ``data`` at virtual ``va`` (physical ``pa``, default ``va``)."""
+        src = _as_bytes(data)
+        va, pa, n = self._split(va, pa, len(src))
+        o = 0
+        while o < n:
+            k = min(self.line - ((va + o) & (self.line - 1)), n - o)
+            _k.cache_store(self._S, self._B, va + o, pa + o, k, src, o)
+            o += k
+        self._done()
+
+    # -- maintenance --------------------------------------------------------------------------
+    def _line(self, op, va):
+        _k.line_op(self._S, self._B, op, _check_addr("va", va))
+        self._done()
+
+    def inv_line(self, va):
+        """Invalidate the line holding ``va`` (``mcr c7,c6,1``): dirty data is dropped."""
+        self._line(K.OP_INV, va)
+
+    def clean_line(self, va):
+        """Write back the line holding ``va`` if dirty (``mcr c7,c10,1``)."""
+        self._line(K.OP_CLEAN, va)
+
+    def flush_line(self, va):
+        """Clean and invalidate the line holding ``va`` (``mcr c7,c14,1``)."""
+        self._line(K.OP_FLUSH, va)
+
+    def _range(self, op, start, end):
+        start, end = _check_range(start, end)
+        _m.dma_range(self._S, self._B, op, start, end)
+        self._done()
+
+    def inv_range(self, start, end):
+        """The core's ``dma_inv_range(start, end)``: end exclusive; partial edge lines are
+        cleaned first, interior lines invalidated (dirty data dropped)."""
+        self._range(K.OP_INV, start, end)
+
+    def clean_range(self, start, end):
+        """The core's ``dma_clean_range(start, end)``."""
+        self._range(K.OP_CLEAN, start, end)
+
+    def flush_range(self, start, end):
+        """The core's ``dma_flush_range(start, end)`` (clean + invalidate)."""
+        self._range(K.OP_FLUSH, start, end)
+
+    def flush_all(self):
+        """The core's ``flush_kern_cache_all`` (test-clean-invalidate, set/way, line-allocate
+        or read displacement, as the style says)."""
+        _m.flush_kern_cache_all(self._S, self._B)
+        self._done()
+
+    # -- inspection ---------------------------------------------------------------------------
+    def probe(self, va):
+        """The valid line holding ``va`` as a :class:`LineRecord`, or None."""
+        va = _check_addr("va", va)
+        i = int(_k.find(self._S, va & ~(self.line - 1)))
+        return None if i < 0 else self._record(i)
+
+    def _record(self, i):
+        S, cfg = self._S, self.config
+        d = int(S[K.H_B_CDATA]) + i * cfg.line
+        pa = int(S[S[K.H_R_LPA] + i])
+        mask = int(S[S[K.H_R_DIRTY] + i])
+        return LineRecord(True, mask != 0, int(S[S[K.H_R_TAG] + i]),
+                          None if pa == K.NO_PA else pa, self._B[d:d + cfg.line].tobytes(),
+                          mask, i // cfg.ways, i % cfg.ways)
+
+    def lines(self):
+        """Every valid line, in index order (set-major)."""
+        tags = s_view(self._S, K.H_R_TAG, self.config.nlines)
+        return [self._record(int(i)) for i in np.flatnonzero(tags != K.TAG_INVALID)]
+
+    def state(self):
+        """Copies of the raw line arrays (for comparing whole caches)."""
+        n, cfg = self.config.nlines, self.config
+        S = self._S
+        return {
+            "tag": s_view(S, K.H_R_TAG, n).copy(),
+            "pa": s_view(S, K.H_R_LPA, n).copy(),
+            "dirty": s_view(S, K.H_R_DIRTY, n).copy(),
+            "data": b_view(S, self._B, K.H_B_CDATA, n * cfg.line).reshape(n, cfg.line).copy(),
+        }
+
+    @property
+    def stats(self):
+        """Counters as a dict (``loads``, ``stores``, ``load_hits`` ... ``dirty_discards``)."""
+        c = s_view(self._S, K.H_R_CSTAT, K.NCSTAT)
+        return {name: int(c[i]) for i, name in enumerate(K.CSTAT_NAMES)}
+
+    def dinero_stats(self):
+        """The counters Dinero IV prints for this cache's data side, as if the trace ended now.
+
+        Dinero copies back every dirty block at the end of a run (cmdmain.c ``done:``), so
+        ``bytes_to_memory`` includes the dirty lines still cached; nothing is changed here.
+        """
+        st = self.stats
+        S = self._S
+        dirty = s_view(S, K.H_R_DIRTY, self.config.nlines)
+        valid = s_view(S, K.H_R_TAG, self.config.nlines) != K.TAG_INVALID
+        g = self.config.dirty_granule
+        pending = sum(bin(int(m)).count("1") * g for m in dirty[valid & (dirty != 0)])
+        return {
+            "demand_fetches": st["loads"] + st["stores"],
+            "read_fetches": st["loads"], "write_fetches": st["stores"],
+            "demand_misses": st["load_misses"] + st["store_misses"],
+            "read_misses": st["load_misses"], "write_misses": st["store_misses"],
+            "bytes_from_memory": st["bytes_read"],
+            "bytes_to_memory": st["bytes_written"] + pending,
+        }
+
+    def reset_stats(self):
+        s_view(self._S, K.H_R_CSTAT, K.NCSTAT)[:] = 0
+
+    def discards(self):
+        """Dirty lines dropped by invalidates so far, oldest first."""
+        S = self._S
+        ev = int(S[K.H_R_EV])
+        n = min(int(S[ev + K.EV_COUNT]), int(S[ev + K.EV_CAP]))
+        out = []
+        for j in range(n):
+            r = ev + K.EV_HDR + j * K.EV_W
+            e = int(S[K.H_B_EVDATA]) + j * self.line
+            pa = int(S[r + K.EV_PA])
+            out.append(Discard(int(S[r + K.EV_VA]), None if pa == K.NO_PA else pa,
+                               int(S[r + K.EV_MASK]), self._B[e:e + self.line].tobytes(),
+                               int(S[r + K.EV_CTX]), K.SITE_NAMES[int(S[r + K.EV_SITE])],
+                               int(S[r + K.EV_STEP])))
+        return out
+
+    @property
+    def discards_dropped(self):
+        """Discards that happened after the event buffer was full (counted, not stored)."""
+        ev = int(self._S[K.H_R_EV])
+        return max(0, int(self._S[ev + K.EV_COUNT]) - int(self._S[ev + K.EV_CAP]))
+
+    def clear_discards(self):
+        self._S[int(self._S[K.H_R_EV]) + K.EV_COUNT] = 0
+
+    # -- RAM (standalone caches) ---------------------------------------------------------------
+    def ram_read(self, pa, n):
+        """RAM bytes as a bus master sees them (no cache)."""
+        pa, _, n = self._split(pa, pa, n)
+        r = int(self._S[K.H_B_RAM]) + pa
+        return (self._B[r:r + n] ^ K.RAM_POISON).tobytes()
+
+    def ram_write(self, pa, data):
+        src = _as_bytes(data)
+        pa, _, n = self._split(pa, pa, len(src))
+        r = int(self._S[K.H_B_RAM]) + pa
+        self._B[r:r + n] = src ^ K.RAM_POISON
+
+    # -- traces --------------------------------------------------------------------------------
+    def replay(self, kinds, addrs, sizes=None):
+        """Replay a trace in one jitted call, counting as Dinero IV does.
+
+        Parameters
+        ----------
+        kinds : array of int
+            Dinero IV labels: 0 load, 1 store, 2 instruction fetch (ignored by a D-cache),
+            3 misc load, 4 copy-back (clean) one line, 5 invalidate one line.
+        addrs : array of int
+            Byte addresses (used as both virtual and physical address).
+        sizes : array of int, optional
+            Bytes per access (default 1); an access crossing a line boundary is split.
+
+        Returns
+        -------
+        int
+            Number of trace records replayed.
+        """
+        kinds = np.ascontiguousarray(kinds, dtype=np.int64)
+        addrs = np.ascontiguousarray(addrs, dtype=np.int64)
+        sizes = (np.ones(len(kinds), np.int64) if sizes is None
+                 else np.ascontiguousarray(sizes, dtype=np.int64))
+        if not (kinds.ndim == addrs.ndim == sizes.ndim == 1
+                and len(kinds) == len(addrs) == len(sizes)):
+            raise ValueError("kinds, addrs, sizes: must be 1-D arrays of the same length")
+        if len(kinds):
+            if kinds.min() < 0 or kinds.max() > 5:
+                raise ValueError("kinds: accepted values are 0 (load), 1 (store), 2 (ifetch), "
+                                 "3 (misc), 4 (copy-back) and 5 (invalidate)")
+            if addrs.min() < 0 or (addrs + np.maximum(sizes, 1)).max() > self._ram_size:
+                raise ValueError(f"addrs: must lie in [0, {self._ram_size:#x}) with their sizes")
+            if sizes.min() < 0:
+                raise ValueError("sizes: must be non-negative")
+        n = int(_k.replay(self._S, self._B, kinds, addrs, sizes))
+        self._done()
+        return n
+
+    def __repr__(self):
+        c = self.config
+        return (f"Cache(size={c.size}, ways={c.ways}, line={c.line}, "
+                f"replacement={c.replacement!r}, write_back={c.write_back}, "
+                f"write_allocate={c.write_allocate}, style={c.style!r})")

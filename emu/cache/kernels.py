@@ -1,0 +1,446 @@
+"""Jitted VIVT D-cache kernels over the machine arrays ``S`` (int64) and ``B`` (uint8).
+
+A line ``i = set * ways + way`` has a virtual tag (the line's virtual address, or
+``TAG_INVALID``), the physical address it was filled from (the ARM926 keeps this PA tag for
+write-back), a dirty-granule mask, a replacement stamp and ``line`` data bytes in ``B``.
+Lookups compare virtual tags only: that is what makes the cache VIVT, and why an invalidate
+through a recycled virtual address drops another page's data.
+
+The hot kernels are built by :func:`_make_kernels` once per associativity (4, 32 and a generic
+one reading ``ways`` from ``S``): with ``ways`` a compile-time constant numba unrolls the tag
+scan, which is worth ~1.7x on the invalidate loop. Each public entry point picks the variant
+with one branch per call.
+"""
+
+import numpy as np
+
+from .. import consts as K
+from .._jit import inline, njit
+from ..cost.account import uop
+
+# ---------------------------------------------------------------------------------------------
+# RAM (stored XOR RAM_POISON: an untouched, OS-zeroed page reads back as poison)
+# ---------------------------------------------------------------------------------------------
+
+
+@inline
+def ram_to_line(S, B, pa, d, n):
+    """Copy ``n`` RAM bytes at ``pa`` into ``B[d:]``; a line with no backing RAM reads zeros."""
+    if pa == K.NO_PA:
+        for k in range(n):
+            B[d + k] = 0
+        return
+    r = S[K.H_B_RAM] + pa
+    for k in range(n):
+        B[d + k] = B[r + k] ^ K.RAM_POISON
+
+
+@inline
+def line_to_ram(S, B, pa, d, line, gshift, mask):
+    """Write the dirty granules (``mask``) of the line data at ``B[d:]`` to RAM at ``pa``."""
+    if pa == K.NO_PA:
+        return
+    r = S[K.H_B_RAM] + pa
+    g = 1 << gshift
+    for j in range(line >> gshift):
+        if mask & (1 << j):
+            o = j * g
+            for k in range(g):
+                B[r + o + k] = B[d + o + k] ^ K.RAM_POISON
+            S[S[K.H_R_CSTAT] + K.CS_BYTES_WRITTEN] += g
+
+
+@inline
+def bytes_to_ram(S, B, pa, src, so, n):
+    """Write ``n`` bytes of ``src[so:]`` to RAM at ``pa`` (write-through / no-allocate store)."""
+    r = S[K.H_B_RAM] + pa
+    for k in range(n):
+        B[r + k] = src[so + k] ^ K.RAM_POISON
+    S[S[K.H_R_CSTAT] + K.CS_BYTES_WRITTEN] += n
+    S[S[K.H_R_CSTAT] + K.CS_WRITETHROUGHS] += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Line bookkeeping shared by every variant
+# ---------------------------------------------------------------------------------------------
+
+
+@inline
+def _stat(S, c, n):
+    S[S[K.H_R_CSTAT] + c] += n
+
+
+@inline
+def granule_mask(S, off, n):
+    """Dirty-granule bits covering bytes ``[off, off+n)`` of a line."""
+    gs = S[K.H_C_DGSHIFT]
+    first = off >> gs
+    last = (off + n - 1) >> gs
+    return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+
+
+@inline
+def write_back(S, B, i):
+    """Write line ``i``'s dirty granules to RAM and mark it clean; True if it was dirty."""
+    dm = S[S[K.H_R_DIRTY] + i]
+    if dm == 0:
+        return False
+    line = S[K.H_C_LINE]
+    line_to_ram(S, B, S[S[K.H_R_LPA] + i], S[K.H_B_CDATA] + i * line, line,
+                S[K.H_C_DGSHIFT], dm)
+    S[S[K.H_R_DIRTY] + i] = 0
+    _stat(S, K.CS_WRITEBACKS, 1)
+    return True
+
+
+@inline
+def record_discard(S, B, i):
+    """Log dirty line ``i`` that an invalidate is about to drop (for the integrity oracle)."""
+    ev = S[K.H_R_EV]
+    n = S[ev + K.EV_COUNT]
+    if n < S[ev + K.EV_CAP]:
+        line = S[K.H_C_LINE]
+        r = ev + K.EV_HDR + n * K.EV_W
+        S[r + K.EV_VA] = S[S[K.H_R_TAG] + i]
+        S[r + K.EV_PA] = S[S[K.H_R_LPA] + i]
+        S[r + K.EV_MASK] = S[S[K.H_R_DIRTY] + i]
+        S[r + K.EV_CTX] = S[K.H_CUR_CTX]
+        S[r + K.EV_SITE] = S[K.H_CUR_SITE]
+        S[r + K.EV_STEP] = S[K.H_STEP]
+        S[r + K.EV_DMA_LO] = S[K.H_DMA_LO]
+        S[r + K.EV_DMA_HI] = S[K.H_DMA_HI]
+        d = S[K.H_B_CDATA] + i * line
+        e = S[K.H_B_EVDATA] + n * line
+        for k in range(line):
+            B[e + k] = B[d + k]
+    S[ev + K.EV_COUNT] = n + 1
+
+
+@inline
+def drop(S, B, i):
+    """Invalidate line ``i`` without writing it back; True if dirty data was discarded."""
+    dirty = S[S[K.H_R_DIRTY] + i] != 0
+    if dirty:
+        record_discard(S, B, i)
+        _stat(S, K.CS_DIRTY_DISCARDS, 1)
+    S[S[K.H_R_TAG] + i] = K.TAG_INVALID
+    S[S[K.H_R_DIRTY] + i] = 0
+    return dirty
+
+
+@inline
+def flush_index(S, B, i):
+    """Clean and invalidate line ``i`` by index (set/way ops); True if it was dirty."""
+    dirty = write_back(S, B, i)
+    S[S[K.H_R_TAG] + i] = K.TAG_INVALID
+    return dirty
+
+
+@inline
+def evict(S, B, i):
+    """Make room in line ``i`` for a fill: write back if dirty, count a valid victim."""
+    if S[S[K.H_R_TAG] + i] != K.TAG_INVALID:
+        _stat(S, K.CS_EVICTIONS, 1)
+        if write_back(S, B, i):
+            uop(S, K.UOP_WRITEBACK, 1)
+
+
+@inline
+def install(S, B, i, lva, lpa, fetch):
+    """Put line ``lva`` (filled from ``lpa``) in slot ``i``; ``fetch`` reads RAM into it."""
+    line = S[K.H_C_LINE]
+    S[S[K.H_R_TAG] + i] = lva
+    S[S[K.H_R_LPA] + i] = lpa
+    S[S[K.H_R_DIRTY] + i] = 0
+    clk = S[K.H_C_CLOCK]
+    S[S[K.H_R_STAMP] + i] = clk
+    S[K.H_C_CLOCK] = clk + 1
+    d = S[K.H_B_CDATA] + i * line
+    if fetch:
+        ram_to_line(S, B, lpa, d, line)
+        _stat(S, K.CS_LINE_FILLS, 1)
+        _stat(S, K.CS_BYTES_READ, line)
+    else:
+        for k in range(line):
+            B[d + k] = 0
+
+
+@inline
+def touch(S, i):
+    """A hit: LRU moves the line to most recently used; FIFO and round-robin ignore hits."""
+    if S[K.H_C_REPL] == K.REPL_LRU:
+        clk = S[K.H_C_CLOCK]
+        S[S[K.H_R_STAMP] + i] = clk
+        S[K.H_C_CLOCK] = clk + 1
+
+
+@inline
+def xorshift(S):
+    """Next value of the seeded xorshift generator (63-bit, never negative)."""
+    x = S[K.H_C_RNG]
+    x ^= (x << 13) & 0x7FFFFFFFFFFFFFFF
+    x ^= x >> 7
+    x ^= (x << 17) & 0x7FFFFFFFFFFFFFFF
+    S[K.H_C_RNG] = x
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants specialised on the number of ways
+# ---------------------------------------------------------------------------------------------
+
+
+def _make_kernels(WAYS):
+    """Build find/victim/access/range/replay kernels for ``WAYS`` ways (0: read from S)."""
+
+    @inline
+    def nways(S):
+        if WAYS:
+            return WAYS
+        return S[K.H_C_WAYS]
+
+    @inline
+    def find(S, lva):
+        """Index of the valid line tagged ``lva``, or -1."""
+        ways = nways(S)
+        st = (lva >> S[K.H_C_LSHIFT]) & S[K.H_C_SETMASK]
+        base = st * ways
+        tag = S[K.H_R_TAG] + base
+        for w in range(ways):
+            if S[tag + w] == lva:
+                return base + w
+        return -1
+
+    @inline
+    def victim(S, lva):
+        """The line a miss on ``lva`` fills (not yet evicted)."""
+        ways = nways(S)
+        st = (lva >> S[K.H_C_LSHIFT]) & S[K.H_C_SETMASK]
+        base = st * ways
+        repl = S[K.H_C_REPL]
+        if repl == K.REPL_RR:
+            # ARM round-robin: the victim counter does not prefer invalid lines [E].
+            rr = S[K.H_R_RR] + st
+            w = S[rr]
+            S[rr] = (w + 1) & (ways - 1)
+            return base + w
+        tag = S[K.H_R_TAG] + base
+        for w in range(ways):
+            if S[tag + w] == K.TAG_INVALID:
+                return base + w
+        if repl == K.REPL_RANDOM:
+            return base + (xorshift(S) >> 11) % ways
+        stamp = S[K.H_R_STAMP] + base
+        best = 0
+        for w in range(1, ways):
+            if S[stamp + w] < S[stamp + best]:
+                best = w
+        return base + best
+
+    @inline
+    def lookup_or_fill(S, B, lva, lpa):
+        """Line holding ``lva`` after a miss fill; returns (index, hit)."""
+        i = find(S, lva)
+        if i >= 0:
+            touch(S, i)
+            return i, True
+        i = victim(S, lva)
+        evict(S, B, i)
+        install(S, B, i, lva, lpa, True)
+        return i, False
+
+    @njit
+    def load(S, B, va, pa, n, out, oo):
+        """CPU load of ``n`` bytes (within one line) at ``va``/``pa`` into ``out[oo:]``."""
+        lmask = S[K.H_C_LINE] - 1
+        off = va & lmask
+        _stat(S, K.CS_LOADS, 1)
+        i, hit = lookup_or_fill(S, B, va - off, pa - off)
+        _stat(S, K.CS_LOAD_HITS if hit else K.CS_LOAD_MISSES, 1)
+        d = S[K.H_B_CDATA] + i * (lmask + 1) + off
+        for k in range(n):
+            out[oo + k] = B[d + k]
+        return hit
+
+    @inline
+    def store_core(S, B, va, pa, n, src, so, has_data):
+        """A CPU store; ``has_data`` False (trace replay) marks bytes dirty without new data.
+
+        A write-allocate miss fetches the line unless the store covers all of it (as Dinero
+        IV does); a read-allocate miss writes straight to memory and allocates nothing.
+        """
+        line = S[K.H_C_LINE]
+        off = va & (line - 1)
+        _stat(S, K.CS_STORES, 1)
+        i = find(S, va - off)
+        hit = i >= 0
+        if hit:
+            touch(S, i)
+            _stat(S, K.CS_STORE_HITS, 1)
+        else:
+            _stat(S, K.CS_STORE_MISSES, 1)
+            if S[K.H_C_WA] == 0:
+                if has_data:
+                    bytes_to_ram(S, B, pa, src, so, n)
+                else:
+                    _stat(S, K.CS_BYTES_WRITTEN, n)
+                    _stat(S, K.CS_WRITETHROUGHS, 1)
+                return False
+            i = victim(S, va - off)
+            evict(S, B, i)
+            install(S, B, i, va - off, pa - off, n < line)
+        if has_data:
+            d = S[K.H_B_CDATA] + i * line + off
+            for k in range(n):
+                B[d + k] = src[so + k]
+        if S[K.H_C_WB]:
+            S[S[K.H_R_DIRTY] + i] |= granule_mask(S, off, n)
+        elif has_data:
+            bytes_to_ram(S, B, pa, src, so, n)
+        else:
+            _stat(S, K.CS_BYTES_WRITTEN, n)
+            _stat(S, K.CS_WRITETHROUGHS, 1)
+        return hit
+
+    @njit
+    def store(S, B, va, pa, n, src, so):
+        """CPU store of ``n`` bytes (within one line) from ``src[so:]`` at ``va``/``pa``."""
+        return store_core(S, B, va, pa, n, src, so, True)
+
+    @njit
+    def line_op(S, B, op, va):
+        """One CP15 operation by MVA on the line holding ``va``.
+
+        Returns 0 if the line was absent, 1 present and clean, 2 present and dirty (written
+        back for clean/flush, discarded for inv).
+        """
+        lmask = S[K.H_C_LINE] - 1
+        i = find(S, va & ~lmask)
+        if op == K.OP_INV:
+            _stat(S, K.CS_LINE_INVALIDATES, 1)
+            if i < 0:
+                return 0
+            return 2 if drop(S, B, i) else 1
+        _stat(S, K.CS_LINE_CLEANS if op == K.OP_CLEAN else K.CS_LINE_FLUSHES, 1)
+        if i < 0:
+            return 0
+        dirty = write_back(S, B, i)
+        if op == K.OP_FLUSH:
+            S[S[K.H_R_TAG] + i] = K.TAG_INVALID
+        return 2 if dirty else 1
+
+    @njit
+    def line_alloc(S, B, va):
+        """XScale ``mcr c7,c2,5``: allocate the line for ``va`` without fetching (evicts)."""
+        lva = va & ~(S[K.H_C_LINE] - 1)
+        if find(S, lva) >= 0:
+            return
+        i = victim(S, lva)
+        evict(S, B, i)
+        install(S, B, i, lva, K.NO_PA, False)
+
+    @njit
+    def replay(S, B, kinds, addrs, sizes, scratch):
+        """Run a trace identity-mapped (pa = va), splitting accesses at line boundaries as
+        Dinero IV's ``d4_splitm`` does; returns the number of records replayed."""
+        line = S[K.H_C_LINE]
+        lmask = line - 1
+        for t in range(len(kinds)):
+            kind = kinds[t]
+            a = addrs[t]
+            if kind == K.ACC_IFETCH:
+                continue                            # goes to the I-cache
+            if kind == K.ACC_COPYBACK or kind == K.ACC_INVALIDATE:
+                line_op(S, B, K.OP_CLEAN if kind == K.ACC_COPYBACK else K.OP_INV, a)
+                continue
+            end = a + max(sizes[t], 1)
+            while True:
+                off = a & lmask
+                n = min(line - off, end - a)
+                if kind == K.ACC_STORE:
+                    store_core(S, B, a, a, n, scratch, 0, False)
+                else:
+                    load(S, B, a, a, 0, scratch, 0)
+                a += n
+                if a >= end:
+                    break
+        return len(kinds)
+
+    return find, load, store, line_op, line_alloc, replay
+
+
+(_find4, _load4, _store4, _line_op4, _line_alloc4, _replay4) = _make_kernels(4)
+(_find32, _load32, _store32, _line_op32, _line_alloc32, _replay32) = _make_kernels(32)
+(_findg, _loadg, _storeg, _line_opg, _line_allocg, _replayg) = _make_kernels(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points: one branch on the associativity, then the specialised kernel
+# ---------------------------------------------------------------------------------------------
+
+
+@njit
+def find(S, lva):
+    """Index of the valid line tagged ``lva`` (a line address), or -1."""
+    w = S[K.H_C_WAYS]
+    if w == 4:
+        return _find4(S, lva)
+    if w == 32:
+        return _find32(S, lva)
+    return _findg(S, lva)
+
+
+@njit
+def cache_load(S, B, va, pa, n, out, oo):
+    """Load ``n`` bytes (within one line); True on a hit."""
+    w = S[K.H_C_WAYS]
+    if w == 4:
+        return _load4(S, B, va, pa, n, out, oo)
+    if w == 32:
+        return _load32(S, B, va, pa, n, out, oo)
+    return _loadg(S, B, va, pa, n, out, oo)
+
+
+@njit
+def cache_store(S, B, va, pa, n, src, so):
+    """Store ``n`` bytes (within one line); True on a hit."""
+    w = S[K.H_C_WAYS]
+    if w == 4:
+        return _store4(S, B, va, pa, n, src, so)
+    if w == 32:
+        return _store32(S, B, va, pa, n, src, so)
+    return _storeg(S, B, va, pa, n, src, so)
+
+
+@njit
+def line_op(S, B, op, va):
+    """CP15 line operation by MVA (``OP_INV``/``OP_CLEAN``/``OP_FLUSH``); see ``_make_kernels``."""
+    w = S[K.H_C_WAYS]
+    if w == 4:
+        return _line_op4(S, B, op, va)
+    if w == 32:
+        return _line_op32(S, B, op, va)
+    return _line_opg(S, B, op, va)
+
+
+@njit
+def line_alloc(S, B, va):
+    w = S[K.H_C_WAYS]
+    if w == 4:
+        _line_alloc4(S, B, va)
+    elif w == 32:
+        _line_alloc32(S, B, va)
+    else:
+        _line_allocg(S, B, va)
+
+
+@njit
+def replay(S, B, kinds, addrs, sizes):
+    """Replay a load/store trace in one call (``kinds``: 0 load, 1 store)."""
+    scratch = np.empty(1, np.uint8)
+    w = S[K.H_C_WAYS]
+    if w == 4:
+        return _replay4(S, B, kinds, addrs, sizes, scratch)
+    if w == 32:
+        return _replay32(S, B, kinds, addrs, sizes, scratch)
+    return _replayg(S, B, kinds, addrs, sizes, scratch)

@@ -1,0 +1,242 @@
+"""The cores' cache maintenance routines: ``dma_*_range`` and ``flush_kern_cache_all``.
+
+Written from spec §4 (Linux 2.6.30.4 ``arch/arm/mm/{cache-v4wb,proc-arm926,proc-feroceon,
+proc-xscale}.S``). Each routine records the instructions it executes as micro-ops.
+
+Range operations are resumable between cache lines, because that is where the 2009 race
+preempts ``dma_map_page()``: :func:`dma_range_step` takes a cursor (``RANGE_START`` to begin)
+and returns the next cursor, or ``RANGE_DONE``. With ``S[H_YIELD] == 0`` it runs to the end in
+one call. Feroceon's range variant is a single hardware operation with IRQs masked (fer:
+``feroceon_range_dma_inv_range``), so it always completes in one step.
+"""
+
+from .. import consts as K
+from .._jit import inline, njit
+from ..cost.account import uop
+from .kernels import _stat, cache_load, flush_index, line_alloc, line_op
+
+RANGE_START = -1
+RANGE_DONE = -2
+
+
+@inline
+def _account_line(S, op, r):
+    """Micro-op for one CP15 line op ``op`` that found the line in state ``r`` (0/1/2)."""
+    if op == K.OP_INV:
+        uop(S, K.UOP_DLINE_INV, 1)
+    elif op == K.OP_CLEAN:
+        uop(S, K.UOP_DLINE_CLEAN_DIRTY if r == 2 else K.UOP_DLINE_CLEAN, 1)
+    else:
+        uop(S, K.UOP_DLINE_FLUSH_DIRTY if r == 2 else K.UOP_DLINE_FLUSH, 1)
+
+
+@inline
+def _mcr_line(S, B, op, va):
+    """Issue one line op by MVA and account for it."""
+    r = line_op(S, B, op, va)
+    _account_line(S, op, r)
+
+
+@inline
+def _loop_body(S, B, op, style, va):
+    """The per-line instruction(s) of the core's range loop for ``op``."""
+    if op == K.OP_FLUSH and (style == K.STYLE_XSCALE or style == K.STYLE_V4WB):
+        # xscale_dma_flush_range / v4wb_coherent_kern_range: clean (c7,c10,1) then inv (c7,c6,1)
+        _mcr_line(S, B, K.OP_CLEAN, va)
+        _mcr_line(S, B, K.OP_INV, va)
+    else:
+        _mcr_line(S, B, op, va)     # c7,c6,1 / c7,c10,1 / c7,c14,1
+    uop(S, K.UOP_ALU, 2)            # add r0, #32; cmp r0, r1
+    uop(S, K.UOP_BRANCH, 1)         # blo 1b
+
+
+@inline
+def _epilogue(S, op, style):
+    if op == K.OP_FLUSH and style == K.STYLE_V4WB:
+        uop(S, K.UOP_ICACHE_INV, 1)                 # mcr c7,c5,0
+    uop(S, K.UOP_DRAIN_WB, 1)                       # mcr c7,c10,4
+    _stat(S, K.CS_DRAINS, 1)
+    uop(S, K.UOP_BRANCH, 1)                         # mov pc, lr
+
+
+@njit
+def _feroceon_range(S, B, op, start, end):
+    """feroceon_range_dma_{inv,clean,flush}_range: one D-cache range op with IRQs masked."""
+    lmask = S[K.H_C_LINE] - 1
+    uop(S, K.UOP_MRS, 1)                            # mrs r2, cpsr
+    if op == K.OP_INV:
+        uop(S, K.UOP_ALU, 2)                        # tst r0 / tst r1
+        if start & lmask:
+            _mcr_line(S, B, K.OP_CLEAN, start)      # mcrne c7,c10,1 (partial first line)
+        if end & lmask:
+            _mcr_line(S, B, K.OP_CLEAN, end)        # mcrne c7,c10,1 (partial last line)
+    top = end - 1 if end != start else end          # "top address is inclusive"
+    uop(S, K.UOP_ALU, 3)                            # cmp; subne; orr #PSR_I_BIT
+    uop(S, K.UOP_MSR_C, 1)                          # disable interrupts
+    uop(S, K.UOP_DRANGE_START, 2)                   # mcr p15,5,r0,c15,c1x,0 / r1,c15,c1x,1
+    va = start & ~lmask
+    n = 0
+    while True:
+        r = line_op(S, B, op, va)
+        if r == 2 and op != K.OP_INV:
+            uop(S, K.UOP_WRITEBACK, 1)
+        n += 1
+        va += lmask + 1
+        if va > top:
+            break
+    uop(S, K.UOP_DRANGE_LINE, n)
+    uop(S, K.UOP_MSR_C, 1)                          # restore interrupts
+    if op != K.OP_INV:
+        uop(S, K.UOP_DRAIN_WB, 1)                   # clean/flush drain; inv does not
+        _stat(S, K.CS_DRAINS, 1)
+    uop(S, K.UOP_BRANCH, 1)
+
+
+@njit
+def dma_range_step(S, B, op, start, end, cursor):
+    """Run the core's ``dma_{inv,clean,flush}_range(start, end)`` from ``cursor``.
+
+    ``end`` is exclusive; the loop is bottom-tested (at least one line); for ``OP_INV`` the
+    partial first and last lines are cleaned before the invalidate loop (spec §4.1-4.5).
+    Returns the cursor of the next line, or ``RANGE_DONE``.
+    """
+    style = S[K.H_C_STYLE]
+    if cursor == RANGE_START:
+        _stat(S, K.CS_RANGE_OPS, 1)
+        if style == K.STYLE_FEROCEON:
+            _feroceon_range(S, B, op, start, end)
+            return RANGE_DONE
+    lmask = S[K.H_C_LINE] - 1
+    if cursor == RANGE_START:
+        if op == K.OP_INV:
+            uop(S, K.UOP_ALU, 3)                    # tst r0; tst r1; bic r0
+            if start & lmask:
+                _mcr_line(S, B, K.OP_CLEAN, start)  # mcrne c7,c10,1: partial first line
+            if end & lmask:
+                _mcr_line(S, B, K.OP_CLEAN, end)    # mcrne c7,c10,1: partial last line
+        else:
+            uop(S, K.UOP_ALU, 1)                    # bic r0, r0, #CACHE_DLINESIZE - 1
+        cursor = start & ~lmask
+    while True:
+        _loop_body(S, B, op, style, cursor)
+        cursor += lmask + 1
+        if cursor >= end:
+            break
+        if S[K.H_YIELD]:
+            return cursor
+    _epilogue(S, op, style)
+    return RANGE_DONE
+
+
+@njit
+def dma_range(S, B, op, start, end):
+    """Run ``dma_*_range(start, end)`` to completion (no scheduling points)."""
+    saved = S[K.H_YIELD]
+    S[K.H_YIELD] = 0
+    dma_range_step(S, B, op, start, end, RANGE_START)
+    S[K.H_YIELD] = saved
+
+
+@inline
+def _flush_all_arm926(S, B):
+    """arm926_flush_kern_cache_all: ``1: mrc p15,0,r15,c7,c14,3; bne 1b`` (test, clean and
+    invalidate: one dirty line per iteration, the whole D-cache invalidated once clean;
+    ARM926EJ-S TRM), then invalidate I-cache and drain. Dirty lines are found in index order [E].
+    """
+    tag = S[K.H_R_TAG]
+    dirty = S[K.H_R_DIRTY]
+    iters = 1
+    for i in range(S[K.H_C_NLINES]):
+        if S[tag + i] != K.TAG_INVALID and S[dirty + i] != 0:
+            flush_index(S, B, i)
+            _stat(S, K.CS_LINE_FLUSHES, 1)
+            uop(S, K.UOP_WRITEBACK, 1)
+            iters += 1
+    for i in range(S[K.H_C_NLINES]):
+        S[tag + i] = K.TAG_INVALID
+    uop(S, K.UOP_TCI_ITER, iters)
+    uop(S, K.UOP_BRANCH, iters)
+
+
+@inline
+def _flush_all_feroceon(S, B):
+    """feroceon_flush_kern_cache_all: clean+invalidate by set/way (``mcr c7,c14,2``), sets from
+    the last down to 0, ways from the last down to 0 (fer:146)."""
+    ways = S[K.H_C_WAYS]
+    tag = S[K.H_R_TAG]
+    for st in range(S[K.H_C_NSETS] - 1, -1, -1):
+        uop(S, K.UOP_ALU, 2)                        # orr ip, r1, r3 ... subs r1 (next set)
+        uop(S, K.UOP_BRANCH, 1)
+        for w in range(ways - 1, -1, -1):
+            i = st * ways + w
+            uop(S, K.UOP_SETWAY_OP, 1)
+            uop(S, K.UOP_ALU, 1)                    # subs ip, ip, #(1 << 30)
+            uop(S, K.UOP_BRANCH, 1)
+            _stat(S, K.CS_LINE_FLUSHES, 1)
+            if S[tag + i] != K.TAG_INVALID and flush_index(S, B, i):
+                uop(S, K.UOP_WRITEBACK, 1)
+
+
+@inline
+def _window(S):
+    """Toggle and return the displacement window (``eor rd, rd, #CACHESIZE``)."""
+    t = S[K.H_C_TOGGLE] ^ 1
+    S[K.H_C_TOGGLE] = t
+    uop(S, K.UOP_LOAD, 2)                           # ldr rs, =clean_addr; ldr rd, [rs]
+    uop(S, K.UOP_ALU, 2)                            # eor; add
+    uop(S, K.UOP_STORE, 1)                          # str rd, [rs]
+    return S[K.H_C_WIN_VA] + t * S[K.H_C_WIN_SIZE]
+
+
+@inline
+def _flush_all_xscale(S, B):
+    """xscale_flush_kern_cache_all: ``clean_d_cache`` allocates (``mcr c7,c2,5``) every line of
+    a 32 KiB window that alternates between 0xFFFE0000 and 0xFFFE8000, evicting and writing back
+    whatever was cached (xsc:88)."""
+    base = _window(S)
+    line = S[K.H_C_LINE]
+    n = S[K.H_C_WIN_SIZE] // line
+    for j in range(n):
+        line_alloc(S, B, base + j * line)
+    uop(S, K.UOP_LINE_ALLOC, n)
+    uop(S, K.UOP_ALU, n + n // 4)                   # add per line, teq per 4 (unrolled x4)
+    uop(S, K.UOP_BRANCH, n // 4)
+
+
+@inline
+def _flush_all_v4wb(S, B):
+    """v4wb_flush_kern_cache_all: invalidate I-cache, then read CACHE_DSIZE bytes in 32-byte
+    steps from a FLUSH_BASE window that toggles each time (v4wb:66); the loads displace and
+    write back every line. FLUSH_BASE_PHYS is not RAM, so the fills bring zeros."""
+    uop(S, K.UOP_ICACHE_INV, 1)
+    base = _window(S)
+    line = S[K.H_C_LINE]
+    n = S[K.H_C_WIN_SIZE] // line
+    for j in range(n):
+        cache_load(S, B, base + j * line, K.NO_PA, 0, B, 0)
+    uop(S, K.UOP_DISPLACE_LOAD, n)
+    uop(S, K.UOP_ALU, n)                            # cmp
+    uop(S, K.UOP_BRANCH, n)                         # blo
+
+
+@njit
+def flush_kern_cache_all(S, B):
+    """The core's ``flush_kern_cache_all`` (what ``flush_cache_all()`` runs on ARM 2.6.30)."""
+    style = S[K.H_C_STYLE]
+    _stat(S, K.CS_FLUSH_ALLS, 1)
+    if style == K.STYLE_ARM926:
+        _flush_all_arm926(S, B)
+    elif style == K.STYLE_FEROCEON:
+        _flush_all_feroceon(S, B)
+    elif style == K.STYLE_XSCALE:
+        _flush_all_xscale(S, B)
+    else:
+        _flush_all_v4wb(S, B)
+        uop(S, K.UOP_DRAIN_WB, 1)
+        _stat(S, K.CS_DRAINS, 1)
+        uop(S, K.UOP_BRANCH, 1)
+        return
+    uop(S, K.UOP_ICACHE_INV, 1)                     # tst r2, #VM_EXEC; mcrne c7,c5,0
+    uop(S, K.UOP_DRAIN_WB, 1)                       # mcrne c7,c10,4
+    _stat(S, K.CS_DRAINS, 1)
+    uop(S, K.UOP_BRANCH, 1)

@@ -1,0 +1,39 @@
+"""Reserving and initialising the cache's part of the machine arrays."""
+
+from .. import consts as K
+
+#: Discarded dirty lines kept for the oracle before the oldest are counted but not stored.
+DEFAULT_EVENT_CAPACITY = 4096
+
+
+def add_cache(layout, cfg, seed=0, event_capacity=DEFAULT_EVENT_CAPACITY):
+    """Reserve the regions of cache ``cfg`` in ``layout`` and set its header parameters."""
+    p = layout.param
+    p(K.H_C_NSETS, cfg.nsets)
+    p(K.H_C_WAYS, cfg.ways)
+    p(K.H_C_LSHIFT, cfg.line.bit_length() - 1)
+    p(K.H_C_LINE, cfg.line)
+    p(K.H_C_SETMASK, cfg.nsets - 1)
+    p(K.H_C_REPL, cfg.repl_id)
+    p(K.H_C_WB, int(cfg.write_back))
+    p(K.H_C_WA, int(cfg.write_allocate))
+    p(K.H_C_STYLE, cfg.style_id)
+    p(K.H_C_DGSHIFT, cfg.dirty_granule.bit_length() - 1)
+    p(K.H_C_NLINES, cfg.nlines)
+    p(K.H_C_WIN_VA, cfg.window)
+    p(K.H_C_WIN_SIZE, cfg.size)
+    # xorshift state must be non-zero; mix the seed so nearby seeds differ in every bit
+    p(K.H_C_RNG, ((int(seed) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) & 0x7FFFFFFFFFFFFFFF) or 1)
+    layout.s_region(K.H_R_TAG, cfg.nlines, fill=K.TAG_INVALID)
+    layout.s_region(K.H_R_LPA, cfg.nlines, fill=K.NO_PA)
+    layout.s_region(K.H_R_DIRTY, cfg.nlines)
+    layout.s_region(K.H_R_STAMP, cfg.nlines)
+    layout.s_region(K.H_R_RR, cfg.nsets)
+    layout.s_region(K.H_R_CSTAT, K.NCSTAT)
+    ev = layout.s_region(K.H_R_EV, K.EV_HDR + event_capacity * K.EV_W)
+    layout.s_fill.append((ev + K.EV_CAP, 1, event_capacity))
+    layout.b_region(K.H_B_CDATA, cfg.nlines * cfg.line)
+    layout.b_region(K.H_B_EVDATA, event_capacity * cfg.line)
+    layout.param(K.H_DMA_LO, -1)
+    layout.param(K.H_DMA_HI, -1)
+

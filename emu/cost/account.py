@@ -1,0 +1,62 @@
+"""Micro-op accounting: the only thing a kernel routine does about cost.
+
+A routine records what it executed (``uop(S, UOP_IRQ_DISABLE, 1)``); the core's cost table
+(header slots ``H_COST + u``) turns that into cycles on the running CPU's clock ``H_NOW``.
+Routines never contain cycle numbers. Counts go to the row of the running site (routine) and
+context kind, whose offset ``H_UOPCUR`` is kept current by :func:`set_site` / :func:`set_kind`,
+so recording one micro-op is two read-modify-writes.
+"""
+
+from .. import consts as K
+from .._jit import inline
+
+
+@inline
+def uop(S, u, n):
+    """Record ``n`` micro-ops of kind ``u`` for the running site and context kind."""
+    S[S[K.H_UOPCUR] + u] += n
+    S[K.H_NOW] += n * S[K.H_COST + u]
+
+
+@inline
+def _row(S):
+    S[K.H_UOPCUR] = S[K.H_R_UOPS] + (S[K.H_CUR_SITE] * K.NKINDS + S[K.H_CUR_KIND]) * K.NUOPS
+
+
+@inline
+def set_site(S, site):
+    """Charge what follows to ``site``."""
+    S[K.H_CUR_SITE] = site
+    _row(S)
+
+
+@inline
+def set_kind(S, kind):
+    """The running context is a task (``KIND_TASK``) or an IRQ handler (``KIND_IRQ``)."""
+    S[K.H_CUR_KIND] = kind
+    _row(S)
+
+
+@inline
+def enter_site(S, site):
+    """Charge what follows to ``site``; returns the previous site for :func:`leave_site`."""
+    prev = S[K.H_CUR_SITE]
+    set_site(S, site)
+    return prev
+
+
+@inline
+def leave_site(S, prev):
+    set_site(S, prev)
+
+
+def add_regions(layout):
+    """Reserve the accounting region every state array carries; counts start at site 0."""
+    off = layout.s_region(K.H_R_UOPS, K.NSITES * K.NUOPS * K.NKINDS)
+    layout.param(K.H_UOPCUR, off)
+
+
+def uop_counts(S):
+    """Counts as an array ``[site][kind][uop]`` (a view)."""
+    off = int(S[K.H_R_UOPS])
+    return S[off:off + K.NSITES * K.NKINDS * K.NUOPS].reshape(K.NSITES, K.NKINDS, K.NUOPS)

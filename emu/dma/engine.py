@@ -1,0 +1,27 @@
+"""The bus-master DMA engine: moves bytes between a device and RAM, never through the cache.
+
+Bus addresses are physical addresses. A device write also updates the oracle's shadow: after
+it, RAM *should* hold the device's bytes, so a later CPU read that returns older cached bytes
+is a stale read.
+"""
+
+from .. import consts as K
+from .._jit import inline
+from ..mm.ram import shadow_store
+
+
+@inline
+def device_write(S, B, addr, src, so, n):
+    """The device writes ``src[so:so+n]`` to RAM at bus address ``addr``."""
+    r = S[K.H_B_RAM] + addr
+    for k in range(n):
+        B[r + k] = src[so + k] ^ K.RAM_POISON
+    shadow_store(S, B, addr, src, so, n)
+
+
+@inline
+def device_read(S, B, addr, dst, do, n):
+    """The device reads ``n`` RAM bytes at bus address ``addr`` into ``dst[do:]``."""
+    r = S[K.H_B_RAM] + addr
+    for k in range(n):
+        dst[do + k] = B[r + k] ^ K.RAM_POISON

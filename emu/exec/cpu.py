@@ -1,0 +1,143 @@
+"""Per-CPU state: the IRQ mask, preempt_count and the cycle clock.
+
+The instruction sequences are ARMv5's (all presets are v4/v5 cores), from
+``arch/arm/include/asm/irqflags.h`` (spec arm-cycle-costs §1.1):
+``local_irq_disable`` = ``mrs; orr #PSR_I_BIT; msr cpsr_c``, ``local_irq_save`` the same keeping
+the old CPSR, ``local_irq_restore`` = ``msr cpsr_c``. Masking and unmasking also feed the
+irqsoff tracer's records (longest section with start and end sites, log2 histogram).
+"""
+
+from .. import consts as K
+from .._jit import inline
+from ..cost.account import uop
+
+
+@inline
+def cpu_rec(S, cpu):
+    """Offset of CPU ``cpu``'s record in ``S``."""
+    return S[K.H_R_CPU] + cpu * K.CPU_W
+
+
+@inline
+def cur_cpu(S):
+    return cpu_rec(S, S[K.H_CUR_CPU])
+
+
+@inline
+def log2_bucket(x):
+    """Histogram bucket of a duration: 0 for 0, else its bit length (capped at NHIST - 1)."""
+    if x <= 0:
+        return 0
+    b = 1
+    if x >= 1 << 32:
+        x >>= 32
+        b += 32
+    if x >= 1 << 16:
+        x >>= 16
+        b += 16
+    if x >= 1 << 8:
+        x >>= 8
+        b += 8
+    if x >= 1 << 4:
+        x >>= 4
+        b += 4
+    if x >= 1 << 2:
+        x >>= 2
+        b += 2
+    if x >= 1 << 1:
+        b += 1
+    return min(b, K.NHIST - 1)
+
+
+@inline
+def _irqs_masked(S, cr):
+    S[cr + K.CPU_IRQOFF] = 1
+    S[cr + K.CPU_IRQOFF_AT] = S[K.H_NOW]
+    S[cr + K.CPU_IRQOFF_SITE] = S[K.H_CUR_SITE]
+
+
+@inline
+def _irqs_unmasked(S, cr):
+    """Close an irqs-off section: update the irqsoff tracer's max and histogram."""
+    S[cr + K.CPU_IRQOFF] = 0
+    p = S[K.H_R_PROF]
+    d = S[K.H_NOW] - S[cr + K.CPU_IRQOFF_AT]
+    start = S[cr + K.CPU_IRQOFF_SITE]
+    S[p + K.PROF_IRQOFF_COUNT] += 1
+    S[p + K.PROF_IRQOFF_TOTAL] += d
+    S[p + K.PROF_H_IRQOFF + start * K.NHIST + log2_bucket(d)] += 1
+    if d > S[p + K.PROF_IRQOFF_MAX]:
+        S[p + K.PROF_IRQOFF_MAX] = d
+        S[p + K.PROF_IRQOFF_MAX_START] = start
+        S[p + K.PROF_IRQOFF_MAX_END] = S[K.H_CUR_SITE]
+        S[p + K.PROF_IRQOFF_MAX_CPU] = S[K.H_CUR_CPU]
+        S[p + K.PROF_IRQOFF_MAX_AT] = S[cr + K.CPU_IRQOFF_AT]
+
+
+@inline
+def local_irq_disable(S):
+    uop(S, K.UOP_IRQ_DISABLE, 1)                # mrs; orr #PSR_I_BIT; msr cpsr_c
+    cr = cur_cpu(S)
+    if S[cr + K.CPU_IRQOFF] == 0:
+        _irqs_masked(S, cr)
+
+
+@inline
+def local_irq_enable(S):
+    uop(S, K.UOP_IRQ_ENABLE, 1)                 # mrs; bic #PSR_I_BIT; msr cpsr_c
+    cr = cur_cpu(S)
+    if S[cr + K.CPU_IRQOFF] != 0:
+        _irqs_unmasked(S, cr)
+
+
+@inline
+def local_irq_save(S):
+    """Mask IRQs; returns the previous mask state (the ``flags``)."""
+    uop(S, K.UOP_IRQ_SAVE, 1)                   # mrs flags; orr; msr cpsr_c
+    cr = cur_cpu(S)
+    flags = S[cr + K.CPU_IRQOFF]
+    if flags == 0:
+        _irqs_masked(S, cr)
+    return flags
+
+
+@inline
+def local_irq_restore(S, flags):
+    uop(S, K.UOP_IRQ_RESTORE, 1)                # msr cpsr_c, flags
+    cr = cur_cpu(S)
+    if flags == 0 and S[cr + K.CPU_IRQOFF] != 0:
+        _irqs_unmasked(S, cr)
+    elif flags != 0 and S[cr + K.CPU_IRQOFF] == 0:
+        _irqs_masked(S, cr)
+
+
+@inline
+def preempt_disable(S):
+    """``preempt_count()++`` (costs instructions only with CONFIG_PREEMPT)."""
+    if S[K.H_PREEMPT]:
+        uop(S, K.UOP_PREEMPT_DISABLE, 1)
+    S[cur_cpu(S) + K.CPU_PREEMPT] += 1
+
+
+@inline
+def preempt_enable(S):
+    """``preempt_count()--``; the caller treats the return as a preemption point."""
+    if S[K.H_PREEMPT]:
+        uop(S, K.UOP_PREEMPT_ENABLE, 1)
+    S[cur_cpu(S) + K.CPU_PREEMPT] -= 1
+
+
+@inline
+def irqs_disabled(S):
+    return S[cur_cpu(S) + K.CPU_IRQOFF] != 0
+
+
+@inline
+def in_irq(S):
+    return S[cur_cpu(S) + K.CPU_HARDIRQ] != 0
+
+
+@inline
+def clock(S):
+    """Cycle clock of the running CPU."""
+    return S[K.H_NOW]

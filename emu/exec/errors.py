@@ -1,0 +1,130 @@
+"""Turning a kernel routine's error status into the Python exception a user sees."""
+
+from .. import consts as K
+from ..errors import Deadlock, DmaDebugError, EmuError, KernelBug, PageFault, WouldSleep
+
+
+def _ranges(nrs):
+    """Compact '1-7, 9' form of a sorted list of slot numbers."""
+    out, start, prev = [], None, None
+    for n in nrs:
+        if start is None:
+            start = prev = n
+        elif n == prev + 1:
+            prev = n
+        else:
+            out.append(f"{start}-{prev}" if prev > start else f"{start}")
+            start = prev = n
+    if start is not None:
+        out.append(f"{start}-{prev}" if prev > start else f"{start}")
+    return ", ".join(out)
+
+
+def bug_message(a, b, c, d):
+    """The message of kernel BUG ``a`` with details ``b, c, d`` (names the failed check)."""
+    msgs = {
+        K.BUG_KUNMAP_NO_VADDR: f"kunmap_high: page {b} has no virtual address (BUG_ON(!vaddr))",
+        K.BUG_KUNMAP_UNBALANCED: (f"kunmap_high: unbalanced kunmap of page {b}: "
+                                  f"pkmap_count[{c}] is {d} and would drop to {d - 1} "
+                                  f"(BUG() on a count of 0)"),
+        K.BUG_KMAP_COUNT: (f"kmap_high: page {b}: pkmap_count[{c}] would be {d + 1} "
+                           f"(BUG_ON(pkmap_count[PKMAP_NR(vaddr)] < 2))"),
+        K.BUG_KHG_COUNT: (f"kmap_high_get: page {b}: pkmap_count[{c}] is {d} "
+                          f"(BUG_ON(pkmap_count[PKMAP_NR(vaddr)] < 1))"),
+        K.BUG_PTE_NONE: (f"flush_all_zero_pkmaps: slot {b} has count 1 but no PTE "
+                         f"(BUG_ON(pte_none(pkmap_page_table[i])))"),
+        K.BUG_PAM_POOL_EMPTY: "set_page_address: BUG_ON(list_empty(&page_address_pool))",
+        K.BUG_NOT_HIGHMEM: f"set_page_address: page {b} (BUG_ON(!PageHighMem(page)))",
+        K.BUG_KUNMAP_IN_IRQ: (f"kunmap: page {b} unmapped from interrupt context "
+                              f"(BUG_ON(in_interrupt()))"),
+        K.BUG_DMA_DIRECTION: (f"dma: invalid direction {b} "
+                              f"(BUG_ON(!valid_dma_direction(dir)))"),
+        K.BUG_DMA_VIRT_INVALID: (f"dma_cache_maint: dma address {b:#x} (size {c}) is a highmem "
+                                 f"buffer with no linear-map address (BUG_ON(!virt_addr_valid"
+                                 f"(start) || !virt_addr_valid(start + size - 1)))"),
+        K.BUG_MIGHT_SLEEP: (f"kmap: page {b}: sleeping function called from invalid context "
+                            f"(might_sleep() in atomic or interrupt context)"),
+    }
+    return msgs.get(a, f"kernel BUG {a} ({b}, {c}, {d})")
+
+
+def dma_debug_message(kind, handle, a, b):
+    """dma-debug's wording (lib/dma-debug.c) for error ``kind``."""
+    dirs = K.DMA_DIR_NAMES
+    dn = (lambda d: dirs[d] if 0 <= d < len(dirs) else str(d))
+    base = "DMA-API: device driver"
+    if kind == K.DD_ERR_NOT_MAPPED:
+        return (f"{base} tries to free DMA memory it has not allocated "
+                f"[device address={handle:#018x}] [size={a} bytes]")
+    if kind == K.DD_ERR_SIZE:
+        return (f"{base} frees DMA memory with different size [device address={handle:#018x}] "
+                f"[map size={a} bytes] [unmap size={b} bytes]")
+    if kind == K.DD_ERR_DIR:
+        return (f"{base} frees DMA memory with different direction "
+                f"[device address={handle:#018x}] [mapped with {dn(a)}] [unmapped with {dn(b)}]")
+    if kind == K.DD_ERR_SYNC_NOT_MAPPED:
+        return (f"{base} tries to sync DMA memory it has not allocated "
+                f"[device address={handle:#018x}] [size={a} bytes]")
+    if kind == K.DD_ERR_SYNC_RANGE:
+        return (f"{base} syncs DMA memory outside allocated range "
+                f"[device address={handle:#018x}] [allocation size={a} bytes] "
+                f"[sync size={b} bytes]")
+    return (f"{base} syncs DMA memory with different direction [device address={handle:#018x}] "
+            f"[mapped with {dn(a)}] [synced with {dn(b)}]")
+
+
+def pinned_slots_message(m, pfn):
+    counts = m.pkmap_count
+    pinned = [i for i, v in enumerate(counts) if v >= 2]
+    return (f"kmap_high(page {pfn}) would sleep forever on pkmap_map_wait: every pkmap slot is "
+            f"pinned (pkmap_count >= 2) and nothing can kunmap one; pinned slots: "
+            f"{_ranges(pinned)}")
+
+
+def _reset_direct(m):
+    """After a failed direct call: the direct task holds no frames, no lock, no wait-queue
+    entry, and CPU 0 runs with IRQs on and preemption enabled again."""
+    S = m._S
+    c = int(S[K.H_DIRECT_CTX])
+    cr = int(S[K.H_R_CTX]) + c * K.CTX_W
+    S[cr + K.CTX_SP] = 0
+    S[cr + K.CTX_STATE] = K.CTX_RUNNABLE
+    q = int(S[K.H_R_WAITQ])
+    ids = [int(x) for x in S[q + 1:q + 1 + int(S[q])] if x != c]
+    S[q] = len(ids)
+    S[q + 1:q + 1 + len(ids)] = ids
+    lk = int(S[K.H_R_LOCK])
+    if S[lk + K.LK_OWNER] == c:
+        S[lk + K.LK_OWNER] = -1
+        S[lk + K.LK_OWNER_CPU] = -1
+    r = int(S[K.H_R_CPU])
+    S[r + K.CPU_IRQOFF] = 0
+    S[r + K.CPU_PREEMPT] = 0
+    S[r + K.CPU_HARDIRQ] = 0
+
+
+def raise_for(m, status, fault_va=None):
+    """Raise the exception for a direct call that ended with ``status``."""
+    S = m._S
+    if fault_va is not None:
+        raise PageFault(f"Unable to handle kernel paging request at virtual address "
+                        f"{fault_va:08x}")
+    err = int(S[K.H_ERR])
+    a, b, c, d = (int(S[K.H_ERR_A]), int(S[K.H_ERR_B]), int(S[K.H_ERR_C]), int(S[K.H_ERR_D]))
+    cr = int(S[K.H_R_CTX]) + int(S[K.H_DIRECT_CTX]) * K.CTX_W
+    bottom = cr + K.CTX_FRAMES
+    pfn = int(S[bottom + K.F_A0])
+    _reset_direct(m)
+    S[K.H_ERR] = K.ERR_NONE
+    if status == K.ST_SLEEP:
+        raise WouldSleep(pinned_slots_message(m, pfn))
+    if status == K.ST_SPIN:
+        raise Deadlock("direct call would spin forever on kmap_lock, held by context "
+                       f"{int(S[int(S[K.H_R_LOCK]) + K.LK_OWNER])}")
+    if err == K.ERR_PAGE_FAULT:
+        raise PageFault(f"Unable to handle kernel paging request at virtual address {a:08x}")
+    if err == K.ERR_BUG:
+        raise KernelBug(bug_message(a, b, c, d))
+    if err == K.ERR_DMA_DEBUG:
+        raise DmaDebugError(dma_debug_message(a, b, c, d))
+    raise EmuError(f"kernel routine failed (status {status}, error {err})")

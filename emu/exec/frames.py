@@ -1,0 +1,82 @@
+"""Contexts and their frame stacks: what makes kernel routines resumable.
+
+A context (a task, or an IRQ handler invocation) owns a stack of frames. A frame is one
+routine's activation: its routine id, the resume point ``F_PC``, lock-acquisition progress
+and a few argument/local slots. A routine's step function runs from ``F_PC`` to its next
+scheduling point and says what happened (``ST_*``); the context runner in
+:mod:`emu.exec.core` pops, pushes and dispatches.
+"""
+
+from .. import consts as K
+from .._jit import inline
+
+
+@inline
+def ctx_rec(S, c):
+    """Offset of context ``c``'s record in ``S``."""
+    return S[K.H_R_CTX] + c * K.CTX_W
+
+
+@inline
+def frame_at(S, c, depth):
+    return ctx_rec(S, c) + K.CTX_FRAMES + depth * K.FW
+
+
+@inline
+def top_frame(S, c):
+    """Offset of the innermost frame of ``c`` (caller must know the stack is not empty)."""
+    return frame_at(S, c, S[ctx_rec(S, c) + K.CTX_SP] - 1)
+
+
+@inline
+def push(S, c, routine, a0, a1, a2, a3):
+    """Call ``routine`` from context ``c`` (the runner starts it right away).
+
+    Returns the new frame's offset, or -1 if the stack is full (an emu limit, MAXDEPTH).
+    """
+    cr = ctx_rec(S, c)
+    sp = S[cr + K.CTX_SP]
+    if sp >= K.MAXDEPTH:
+        return -1
+    f = cr + K.CTX_FRAMES + sp * K.FW
+    S[f + K.F_ROUTINE] = routine
+    S[f + K.F_PC] = 0
+    S[f + K.F_LOCKST] = K.LOCKST_IDLE
+    S[f + K.F_FLAGS] = 0
+    S[f + K.F_SPIN_AT] = 0
+    S[f + K.F_A0] = a0
+    S[f + K.F_A1] = a1
+    S[f + K.F_A2] = a2
+    S[f + K.F_A3] = a3
+    S[f + K.F_A4] = 0
+    S[f + K.F_A5] = 0
+    S[f + K.F_A6] = 0
+    S[cr + K.CTX_SP] = sp + 1
+    return f
+
+
+@inline
+def set_ret(S, c, value):
+    S[ctx_rec(S, c) + K.CTX_RET] = value
+
+
+@inline
+def get_ret(S, c):
+    return S[ctx_rec(S, c) + K.CTX_RET]
+
+
+@inline
+def fail(S, code, a, b, c, d):
+    """Record an error for Python to raise; the routine then returns ``ST_ERROR``."""
+    S[K.H_ERR] = code
+    S[K.H_ERR_A] = a
+    S[K.H_ERR_B] = b
+    S[K.H_ERR_C] = c
+    S[K.H_ERR_D] = d
+    return K.ST_ERROR
+
+
+@inline
+def bug(S, which, a, b, c):
+    """A kernel ``BUG()``; the routine must already have undone its changes."""
+    return fail(S, K.ERR_BUG, which, a, b, c)

@@ -1,0 +1,67 @@
+"""Small jitted entry points the Python API calls (one numba call each)."""
+
+from .. import consts as K
+from .._jit import njit
+from ..dma.engine import device_write
+from ..dma.oracle import judge_discards
+from ..mm.page_address import peek_page_address
+from ..mm.pgtable import pte
+from ..mm.ram import shadow_store
+from . import core
+
+
+@njit
+def direct_call(S, B, routine, a0, a1, a2, a3):
+    """Run one kernel routine to completion on the direct-call task, then let the oracle
+    judge any dirty lines it dropped. Returns the routine's (non-negative) result, or
+    ``-1 - status`` if it did not complete."""
+    st = core.direct_call(S, B, routine, a0, a1, a2, a3)
+    if S[S[K.H_R_EV] + K.EV_COUNT] != S[K.H_EV_SEEN]:
+        judge_discards(S, B)
+    if st != K.ST_DONE:
+        return -1 - st
+    return S[S[K.H_R_CTX] + S[K.H_DIRECT_CTX] * K.CTX_W + K.CTX_RET]
+
+
+@njit
+def page_address_of(S, pfn):
+    """``page_address()`` as seen from Python: no instructions run, nothing is charged."""
+    return peek_page_address(S, pfn)
+
+
+@njit
+def first_unmapped(S, va, n):
+    """First address in ``[va, va+n)`` whose page has no translation, or -1. No side effects
+    (a TLB entry counts as a translation, as it would for the CPU)."""
+    po = S[K.H_PAGE_OFFSET]
+    base = S[K.H_PKMAP_BASE]
+    lowend = po + (S[K.H_LOWMEM_PAGES] << K.PAGE_SHIFT)
+    a = va
+    end = va + n
+    while a < end:
+        if po <= a < lowend:
+            a = lowend
+            continue
+        if base <= a < po:
+            nr = (a - base) >> K.PAGE_SHIFT
+            tlb = S[S[K.H_R_TLB] + S[K.H_CUR_CPU] * S[K.H_LAST_PKMAP] + nr]
+            if tlb == K.PTE_NONE and pte(S, nr) == K.PTE_NONE:
+                return a
+            a = ((a >> K.PAGE_SHIFT) + 1) << K.PAGE_SHIFT
+            continue
+        return a
+    return -1
+
+
+@njit
+def phys_write(S, B, pa, src):
+    """Write RAM directly (a loader or bus master): RAM and the oracle's shadow agree."""
+    r = S[K.H_B_RAM] + pa
+    for k in range(len(src)):
+        B[r + k] = src[k] ^ K.RAM_POISON
+    shadow_store(S, B, pa, src, 0, len(src))
+
+
+@njit
+def device_write_direct(S, B, addr, src):
+    device_write(S, B, addr, src, 0, len(src))

@@ -1,0 +1,549 @@
+"""``emu.Machine``: one emulated ARM system (CPUs sharing a VIVT D-cache, RAM, the pkmap
+window and the streaming-DMA API), driven directly from Python.
+
+Every direct call runs one kernel routine to completion as a task on CPU 0, through the same
+jitted code an interleaved scenario uses (:mod:`emu.exec`). Arguments are validated first, so
+a rejected call changes nothing; kernel BUGs are raised as :class:`emu.KernelBug` with the
+machine state as it was.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import consts as K
+from .cache.cache import Cache, _as_bytes
+from .cache.config import preset
+from .cache.state import add_cache
+from .cost.account import add_regions as add_accounting
+from .cost.account import uop_counts
+from .cost.tables import cost_vector
+from .dma.oracle import final_check, judge_discards
+from .errors import EmuError
+from .exec import kernel as _kernel
+from .exec.kernel import direct_call as _direct_call
+from .exec.errors import raise_for
+from .layout import Layout, b_view, s_view
+from .mm.memmap import MemoryMap
+from .mm.page_address import init_page_address
+
+IO_BYTES = 1 << 16          # bytes a direct read/write moves per kernel call
+FIND_CAPACITY = 1024
+DMADBG_CAPACITY = 4096
+
+
+class Finding(NamedTuple):
+    """One integrity finding of the oracle."""
+
+    kind: str               #: "lost-write", "stale-read" or "lost-at-end"
+    pa: int
+    va: int
+    pfn: int
+    expected: bytes
+    found: bytes
+    bad_bytes: int
+    ctx: int
+    site: str
+    step: int
+    dma_range: tuple        #: physical range the dropping maintenance was for, or None
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: accepted values are "
+                         + ", ".join(repr(c) for c in choices))
+
+
+def _check_int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}={value!r}: must be an int")
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name}={value!r}: must be {rng}")
+    return int(value)
+
+
+class Machine:
+    """An emulated ARM machine. See ``API.md`` for the contract.
+
+    Parameters
+    ----------
+    cpu : str
+        Core preset: ``"arm926"``, ``"feroceon"``, ``"xscale"`` or ``"sa110"``.
+    lowmem_mb, highmem_mb : float
+        RAM mapped linearly at PAGE_OFFSET, and RAM above it (multiples of 4 KiB).
+    last_pkmap : int
+        LAST_PKMAP, pkmap slots (a power of two, 2..512).
+    kmap_high_get : bool
+        ARCH_NEEDS_KMAP_HIGH_GET: irq-disabling ``kmap_lock`` and ``kmap_high_get()``.
+    dma_pinning : str
+        ``"kmap_high_get"`` (2.6.30) or ``"page_address"`` (the racy scheme); default follows
+        ``kmap_high_get``.
+    ncpus : int
+        CPUs sharing the one VIVT cache.
+    seed : int
+        Every random choice derives from it.
+    dma_api : str
+        ``"2.6.30"`` (map maintains; unmap and sync_for_cpu do nothing) or ``"v3"``.
+    page_offset : int
+        PAGE_OFFSET (0xC0000000, 0x80000000 or 0x40000000).
+    preempt : bool
+        CONFIG_PREEMPT: ``preempt_disable()``/``preempt_enable()`` cost instructions.
+    oracle : bool
+        Keep the shadow of RAM and report lost writes and stale reads.
+    dma_debug_strict : bool
+        A dma-debug error raises :class:`emu.DmaDebugError` (else it is only counted).
+    costs : dict, optional
+        Overrides of the core's cycle table, ``{"mrs": 2, ...}``.
+    """
+
+    PAGE_SIZE = K.PAGE_SIZE
+
+    def __init__(self, cpu="arm926", lowmem_mb=16, highmem_mb=16, last_pkmap=512,
+                 kmap_high_get=True, dma_pinning=None, ncpus=1, seed=0, dma_api="2.6.30",
+                 page_offset=0xC0000000, preempt=True, oracle=True, dma_debug_strict=True,
+                 costs=None, contexts=1, program_rows=0, _force_kmap_high_get=False):
+        cache_cfg = preset(cpu)
+        self.memmap = MemoryMap(lowmem_mb, highmem_mb, last_pkmap, page_offset)
+        self._npages = self.memmap.npages
+        self._lowmem = self.memmap.lowmem_pages
+        if not isinstance(kmap_high_get, bool):
+            raise ValueError(f"kmap_high_get={kmap_high_get!r}: must be True or False")
+        if dma_pinning is None:
+            dma_pinning = "kmap_high_get" if kmap_high_get else "page_address"
+        _check_choice("dma_pinning", dma_pinning, K.PIN_NAMES)
+        if dma_pinning == "kmap_high_get" and not (kmap_high_get or _force_kmap_high_get):
+            raise ValueError("dma_pinning='kmap_high_get': needs kmap_high_get=True "
+                             "(without ARCH_NEEDS_KMAP_HIGH_GET only 'page_address' exists)")
+        _check_choice("dma_api", dma_api, K.API_NAMES)
+        ncpus = _check_int("ncpus", ncpus, 1, 8)
+        seed = _check_int("seed", seed, 0)
+        contexts = _check_int("contexts", contexts, 1, 64)
+        program_rows = _check_int("program_rows", program_rows, 0)
+        for name, v in (("preempt", preempt), ("oracle", oracle),
+                        ("dma_debug_strict", dma_debug_strict)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{name}={v!r}: must be True or False")
+        self.cpu = cpu
+        self.ncpus = ncpus
+        self.seed = seed
+        self.kmap_high_get_enabled = kmap_high_get
+        self.dma_pinning = dma_pinning
+        self.dma_api = dma_api
+        self._costs = cost_vector(cpu, costs)
+        self._S, self._B = self._build(cache_cfg, kmap_high_get, dma_pinning, dma_api, preempt,
+                                       oracle, dma_debug_strict, contexts, program_rows,
+                                       _force_kmap_high_get)
+        self.cache = Cache._over(self._S, self._B, cache_cfg, after=self._after_cache_op)
+        self.device = Device(self)
+
+    # -- construction -------------------------------------------------------------------------
+    def _build(self, cache_cfg, khg, pinning, api, preempt, oracle, strict, nctx, rows, forced):
+        mm = self.memmap
+        npages = mm.npages
+        lay = Layout(K.HDR_SIZE)
+        add_cache(lay, cache_cfg, self.seed)
+        add_accounting(lay)
+        p = lay.param
+        p(K.H_PAGE_OFFSET, mm.page_offset)
+        p(K.H_PKMAP_BASE, mm.pkmap_base)
+        p(K.H_LAST_PKMAP, mm.last_pkmap)
+        p(K.H_LOWMEM_PAGES, mm.lowmem_pages)
+        p(K.H_NPAGES, npages)
+        p(K.H_KMAP_IRQ, int(khg))
+        p(K.H_KHG, int(khg or forced))
+        p(K.H_KHG_FORCED, int(forced))
+        p(K.H_NCPUS, self.ncpus)
+        p(K.H_NCTX, nctx)
+        p(K.H_SMP, int(self.ncpus > 1))
+        p(K.H_PREEMPT, int(preempt))
+        p(K.H_ORACLE, int(oracle))
+        p(K.H_DMA_PIN, K.PIN_NAMES.index(pinning))
+        p(K.H_DMA_API, K.API_NAMES.index(api))
+        p(K.H_DMA_STRICT, int(strict))
+        p(K.H_RAM_SIZE, npages * K.PAGE_SIZE)
+        p(K.H_IO_SIZE, IO_BYTES)
+        last = mm.last_pkmap
+        lay.s_region(K.H_R_PKMAP_COUNT, last)
+        lay.s_region(K.H_R_PKMAP_PTE, last, fill=K.PTE_NONE)
+        lay.s_region(K.H_R_TLB, self.ncpus * last, fill=K.PTE_NONE)
+        lay.s_region(K.H_R_PAM, (last + K.PA_HASH_SIZE + 1) * K.PAM_W)
+        lay.s_region(K.H_R_MMSTAT, K.NMMSTAT)
+        lay.s_region(K.H_R_CPU, self.ncpus * K.CPU_W)
+        lay.s_region(K.H_R_CTX, nctx * K.CTX_W)
+        lay.s_region(K.H_R_LOCK, K.LOCK_W)
+        lay.s_region(K.H_R_WAITQ, 1 + nctx)
+        lay.s_region(K.H_R_PROF, K.PROF_W)
+        fr = lay.s_region(K.H_R_FIND, K.FIND_HDR + FIND_CAPACITY * K.FIND_W)
+        lay.s_fill.append((fr + K.FIND_CAP, 1, FIND_CAPACITY))
+        dd = lay.s_region(K.H_R_DMADBG, K.DD_HDR + DMADBG_CAPACITY * K.DD_W)
+        lay.s_fill.append((dd + K.DD_CAP, 1, DMADBG_CAPACITY))
+        lay.s_region(K.H_R_OUTER, K.NOUTER)
+        lay.s_region(K.H_R_PROG, rows * K.PW)
+        lay.s_region(K.H_R_REGS, rows)
+        lay.b_region(K.H_B_RAM, npages * K.PAGE_SIZE, align=K.PAGE_SIZE)
+        lay.b_region(K.H_B_SHADOW, npages * K.PAGE_SIZE if oracle else 0, align=K.PAGE_SIZE)
+        lay.b_region(K.H_B_TOUCHED, npages if oracle else 0)
+        lay.b_region(K.H_B_IO, IO_BYTES)
+        lay.b_region(K.H_B_FINDDATA, FIND_CAPACITY * 2 * K.FIND_MAXB)
+        lay.b_region(K.H_B_SCRATCH, K.SCRATCH_BYTES)
+        S, B = lay.build()
+        S[K.H_COST:K.H_COST + K.NUOPS] = self._costs
+        init_page_address(S)
+        lk = int(S[K.H_R_LOCK])
+        S[lk + K.LK_OWNER] = -1
+        S[lk + K.LK_OWNER_CPU] = -1
+        for cpu in range(self.ncpus):
+            r = int(S[K.H_R_CPU]) + cpu * K.CPU_W
+            S[r + K.CPU_CUR] = 0 if cpu == 0 else -1
+            S[r + K.CPU_INTERRUPTED] = -1
+        for c in range(nctx):
+            r = int(S[K.H_R_CTX]) + c * K.CTX_W
+            S[r + K.CTX_STATE] = K.CTX_RUNNABLE if c == 0 else K.CTX_STATE_FREE
+            S[r + K.CTX_PROG] = -1
+            S[r + K.CTX_IRQ_LINE] = -1
+        S[K.H_DIRECT_CTX] = 0
+        return S, B
+
+    # -- memory map -----------------------------------------------------------------------------
+    @property
+    def PAGE_OFFSET(self):
+        return self.memmap.page_offset
+
+    @property
+    def PKMAP_BASE(self):
+        return self.memmap.pkmap_base
+
+    @property
+    def LAST_PKMAP(self):
+        return self.memmap.last_pkmap
+
+    @property
+    def lowmem_pfns(self):
+        return range(0, self.memmap.lowmem_pages)
+
+    @property
+    def highmem_pfns(self):
+        return range(self.memmap.lowmem_pages, self.memmap.npages)
+
+    def pfn_to_phys(self, pfn):
+        """Physical address of page ``pfn`` (PHYS_OFFSET is 0)."""
+        return self._pfn(pfn) << K.PAGE_SHIFT
+
+    def _pfn(self, pfn, name="pfn"):
+        if type(pfn) is int and 0 <= pfn < self._npages:      # the common case, fast
+            return pfn
+        if isinstance(pfn, bool) or not isinstance(pfn, (int, np.integer)) \
+                or not 0 <= pfn < self._npages:
+            raise ValueError(f"{name}={pfn!r}: must be a page frame number in "
+                             f"range(0, {self._npages})")
+        return int(pfn)
+
+    def _highmem_pfn(self, pfn, routine):
+        if type(pfn) is int and self._lowmem <= pfn < self._npages:
+            return pfn
+        pfn = self._pfn(pfn)
+        if pfn < self._lowmem:
+            raise ValueError(f"pfn={pfn}: {routine}() takes a highmem page; highmem pfns are "
+                             f"range({self._lowmem}, {self._npages})")
+        return pfn
+
+    # -- running kernel routines ---------------------------------------------------------------
+    def _call(self, routine, a0=0, a1=0, a2=0, a3=0):
+        r = _direct_call(self._S, self._B, routine, a0, a1, a2, a3)
+        if r < 0:
+            raise_for(self, -1 - r)
+        return r
+
+    def _after_cache_op(self):
+        judge_discards(self._S, self._B)
+
+    # -- pkmap (mm/highmem.c) -------------------------------------------------------------------
+    def kmap(self, pfn):
+        """ARM ``kmap()``: lowmem → its linear address; highmem → ``kmap_high``."""
+        return self._call(K.R_KMAP, self._pfn(pfn))
+
+    def kunmap(self, pfn):
+        """ARM ``kunmap()``: lowmem → nothing; highmem → ``kunmap_high``."""
+        self._call(K.R_KUNMAP, self._pfn(pfn))
+
+    def kmap_high(self, pfn):
+        """``kmap_high(page)``: map (or reuse the mapping of) a highmem page; may flush on a
+        wrap of the cursor; raises :class:`emu.WouldSleep` if every slot is pinned."""
+        return self._call(K.R_KMAP_HIGH, self._highmem_pfn(pfn, "kmap_high"))
+
+    def kunmap_high(self, pfn):
+        """``kunmap_high(page)``; :class:`emu.KernelBug` if the page is not mapped or the
+        unmap is unbalanced."""
+        self._call(K.R_KUNMAP_HIGH, self._highmem_pfn(pfn, "kunmap_high"))
+
+    def kmap_high_get(self, pfn):
+        """``kmap_high_get(page)``: pin an existing mapping; 0 if the page has none."""
+        if not self._S[K.H_KHG]:
+            raise EmuError("kmap_high_get() does not exist without ARCH_NEEDS_KMAP_HIGH_GET "
+                           "(this machine has kmap_high_get=False)")
+        return self._call(K.R_KMAP_HIGH_GET, self._highmem_pfn(pfn, "kmap_high_get"))
+
+    def kmap_flush_unused(self):
+        """``kmap_flush_unused()``: free every lazily-unmapped (count 1) slot."""
+        self._call(K.R_KMAP_FLUSH_UNUSED)
+
+    def page_address(self, pfn):
+        """Kernel virtual address of the page, or 0 for an unmapped highmem page."""
+        return int(_kernel.page_address_of(self._S, self._pfn(pfn)))
+
+    @property
+    def pkmap_count(self):
+        """``pkmap_count[]`` as a read-only numpy view."""
+        v = s_view(self._S, K.H_R_PKMAP_COUNT, self.LAST_PKMAP)
+        v = v.view()
+        v.flags.writeable = False
+        return v
+
+    @property
+    def last_pkmap_nr(self):
+        """The round-robin cursor ``last_pkmap_nr``."""
+        return int(self._S[K.H_PKMAP_NR])
+
+    def pkmap_page(self, nr):
+        """Page frame that pkmap slot ``nr``'s PTE maps, or -1."""
+        nr = _check_int("nr", nr, 0, self.LAST_PKMAP - 1)
+        return int(self._S[int(self._S[K.H_R_PKMAP_PTE]) + nr])
+
+    def tlb_page(self, nr, cpu=0):
+        """Page frame CPU ``cpu``'s TLB holds for pkmap slot ``nr``, or -1 (not cached)."""
+        nr = _check_int("nr", nr, 0, self.LAST_PKMAP - 1)
+        cpu = _check_int("cpu", cpu, 0, self.ncpus - 1)
+        return int(self._S[int(self._S[K.H_R_TLB]) + cpu * self.LAST_PKMAP + nr])
+
+    @property
+    def mm_stats(self):
+        """Counters of the pkmap machinery (flushes, TLB flushes, PTE writes, sleeps...)."""
+        v = s_view(self._S, K.H_R_MMSTAT, K.NMMSTAT)
+        return {n: int(v[i]) for i, n in enumerate(K.MMSTAT_NAMES)}
+
+    # -- CPU memory access -----------------------------------------------------------------------
+    def _check_span(self, vaddr, n):
+        vaddr = _check_int("vaddr", vaddr, 0, K.ADDR_SPACE - 1)
+        n = _check_int("n", n, 0)
+        if vaddr + n > K.ADDR_SPACE:
+            raise ValueError(f"n={n}: vaddr + n must stay within the 32-bit address space")
+        bad = _kernel.first_unmapped(self._S, vaddr, n)
+        if bad >= 0:
+            raise_for(self, K.ST_ERROR, fault_va=int(bad))
+        return vaddr, n
+
+    def write(self, vaddr, data):
+        """CPU store of ``data`` at kernel virtual ``vaddr`` (through TLB and D-cache)."""
+        src = _as_bytes(data)
+        vaddr, n = self._check_span(vaddr, len(src))
+        io = int(self._S[K.H_B_IO])
+        for o in range(0, n, IO_BYTES):
+            k = min(IO_BYTES, n - o)
+            self._B[io:io + k] = src[o:o + k]
+            self._call(K.R_CPU_WRITE, vaddr + o, k, io)
+
+    def read(self, vaddr, n):
+        """CPU load of ``n`` bytes at kernel virtual ``vaddr``."""
+        vaddr, n = self._check_span(vaddr, n)
+        io = int(self._S[K.H_B_IO])
+        out = bytearray()
+        for o in range(0, n, IO_BYTES):
+            k = min(IO_BYTES, n - o)
+            self._call(K.R_CPU_READ, vaddr + o, k, io)
+            out += self._B[io:io + k].tobytes()
+        return bytes(out)
+
+    def _check_phys(self, paddr, n):
+        paddr = _check_int("paddr", paddr, 0)
+        n = _check_int("n", n, 0)
+        size = self.memmap.npages * K.PAGE_SIZE
+        if paddr + n > size:
+            raise ValueError(f"paddr={paddr:#x}: paddr + n must lie within RAM "
+                             f"[0, {size:#x})")
+        return paddr, n
+
+    def phys_read(self, paddr, n):
+        """RAM as a bus master sees it (no cache)."""
+        paddr, n = self._check_phys(paddr, n)
+        r = int(self._S[K.H_B_RAM]) + paddr
+        return (self._B[r:r + n] ^ K.RAM_POISON).tobytes()
+
+    def phys_write(self, paddr, data):
+        """Write RAM directly (no cache): what a bus master or a loader would do."""
+        src = _as_bytes(data)
+        paddr, n = self._check_phys(paddr, len(src))
+        if n:
+            _kernel.phys_write(self._S, self._B, paddr, src)
+
+    # -- streaming DMA (arch/arm/mm/dma-mapping.c) --------------------------------------------------
+    def _dir(self, direction):
+        if isinstance(direction, bool) or direction not in (0, 1, 2):
+            raise ValueError(f"direction={direction!r}: not a valid DMA direction "
+                             f"(valid_dma_direction() accepts DMA_BIDIRECTIONAL=0, "
+                             f"DMA_TO_DEVICE=1, DMA_FROM_DEVICE=2)")
+        return int(direction)
+
+    def _dma_span(self, start_name, start, size):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+            raise ValueError(f"size={size!r}: must be a positive number of bytes")
+        end = self.memmap.npages * K.PAGE_SIZE
+        if start + size > end:
+            raise ValueError(f"size={size}: {start_name} + size passes the end of RAM "
+                             f"({start + size:#x} > {end:#x})")
+        return int(size)
+
+    def dma_map_page(self, pfn, offset, size, direction):
+        """``dma_map_page(dev, page, offset, size, dir)``: cache maintenance for handing
+        ``[offset, offset + size)`` of page ``pfn`` to the device; returns the DMA address."""
+        pfn = self._pfn(pfn)
+        offset = _check_int("offset", offset, 0)
+        d = self._dir(direction)
+        size = self._dma_span("page start + offset", (pfn << K.PAGE_SHIFT) + offset, size)
+        return self._call(K.R_DMA_MAP_PAGE, pfn, offset, size, d)
+
+    def _handle(self, dma_addr, size, direction):
+        dma_addr = _check_int("dma_addr", dma_addr, 0)
+        d = self._dir(direction)
+        return dma_addr, self._dma_span("dma_addr", dma_addr, size), d
+
+    def dma_unmap_page(self, dma_addr, size, direction):
+        """``dma_unmap_page``: no cache operation in 2.6.30; v3 invalidates FROM_DEVICE and
+        BIDIRECTIONAL buffers again. dma-debug checks the mapping."""
+        self._call(K.R_DMA_UNMAP_PAGE, *self._handle(dma_addr, size, direction))
+
+    def dma_sync_single_for_cpu(self, dma_addr, size, direction):
+        """``dma_sync_single_for_cpu``: no cache operation in 2.6.30; v3 as unmap."""
+        self._call(K.R_DMA_SYNC_SINGLE_FOR_CPU, *self._handle(dma_addr, size, direction))
+
+    def dma_sync_single_for_device(self, dma_addr, size, direction):
+        """``dma_sync_single_for_device``: 2.6.30 maintains through the linear map and BUGs
+        for a highmem buffer (spec §3.5); v3 maintains by page."""
+        self._call(K.R_DMA_SYNC_SINGLE_FOR_DEVICE, *self._handle(dma_addr, size, direction))
+
+    def _sg(self, sg):
+        try:
+            entries = [tuple(e) for e in sg]
+        except TypeError:
+            raise ValueError("sg: must be a list of (pfn, offset, length) tuples") from None
+        out = []
+        for i, e in enumerate(entries):
+            if len(e) != 3:
+                raise ValueError(f"sg[{i}]={e!r}: must be a (pfn, offset, length) tuple")
+            pfn = self._pfn(e[0], f"sg[{i}] pfn")
+            off = _check_int(f"sg[{i}] offset", e[1], 0)
+            n = self._dma_span(f"sg[{i}] page start + offset", (pfn << K.PAGE_SHIFT) + off, e[2])
+            out.append((pfn, off, n))
+        return out
+
+    def dma_map_sg(self, sg, direction):
+        """``dma_map_sg``: ``dma_map_page`` for each ``(pfn, offset, length)``; returns the DMA
+        addresses."""
+        d = self._dir(direction)
+        return [self._call(K.R_DMA_MAP_PAGE, p, o, n, d) for p, o, n in self._sg(sg)]
+
+    def dma_unmap_sg(self, sg, direction):
+        """``dma_unmap_sg``: ``dma_unmap_page`` per entry."""
+        d = self._dir(direction)
+        for p, o, n in self._sg(sg):
+            self._call(K.R_DMA_UNMAP_PAGE, (p << K.PAGE_SHIFT) + o, n, d)
+
+    def dma_sync_sg_for_cpu(self, sg, direction):
+        """``dma_sync_sg_for_cpu``: per entry as ``dma_sync_single_for_cpu``."""
+        d = self._dir(direction)
+        for p, o, n in self._sg(sg):
+            self._call(K.R_DMA_SYNC_SINGLE_FOR_CPU, (p << K.PAGE_SHIFT) + o, n, d)
+
+    def dma_sync_sg_for_device(self, sg, direction):
+        """``dma_sync_sg_for_device``: 2.6.30 maintains each entry by page
+        (``dma_cache_maint_page``), so highmem entries work here (spec §3.5)."""
+        d = self._dir(direction)
+        for p, o, n in self._sg(sg):
+            self._call(K.R_DMA_SYNC_SINGLE_FOR_DEVICE, (p << K.PAGE_SHIFT) + o, n, d, 1)
+
+    @property
+    def outer_calls(self):
+        """Calls of the outer-cache hook: counts per op and the last physical range."""
+        v = s_view(self._S, K.H_R_OUTER, K.NOUTER)
+        return {"inv": int(v[K.OUTER_INV]), "clean": int(v[K.OUTER_CLEAN]),
+                "flush": int(v[K.OUTER_FLUSH]),
+                "last_range": (int(v[K.OUTER_LAST_LO]), int(v[K.OUTER_LAST_HI]))}
+
+    @property
+    def dma_debug_errors(self):
+        """dma-debug errors reported so far (also counted when not strict)."""
+        return int(self._S[int(self._S[K.H_R_DMADBG]) + K.DD_ERRORS])
+
+    # -- oracle ------------------------------------------------------------------------------------
+    def findings(self):
+        """Every integrity finding so far (lost writes, stale reads), oldest first."""
+        S, B = self._S, self._B
+        fr = int(S[K.H_R_FIND])
+        n = min(int(S[fr + K.FIND_COUNT]), int(S[fr + K.FIND_CAP]))
+        out = []
+        for i in range(n):
+            r = fr + K.FIND_HDR + i * K.FIND_W
+            m = int(S[r + K.FD_N])
+            d = int(S[K.H_B_FINDDATA]) + i * 2 * K.FIND_MAXB
+            lo, hi = int(S[r + K.FD_DMA_LO]), int(S[r + K.FD_DMA_HI])
+            pa = int(S[r + K.FD_PA])
+            out.append(Finding(K.FIND_KIND_NAMES[int(S[r + K.FD_KIND])], pa,
+                               int(S[r + K.FD_VA]), pa >> K.PAGE_SHIFT,
+                               B[d:d + m].tobytes(),
+                               B[d + K.FIND_MAXB:d + K.FIND_MAXB + m].tobytes(),
+                               int(S[r + K.FD_BAD]), int(S[r + K.FD_CTX]),
+                               K.SITE_NAMES[int(S[r + K.FD_SITE])], int(S[r + K.FD_STEP]),
+                               None if lo < 0 else (lo, hi)))
+        return out
+
+    def lost_writes(self):
+        return [f for f in self.findings() if f.kind in ("lost-write", "lost-at-end")]
+
+    def stale_reads(self):
+        return [f for f in self.findings() if f.kind == "stale-read"]
+
+    def check_integrity(self):
+        """Final check: every CPU store must be in the cache or in RAM. Logs findings and
+        returns the number of bytes that differ (0 when all is well); changes nothing else."""
+        return int(final_check(self._S, self._B))
+
+    # -- accounting ----------------------------------------------------------------------------------
+    @property
+    def cycles(self):
+        """Cycle clock of each CPU (a list, CPU 0 first)."""
+        S = self._S
+        cur = int(S[K.H_CUR_CPU])
+        return [int(S[K.H_NOW]) if c == cur
+                else int(S[int(S[K.H_R_CPU]) + c * K.CPU_W + K.CPU_CLOCK])
+                for c in range(self.ncpus)]
+
+    def uop_counts(self):
+        """Micro-op counts as an array ``[site][kind][uop]`` (kind 0 task, 1 IRQ)."""
+        return uop_counts(self._S).copy()
+
+    def __repr__(self):
+        mm = self.memmap
+        return (f"Machine(cpu={self.cpu!r}, lowmem_mb={mm.lowmem_mb}, "
+                f"highmem_mb={mm.highmem_mb}, last_pkmap={mm.last_pkmap}, "
+                f"kmap_high_get={self.kmap_high_get_enabled}, dma_pinning={self.dma_pinning!r}, "
+                f"ncpus={self.ncpus}, seed={self.seed})")
+
+
+class Device:
+    """The bus-master DMA engine of a machine: moves bytes to and from RAM by DMA address,
+    never through the CPU cache."""
+
+    def __init__(self, machine):
+        self._m = machine
+
+    def write(self, dma_addr, data):
+        """The device writes ``data`` to RAM at ``dma_addr``."""
+        src = _as_bytes(data)
+        m = self._m
+        addr, n = m._check_phys(dma_addr, len(src))
+        if n:
+            _kernel.device_write_direct(m._S, m._B, addr, src)
+
+    def read(self, dma_addr, n):
+        """The device reads ``n`` bytes of RAM at ``dma_addr``."""
+        return self._m.phys_read(dma_addr, n)

@@ -1,0 +1,67 @@
+"""The machine's memory map: ARM 2.6.30 defaults (spec §2), validated.
+
+Physical RAM starts at 0 (PHYS_OFFSET); the first ``lowmem`` bytes are mapped linearly at
+PAGE_OFFSET, the rest is highmem with no permanent mapping. The pkmap window sits right below
+PAGE_OFFSET: ``PKMAP_BASE = PAGE_OFFSET - PMD_SIZE`` with LAST_PKMAP pages.
+"""
+
+from dataclasses import dataclass
+
+from .. import consts as K
+
+#: The linear map may not run into the vmalloc/IO area (ARM: VMALLOC_END 0xF0000000).
+LINEAR_MAP_END = 0xF0000000
+#: One PMD of PTEs (PTRS_PER_PTE): the window cannot hold more slots.
+MAX_LAST_PKMAP = 512
+
+
+def _mb_to_pages(name, mb):
+    if isinstance(mb, bool) or not isinstance(mb, (int, float)):
+        raise ValueError(f"{name}={mb!r}: must be a number of MiB")
+    pages = mb * 256
+    if pages < 0 or pages != int(pages):
+        raise ValueError(f"{name}={mb!r}: must be a non-negative multiple of 4 KiB "
+                         f"(1/256 MiB)")
+    return int(pages)
+
+
+@dataclass(frozen=True)
+class MemoryMap:
+    """Sizes and addresses of one machine (validated on construction)."""
+
+    lowmem_mb: float = 16
+    highmem_mb: float = 16
+    last_pkmap: int = 512
+    page_offset: int = 0xC0000000
+
+    def __post_init__(self):
+        lp = self.last_pkmap
+        if isinstance(lp, bool) or not isinstance(lp, int) or lp < 2 or lp & (lp - 1) \
+                or lp > MAX_LAST_PKMAP:
+            raise ValueError(f"last_pkmap={lp!r}: must be a power of two from 2 to "
+                             f"{MAX_LAST_PKMAP} (LAST_PKMAP, one PMD of PTEs)")
+        po = self.page_offset
+        if po not in (0xC0000000, 0x80000000, 0x40000000):
+            raise ValueError(f"page_offset={po!r}: accepted values are 0xC0000000, "
+                             f"0x80000000 and 0x40000000 (CONFIG_VMSPLIT_3G/2G/1G)")
+        low = _mb_to_pages("lowmem_mb", self.lowmem_mb)
+        if low < 1:
+            raise ValueError(f"lowmem_mb={self.lowmem_mb!r}: must be at least one page")
+        if po + low * K.PAGE_SIZE > LINEAR_MAP_END:
+            raise ValueError(f"lowmem_mb={self.lowmem_mb!r}: the linear map would pass "
+                             f"{LINEAR_MAP_END:#x}; at most {(LINEAR_MAP_END - po) >> 20} MiB")
+        high = _mb_to_pages("highmem_mb", self.highmem_mb)
+        if (low + high) * K.PAGE_SIZE > K.ADDR_SPACE:
+            raise ValueError(f"highmem_mb={self.highmem_mb!r}: RAM must fit in 32 bits")
+
+    @property
+    def lowmem_pages(self):
+        return _mb_to_pages("lowmem_mb", self.lowmem_mb)
+
+    @property
+    def npages(self):
+        return self.lowmem_pages + _mb_to_pages("highmem_mb", self.highmem_mb)
+
+    @property
+    def pkmap_base(self):
+        return self.page_offset - K.PMD_SIZE

@@ -1,0 +1,76 @@
+"""RAM, the integrity oracle's shadow of it, and the findings log.
+
+RAM bytes are stored XOR ``RAM_POISON`` so a never-written (OS-zeroed, lazily allocated) page
+reads as the poison pattern. The shadow holds what each byte *should* hold after every CPU
+store and device write, in order (same encoding); a page is marked touched when either writes
+it, which bounds the final check.
+"""
+
+from .. import consts as K
+from .._jit import inline
+
+
+@inline
+def shadow_store(S, B, pa, src, so, n):
+    """A CPU store or device write of ``src[so:so+n]`` at ``pa``: what memory should now hold."""
+    if S[K.H_ORACLE] == 0:
+        return
+    sh = S[K.H_B_SHADOW] + pa
+    for k in range(n):
+        B[sh + k] = src[so + k] ^ K.RAM_POISON
+    t = S[K.H_B_TOUCHED]
+    B[t + (pa >> K.PAGE_SHIFT)] = 1
+    B[t + ((pa + n - 1) >> K.PAGE_SHIFT)] = 1
+
+
+@inline
+def shadow_accept(S, B, pa, n):
+    """Declare RAM's current bytes at ``pa`` correct (a buffer handed to the device)."""
+    r = S[K.H_B_RAM] + pa
+    sh = S[K.H_B_SHADOW] + pa
+    for k in range(n):
+        B[sh + k] = B[r + k]
+
+
+@inline
+def record_finding(S, B, kind, pa, va, expect, eo, found, fo, n, bad, dma_lo, dma_hi):
+    """Log a finding: ``n`` bytes at ``pa`` should hold ``expect[eo:]`` but hold ``found[fo:]``
+    (plain bytes); ``bad`` of them are the ones that count (lost or stale)."""
+    fr = S[K.H_R_FIND]
+    i = S[fr + K.FIND_COUNT]
+    S[fr + K.FIND_COUNT] = i + 1
+    if i >= S[fr + K.FIND_CAP]:
+        return
+    r = fr + K.FIND_HDR + i * K.FIND_W
+    m = min(n, K.FIND_MAXB)
+    d = S[K.H_B_FINDDATA] + i * 2 * K.FIND_MAXB
+    for k in range(m):
+        B[d + k] = expect[eo + k]
+        B[d + K.FIND_MAXB + k] = found[fo + k]
+    S[r + K.FD_KIND] = kind
+    S[r + K.FD_PA] = pa
+    S[r + K.FD_VA] = va
+    S[r + K.FD_N] = m
+    S[r + K.FD_BAD] = bad
+    S[r + K.FD_CTX] = S[K.H_CUR_CTX]
+    S[r + K.FD_SITE] = S[K.H_CUR_SITE]
+    S[r + K.FD_STEP] = S[K.H_STEP]
+    S[r + K.FD_DMA_LO] = dma_lo
+    S[r + K.FD_DMA_HI] = dma_hi
+
+
+@inline
+def check_load(S, B, va, pa, dst, n):
+    """Stale-read check: the ``n`` bytes a CPU load just put at ``B[dst:]`` against the shadow."""
+    if S[K.H_ORACLE] == 0:
+        return
+    sh = S[K.H_B_SHADOW] + pa
+    bad = 0
+    for k in range(n):
+        if B[dst + k] != B[sh + k] ^ K.RAM_POISON:
+            bad += 1
+    if bad:
+        scratch = S[K.H_B_SCRATCH]
+        for k in range(n):
+            B[scratch + k] = B[sh + k] ^ K.RAM_POISON
+        record_finding(S, B, K.FIND_STALE, pa, va, B, scratch, B, dst, n, bad, -1, -1)
