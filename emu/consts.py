@@ -31,6 +31,7 @@ H_S_SIZE = _h()           # len(S)
 H_B_SIZE = _h()           # len(B)
 H_YIELD = _h()            # 1: return to the executor at every scheduling point; 0: run through
 H_STEP = _h()             # global step counter (ordering of events)
+H_S_TAIL = _h()           # S[H_S_TAIL:] holds only logs (events, findings, dma-debug, trace)
 # -- cache geometry and policy (emu.cache) --
 H_C_NSETS = _h()
 H_C_WAYS = _h()
@@ -262,6 +263,16 @@ H_R_DMADBG = _h()         # dma-debug: [DD_HDR] then [cap][DD_W] live mappings
 H_R_OUTER = _h()          # [NOUTER] outer-cache hook calls and last range
 H_R_PROG = _h()           # scenario programs: rows of PW words
 H_R_REGS = _h()           # one result register per program row
+H_R_IRQ = _h()            # [MAXIRQ][IRQ_W] interrupt lines
+H_R_TRACE = _h()          # trace event buffer
+H_LAST_CTX = _h()         # context that ran the last step (-1 none)
+H_TIMESLICE = _h()        # timed mode: cycles a task runs before a preemptible point switches
+H_SCHED_RNG = _h()        # xorshift state of random schedules
+H_NTASKS = _h()           # contexts 1..H_NTASKS are tasks (0 is the direct-call task)
+H_FAIL_CTX = _h()         # context whose step ended a run with an error or deadlock
+H_B_RAMDIRTY = _h()       # [npages] 1 if RAM or shadow bytes of the page changed since a snapshot
+H_B_DATA = _h()           # scenario data pool (bytes programs write and read)
+H_DATA_SIZE = _h()
 HDR_SIZE = _h()
 del _h
 
@@ -357,7 +368,8 @@ CTX_IRQ_LINE = _c()       # IRQ handler: its line; task: -1
 CTX_WAIT_LINE = _c()      # CTX_WAIT_IRQ: line waited for
 CTX_WAIT_COUNT = _c()     # ... and the handler completions needed
 CTX_REGS = _c()           # offset of the register file (one per program op)
-CTX_DMA_MAPS = _c()       # live streaming mappings made by this context (dma-debug)
+CTX_SPIN = _c()           # 1: the last step ended spinning on a lock
+CTX_SLICE_AT = _c()       # clock when the task last got its CPU (time slices)
 CTX_FRAMES = _c.n
 CTX_W = CTX_FRAMES + MAXDEPTH * FW
 del _c
@@ -409,6 +421,8 @@ LK_IN_IRQ_SITE = _c()     # first site that took it in hardirq context
 LK_IN_IRQ_CTX = _c()
 LK_IRQ_ON_SITE = _c()     # first site that took it with IRQs enabled
 LK_IRQ_ON_CTX = _c()
+LK_IN_IRQ_STEP = _c()     # step of those first uses (which came first decides the splat)
+LK_IRQ_ON_STEP = _c()
 LOCK_W = _c.n
 del _c
 USAGE_IN_HARDIRQ = 1      # {IN-HARDIRQ-W}
@@ -530,7 +544,7 @@ del _c
 PROG_NAMES = (
     "kmap", "kunmap", "kmap_high", "kunmap_high", "kmap_high_get", "kmap_flush_unused",
     "read", "write", "dma_map_page", "dma_unmap_page", "dma_sync_single_for_cpu",
-    "dma_sync_single_for_device", "device_write", "device_read",
+    "dma_sync_single_for_device", "device_write", "device_read", "device_start", "wait_irq",
 )
 for _i, _n in enumerate(PROG_NAMES):
     globals()["P_" + _n.upper()] = _i
@@ -539,5 +553,61 @@ del _i, _n
 PROG2ROUTINE = (
     R_KMAP, R_KUNMAP, R_KMAP_HIGH, R_KUNMAP_HIGH, R_KMAP_HIGH_GET, R_KMAP_FLUSH_UNUSED,
     R_CPU_READ, R_CPU_WRITE, R_DMA_MAP_PAGE, R_DMA_UNMAP_PAGE, R_DMA_SYNC_SINGLE_FOR_CPU,
-    R_DMA_SYNC_SINGLE_FOR_DEVICE, -1, -1,
+    R_DMA_SYNC_SINGLE_FOR_DEVICE, -1, -1, -1, -1,
 )
+
+# ---------------------------------------------------------------------------------------------
+# Interleaving executor (emu.exec.sched)
+# ---------------------------------------------------------------------------------------------
+MAXIRQ = 8
+_c = _Counter()
+IRQ_CPU = _c()            # CPU the line is routed to
+IRQ_CTX = _c()            # handler context, or -1 (line not wired)
+IRQ_BUDGET = _c()         # raises a schedule may still choose (exploration)
+IRQ_DUE = _c()            # timed raise: target CPU clock at which it fires, -1 none
+IRQ_PERIOD = _c()         # re-arm after firing (0: one-shot)
+IRQ_RAISED_AT = _c()      # clock of the last raise (for the IRQ latency)
+IRQ_PENDING = _c()        # raised, not yet delivered
+IRQ_DONE = _c()           # handler completions
+IRQ_XFER_LEN = _c()       # device transfer done when the line is raised: bytes (0 none)
+IRQ_XFER_ADDR = _c()      # bus address
+IRQ_XFER_SRC = _c()       # B offset of the bytes the device writes
+IRQ_W = _c.n
+del _c
+
+SCHED_DFS = 0             # choices from a prefix, then the non-preemptive default
+SCHED_RANDOM = 1          # seeded random choices
+SCHED_TIMED = 2           # the CPU with the lowest clock runs; timed IRQs; time slices
+
+# action encoding: a context id, or ACT_IRQ + line
+ACT_IRQ = 1 << 20
+MAXALT = 24               # alternatives kept per decision point
+
+# run outcome (what the engine returns)
+RUN_DONE = 0              # every task finished
+RUN_DEADLOCK = 1          # nothing can run, a task is unfinished
+RUN_IRQ_DEADLOCK = 2      # a handler spins on a lock its interrupted context holds
+RUN_ERROR = 3             # a kernel BUG / page fault / dma-debug error in some context
+RUN_LIMIT = 4             # step limit reached (livelock or too long)
+RUN_LOG_FULL = 5          # decision log full
+
+# trace events, S[H_R_TRACE + TR_HDR + i*TR_W + TE_*]
+TR_COUNT = 0
+TR_CAP = 1
+TR_ON = 2
+TR_HDR = 3
+TE_KIND = 0
+TE_CLOCK = 1
+TE_CPU = 2
+TE_CTX = 3
+TE_A = 4
+TE_B = 5
+TR_W = 6
+TRACE_NAMES = (
+    "step", "step_end", "lock", "unlock", "irqs_off", "irqs_on", "irq_raise", "irq_enter",
+    "irq_exit", "set_pte", "pte_clear", "flush_cache", "tlb_flush", "discard", "sleep",
+    "wake", "switch", "spin", "load", "store", "dma_start", "maint",
+)
+for _i, _n in enumerate(TRACE_NAMES):
+    globals()["T_" + _n.upper()] = _i
+del _i, _n

@@ -14,7 +14,7 @@ import numpy as np
 from . import consts as K
 from .cache.cache import Cache, _as_bytes
 from .cache.config import preset
-from .cache.state import add_cache
+from .cache.state import add_cache, add_events
 from .cost.account import add_regions as add_accounting
 from .cost.account import uop_counts
 from .cost.tables import cost_vector
@@ -102,7 +102,8 @@ class Machine:
     def __init__(self, cpu="arm926", lowmem_mb=16, highmem_mb=16, last_pkmap=512,
                  kmap_high_get=True, dma_pinning=None, ncpus=1, seed=0, dma_api="2.6.30",
                  page_offset=0xC0000000, preempt=True, oracle=True, dma_debug_strict=True,
-                 costs=None, contexts=1, program_rows=0, _force_kmap_high_get=False):
+                 costs=None, contexts=1, program_rows=0, data_bytes=0, trace_events=0,
+                 timeslice=0, _force_kmap_high_get=False):
         cache_cfg = preset(cpu)
         self.memmap = MemoryMap(lowmem_mb, highmem_mb, last_pkmap, page_offset)
         self._npages = self.memmap.npages
@@ -120,6 +121,9 @@ class Machine:
         seed = _check_int("seed", seed, 0)
         contexts = _check_int("contexts", contexts, 1, 64)
         program_rows = _check_int("program_rows", program_rows, 0)
+        data_bytes = _check_int("data_bytes", data_bytes, 0)
+        trace_events = _check_int("trace_events", trace_events, 0)
+        timeslice = _check_int("timeslice", timeslice, 0)
         for name, v in (("preempt", preempt), ("oracle", oracle),
                         ("dma_debug_strict", dma_debug_strict)):
             if not isinstance(v, bool):
@@ -133,12 +137,16 @@ class Machine:
         self._costs = cost_vector(cpu, costs)
         self._S, self._B = self._build(cache_cfg, kmap_high_get, dma_pinning, dma_api, preempt,
                                        oracle, dma_debug_strict, contexts, program_rows,
-                                       _force_kmap_high_get)
+                                       data_bytes, trace_events, _force_kmap_high_get)
+        self._S[K.H_TIMESLICE] = timeslice
+        self._S[K.H_SCHED_RNG] = ((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019)
+                                  & 0x7FFFFFFFFFFFFFFF) or 1
         self.cache = Cache._over(self._S, self._B, cache_cfg, after=self._after_cache_op)
         self.device = Device(self)
 
     # -- construction -------------------------------------------------------------------------
-    def _build(self, cache_cfg, khg, pinning, api, preempt, oracle, strict, nctx, rows, forced):
+    def _build(self, cache_cfg, khg, pinning, api, preempt, oracle, strict, nctx, rows, data,
+               trace_cap, forced):
         mm = self.memmap
         npages = mm.npages
         lay = Layout(K.HDR_SIZE)
@@ -174,19 +182,32 @@ class Machine:
         lay.s_region(K.H_R_LOCK, K.LOCK_W)
         lay.s_region(K.H_R_WAITQ, 1 + nctx)
         lay.s_region(K.H_R_PROF, K.PROF_W)
+        lay.s_region(K.H_R_OUTER, K.NOUTER)
+        lay.s_region(K.H_R_PROG, rows * K.PW)
+        lay.s_region(K.H_R_REGS, rows)
+        irq = lay.s_region(K.H_R_IRQ, K.MAXIRQ * K.IRQ_W)
+        for line in range(K.MAXIRQ):
+            lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_CTX, 1, -1))
+            lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_DUE, 1, -1))
+        # logs last: a snapshot restore copies S up to here, then only their headers
+        p(K.H_S_TAIL, lay.s_size)
+        add_events(lay, cache_cfg)
         fr = lay.s_region(K.H_R_FIND, K.FIND_HDR + FIND_CAPACITY * K.FIND_W)
         lay.s_fill.append((fr + K.FIND_CAP, 1, FIND_CAPACITY))
         dd = lay.s_region(K.H_R_DMADBG, K.DD_HDR + DMADBG_CAPACITY * K.DD_W)
         lay.s_fill.append((dd + K.DD_CAP, 1, DMADBG_CAPACITY))
-        lay.s_region(K.H_R_OUTER, K.NOUTER)
-        lay.s_region(K.H_R_PROG, rows * K.PW)
-        lay.s_region(K.H_R_REGS, rows)
-        lay.b_region(K.H_B_RAM, npages * K.PAGE_SIZE, align=K.PAGE_SIZE)
-        lay.b_region(K.H_B_SHADOW, npages * K.PAGE_SIZE if oracle else 0, align=K.PAGE_SIZE)
-        lay.b_region(K.H_B_TOUCHED, npages if oracle else 0)
+        tr = lay.s_region(K.H_R_TRACE, K.TR_HDR + trace_cap * K.TR_W)
+        lay.s_fill.append((tr + K.TR_CAP, 1, trace_cap))
+        p(K.H_DATA_SIZE, data)
+        # B: state that snapshots copy first; then write-before-read buffers; RAM last
+        lay.b_region(K.H_B_DATA, data)
         lay.b_region(K.H_B_IO, IO_BYTES)
         lay.b_region(K.H_B_FINDDATA, FIND_CAPACITY * 2 * K.FIND_MAXB)
         lay.b_region(K.H_B_SCRATCH, K.SCRATCH_BYTES)
+        lay.b_region(K.H_B_TOUCHED, npages if oracle else 0)
+        lay.b_region(K.H_B_RAMDIRTY, npages)
+        lay.b_region(K.H_B_RAM, npages * K.PAGE_SIZE, align=K.PAGE_SIZE)
+        lay.b_region(K.H_B_SHADOW, npages * K.PAGE_SIZE if oracle else 0, align=K.PAGE_SIZE)
         S, B = lay.build()
         S[K.H_COST:K.H_COST + K.NUOPS] = self._costs
         init_page_address(S)

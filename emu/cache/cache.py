@@ -15,7 +15,7 @@ from ..layout import Layout, b_view, s_view
 from . import kernels as _k
 from . import maint as _m
 from .config import CacheConfig, preset
-from .state import DEFAULT_EVENT_CAPACITY, add_cache
+from .state import DEFAULT_EVENT_CAPACITY, add_cache, add_events
 
 ADDR_LIMIT = 1 << 32
 
@@ -115,8 +115,10 @@ class Cache:
         if isinstance(events, bool) or not isinstance(events, int) or events < 0:
             raise ValueError(f"events={events!r}: must be a non-negative int")
         lay = Layout(K.HDR_FIXED_END)
-        add_cache(lay, cfg, seed, events)
+        add_cache(lay, cfg, seed)
         _add_accounting(lay)
+        lay.param(K.H_S_TAIL, lay.s_size)
+        add_events(lay, cfg, events)
         lay.param(K.H_RAM_SIZE, ram_size)
         lay.b_region(K.H_B_RAM, ram_size)
         S, B = lay.build()

@@ -24,6 +24,23 @@ from ..cost.account import uop
 
 
 @inline
+def mark_ram_dirty(S, B, pa):
+    """Note that RAM page of ``pa`` changed (snapshots restore only such pages). A machine
+    without the map (a standalone cache) has the slot at 0."""
+    m = S[K.H_B_RAMDIRTY]
+    if m:
+        B[m + (pa >> 12)] = 1
+
+
+@inline
+def mark_ram_range(S, B, pa, n):
+    """:func:`mark_ram_dirty` for every page of ``[pa, pa + n)``."""
+    if S[K.H_B_RAMDIRTY] and n > 0:
+        for p in range(pa >> 12, ((pa + n - 1) >> 12) + 1):
+            B[S[K.H_B_RAMDIRTY] + p] = 1
+
+
+@inline
 def ram_to_line(S, B, pa, d, n):
     """Copy ``n`` RAM bytes at ``pa`` into ``B[d:]``; a line with no backing RAM reads zeros."""
     if pa == K.NO_PA:
@@ -40,6 +57,7 @@ def line_to_ram(S, B, pa, d, line, gshift, mask):
     """Write the dirty granules (``mask``) of the line data at ``B[d:]`` to RAM at ``pa``."""
     if pa == K.NO_PA:
         return
+    mark_ram_dirty(S, B, pa)
     r = S[K.H_B_RAM] + pa
     g = 1 << gshift
     for j in range(line >> gshift):
@@ -53,6 +71,7 @@ def line_to_ram(S, B, pa, d, line, gshift, mask):
 @inline
 def bytes_to_ram(S, B, pa, src, so, n):
     """Write ``n`` bytes of ``src[so:]`` to RAM at ``pa`` (write-through / no-allocate store)."""
+    mark_ram_dirty(S, B, pa)
     r = S[K.H_B_RAM] + pa
     for k in range(n):
         B[r + k] = src[so + k] ^ K.RAM_POISON

@@ -6,7 +6,7 @@ from .. import consts as K
 DEFAULT_EVENT_CAPACITY = 4096
 
 
-def add_cache(layout, cfg, seed=0, event_capacity=DEFAULT_EVENT_CAPACITY):
+def add_cache(layout, cfg, seed=0):
     """Reserve the regions of cache ``cfg`` in ``layout`` and set its header parameters."""
     p = layout.param
     p(K.H_C_NSETS, cfg.nsets)
@@ -30,10 +30,14 @@ def add_cache(layout, cfg, seed=0, event_capacity=DEFAULT_EVENT_CAPACITY):
     layout.s_region(K.H_R_STAMP, cfg.nlines)
     layout.s_region(K.H_R_RR, cfg.nsets)
     layout.s_region(K.H_R_CSTAT, K.NCSTAT)
-    ev = layout.s_region(K.H_R_EV, K.EV_HDR + event_capacity * K.EV_W)
-    layout.s_fill.append((ev + K.EV_CAP, 1, event_capacity))
     layout.b_region(K.H_B_CDATA, cfg.nlines * cfg.line)
-    layout.b_region(K.H_B_EVDATA, event_capacity * cfg.line)
     layout.param(K.H_DMA_LO, -1)
     layout.param(K.H_DMA_HI, -1)
+
+
+def add_events(layout, cfg, event_capacity=DEFAULT_EVENT_CAPACITY):
+    """The discard event log (a tail region: call after every other ``S`` region)."""
+    ev = layout.s_region(K.H_R_EV, K.EV_HDR + event_capacity * K.EV_W)
+    layout.s_fill.append((ev + K.EV_CAP, 1, event_capacity))
+    layout.b_region(K.H_B_EVDATA, event_capacity * cfg.line)
 

@@ -7,6 +7,7 @@ is a stale read.
 
 from .. import consts as K
 from .._jit import inline
+from ..cache.kernels import mark_ram_range
 from ..mm.ram import shadow_store
 
 
@@ -16,6 +17,7 @@ def device_write(S, B, addr, src, so, n):
     r = S[K.H_B_RAM] + addr
     for k in range(n):
         B[r + k] = src[so + k] ^ K.RAM_POISON
+    mark_ram_range(S, B, addr, n)
     shadow_store(S, B, addr, src, so, n)
 
 

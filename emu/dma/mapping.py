@@ -17,6 +17,7 @@ from .._jit import inline, njit
 from ..cache.maint import RANGE_DONE, RANGE_START, dma_range_step
 from ..cost.account import uop
 from ..exec.frames import bug, fail, push, set_ret
+from ..exec.trace import trace
 from ..mm.page_address import page_address
 from ..mm.pgtable import lowmem_address, page_is_highmem
 
@@ -102,6 +103,8 @@ def dma_cache_maint_page_step(S, B, c, f):
             pa = (S[f + K.F_A0] << K.PAGE_SHIFT) + S[f + K.F_A1]
             S[K.H_DMA_LO] = pa
             S[K.H_DMA_HI] = pa + S[f + K.F_A4]
+            cur0 = S[f + K.F_A5]
+            trace(S, K.T_MAINT, start if cur0 == RANGE_START else cur0, pa)
             cur = dma_range_step(S, B, _chunk_op(S, f), start, start + S[f + K.F_A4],
                                  S[f + K.F_A5])
             S[K.H_DMA_LO] = -1

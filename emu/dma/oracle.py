@@ -13,6 +13,8 @@ in order; :mod:`emu.mm.ram`). Two checks use it:
 Stale reads are caught on each CPU load (``check_load``).
 """
 
+import numpy as np
+
 from .. import consts as K
 from .._jit import njit
 from ..mm.ram import record_finding, shadow_accept
@@ -66,31 +68,50 @@ def judge_discards(S, B):
 
 @njit
 def final_check(S, B):
-    """Compare RAM with dirty lines laid over it against the shadow on touched pages; log each
-    differing line as ``FIND_FINAL``. Returns the number of differing bytes. Changes nothing
-    but the findings log."""
+    """Compare RAM with the dirty lines laid over it against the shadow on touched pages; log
+    each differing line as ``FIND_FINAL``. Returns the number of differing bytes. Changes
+    nothing but the findings log."""
     if S[K.H_ORACLE] == 0:
         return 0
     line = S[K.H_C_LINE]
-    nlines = S[K.H_C_NLINES]
     gshift = S[K.H_C_DGSHIFT]
     ram = S[K.H_B_RAM]
     sh = S[K.H_B_SHADOW]
     touched = S[K.H_B_TOUCHED]
     eff = S[K.H_B_SCRATCH]
     exp = eff + line
+    dirty = np.empty(S[K.H_C_NLINES], np.int64)     # dirty lines, in index order
+    nd = 0
+    for i in range(S[K.H_C_NLINES]):
+        if S[S[K.H_R_TAG] + i] != K.TAG_INVALID and S[S[K.H_R_DIRTY] + i] != 0 \
+                and S[S[K.H_R_LPA] + i] != K.NO_PA:
+            dirty[nd] = i
+            nd += 1
     total = 0
     for pfn in range(S[K.H_NPAGES]):
         if B[touched + pfn] == 0:
             continue
-        for lpa in range(pfn << K.PAGE_SHIFT, (pfn + 1) << K.PAGE_SHIFT, line):
+        base = pfn << K.PAGE_SHIFT
+        clean = True                                # fast path: no dirty line, RAM == shadow
+        for j in range(nd):
+            if S[S[K.H_R_LPA] + dirty[j]] >> K.PAGE_SHIFT == pfn:
+                clean = False
+                break
+        if clean:
+            for k in range(K.PAGE_SIZE):
+                if B[ram + base + k] != B[sh + base + k]:
+                    clean = False
+                    break
+        if clean:
+            continue
+        for lpa in range(base, base + K.PAGE_SIZE, line):
             for k in range(line):
                 B[eff + k] = B[ram + lpa + k] ^ K.RAM_POISON
                 B[exp + k] = B[sh + lpa + k] ^ K.RAM_POISON
             va = -1
-            for i in range(nlines):                 # dirty lines win, in index order
-                if (S[S[K.H_R_TAG] + i] != K.TAG_INVALID and S[S[K.H_R_LPA] + i] == lpa
-                        and S[S[K.H_R_DIRTY] + i] != 0):
+            for j in range(nd):                     # dirty lines win, later index last
+                i = dirty[j]
+                if S[S[K.H_R_LPA] + i] == lpa:
                     va = S[S[K.H_R_TAG] + i]
                     d = S[K.H_B_CDATA] + i * line
                     m = S[S[K.H_R_DIRTY] + i]

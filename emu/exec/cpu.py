@@ -10,6 +10,7 @@ irqsoff tracer's records (longest section with start and end sites, log2 histogr
 from .. import consts as K
 from .._jit import inline
 from ..cost.account import uop
+from .trace import trace
 
 
 @inline
@@ -54,12 +55,14 @@ def _irqs_masked(S, cr):
     S[cr + K.CPU_IRQOFF] = 1
     S[cr + K.CPU_IRQOFF_AT] = S[K.H_NOW]
     S[cr + K.CPU_IRQOFF_SITE] = S[K.H_CUR_SITE]
+    trace(S, K.T_IRQS_OFF, S[K.H_CUR_SITE], 0)
 
 
 @inline
 def _irqs_unmasked(S, cr):
     """Close an irqs-off section: update the irqsoff tracer's max and histogram."""
     S[cr + K.CPU_IRQOFF] = 0
+    trace(S, K.T_IRQS_ON, S[K.H_CUR_SITE], 0)
     p = S[K.H_R_PROF]
     d = S[K.H_NOW] - S[cr + K.CPU_IRQOFF_AT]
     start = S[cr + K.CPU_IRQOFF_SITE]

@@ -6,6 +6,7 @@ from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
 from ..mm.page_address import peek_page_address
 from ..mm.pgtable import pte
+from ..cache.kernels import mark_ram_range
 from ..mm.ram import shadow_store
 from . import core
 
@@ -59,6 +60,7 @@ def phys_write(S, B, pa, src):
     r = S[K.H_B_RAM] + pa
     for k in range(len(src)):
         B[r + k] = src[k] ^ K.RAM_POISON
+    mark_ram_range(S, B, pa, len(src))
     shadow_store(S, B, pa, src, 0, len(src))
 
 

@@ -14,6 +14,7 @@ A routine acquires in two halves so that it can spin across scheduling points:
 from .. import consts as K
 from .._jit import inline
 from ..cost.account import uop
+from .trace import trace
 from .cpu import (clock, cur_cpu, in_irq, irqs_disabled, local_irq_disable, local_irq_enable,
                   local_irq_restore, local_irq_save, log2_bucket, preempt_disable,
                   preempt_enable)
@@ -68,11 +69,13 @@ def _lockdep_usage(S, lk):
             S[lk + K.LK_USAGE] |= K.USAGE_IN_HARDIRQ
             S[lk + K.LK_IN_IRQ_SITE] = S[K.H_CUR_SITE]
             S[lk + K.LK_IN_IRQ_CTX] = S[K.H_CUR_CTX]
+            S[lk + K.LK_IN_IRQ_STEP] = S[K.H_STEP]
     elif not irqs_disabled(S):
         if S[lk + K.LK_USAGE] & K.USAGE_HARDIRQ_ON == 0:
             S[lk + K.LK_USAGE] |= K.USAGE_HARDIRQ_ON
             S[lk + K.LK_IRQ_ON_SITE] = S[K.H_CUR_SITE]
             S[lk + K.LK_IRQ_ON_CTX] = S[K.H_CUR_CTX]
+            S[lk + K.LK_IRQ_ON_STEP] = S[K.H_STEP]
 
 
 @inline
@@ -97,6 +100,7 @@ def lock_try(S, lk, f):
             S[f + K.F_SPIN_AT] = clock(S)
             S[lk + K.LK_CONTENTIONS] += 1
         uop(S, K.UOP_SPIN_WAIT, 1)
+        trace(S, K.T_SPIN, S[K.H_CUR_SITE], S[lk + K.LK_OWNER])
         return False
     _smp_lock_uops(S)
     now = clock(S)
@@ -110,6 +114,7 @@ def lock_try(S, lk, f):
     S[lk + K.LK_ACQ_AT] = now
     S[lk + K.LK_ACQ_SITE] = S[K.H_CUR_SITE]
     S[lk + K.LK_ACQUISITIONS] += 1
+    trace(S, K.T_LOCK, S[K.H_CUR_SITE], 0)
     return True
 
 
@@ -122,6 +127,7 @@ def lock_release(S, lk):
     S[S[K.H_R_PROF] + K.PROF_H_HOLD + log2_bucket(d)] += 1
     S[lk + K.LK_OWNER] = -1
     S[lk + K.LK_OWNER_CPU] = -1
+    trace(S, K.T_UNLOCK, S[K.H_CUR_SITE], d)
 
 
 @inline

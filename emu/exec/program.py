@@ -10,6 +10,7 @@ from .. import consts as K
 from .._jit import inline, njit
 from ..dma.engine import device_read, device_write
 from .frames import ctx_rec, push
+from .trace import trace
 
 
 @inline
@@ -53,6 +54,24 @@ def program_step(S, B, c, f):
             device_write(S, B, a0, B, a2, a1)
         elif op == K.P_DEVICE_READ:
             device_read(S, B, a0, B, a2, a1)
+        elif op == K.P_DEVICE_START:
+            # the device will write a1 bytes from B[a3:] at bus address a0 and raise line a2,
+            # a4 cycles from now (timed runs) or whenever a schedule raises the line
+            ir = S[K.H_R_IRQ] + a2 * K.IRQ_W
+            S[ir + K.IRQ_XFER_ADDR] = a0
+            S[ir + K.IRQ_XFER_LEN] = a1
+            S[ir + K.IRQ_XFER_SRC] = a3
+            S[ir + K.IRQ_DUE] = S[K.H_NOW] + prog_arg(S, cr, row, 4)
+            S[ir + K.IRQ_PERIOD] = 0
+            S[ir + K.IRQ_BUDGET] += 1
+            trace(S, K.T_DMA_START, a0, a1)
+        elif op == K.P_WAIT_IRQ:
+            ir = S[K.H_R_IRQ] + a0 * K.IRQ_W
+            if S[ir + K.IRQ_DONE] < a1:
+                S[cr + K.CTX_STATE] = K.CTX_WAIT_IRQ
+                S[cr + K.CTX_WAIT_LINE] = a0
+                S[cr + K.CTX_WAIT_COUNT] = a1
+                return K.ST_SLEEP
         S[S[cr + K.CTX_REGS] + i] = 0
         S[f + K.F_A0] = i + 1
         return K.ST_YIELD

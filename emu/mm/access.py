@@ -11,6 +11,7 @@ from .._jit import njit
 from ..cache.kernels import cache_load, cache_store
 from ..cost.account import uop
 from ..exec.frames import fail, set_ret
+from ..exec.trace import trace
 from .pgtable import translate
 from .ram import check_load, shadow_store
 
@@ -34,6 +35,7 @@ def cpu_access_step(S, B, c, f, write):
         pa = translate(S, va)
         if pa < 0:
             return fail(S, K.ERR_PAGE_FAULT, va, write, 0, 0)
+        trace(S, K.T_STORE if write else K.T_LOAD, va, pa)
         if write:
             hit = cache_store(S, B, va, pa, k, B, buf + done)
             shadow_store(S, B, pa, B, buf + done, k)

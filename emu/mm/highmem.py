@@ -17,6 +17,7 @@ from ..cache.maint import flush_kern_cache_all
 from ..cost.account import enter_site, leave_site, uop
 from ..exec.cpu import in_irq, irqs_disabled
 from ..exec.frames import bug, ctx_rec, push, set_ret
+from ..exec.trace import trace
 from ..exec.locks import (acquire, kmap_lock, lock_kmap_any_flavour, lock_kmap_flavour,
                           raw_lock_irqsave, raw_unlock_irqrestore, unlock)
 from .page_address import page_address, pool_empty, set_page_address
@@ -73,6 +74,7 @@ def wake_up(S):
         cr = ctx_rec(S, S[q + 1 + j])
         if S[cr + K.CTX_STATE] == K.CTX_SLEEPING:
             S[cr + K.CTX_STATE] = K.CTX_RUNNABLE
+            trace(S, K.T_WAKE, S[q + 1 + j], 0)
         uop(S, K.UOP_ALU, 4)                    # try_to_wake_up, roughly
     raw_unlock_irqrestore(S, flags)
     S[S[K.H_R_MMSTAT] + K.MM_WAKEUPS] += 1
@@ -89,6 +91,7 @@ def flush_cache_kmaps(S, B):
     prev = enter_site(S, K.SITE_FLUSH_CACHE_ALL)
     flush_kern_cache_all(S, B)
     S[S[K.H_R_MMSTAT] + K.MM_CACHE_FLUSHES] += 1
+    trace(S, K.T_FLUSH_CACHE, 0, 0)
     leave_site(S, prev)
 
 
@@ -200,6 +203,7 @@ def kmap_high_step(S, B, c, f):
             add_wait_queue(S, c)
             unlock(S, lk, flavour, S[f + K.F_FLAGS])
             S[S[K.H_R_MMSTAT] + K.MM_SLEEPS] += 1
+            trace(S, K.T_SLEEP, pfn, 0)
             uop(S, K.UOP_CONTEXT_SWITCH, 1)
             S[f + K.F_PC] = _WOKEN
             return K.ST_SLEEP

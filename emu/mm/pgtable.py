@@ -10,6 +10,7 @@ allows (spec §1.4, §2 "TLB flush").
 from .. import consts as K
 from .._jit import inline
 from ..cost.account import enter_site, leave_site, uop
+from ..exec.trace import trace
 
 
 @inline
@@ -50,12 +51,14 @@ def set_pte(S, nr, pfn):
     """
     S[S[K.H_R_PKMAP_PTE] + nr] = pfn
     S[S[K.H_R_MMSTAT] + K.MM_SET_PTE] += 1
+    trace(S, K.T_SET_PTE, nr, pfn)
     uop(S, K.UOP_PTE_WRITE, 1)
 
 
 @inline
 def pte_clear(S, nr):
     """``pte_clear()``: the PTE goes, TLB entries on every CPU stay until a TLB flush."""
+    trace(S, K.T_PTE_CLEAR, nr, S[S[K.H_R_PKMAP_PTE] + nr])
     S[S[K.H_R_PKMAP_PTE] + nr] = K.PTE_NONE
     S[S[K.H_R_MMSTAT] + K.MM_PTE_CLEAR] += 1
     uop(S, K.UOP_PTE_WRITE, 1)
@@ -84,6 +87,7 @@ def flush_tlb_kernel_range(S, start, end):
     uop(S, K.UOP_ALU, 2 * pages)
     uop(S, K.UOP_BRANCH, pages)
     S[S[K.H_R_MMSTAT] + K.MM_TLB_FLUSHES] += 1
+    trace(S, K.T_TLB_FLUSH, start, end)
     leave_site(S, prev)
 
 

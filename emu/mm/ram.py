@@ -8,6 +8,7 @@ it, which bounds the final check.
 
 from .. import consts as K
 from .._jit import inline
+from ..cache.kernels import mark_ram_range
 
 
 @inline
@@ -19,8 +20,9 @@ def shadow_store(S, B, pa, src, so, n):
     for k in range(n):
         B[sh + k] = src[so + k] ^ K.RAM_POISON
     t = S[K.H_B_TOUCHED]
-    B[t + (pa >> K.PAGE_SHIFT)] = 1
-    B[t + ((pa + n - 1) >> K.PAGE_SHIFT)] = 1
+    for p in range(pa >> K.PAGE_SHIFT, ((pa + n - 1) >> K.PAGE_SHIFT) + 1):
+        B[t + p] = 1
+    mark_ram_range(S, B, pa, n)
 
 
 @inline
@@ -28,6 +30,7 @@ def shadow_accept(S, B, pa, n):
     """Declare RAM's current bytes at ``pa`` correct (a buffer handed to the device)."""
     r = S[K.H_B_RAM] + pa
     sh = S[K.H_B_SHADOW] + pa
+    mark_ram_range(S, B, pa, n)
     for k in range(n):
         B[sh + k] = B[r + k]
 

@@ -1,0 +1,271 @@
+"""The ``emu`` command.
+
+``emu demo``                      the seed race and its fix, then the kmap_lock profile
+``emu race [--json]``             explore the built-in scenarios (data loss, deadlocks)
+``emu explore FILE --bound K``    explore a user scenario (TOML)
+``emu run FILE [--schedule ...]`` one schedule of a user scenario: explicit, random or default
+``emu replay TOKEN``              replay a failing schedule with its trace
+``emu scenario NAME [--toml]``    print a built-in scenario (a starting point for your own)
+``emu profile --cpu CORE``        kmap_lock cost with and without IRQ disabling
+``emu presets``                   the core presets and what in them is assumed
+"""
+
+import argparse
+import json
+import sys
+
+from . import consts as K
+
+
+def _positive(s):
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{s}: must be a positive int")
+    return v
+
+
+def _sizes(s):
+    try:
+        vals = tuple(int(x) for x in s.split(",") if x)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s}: must be comma-separated ints, e.g. 8,512")
+    for v in vals:
+        if v < 2 or v > 512 or v & (v - 1):
+            raise argparse.ArgumentTypeError(f"{v}: LAST_PKMAP must be a power of two 2..512")
+    return vals
+
+
+def _print_json(obj):
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+# ---------------------------------------------------------------------------------------------
+def cmd_race(a):
+    from .exec.race import run_race
+    only = set(a.only.split(",")) if a.only else None
+    res = run_race(a.bound, a.sizes, a.smp_sizes, a.max_schedules, progress=not a.json,
+                   only=only)
+    if a.json:
+        _print_json({"bound": a.bound, "results": [r.to_json() for r in res]})
+        return 0
+    print(f"emu race: every schedule with at most {a.bound} preemptions "
+          f"(task preemptions, CPU interleavings and IRQs count)\n")
+    hdr = (f"{'scn':4s} {'pinning':14s} {'kmap_high_get':13s} {'cpus':>4s} {'L':>4s} "
+           f"{'schedules':>9s} {'lost bytes':>10s} {'deadlock':>8s}  minimal failing schedule")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in res:
+        sched = "; ".join(r.minimal_schedule) if r.minimal_schedule else "-"
+        if r.minimal_schedule:
+            sched += f"  ({r.preemptions} preemption{'s' if r.preemptions != 1 else ''})"
+        print(f"{r.scenario:4s} {r.dma_pinning:14s} {str(r.kmap_high_get):13s} {r.ncpus:4d} "
+              f"{r.last_pkmap:4d} {r.schedules_explored:9d} {r.lost_bytes:10d} "
+              f"{'yes' if r.deadlock else 'no':>8s}  {sched}")
+    print()
+    for r in res:
+        if r.replay:
+            print(f"replay {r.scenario} ({r.dma_pinning}, kmap_high_get={r.kmap_high_get}, "
+                  f"{r.ncpus} cpu, L={r.last_pkmap}):\n  emu replay {r.replay}")
+        if r.lockdep:
+            print(f"lockdep: {r.scenario} with kmap_high_get={r.kmap_high_get} takes kmap_lock "
+                  f"in hardirq context and elsewhere with IRQs on (inconsistent lock state)")
+    return 0
+
+
+def _result_json(r):
+    return {"outcome": r.outcome, "data_lost": r.data_lost, "lost_bytes": r.lost_bytes,
+            "deadlock": r.deadlock, "message": r.message, "decisions": r.decisions,
+            "preemptions": r.preemptions, "lockdep": r.lockdep,
+            "findings": [f._asdict() | {"expected": f.expected.hex(), "found": f.found.hex()}
+                         for f in r.findings],
+            "trace": r.trace}
+
+
+def _print_result(r, ld):
+    for line in r.trace:
+        print(line)
+    print()
+    print(f"outcome: {r.outcome}; {r.decisions} steps, {r.preemptions} preemptions")
+    if r.message:
+        print(r.message)
+    for f in r.findings:
+        print(f"{f.kind}: {f.bad_bytes} bytes at pa {f.pa:#x} (page {f.pfn}, va {f.va:#010x}) "
+              f"dropped by {f.site} of {ld.names[f.ctx] if 0 <= f.ctx < len(ld.names) else f.ctx}"
+              f"\n    expected {f.expected.hex()}\n    found    {f.found.hex()}")
+    if r.lockdep:
+        print(r.lockdep)
+    print(f"data lost: {r.lost_bytes} bytes" if r.data_lost else "no data lost")
+
+
+def cmd_explore(a):
+    from .exec.explore import explore
+    from .exec.scenario import Scenario
+    sc = Scenario.from_toml(a.file)
+    ex = explore(sc, bound=a.bound, max_schedules=a.max_schedules, progress=not a.json)
+    out = {"scenario": ex.scenario, "bound": ex.bound, "schedules_explored": ex.schedules,
+           "complete": ex.complete, "seconds": round(ex.seconds, 3), "failures": ex.failures,
+           "outcomes": ex.outcomes, "data_lost": ex.data_lost, "lost_bytes": ex.max_lost_bytes,
+           "deadlock": ex.deadlocks > 0, "minimal_schedule": ex.switches,
+           "preemptions": ex.minimal.preemptions if ex.minimal else 0, "replay": ex.replay,
+           "lockdep": ex.lockdep}
+    if a.json:
+        _print_json(out)
+    else:
+        print(f"{ex.scenario}: {ex.schedules} schedules (bound {ex.bound}"
+              f"{'' if ex.complete else ', stopped early'}) in {ex.seconds:.2f} s; "
+              f"{ex.failures} failing")
+        if ex.minimal:
+            print(f"minimal failing schedule ({ex.minimal.preemptions} preemptions, "
+                  f"{ex.minimal.outcome}, {ex.minimal.lost_bytes} bytes lost):")
+            for s in ex.switches or ["(no preemption)"]:
+                print("  " + s)
+            print(f"replay: emu replay {ex.replay}")
+        if ex.lockdep:
+            print(ex.lockdep)
+    return 1 if ex.failures and a.fail else 0
+
+
+def cmd_run(a):
+    from .exec.explore import explicit_choices, run_random
+    from .exec.scenario import Scenario
+    sc = Scenario.from_toml(a.file)
+    ld = sc.build(trace_events=1 << 20)
+    if a.random is not None:
+        r = run_random(ld, a.random, 1, a.p_switch)[0]
+        ld.run(K.SCHED_RANDOM, (), int(a.p_switch * 1_000_000), a.random, trace=True)
+    else:
+        choices = explicit_choices(ld, a.schedule or [])
+        r = ld.run(K.SCHED_DFS, choices, trace=True)
+    if a.json:
+        _print_json(_result_json(r))
+    else:
+        _print_result(r, ld)
+    return 0
+
+
+def cmd_replay(a):
+    from .exec.explore import read_token
+    sc, choices = read_token(a.token)
+    ld = sc.build(trace_events=1 << 20)
+    r = ld.run(K.SCHED_DFS, choices, trace=True)
+    if a.json:
+        _print_json(_result_json(r) | {"scenario": sc.name})
+    else:
+        print(f"replaying: {sc.name}\n")
+        _print_result(r, ld)
+    return 0
+
+
+def cmd_scenario(a):
+    from .exec import builtin
+    sizes = a.last_pkmap
+    if a.name in ("i", "ii"):
+        sc = builtin.race(sizes, 1 if a.name == "i" else 2, a.pinning)
+    else:
+        sc = builtin.irq_getter(a.pinning == "kmap_high_get", sizes)
+    d = sc.to_dict()
+    if a.toml:
+        import tomli_w
+        sys.stdout.write(tomli_w.dumps(d))
+    else:
+        _print_json(d)
+    return 0
+
+
+def cmd_presets(a):
+    from .cache.config import PRESET_ASSUMPTIONS, PRESETS
+    for name, c in PRESETS.items():
+        print(f"{name:9s} {c.size // 1024:3d} KiB {c.ways:2d}-way {c.line} B lines, "
+              f"{c.replacement}, {'write-back' if c.write_back else 'write-through'}, "
+              f"{'write' if c.write_allocate else 'read'}-allocate, Linux style {c.style}")
+        print(f"          assumed: {'; '.join(PRESET_ASSUMPTIONS[name])}")
+    return 0
+
+
+def cmd_profile(a):
+    from .cost.profile import main_profile
+    return main_profile(a)
+
+
+def cmd_demo(a):
+    from .demo import run_demo
+    return run_demo(a)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="emu", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="the 2009 race, its fix, and what the fix costs")
+    d.add_argument("--cpu", default="arm926", choices=["arm926", "feroceon", "xscale", "sa110"])
+    d.set_defaults(fn=cmd_demo)
+
+    r = sub.add_parser("race", help="explore the built-in scenarios")
+    r.add_argument("--json", action="store_true", help="print one JSON document")
+    r.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
+    r.add_argument("--sizes", type=_sizes, default=(8, 512),
+                   help="LAST_PKMAP values for scenario (i) (default 8,512)")
+    r.add_argument("--smp-sizes", type=_sizes, default=(8,),
+                   help="LAST_PKMAP values for scenario (ii) (default 8)")
+    r.add_argument("--max-schedules", type=_positive, default=None)
+    r.add_argument("--only", help="comma-separated scenario ids: i, ii, iii")
+    r.set_defaults(fn=cmd_race)
+
+    e = sub.add_parser("explore", help="explore a TOML scenario")
+    e.add_argument("file")
+    e.add_argument("--bound", type=int, default=2)
+    e.add_argument("--max-schedules", type=_positive, default=None)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--fail", action="store_true", help="exit 1 if a schedule fails")
+    e.set_defaults(fn=cmd_explore)
+
+    u = sub.add_parser("run", help="run one schedule of a TOML scenario with its trace")
+    u.add_argument("file")
+    u.add_argument("--schedule", action="append",
+                   help="'after step N of TASK run OTHER' (repeatable)")
+    u.add_argument("--random", type=int, metavar="SEED", help="a seeded random schedule")
+    u.add_argument("--p-switch", type=float, default=0.05)
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(fn=cmd_run)
+
+    y = sub.add_parser("replay", help="replay a schedule from its token")
+    y.add_argument("token")
+    y.add_argument("--json", action="store_true")
+    y.set_defaults(fn=cmd_replay)
+
+    s = sub.add_parser("scenario", help="print a built-in scenario")
+    s.add_argument("name", choices=["i", "ii", "iii"])
+    s.add_argument("--pinning", default="page_address", choices=["page_address",
+                                                                 "kmap_high_get"])
+    s.add_argument("--last-pkmap", type=int, default=8)
+    s.add_argument("--toml", action="store_true")
+    s.set_defaults(fn=cmd_scenario)
+
+    q = sub.add_parser("presets", help="core presets")
+    q.set_defaults(fn=cmd_presets)
+
+    f = sub.add_parser("profile", help="kmap_lock cost with and without IRQ disabling")
+    f.add_argument("--cpu", default="arm926", choices=["arm926", "feroceon", "xscale", "sa110"])
+    f.add_argument("--workload", default="all")
+    f.add_argument("--json", action="store_true")
+    f.add_argument("--plot", metavar="FILE.png")
+    f.add_argument("--trace", metavar="FILE.json")
+    f.add_argument("--costs", metavar="FILE.toml", help="override cycle costs")
+    f.add_argument("--seed", type=int, default=0)
+    f.set_defaults(fn=cmd_profile)
+    return p
+
+
+def main(argv=None):
+    p = build_parser()
+    a = p.parse_args(argv)
+    try:
+        return a.fn(a) or 0
+    except (ValueError, OSError) as e:
+        print(f"emu {a.cmd}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

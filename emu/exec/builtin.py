@@ -1,0 +1,101 @@
+"""The built-in scenarios of ``emu race``: the 2009 highmem DMA race and its fix.
+
+(i)   UP: task ``dma`` runs ``dma_map_page(DMA_FROM_DEVICE)`` on a lazily-mapped highmem page
+      (pkmap count 1) while task ``writer`` maps another page. The setup leaves every other
+      slot pinned and the cursor where the writer's ``kmap_high`` wraps, so
+      ``flush_all_zero_pkmaps`` frees the DMA page's slot and hands the same virtual address to
+      the writer's page, which it then dirties (read, then write: ARM926 allocates on read
+      misses only). With ``dma_pinning="page_address"`` an invalidate loop preempted before
+      those lines discards the writer's data; with ``"kmap_high_get"`` the slot stays pinned
+      and the writer sleeps until the loop is done.
+(ii)  The same tasks on two CPUs, no preemption: the CPUs interleave.
+(iii) ``kmap_high_get`` from an IRQ handler (a driver mapping a buffer for DMA in its
+      interrupt handler) while a task uses ``kmap``: with plain ``spin_lock`` (the non-ARM
+      configuration, kmap_high_get compiled in anyway) an IRQ taken while the task holds
+      ``kmap_lock`` deadlocks; with the IRQ-disabling locks of ARCH_NEEDS_KMAP_HIGH_GET it
+      cannot happen.
+"""
+
+from .scenario import Scenario
+
+DMA_PAGE = 300          # highmem page the device writes (lowmem is pages 0..255)
+WRITER_PAGE = 1200
+PIN_BASE = 301          # pages that keep the other pkmap slots busy
+FILL_OFFSET = 2048      # where the writer dirties its page (mid-page: the loop has not got there)
+
+
+def _pinned_setup(last_pkmap):
+    """Slot 1 lazily maps DMA_PAGE (count 1, with dirty lines of its user); every other slot
+    is pinned (count 2); the cursor is at 0, so the next new mapping scans 1..L-1, wraps,
+    flushes, and takes slot 1."""
+    return [
+        {"op": "kmap", "pfn": DMA_PAGE, "as": "buf"},                        # slot 1
+        {"op": "fill", "va": "buf", "byte": 0x11, "n": 256},                 # its user wrote
+        {"op": "kmap", "pfn": PIN_BASE, "repeat": last_pkmap - 2},           # slots 2..L-1
+        {"op": "kmap", "pfn": PIN_BASE + last_pkmap - 2},                    # wraps: slot 0
+        {"op": "kunmap", "pfn": DMA_PAGE},                                   # count 1: lazy
+    ]
+
+
+def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
+    """Scenario (i) (``ncpus=1``) or (ii) (``ncpus=2``)."""
+    khg = dma_pinning == "kmap_high_get"
+    sid = "i" if ncpus == 1 else "ii"
+    sc = Scenario(
+        name=f"{sid}: dma_map_page vs kmap_high ({'UP' if ncpus == 1 else f'{ncpus} CPUs'}, "
+             f"LAST_PKMAP {last_pkmap}, {dma_pinning})",
+        machine={"last_pkmap": last_pkmap, "lowmem_mb": 1, "highmem_mb": 4, "ncpus": ncpus,
+                 "kmap_high_get": khg, "dma_pinning": dma_pinning},
+        setup=_pinned_setup(last_pkmap),
+        description=__doc__.split("(ii)")[0].strip(),
+    )
+    sc.task("dma", [
+        {"op": "dma_map_page", "pfn": DMA_PAGE, "offset": 0, "size": 4096,
+         "direction": "FROM_DEVICE", "as": "h"},
+        {"op": "device_write", "dma_addr": "h", "byte": 0xD0, "n": 4096},
+        {"op": "dma_unmap_page", "dma_addr": "h", "size": 4096, "direction": "FROM_DEVICE"},
+    ], cpu=0)
+    sc.task("writer", [
+        {"op": "kmap_high", "pfn": WRITER_PAGE, "as": "v"},
+        {"op": "fill", "va": f"v+{FILL_OFFSET}", "byte": 0xAB, "n": 128},
+        {"op": "kunmap_high", "pfn": WRITER_PAGE},
+    ], cpu=ncpus - 1)
+    return sc
+
+
+def irq_getter(kmap_high_get=True, last_pkmap=8):
+    """Scenario (iii): kmap_high_get() in an IRQ handler, with or without irq-safe locking."""
+    sc = Scenario(
+        name=f"iii: kmap_high_get from an IRQ handler "
+             f"({'irq-disabling kmap_lock' if kmap_high_get else 'plain spin_lock kmap_lock'})",
+        machine={"last_pkmap": last_pkmap, "lowmem_mb": 1, "highmem_mb": 4,
+                 "kmap_high_get": kmap_high_get, "dma_pinning": "kmap_high_get",
+                 "force_kmap_high_get": not kmap_high_get},
+        setup=[{"op": "kmap", "pfn": DMA_PAGE}, {"op": "kunmap", "pfn": DMA_PAGE}],
+    )
+    sc.task("worker", [
+        {"op": "kmap_high", "pfn": WRITER_PAGE},
+        {"op": "kunmap_high", "pfn": WRITER_PAGE},
+        {"op": "kmap_high", "pfn": WRITER_PAGE + 1},
+        {"op": "kunmap_high", "pfn": WRITER_PAGE + 1},
+    ])
+    sc.irq("nic", [
+        {"op": "dma_map_page", "pfn": DMA_PAGE, "offset": 0, "size": 4096,
+         "direction": "FROM_DEVICE", "as": "h"},
+        {"op": "dma_unmap_page", "dma_addr": "h", "size": 4096, "direction": "FROM_DEVICE"},
+    ], line=0, cpu=0, count=1)
+    return sc
+
+
+def all_variants(sizes=(8, 512), smp_sizes=(8,)):
+    """(scenario id, Scenario) for every row of ``emu race``."""
+    out = []
+    for L in sizes:
+        for pin in ("page_address", "kmap_high_get"):
+            out.append(("i", race(L, 1, pin)))
+    for L in smp_sizes:
+        for pin in ("page_address", "kmap_high_get"):
+            out.append(("ii", race(L, 2, pin)))
+    for khg in (False, True):
+        out.append(("iii", irq_getter(khg)))
+    return out

@@ -1,0 +1,273 @@
+"""Schedules: systematic exploration, seeded random runs, explicit switch lists, replays.
+
+Exploration is stateless depth-first search over the choice made at each scheduling point
+(CHESS-style): every schedule with at most ``bound`` preemptions, each run from the same
+snapshot. A failing schedule (data lost, deadlock, kernel BUG) is kept if it beats the best
+so far on (preemptions, length); its replay token carries the scenario and the choices, so
+``emu replay TOKEN`` reproduces it exactly anywhere.
+"""
+
+import base64
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import consts as K
+from .loaded import OUTCOMES, Loaded
+from .scenario import Scenario
+
+TOKEN_PREFIX = "emu1:"
+
+
+@dataclass
+class Failure:
+    """A failing schedule: enough to replay it and say what went wrong."""
+
+    choices: list
+    preemptions: int
+    decisions: int
+    outcome: str
+    lost_bytes: int
+    deadlock: bool
+
+
+@dataclass
+class Exploration:
+    """Result of :func:`explore`."""
+
+    scenario: str
+    bound: int
+    schedules: int
+    complete: bool                 #: False if ``max_schedules`` stopped it early
+    seconds: float
+    failures: int
+    outcomes: dict
+    max_lost_bytes: int
+    deadlocks: int
+    minimal: Failure = None
+    lockdep: str = ""
+    replay: str = ""
+    switches: list = field(default_factory=list)
+
+    @property
+    def data_lost(self):
+        return self.max_lost_bytes > 0
+
+
+def _ctx_of(a):
+    return a
+
+
+def describe_choices(ld, choices):
+    """The schedule as explicit switches ("after step N of T run U") and the run's length."""
+    r = ld.run(K.SCHED_DFS, choices, final=False)
+    nalt, choice, lon, act = ld.last_log(r.decisions)
+    steps = {}
+    out = []
+    for d in range(r.decisions):
+        a = int(act[d])
+        if lon[d] and choice[d] != 0 and d > 0:
+            prev = int(act[d - 1])
+            who = ld.names[prev] if prev < K.ACT_IRQ else ld.names[_irq_ctx(ld, prev)]
+            n = steps.get(prev, 0)
+            if a >= K.ACT_IRQ:
+                out.append(f"after step {n} of {who} raise IRQ {ld.names[_irq_ctx(ld, a)]}")
+            else:
+                out.append(f"after step {n} of {who} run {ld.names[a]}")
+        steps[a] = steps.get(a, 0) + 1
+    return out
+
+
+def _irq_ctx(ld, a):
+    line = a - K.ACT_IRQ
+    return int(ld.machine._S[int(ld.machine._S[K.H_R_IRQ]) + line * K.IRQ_W + K.IRQ_CTX])
+
+
+def make_token(sc, choices):
+    """A self-contained replay token: the scenario and the non-default choices."""
+    sparse = [[i, int(c)] for i, c in enumerate(choices) if c]
+    blob = json.dumps({"s": sc.to_dict(), "c": sparse, "n": len(choices)},
+                      separators=(",", ":"), sort_keys=True).encode()
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(zlib.compress(blob, 9)).decode().rstrip("=")
+
+
+def read_token(token):
+    """(scenario, choices) from a replay token."""
+    if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
+        raise ValueError(f"token: must start with {TOKEN_PREFIX!r} (as emu race/explore print)")
+    body = token[len(TOKEN_PREFIX):]
+    try:
+        d = json.loads(zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+    except (ValueError, zlib.error):
+        raise ValueError("token: corrupted (not a replay token emu printed)") from None
+    choices = [0] * d["n"]
+    for i, c in d["c"]:
+        choices[i] = c
+    return Scenario.from_dict(d["s"]), choices
+
+
+def _next_prefix(nalt, choice, lon, bound):
+    """The DFS successor of a run's choice vector within ``bound`` preemptions, or None."""
+    pre = (lon != 0) & (choice != 0)
+    before = np.cumsum(pre) - pre                       # preemptions before each decision
+    ok = (choice + 1 < nalt) & (before + lon <= bound)
+    idx = np.flatnonzero(ok)
+    if len(idx) == 0:
+        return None
+    i = int(idx[-1])
+    nxt = choice[:i + 1].copy()
+    nxt[i] += 1
+    return nxt
+
+
+def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first=False,
+            max_steps=None):
+    """Run every schedule of ``scenario`` with at most ``bound`` preemptions.
+
+    Parameters
+    ----------
+    scenario : Scenario or Loaded
+    bound : int
+        Preemption bound (involuntary switches: preempting a task, interleaving another CPU,
+        raising an IRQ).
+    max_schedules : int, optional
+        Stop after this many schedules (the result says it is incomplete).
+    progress : bool
+        Show a progress bar (tqdm) on stderr.
+    stop_at_first : bool
+        Stop at the first failing schedule.
+
+    Returns
+    -------
+    Exploration
+    """
+    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
+        raise ValueError(f"bound={bound!r}: must be a non-negative int")
+    if max_schedules is not None and (isinstance(max_schedules, bool)
+                                      or not isinstance(max_schedules, int) or max_schedules < 1):
+        raise ValueError(f"max_schedules={max_schedules!r}: must be a positive int or None")
+    ld = scenario if isinstance(scenario, Loaded) else scenario.build()
+    kw = {} if max_steps is None else {"max_steps": max_steps}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(desc=f"exploring {ld.scenario.name} (bound {bound})", unit=" schedules",
+                   leave=False)
+    t0 = time.perf_counter()
+    prefix = np.zeros(0, np.int64)
+    n = 0
+    outcomes = {}
+    failures = 0
+    deadlocks = 0
+    max_lost = 0
+    best = None
+    lockdep = ""
+    complete = True
+    while True:
+        outcome, d, npre, lost = ld.run_raw(prefix, **kw)
+        n += 1
+        name = OUTCOMES[outcome]
+        outcomes[name] = outcomes.get(name, 0) + 1
+        nalt, choice, lon, act = ld.last_log(d)
+        if not lockdep:
+            lockdep = ld.lockdep()
+        failed = lost > 0 or outcome != K.RUN_DONE
+        if failed:
+            failures += 1
+            max_lost = max(max_lost, lost)
+            deadlocks += outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK)
+            if best is None or (npre, d) < (best.preemptions, best.decisions):
+                best = Failure(choice.tolist(), int(npre), int(d), name, int(lost),
+                               outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK))
+            if stop_at_first:
+                complete = False
+                break
+        if bar is not None:
+            bar.update(1)
+        if max_schedules is not None and n >= max_schedules:
+            complete = _next_prefix(nalt, choice, lon, bound) is None
+            break
+        prefix = _next_prefix(nalt, choice, lon, bound)
+        if prefix is None:
+            break
+    if bar is not None:
+        bar.close()
+    secs = time.perf_counter() - t0
+    ex = Exploration(ld.scenario.name, bound, n, complete, secs, failures, outcomes, max_lost,
+                     deadlocks, best, lockdep)
+    if best is not None:
+        ex.replay = make_token(ld.scenario, best.choices)
+        ex.switches = describe_choices(ld, best.choices)
+    return ex
+
+
+def run_random(scenario, seed=0, runs=1, p_switch=0.05, max_steps=None):
+    """``runs`` seeded random schedules (``seed``, ``seed + 1``, ...); returns RunResults.
+    ``p_switch`` is the chance of switching at a scheduling point where the running context
+    could go on."""
+    if not 0 <= p_switch <= 1:
+        raise ValueError(f"p_switch={p_switch!r}: must be a probability in [0, 1]")
+    ld = scenario if isinstance(scenario, Loaded) else scenario.build()
+    kw = {} if max_steps is None else {"max_steps": max_steps}
+    return [ld.run(K.SCHED_RANDOM, (), int(p_switch * 1_000_000), seed + i, **kw)
+            for i in range(runs)]
+
+
+def _parse_directive(dv):
+    if isinstance(dv, str):
+        words = dv.replace(",", " ").split()
+        # "after step N of T run U" / "after step N of T raise IRQ U"
+        try:
+            i = words.index("step")
+            n = int(words[i + 1])
+            t = words[words.index("of") + 1]
+            if "run" in words:
+                return t, n, "run", words[words.index("run") + 1]
+            return t, n, "irq", words[-1]
+        except (ValueError, IndexError):
+            raise ValueError(f"schedule entry {dv!r}: expected 'after step N of TASK run OTHER' "
+                             f"or 'after step N of TASK raise IRQ HANDLER'") from None
+    if isinstance(dv, dict) and "after" in dv and "step" in dv and ("run" in dv or "irq" in dv):
+        return dv["after"], int(dv["step"]), ("run" if "run" in dv else "irq"), \
+            dv.get("run", dv.get("irq"))
+    raise ValueError(f"schedule entry {dv!r}: expected {{'after': TASK, 'step': N, 'run': OTHER}}"
+                     f" or {{'after': TASK, 'step': N, 'irq': HANDLER}}")
+
+
+def explicit_choices(ld, directives):
+    """Choice vector of an explicit schedule: each directive switches right after step N of a
+    task (to another context, or by raising the line of an IRQ handler)."""
+    prefix = []
+    for dv in directives:
+        t, n, what, target = _parse_directive(dv)
+        for nm in (t, target):
+            if nm not in ld.names[1:]:
+                raise ValueError(f"schedule entry {dv!r}: unknown task or handler {nm!r}; "
+                                 f"known: {', '.join(ld.names[1:])}")
+        tc, uc = ld.names.index(t), ld.names.index(target)
+        want = uc
+        if what == "irq":
+            want = K.ACT_IRQ + int(ld.machine._S[ld.ctx_rec(uc) + K.CTX_IRQ_LINE])
+        r = ld.run(K.SCHED_DFS, prefix, final=False)
+        nalt, choice, lon, act = ld.last_log(r.decisions)
+        count, at = 0, None
+        for d in range(len(prefix), r.decisions):
+            if int(act[d]) == tc:
+                count += 1
+                if count == n:
+                    at = d + 1
+                    break
+        if at is None or at >= r.decisions:
+            raise ValueError(f"schedule entry {dv!r}: {t} does not reach step {n} "
+                             f"({count} steps at most here)")
+        n_alt, alts = ld.alternatives_at(at)
+        if want not in alts:
+            names = [ld.names[a] if a < K.ACT_IRQ else f"IRQ {ld.names[_irq_ctx(ld, a)]}"
+                     for a in alts]
+            raise ValueError(f"schedule entry {dv!r}: {target} cannot run there "
+                             f"(enabled: {', '.join(names)})")
+        prefix = choice[:at].tolist() + [alts.index(want)]
+    return prefix

@@ -1,0 +1,306 @@
+"""A scenario loaded on a machine: setup done, programs compiled, ready to run schedules."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import consts as K
+from ..dma.oracle import final_check
+from .errors import bug_message, dma_debug_message
+from .frames import push
+from .scenario import (DEFAULTS, OPS, expand, make_machine, parse_data, parse_direction,
+                       parse_value)
+from .snapshot import Snapshot, empty_log
+from .sched import run as _run
+
+OUTCOMES = ("done", "deadlock", "irq-deadlock", "error", "step-limit", "log-full")
+DEFAULT_MAX_STEPS = 200_000
+DEFAULT_LOG = 1 << 16
+
+
+@dataclass
+class RunResult:
+    """What one schedule did."""
+
+    outcome: str
+    decisions: int
+    preemptions: int
+    choices: list                  #: index chosen at each scheduling point
+    actions: list                  #: context (or IRQ line + ACT_IRQ) run at each point
+    lost_bytes: int
+    findings: list
+    deadlock: bool
+    message: str                   #: deadlock / error description, or ""
+    lockdep: str                   #: lockdep-style splat if kmap_lock's IRQ usage is unsafe
+    trace: list = field(default_factory=list)
+
+    @property
+    def data_lost(self):
+        return self.lost_bytes > 0
+
+    @property
+    def failed(self):
+        return self.data_lost or self.deadlock or self.outcome in ("error", "step-limit")
+
+
+def _compile(programs):
+    """Program rows and data pool for every (where, ops) program. Returns the rows, the data
+    pool and each program's (first row, row count); result references are made relative to
+    the program's first row (its register file), data offsets relative to the pool."""
+    rows, data, spans = [], bytearray(), []
+    for where, ops in programs:
+        names, start = {}, len(rows)
+
+        def val(w, op, name):
+            v = op.get(name, DEFAULTS.get(name))
+            if v is None:
+                raise ValueError(f"{w}: {op['op']} needs {name}")
+            imm, ref = parse_value(v, names, w, name)
+            return imm, (ref - start if ref >= 0 else -1)
+
+        for w, op in expand(ops, where):
+            kind = op["op"]
+            nil = (0, -1)
+            if kind in ("read", "device_read"):
+                n = val(w, op, "n")
+                if n[1] >= 0 or n[0] <= 0:
+                    raise ValueError(f"{w}: n={op.get('n')!r}: must be a positive int")
+                args = [val(w, op, OPS[kind][0]), n, (len(data), -1), nil, nil]
+                data += bytes(n[0])
+            elif kind in ("write", "fill", "device_write", "device_start"):
+                blob = parse_data(op, w)
+                first = val(w, op, OPS[kind][0])
+                buf = (len(data), -1)
+                data += blob
+                args = [first, (len(blob), -1), buf, nil, nil]
+                if kind == "fill":                      # read the lines in, then write them
+                    rd = [first, (len(blob), -1), (len(data), -1), nil, nil]
+                    data += bytes(len(blob))             # the read's own buffer
+                    rows.append([K.P_READ] + [a[0] for a in rd] + [a[1] for a in rd])
+                elif kind == "device_start":
+                    args = [first, (len(blob), -1), val(w, op, "line"), buf,
+                            val(w, op, "cycles")]
+            elif kind == "dma_map_page":
+                d = (parse_direction(op.get("direction"), w), -1)
+                args = [val(w, op, "pfn"), val(w, op, "offset"), val(w, op, "size"), d, nil]
+            elif kind.startswith("dma_"):
+                d = (parse_direction(op.get("direction"), w), -1)
+                args = [val(w, op, "dma_addr"), val(w, op, "size"), d, nil, nil]
+            elif kind == "wait_irq":
+                args = [val(w, op, "line"), val(w, op, "count"), nil, nil, nil]
+            elif OPS[kind] == ("pfn",):
+                args = [val(w, op, "pfn"), nil, nil, nil, nil]
+            else:
+                args = [nil] * K.NARGS
+            code = K.PROG_NAMES.index("write" if kind == "fill" else kind)
+            rows.append([code] + [a[0] for a in args] + [a[1] for a in args])
+            if "as" in op:
+                names[op["as"]] = len(rows) - 1
+        spans.append((start, len(rows) - start))
+    return rows, bytes(data), spans
+
+
+class Loaded:
+    """Scenario ``sc`` on a fresh machine, with a snapshot to restore before each run."""
+
+    def __init__(self, sc, trace_events=0):
+        self.scenario = sc
+        progs = [(f"task {t.name!r}", t.ops) for t in sc.tasks] + \
+                [(f"irq {q.name!r}", q.ops) for q in sc.irqs]
+        rows, data, spans = _compile(progs)
+        self.machine = m = make_machine(sc, max(len(rows), 1), max(len(data), 1), trace_events)
+        self.names = ["direct"] + [t.name for t in sc.tasks] + [q.name for q in sc.irqs]
+        self._setup(m, sc)
+        S, B = m._S, m._B
+        if rows:
+            S[int(S[K.H_R_PROG]):int(S[K.H_R_PROG]) + len(rows) * K.PW] = \
+                np.array(rows, dtype=np.int64).ravel()
+        dp = int(S[K.H_B_DATA])
+        B[dp:dp + len(data)] = np.frombuffer(data, np.uint8)
+        self._rebase_buffers(S, rows, dp)
+        self._contexts(S, sc, spans)
+        self._reset_measurements()
+        self.snapshot = Snapshot(m)
+        self._log = empty_log(DEFAULT_LOG)
+
+    # -- construction -----------------------------------------------------------------------------
+    def _rebase_buffers(self, S, rows, dp):
+        """Data-pool offsets in rows are relative to the pool: make them absolute in B."""
+        base = int(S[K.H_R_PROG])
+        for i, r in enumerate(rows):
+            op = K.PROG_NAMES[r[0]]
+            k = {"read": 2, "write": 2, "device_write": 2, "device_read": 2,
+                 "device_start": 3}.get(op)
+            if k is not None:
+                S[base + i * K.PW + K.PO_A + k] += dp
+
+    def _contexts(self, S, sc, spans):
+        prog, regs = int(S[K.H_R_PROG]), int(S[K.H_R_REGS])
+        ntasks = len(sc.tasks)
+        S[K.H_NTASKS] = ntasks
+        for i, who in enumerate(sc.tasks + sc.irqs):
+            c = 1 + i
+            start, n = spans[i]
+            cr = int(S[K.H_R_CTX]) + c * K.CTX_W
+            S[cr + K.CTX_KIND] = K.KIND_TASK if i < ntasks else K.KIND_IRQ
+            S[cr + K.CTX_CPU] = who.cpu
+            S[cr + K.CTX_PROG] = prog + start * K.PW
+            S[cr + K.CTX_PROG_LEN] = n
+            S[cr + K.CTX_REGS] = regs + start
+            S[cr + K.CTX_SP] = 0
+            if i < ntasks:
+                S[cr + K.CTX_STATE] = K.CTX_RUNNABLE
+                S[cr + K.CTX_IRQ_LINE] = -1
+                push(S, c, K.R_PROGRAM, 0, 0, 0, 0)
+            else:
+                S[cr + K.CTX_STATE] = K.CTX_STATE_FREE
+                S[cr + K.CTX_IRQ_LINE] = who.line
+                ir = int(S[K.H_R_IRQ]) + who.line * K.IRQ_W
+                S[ir + K.IRQ_CTX] = c
+                S[ir + K.IRQ_CPU] = who.cpu
+                S[ir + K.IRQ_BUDGET] = who.count
+                S[ir + K.IRQ_PERIOD] = who.period
+                S[ir + K.IRQ_DUE] = who.first
+        for cpu in range(self.machine.ncpus):
+            S[int(S[K.H_R_CPU]) + cpu * K.CPU_W + K.CPU_CUR] = -1
+        S[K.H_LAST_CTX] = -1
+
+    def _setup(self, m, sc):
+        """Run the setup ops as direct calls (pfns and directions checked by the Machine)."""
+        names, results = {}, []
+        for w, op in expand(sc.setup, "setup"):
+            kind = op["op"]
+
+            def v(name):
+                imm, ref = parse_value(op.get(name, DEFAULTS.get(name)), names, w, name)
+                return imm + (results[ref] if ref >= 0 else 0)
+            try:
+                if kind in ("kmap", "kunmap", "kmap_high", "kunmap_high", "kmap_high_get"):
+                    r = getattr(m, kind)(v("pfn"))
+                elif kind == "kmap_flush_unused":
+                    r = m.kmap_flush_unused()
+                elif kind == "read":
+                    r = m.read(v("va"), v("n"))
+                elif kind in ("write", "fill"):
+                    blob = parse_data(op, w)
+                    if kind == "fill":
+                        m.read(v("va"), len(blob))
+                    r = m.write(v("va"), blob)
+                elif kind == "dma_map_page":
+                    r = m.dma_map_page(v("pfn"), v("offset"), v("size"),
+                                       parse_direction(op.get("direction"), w))
+                elif kind.startswith("dma_"):
+                    r = getattr(m, kind)(v("dma_addr"), v("size"),
+                                         parse_direction(op.get("direction"), w))
+                elif kind == "device_write":
+                    r = m.device.write(v("dma_addr"), parse_data(op, w))
+                else:
+                    raise ValueError(f"{kind} cannot run in setup (no task runs there)")
+            except ValueError as e:
+                raise ValueError(f"{w}: {e}") from None
+            results.append(r if isinstance(r, int) else 0)
+            if "as" in op:
+                names[op["as"]] = len(results) - 1
+
+    def _reset_measurements(self):
+        """Setup's cycles and counters do not belong to the runs."""
+        S = self.machine._S
+        for slot, n in ((K.H_R_UOPS, K.NSITES * K.NKINDS * K.NUOPS), (K.H_R_PROF, K.PROF_W),
+                        (K.H_R_CSTAT, K.NCSTAT), (K.H_R_MMSTAT, K.NMMSTAT)):
+            off = int(S[slot])
+            S[off:off + n] = 0
+        lk = int(S[K.H_R_LOCK])
+        S[lk + K.LK_ACQUISITIONS:lk + K.LOCK_W] = 0
+        S[lk + K.LK_IN_IRQ_SITE] = S[lk + K.LK_IRQ_ON_SITE] = -1
+        fr = int(S[K.H_R_FIND])
+        S[fr + K.FIND_COUNT] = 0
+        S[int(S[K.H_R_EV]) + K.EV_COUNT] = 0
+        S[K.H_EV_SEEN] = 0
+        S[K.H_STEP] = 0
+        for cpu in range(self.machine.ncpus):
+            S[int(S[K.H_R_CPU]) + cpu * K.CPU_W + K.CPU_CLOCK] = 0
+        S[K.H_NOW] = 0
+        for c in range(int(S[K.H_NCTX])):
+            cr = int(S[K.H_R_CTX]) + c * K.CTX_W
+            S[cr + K.CTX_CYCLES] = 0
+            S[cr + K.CTX_STEPS] = 0
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, mode=K.SCHED_DFS, choices=(), p_switch=0, seed=None, trace=False,
+            max_steps=DEFAULT_MAX_STEPS, final=True):
+        """Restore the snapshot and run one schedule; returns a :class:`RunResult`."""
+        m = self.machine
+        self.snapshot.restore(m)
+        S = m._S
+        if seed is not None:
+            S[K.H_SCHED_RNG] = ((int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019)
+                                & 0x7FFFFFFFFFFFFFFF) or 1
+        tr = int(S[K.H_R_TRACE])
+        S[tr + K.TR_ON] = 1 if trace else 0
+        S[K.H_YIELD] = 1
+        prefix = np.asarray(choices, dtype=np.int64)
+        nalt, choice, pre, act, alts = self._log
+        outcome, d, npre = _run(S, m._B, mode, prefix, len(prefix), int(p_switch), max_steps,
+                                nalt, choice, pre, act, alts)
+        S[K.H_YIELD] = 0
+        lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
+        return self._result(int(outcome), int(d), int(npre), lost, trace)
+
+    def run_raw(self, choices, max_steps=DEFAULT_MAX_STEPS):
+        """A DFS-mode run without building a report: (outcome, decisions, preemptions,
+        lost bytes). What :func:`emu.exec.explore.explore` calls per schedule."""
+        m = self.machine
+        self.snapshot.restore(m)
+        S = m._S
+        S[int(S[K.H_R_TRACE]) + K.TR_ON] = 0
+        S[K.H_YIELD] = 1
+        nalt, choice, pre, act, alts = self._log
+        outcome, d, npre = _run(S, m._B, K.SCHED_DFS, choices, len(choices), 0, max_steps,
+                                nalt, choice, pre, act, alts)
+        S[K.H_YIELD] = 0
+        if outcome == K.RUN_DONE:
+            lost = int(final_check(S, m._B))
+        else:
+            fr = int(S[K.H_R_FIND])
+            n = min(int(S[fr + K.FIND_COUNT]), int(S[fr + K.FIND_CAP]))
+            lost = sum(int(S[fr + K.FIND_HDR + i * K.FIND_W + K.FD_BAD]) for i in range(n)
+                       if S[fr + K.FIND_HDR + i * K.FIND_W + K.FD_KIND] == K.FIND_LOST)
+        return int(outcome), int(d), int(npre), lost
+
+    def lockdep(self):
+        from .report import lockdep_splat
+        return lockdep_splat(self)
+
+    def ctx_rec(self, c):
+        return int(self.machine._S[K.H_R_CTX]) + c * K.CTX_W
+
+    def _result(self, outcome, d, npre, lost, trace):
+        m = self.machine
+        nalt, choice, pre, act, alts = self._log
+        findings = m.findings()
+        if outcome != K.RUN_DONE:
+            lost = sum(f.bad_bytes for f in findings if f.kind == "lost-write")
+        deadlock = outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK)
+        from .report import describe_outcome, lockdep_splat, readable_trace
+        msg = describe_outcome(self, outcome)
+        return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), act[:d].tolist(),
+                         lost, findings, deadlock, msg, lockdep_splat(self),
+                         readable_trace(self) if trace else [])
+
+    def alternatives_at(self, d):
+        """(count, alternatives, preemption-if-not-first) of decision ``d`` of the last run."""
+        nalt, choice, pre, act, alts = self._log
+        n = int(nalt[d])
+        return n, alts[d * K.MAXALT:d * K.MAXALT + n].tolist()
+
+    def last_log(self, d):
+        """Arrays (nalt, choice, pre) of the last run's first ``d`` decisions."""
+        nalt, choice, pre, act, alts = self._log
+        return nalt[:d], choice[:d], pre[:d], act[:d]
+
+
+def load(sc, trace_events=0):
+    return Loaded(sc, trace_events)
+
+
+__all__ = ["Loaded", "RunResult", "load", "bug_message", "dma_debug_message"]

@@ -1,0 +1,58 @@
+"""``emu race``: explore every built-in scenario and variant, report data loss and deadlocks."""
+
+import time
+from dataclasses import asdict, dataclass
+
+from .builtin import all_variants
+from .explore import explore
+
+
+@dataclass
+class RaceResult:
+    """One row of ``emu race`` (the JSON fields of API.md, plus a few more)."""
+
+    scenario: str
+    dma_pinning: str
+    kmap_high_get: bool
+    ncpus: int
+    last_pkmap: int
+    data_lost: bool
+    lost_bytes: int
+    deadlock: bool
+    schedules_explored: int
+    complete: bool
+    seconds: float
+    minimal_schedule: list
+    preemptions: int
+    replay: str
+    lockdep: bool
+    name: str
+
+    def to_json(self):
+        return asdict(self)
+
+
+def run_race(bound=2, sizes=(8, 512), smp_sizes=(8,), max_schedules=None, progress=False,
+             only=None):
+    """Explore each built-in variant with preemption bound ``bound``.
+
+    Returns a list of :class:`RaceResult`, in the order of ``emu race``'s table.
+    """
+    out = []
+    for sid, sc in all_variants(sizes, smp_sizes):
+        if only and sid not in only:
+            continue
+        t0 = time.perf_counter()
+        ex = explore(sc, bound=bound, max_schedules=max_schedules, progress=progress)
+        mc = sc.machine
+        best = ex.minimal
+        out.append(RaceResult(
+            scenario=sid, dma_pinning=mc["dma_pinning"], kmap_high_get=mc["kmap_high_get"],
+            ncpus=mc.get("ncpus", 1), last_pkmap=mc["last_pkmap"], data_lost=ex.data_lost,
+            lost_bytes=ex.max_lost_bytes, deadlock=ex.deadlocks > 0,
+            schedules_explored=ex.schedules, complete=ex.complete,
+            seconds=round(time.perf_counter() - t0, 3),
+            minimal_schedule=ex.switches if best else [],
+            preemptions=best.preemptions if best else 0, replay=ex.replay,
+            lockdep=bool(ex.lockdep), name=sc.name))
+    return out

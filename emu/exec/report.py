@@ -1,0 +1,191 @@
+"""Human-readable reports of a run: outcome, lockdep-style splats, and the step trace."""
+
+from .. import consts as K
+from .errors import bug_message, dma_debug_message
+
+
+def _ctx_name(ld, c):
+    return ld.names[c] if 0 <= c < len(ld.names) else f"ctx{c}"
+
+
+def _rec(S, c):
+    return int(S[K.H_R_CTX]) + c * K.CTX_W
+
+
+def _routine(S, c):
+    """Innermost routine of context ``c`` (or 'idle')."""
+    cr = _rec(S, c)
+    sp = int(S[cr + K.CTX_SP])
+    if sp == 0:
+        return "idle"
+    f = cr + K.CTX_FRAMES + (sp - 1) * K.FW
+    return K.ROUTINE_NAMES[int(S[f + K.F_ROUTINE])]
+
+
+def irq_deadlock_lines(cpu="CPU0", lock="kmap_lock"):
+    """lockdep's "Possible unsafe locking scenario" for a lock taken in and out of IRQs."""
+    return [f"       {cpu}", "       ----", f"  lock({lock});", "  <Interrupt>",
+            f"    lock({lock});", "", " *** DEADLOCK ***"]
+
+
+def describe_outcome(ld, outcome):
+    """One paragraph on why a run ended (empty when every task finished)."""
+    S = ld.machine._S
+    if outcome == K.RUN_DONE:
+        return ""
+    if outcome == K.RUN_IRQ_DEADLOCK:
+        h = int(S[K.H_FAIL_CTX])
+        cpu = int(S[_rec(S, h) + K.CTX_CPU])
+        lk = int(S[K.H_R_LOCK])
+        owner = int(S[lk + K.LK_OWNER])
+        site = K.SITE_NAMES[int(S[lk + K.LK_ACQ_SITE])]
+        return (f"CPU{cpu}: lock(kmap_lock); <Interrupt> lock(kmap_lock); *** DEADLOCK ***\n"
+                f"  {_ctx_name(ld, owner)} holds kmap_lock (taken in {site}) with IRQs "
+                f"enabled; the IRQ handler {_ctx_name(ld, h)} interrupted it on CPU{cpu} and "
+                f"spins in {_routine(S, h)} for the same lock, which can never be released.\n"
+                + "\n".join(irq_deadlock_lines(f"CPU{cpu}")))
+    if outcome == K.RUN_DEADLOCK:
+        parts = []
+        owner = int(S[int(S[K.H_R_LOCK]) + K.LK_OWNER])
+        for c in range(1, len(ld.names)):
+            cr = _rec(S, c)
+            st = int(S[cr + K.CTX_STATE])
+            name = _ctx_name(ld, c)
+            if st == K.CTX_SLEEPING:
+                parts.append(f"{name} sleeps on pkmap_map_wait in {_routine(S, c)} "
+                             f"(every pkmap slot pinned, nobody left to kunmap)")
+            elif st == K.CTX_WAIT_IRQ:
+                parts.append(f"{name} waits for IRQ line {int(S[cr + K.CTX_WAIT_LINE])}, "
+                             f"which will not fire again")
+            elif st == K.CTX_RUNNABLE and int(S[cr + K.CTX_SPIN]):
+                parts.append(f"{name} spins on kmap_lock held by {_ctx_name(ld, owner)}")
+        return "deadlock: no context can run: " + "; ".join(parts)
+    if outcome == K.RUN_ERROR:
+        c = int(S[K.H_FAIL_CTX])
+        who = _ctx_name(ld, c) if c < K.ACT_IRQ else f"irq line {c - K.ACT_IRQ}"
+        err = int(S[K.H_ERR])
+        a, b, cc, d = (int(S[x]) for x in (K.H_ERR_A, K.H_ERR_B, K.H_ERR_C, K.H_ERR_D))
+        if err == K.ERR_PAGE_FAULT:
+            msg = f"Unable to handle kernel paging request at virtual address {a:08x}"
+        elif err == K.ERR_BUG:
+            msg = "kernel BUG: " + bug_message(a, b, cc, d)
+        elif err == K.ERR_DMA_DEBUG:
+            msg = dma_debug_message(a, b, cc, d)
+        else:
+            msg = f"error {err}"
+        return f"{who}: {msg}"
+    if outcome == K.RUN_LIMIT:
+        return "no progress: the step limit was reached (a livelock, or raise max_steps)"
+    return "the decision log is full (raise its size)"
+
+
+def _usage_chars(usage):
+    if usage & K.USAGE_IN_HARDIRQ and usage & K.USAGE_HARDIRQ_ON:
+        return "{?.+.}"
+    if usage & K.USAGE_IN_HARDIRQ:
+        return "{-...}"
+    if usage & K.USAGE_HARDIRQ_ON:
+        return "{+.+.}"
+    return "{....}"
+
+
+def lockdep_splat(ld):
+    """lockdep's "inconsistent lock state" report if kmap_lock was taken both in hardirq
+    context and elsewhere with IRQs enabled (even on a schedule that did not deadlock)."""
+    S = ld.machine._S
+    lk = int(S[K.H_R_LOCK])
+    usage = int(S[lk + K.LK_USAGE])
+    if not (usage & K.USAGE_IN_HARDIRQ and usage & K.USAGE_HARDIRQ_ON):
+        return ""
+    irq_site = K.SITE_NAMES[int(S[lk + K.LK_IN_IRQ_SITE])]
+    on_site = K.SITE_NAMES[int(S[lk + K.LK_IRQ_ON_SITE])]
+    irq_ctx = _ctx_name(ld, int(S[lk + K.LK_IN_IRQ_CTX]))
+    on_ctx = _ctx_name(ld, int(S[lk + K.LK_IRQ_ON_CTX]))
+    irq_first = int(S[lk + K.LK_IN_IRQ_STEP]) <= int(S[lk + K.LK_IRQ_ON_STEP])
+    if irq_first:
+        head = "inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage."
+        taker = f"{on_ctx} [HC0[0]:SC0[0]:HE1:SE1] takes:"
+        at, reg, reg_at = on_site, "{IN-HARDIRQ-W}", f"{irq_site} (in IRQ handler {irq_ctx})"
+    else:
+        head = "inconsistent {HARDIRQ-ON-W} -> {IN-HARDIRQ-W} usage."
+        taker = f"{irq_ctx} [HC1[1]:SC0[0]:HE0:SE1] takes:"
+        at, reg, reg_at = irq_site, "{HARDIRQ-ON-W}", f"{on_site} (in task {on_ctx})"
+    lines = ["================================", "WARNING: inconsistent lock state",
+             "--------------------------------", head, taker,
+             f" (kmap_lock){_usage_chars(usage)}, at: {at}", f"{reg} state was registered at:",
+             f"  {reg_at}", "other info that might help us debug this:",
+             " Possible unsafe locking scenario:", ""] + irq_deadlock_lines()
+    return "\n".join(lines)
+
+
+def _events(S):
+    t = int(S[K.H_R_TRACE])
+    n = min(int(S[t + K.TR_COUNT]), int(S[t + K.TR_CAP]))
+    base = t + K.TR_HDR
+    return [tuple(int(x) for x in S[base + i * K.TR_W:base + (i + 1) * K.TR_W])
+            for i in range(n)]
+
+
+def _discards(S):
+    ev = int(S[K.H_R_EV])
+    n = min(int(S[ev + K.EV_COUNT]), int(S[ev + K.EV_CAP]))
+    out = {}
+    for i in range(n):
+        r = ev + K.EV_HDR + i * K.EV_W
+        out.setdefault(int(S[r + K.EV_STEP]), []).append(
+            (int(S[r + K.EV_VA]), int(S[r + K.EV_PA]), int(S[r + K.EV_DMA_LO]),
+             int(S[r + K.EV_DMA_HI])))
+    return out
+
+
+def _site(x):
+    return K.SITE_NAMES[x] if 0 <= x < len(K.SITE_NAMES) else str(x)
+
+
+def readable_trace(ld):
+    """The last (traced) run, one line per step with its effects indented below it."""
+    S = ld.machine._S
+    drops = _discards(S)
+    out, step = [], 0
+    last_ctx = -1
+    for kind, clk, cpu, ctx, a, b in _events(S):
+        who = _ctx_name(ld, ctx)
+        if kind == K.T_STEP:
+            step += 1
+            mark = "" if ctx == last_ctx or last_ctx < 0 else "   <-- switch"
+            last_ctx = ctx
+            arg = f"(page {b})" if K.ROUTINE_NAMES[a] in (
+                "kmap", "kunmap", "kmap_high", "kunmap_high", "kmap_high_get",
+                "dma_map_page", "dma_cache_maint_page") else ""
+            out.append(f"step {step:4d}  cpu{cpu} {who:<10s} {K.ROUTINE_NAMES[a]}{arg}"
+                       f"  [cycle {clk}]{mark}")
+            for va, pa, lo, hi in drops.get(step, []):
+                where = "inside" if lo <= pa < hi else "OUTSIDE"
+                out.append(f"             !! dirty line {va:#010x} (page {pa >> K.PAGE_SHIFT}, "
+                           f"pa {pa:#x}) discarded by the invalidate, {where} the DMA buffer "
+                           f"[{lo:#x}, {hi:#x})")
+            continue
+        text = {
+            K.T_SET_PTE: lambda: f"set_pte slot {a} -> page {b} "
+                                 f"(vaddr {ld.machine.PKMAP_BASE + (a << 12):#010x})",
+            K.T_PTE_CLEAR: lambda: f"pte_clear slot {a} (was page {b})",
+            K.T_FLUSH_CACHE: lambda: "flush_cache_kmaps(): flush_cache_all()",
+            K.T_TLB_FLUSH: lambda: f"flush_tlb_kernel_range({a:#010x}, {b:#010x})",
+            K.T_SLEEP: lambda: f"sleeps on pkmap_map_wait (kmap_high page {a})",
+            K.T_WAKE: lambda: f"wakes {_ctx_name(ld, a)}",
+            K.T_LOCK: lambda: f"lock(kmap_lock) in {_site(a)}",
+            K.T_UNLOCK: lambda: f"unlock(kmap_lock) in {_site(a)}, held {b} cycles",
+            K.T_SPIN: lambda: f"spins on kmap_lock held by {_ctx_name(ld, b)}",
+            K.T_IRQ_RAISE: lambda: f"IRQ line {a} raised" + (f" (device wrote {b} bytes)"
+                                                             if b else ""),
+            K.T_IRQ_ENTER: lambda: f"enters IRQ handler (line {a})",
+            K.T_IRQ_EXIT: lambda: f"returns from IRQ handler (line {a})",
+            K.T_LOAD: lambda: f"load  {a:#010x} -> pa {b:#x} (page {b >> K.PAGE_SHIFT})",
+            K.T_STORE: lambda: f"store {a:#010x} -> pa {b:#x} (page {b >> K.PAGE_SHIFT})",
+            K.T_MAINT: lambda: f"cache maintenance at {a:#010x} for pa {b:#x} "
+                               f"(page {b >> K.PAGE_SHIFT})",
+            K.T_DMA_START: lambda: f"starts a device transfer of {b} bytes to {a:#x}",
+        }.get(kind)
+        if text is not None:
+            out.append(f"             {who}: {text()}")
+    return out

@@ -1,0 +1,304 @@
+"""Scenarios: tasks and IRQ handlers, each a program of emu operations, on one machine.
+
+A scenario is plain data (a dict, or a TOML file of the same shape), so it can be saved,
+embedded in a replay token and loaded again::
+
+    [machine]
+    last_pkmap = 8
+    dma_pinning = "page_address"
+
+    [[setup]]                      # direct calls before any task runs
+    op = "kmap"
+    pfn = 300
+    repeat = 3                     # pfn 300, 301, 302
+
+    [[task]]
+    name = "writer"
+    cpu = 0
+    ops = [
+      { op = "kmap", pfn = 400, as = "v" },           # "v" names the result
+      { op = "fill", va = "v", n = 64, byte = 0xAB },  # read, then write (dirty lines)
+      { op = "kunmap", pfn = 400 },
+    ]
+
+    [[irq]]
+    name = "nic"
+    line = 0
+    cpu = 0
+    ops = [ { op = "dma_map_page", pfn = 500, size = 4096, direction = "FROM_DEVICE" } ]
+
+An integer argument may be a name of an earlier result, optionally plus or minus a constant
+(``"v+64"``). Data is ``data = "hex"`` or ``byte = N`` with ``n = LENGTH``.
+"""
+
+import copy
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import consts as K
+from ..machine import Machine
+
+# field kinds: "pfn", "int", "dir", "line", "data", "n"
+OPS = {
+    "kmap": ("pfn",),
+    "kunmap": ("pfn",),
+    "kmap_high": ("pfn",),
+    "kunmap_high": ("pfn",),
+    "kmap_high_get": ("pfn",),
+    "kmap_flush_unused": (),
+    "read": ("va", "n"),
+    "write": ("va", "data"),
+    "fill": ("va", "data"),
+    "dma_map_page": ("pfn", "offset", "size", "direction"),
+    "dma_unmap_page": ("dma_addr", "size", "direction"),
+    "dma_sync_single_for_cpu": ("dma_addr", "size", "direction"),
+    "dma_sync_single_for_device": ("dma_addr", "size", "direction"),
+    "device_write": ("dma_addr", "data"),
+    "device_read": ("dma_addr", "n"),
+    "device_start": ("dma_addr", "data", "line", "cycles"),
+    "wait_irq": ("line", "count"),
+}
+DEFAULTS = {"offset": 0, "size": K.PAGE_SIZE, "count": 1, "cycles": 1000}
+_DIRS = {"BIDIRECTIONAL": 0, "DMA_BIDIRECTIONAL": 0, "TO_DEVICE": 1, "DMA_TO_DEVICE": 1,
+         "FROM_DEVICE": 2, "DMA_FROM_DEVICE": 2}
+_REF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(0x[0-9a-fA-F]+|\d+))?\s*$")
+MACHINE_KEYS = ("cpu", "lowmem_mb", "highmem_mb", "last_pkmap", "kmap_high_get", "dma_pinning",
+                "ncpus", "seed", "dma_api", "page_offset", "preempt", "oracle",
+                "dma_debug_strict", "costs", "timeslice", "force_kmap_high_get")
+
+
+def _where(where, msg):
+    return ValueError(f"{where}: {msg}")
+
+
+def parse_value(v, names, where, name):
+    """An int argument: an int, or ``"result"`` / ``"result+8"`` naming an earlier op."""
+    if isinstance(v, bool):
+        raise _where(where, f"{name}={v!r}: must be an int or the name of an earlier result")
+    if isinstance(v, (int, np.integer)):
+        return int(v), -1
+    if isinstance(v, str):
+        m = _REF.match(v)
+        if m and m.group(1) in names:
+            off = int(m.group(3), 0) if m.group(3) else 0
+            return (-off if m.group(2) == "-" else off), names[m.group(1)]
+        try:
+            return int(v, 0), -1
+        except ValueError:
+            pass
+    raise _where(where, f"{name}={v!r}: must be an int or the name of an earlier result "
+                        f"({', '.join(sorted(names)) or 'none yet'})")
+
+
+def parse_direction(v, where):
+    if isinstance(v, str) and v.upper() in _DIRS:
+        return _DIRS[v.upper()]
+    if isinstance(v, int) and not isinstance(v, bool) and v in (0, 1, 2):
+        return v
+    raise _where(where, f"direction={v!r}: not a valid DMA direction (valid_dma_direction() "
+                        f"accepts BIDIRECTIONAL/0, TO_DEVICE/1, FROM_DEVICE/2)")
+
+
+def parse_data(op, where):
+    """The bytes of a ``data = "hex"`` or ``byte = N, n = LEN`` argument."""
+    if "data" in op:
+        d = op["data"]
+        if isinstance(d, (bytes, bytearray)):
+            return bytes(d)
+        if isinstance(d, str):
+            try:
+                return bytes.fromhex(d)
+            except ValueError:
+                raise _where(where, f"data={d!r}: must be a hex string") from None
+        raise _where(where, f"data={d!r}: must be a hex string or bytes")
+    if "byte" in op:
+        b, n = op["byte"], op.get("n")
+        if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 255:
+            raise _where(where, f"byte={b!r}: must be an int 0..255")
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise _where(where, f"n={n!r}: must be a positive int (bytes to write)")
+        return bytes([b]) * n
+    raise _where(where, "needs data = \"hex\" or byte = N with n = LENGTH")
+
+
+def expand(ops, where):
+    """Normalise a list of op dicts; ``repeat = K`` (with ``step``, default 1) repeats an op
+    with its ``pfn`` advanced by ``step`` each time."""
+    if not isinstance(ops, (list, tuple)):
+        raise _where(where, "ops must be a list of operations")
+    out = []
+    for i, op in enumerate(ops):
+        w = f"{where} op {i}"
+        if not isinstance(op, dict) or "op" not in op:
+            raise _where(w, f"{op!r}: must be a table with an 'op' key")
+        if op["op"] not in OPS:
+            raise _where(w, f"op={op['op']!r}: unknown; accepted: {', '.join(OPS)}")
+        unknown = set(op) - set(OPS[op["op"]]) - {"op", "as", "repeat", "step", "byte", "n",
+                                                   "data"}
+        if unknown:
+            raise _where(w, f"unknown field(s) {sorted(unknown)} for op {op['op']!r}")
+        rep = op.get("repeat", 1)
+        if isinstance(rep, bool) or not isinstance(rep, int) or rep < 1:
+            raise _where(w, f"repeat={rep!r}: must be a positive int")
+        step = op.get("step", 1)
+        for k in range(rep):
+            o = {key: v for key, v in op.items() if key not in ("repeat", "step")}
+            if k and "pfn" in o and isinstance(o["pfn"], int):
+                o["pfn"] = o["pfn"] + k * step
+            if k and "as" in o:
+                o["as"] = f"{o['as']}_{k}"
+            out.append((w, o))
+    return out
+
+
+@dataclass
+class Task:
+    name: str
+    ops: list
+    cpu: int = 0
+
+
+@dataclass
+class Irq:
+    name: str
+    ops: list
+    line: int = 0
+    cpu: int = 0
+    count: int = 1          #: raises allowed (exploration) / periodic firings (timed)
+    period: int = 0         #: timed runs: fire every ``period`` cycles
+    first: int = -1         #: timed runs: first firing at this clock (-1: never timed)
+
+
+@dataclass
+class Scenario:
+    """Tasks and IRQ handlers on one machine. See the module docstring for the format."""
+
+    name: str = "scenario"
+    machine: dict = field(default_factory=dict)
+    setup: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+    irqs: list = field(default_factory=list)
+    description: str = ""
+
+    def task(self, name, ops, cpu=0):
+        """Add a task running ``ops`` on ``cpu``."""
+        self.tasks.append(Task(name, list(ops), cpu))
+        return self
+
+    def irq(self, name, ops, line=None, cpu=0, count=1, period=0, first=-1):
+        """Add an IRQ handler running ``ops`` when ``line`` fires on ``cpu``."""
+        line = len(self.irqs) if line is None else line
+        self.irqs.append(Irq(name, list(ops), line, cpu, count, period, first))
+        return self
+
+    # -- data form ------------------------------------------------------------------------------
+    def to_dict(self):
+        return {
+            "name": self.name, "description": self.description,
+            "machine": dict(self.machine), "setup": copy.deepcopy(self.setup),
+            "task": [{"name": t.name, "cpu": t.cpu, "ops": _plain(t.ops)} for t in self.tasks],
+            "irq": [{"name": q.name, "line": q.line, "cpu": q.cpu, "count": q.count,
+                     "period": q.period, "first": q.first, "ops": _plain(q.ops)}
+                    for q in self.irqs],
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise ValueError("scenario: must be a table")
+        unknown = set(d) - {"name", "description", "machine", "setup", "task", "irq"}
+        if unknown:
+            raise ValueError(f"scenario: unknown section(s) {sorted(unknown)}; accepted: name, "
+                             f"description, machine, setup, task, irq")
+        sc = cls(d.get("name", "scenario"), dict(d.get("machine", {})),
+                 list(d.get("setup", [])), [], [], d.get("description", ""))
+        for i, t in enumerate(d.get("task", [])):
+            if not isinstance(t, dict) or "ops" not in t:
+                raise ValueError(f"task {i}: must be a table with 'ops'")
+            sc.task(t.get("name", f"task{i}"), t["ops"], t.get("cpu", 0))
+        for i, q in enumerate(d.get("irq", [])):
+            if not isinstance(q, dict) or "ops" not in q:
+                raise ValueError(f"irq {i}: must be a table with 'ops'")
+            sc.irq(q.get("name", f"irq{i}"), q["ops"], q.get("line", i), q.get("cpu", 0),
+                   q.get("count", 1), q.get("period", 0), q.get("first", -1))
+        sc.validate()
+        return sc
+
+    @classmethod
+    def from_toml(cls, path):
+        """Load a scenario from a TOML file (see the module docstring)."""
+        try:
+            with open(path, "rb") as f:
+                d = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: not valid TOML: {e}") from None
+        d.setdefault("name", str(path))
+        return cls.from_dict(d)
+
+    def validate(self):
+        """Check the shape of everything that does not need the machine; ValueError names
+        the task, op and field."""
+        bad = set(self.machine) - set(MACHINE_KEYS)
+        if bad:
+            raise ValueError(f"machine: unknown key(s) {sorted(bad)}; accepted: "
+                             + ", ".join(MACHINE_KEYS))
+        if not self.tasks:
+            raise ValueError("scenario: needs at least one [[task]]")
+        names = [t.name for t in self.tasks] + [q.name for q in self.irqs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"scenario: task and irq names must be unique: {names}")
+        lines = [q.line for q in self.irqs]
+        if len(set(lines)) != len(lines) or any(
+                isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < K.MAXIRQ
+                for x in lines):
+            raise ValueError(f"irq lines: must be distinct ints 0..{K.MAXIRQ - 1}: {lines}")
+        for t in self.tasks:
+            expand(t.ops, f"task {t.name!r}")
+        for q in self.irqs:
+            expand(q.ops, f"irq {q.name!r}")
+        expand(self.setup, "setup")
+        return self
+
+    def variant(self, **machine):
+        """A copy with some machine parameters changed."""
+        sc = copy.deepcopy(self)
+        sc.machine.update(machine)
+        return sc
+
+    def build(self, trace_events=0):
+        """A :class:`~emu.exec.loaded.Loaded` machine: setup done, programs loaded."""
+        from .loaded import load
+        return load(self, trace_events)
+
+
+def _plain(ops):
+    out = []
+    for op in ops:
+        o = dict(op)
+        if isinstance(o.get("data"), (bytes, bytearray)):
+            o["data"] = bytes(o["data"]).hex()
+        out.append(o)
+    return out
+
+
+def machine_kwargs(sc):
+    """Machine arguments of scenario ``sc`` (``force_kmap_high_get`` is emu-internal)."""
+    kw = dict(sc.machine)
+    force = kw.pop("force_kmap_high_get", False)
+    return kw, force
+
+
+def make_machine(sc, rows, data, trace_events):
+    kw, force = machine_kwargs(sc)
+    kw.setdefault("lowmem_mb", 1)
+    kw.setdefault("highmem_mb", 1)
+    ncpus = kw.get("ncpus", 1)
+    for t in sc.tasks + sc.irqs:
+        if isinstance(t.cpu, bool) or not isinstance(t.cpu, int) or not 0 <= t.cpu < ncpus:
+            raise ValueError(f"{t.name!r}: cpu={t.cpu!r} must be in range(0, ncpus={ncpus})")
+    return Machine(contexts=1 + len(sc.tasks) + len(sc.irqs), program_rows=rows,
+                   data_bytes=data, trace_events=trace_events, _force_kmap_high_get=force,
+                   **kw)

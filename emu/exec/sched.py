@@ -1,0 +1,401 @@
+"""The interleaving executor: who runs next, IRQ delivery, and one whole run of a scenario.
+
+At every scheduling point the engine lists the enabled *actions* — run a context (a task or
+the IRQ handler a CPU is in), or raise an interrupt line — with the non-preemptive default
+first: the context that ran last, if it can go on. Choosing anything else while it could go
+on is a preemption (CHESS counts the same way). The kernel's rules decide what is enabled:
+
+* a CPU in an IRQ handler runs only that handler; a CPU whose current task has preemption or
+  IRQs disabled runs only that task; otherwise any runnable task bound to the CPU may run;
+* a context spinning on ``kmap_lock`` is disabled until the lock is free; a sleeping task
+  until ``wake_up``; a task in ``wait_irq`` until the handler has run;
+* a line may be raised when its CPU has IRQs enabled and is not in a handler.
+
+SMP is N CPUs sharing the one VIVT cache (the abstraction the seed patch reasons with), each
+with its own TLB, IRQ mask, preempt count and clock.
+
+Modes: ``SCHED_DFS`` follows a prefix of alternative indices then takes defaults (systematic
+exploration and replay); ``SCHED_RANDOM`` picks with a seeded generator; ``SCHED_TIMED`` runs
+the CPU with the lowest clock, fires timed IRQs (device completions, periodic lines) and
+rotates tasks every time slice (profiles).
+"""
+
+import numpy as np
+
+from .. import consts as K
+from .._jit import inline, njit
+from ..cost.account import set_site, uop
+from ..dma.engine import device_write
+from ..dma.oracle import judge_discards
+from .core import enter_context, run_step, switch_cpu
+from .cpu import _irqs_masked, _irqs_unmasked, cpu_rec, log2_bucket
+from .frames import ctx_rec, push
+from .trace import trace
+
+
+@inline
+def irq_rec(S, line):
+    return S[K.H_R_IRQ] + line * K.IRQ_W
+
+
+@inline
+def enabled(S, c):
+    """Can context ``c`` take a step now?"""
+    cr = ctx_rec(S, c)
+    if S[cr + K.CTX_STATE] != K.CTX_RUNNABLE or S[cr + K.CTX_SP] == 0:
+        return False
+    if S[cr + K.CTX_SPIN]:
+        return S[S[K.H_R_LOCK] + K.LK_OWNER] < 0
+    return True
+
+
+@inline
+def preemptible(S, cpu):
+    r = cpu_rec(S, cpu)
+    return S[r + K.CPU_PREEMPT] == 0 and S[r + K.CPU_IRQOFF] == 0 and S[r + K.CPU_HARDIRQ] == 0
+
+
+@inline
+def _add(alts, n, a):
+    if n < K.MAXALT:
+        alts[n] = a
+        return n + 1
+    return n
+
+
+@njit
+def alternatives(S, alts, with_irqs):
+    """Fill ``alts`` with the enabled actions, default first; returns (count, last_enabled)."""
+    n = 0
+    last = S[K.H_LAST_CTX]
+    last_on = last >= 0 and enabled(S, last)
+    if last_on:
+        cpu = S[ctx_rec(S, last) + K.CTX_CPU]
+        if S[cpu_rec(S, cpu) + K.CPU_CUR] == last:
+            n = _add(alts, n, last)
+        else:
+            last_on = False
+    for cpu in range(S[K.H_NCPUS]):
+        r = cpu_rec(S, cpu)
+        cur = S[r + K.CPU_CUR]
+        if S[r + K.CPU_HARDIRQ]:
+            if cur != last and enabled(S, cur):
+                n = _add(alts, n, cur)
+            continue
+        cur_holds = cur >= 0 and S[ctx_rec(S, cur) + K.CTX_STATE] == K.CTX_RUNNABLE \
+            and S[ctx_rec(S, cur) + K.CTX_SP] > 0
+        if cur >= 0 and cur != last and enabled(S, cur):
+            n = _add(alts, n, cur)
+        if cur_holds and not preemptible(S, cpu):
+            continue
+        for t in range(1, S[K.H_NTASKS] + 1):
+            if t != cur and t != last and S[ctx_rec(S, t) + K.CTX_CPU] == cpu \
+                    and enabled(S, t):
+                n = _add(alts, n, t)
+    if with_irqs:
+        for line in range(K.MAXIRQ):
+            ir = irq_rec(S, line)
+            if S[ir + K.IRQ_CTX] < 0 or S[ir + K.IRQ_BUDGET] <= 0:
+                continue
+            r = cpu_rec(S, S[ir + K.IRQ_CPU])
+            if S[r + K.CPU_IRQOFF] == 0 and S[r + K.CPU_HARDIRQ] == 0:
+                n = _add(alts, n, K.ACT_IRQ + line)
+    return n, last_on
+
+
+# ---------------------------------------------------------------------------------------------
+# Interrupts
+# ---------------------------------------------------------------------------------------------
+
+
+@njit
+def raise_irq(S, B, line):
+    """The line fires: its device transfer (if any) lands in RAM, then it is pending."""
+    ir = irq_rec(S, line)
+    cpu = S[ir + K.IRQ_CPU]
+    switch_cpu(S, cpu)
+    n = S[ir + K.IRQ_XFER_LEN]
+    if n > 0:
+        device_write(S, B, S[ir + K.IRQ_XFER_ADDR], B, S[ir + K.IRQ_XFER_SRC], n)
+        S[ir + K.IRQ_XFER_LEN] = 0
+    S[ir + K.IRQ_PENDING] = 1
+    S[ir + K.IRQ_RAISED_AT] = S[K.H_NOW]
+    trace(S, K.T_IRQ_RAISE, line, n)
+
+
+@njit
+def deliver_irq(S, line):
+    """Enter the line's handler on its CPU (IRQ entry masks IRQs, ARM's CPSR I bit)."""
+    ir = irq_rec(S, line)
+    cpu = S[ir + K.IRQ_CPU]
+    h = S[ir + K.IRQ_CTX]
+    r = cpu_rec(S, cpu)
+    hr = ctx_rec(S, h)
+    S[ir + K.IRQ_PENDING] = 0
+    S[hr + K.CTX_STATE] = K.CTX_RUNNABLE
+    S[hr + K.CTX_SP] = 0
+    S[hr + K.CTX_SPIN] = 0
+    push(S, h, K.R_PROGRAM, 0, 0, 0, 0)
+    S[r + K.CPU_INTERRUPTED] = S[r + K.CPU_CUR]
+    S[r + K.CPU_CUR] = h
+    S[r + K.CPU_HARDIRQ] = 1
+    enter_context(S, h)
+    set_site(S, K.SITE_IRQ_ENTRY)
+    uop(S, K.UOP_IRQ_ENTRY, 1)
+    _irqs_masked(S, r)
+    p = S[K.H_R_PROF]
+    lat = S[K.H_NOW] - S[ir + K.IRQ_RAISED_AT]
+    S[p + K.PROF_IRQLAT_COUNT] += 1
+    S[p + K.PROF_IRQLAT_TOTAL] += lat
+    if lat > S[p + K.PROF_IRQLAT_MAX]:
+        S[p + K.PROF_IRQLAT_MAX] = lat
+    if S[p + K.PROF_IRQLAT_COUNT] == 1 or lat < S[p + K.PROF_IRQLAT_MIN]:
+        S[p + K.PROF_IRQLAT_MIN] = lat
+    S[p + K.PROF_H_IRQLAT + log2_bucket(lat)] += 1
+    trace(S, K.T_IRQ_ENTER, line, lat)
+
+
+@njit
+def irq_exit(S, h):
+    """The handler returned: unmask, resume the interrupted context, wake its waiters."""
+    hr = ctx_rec(S, h)
+    line = S[hr + K.CTX_IRQ_LINE]
+    cpu = S[hr + K.CTX_CPU]
+    r = cpu_rec(S, cpu)
+    set_site(S, K.SITE_IRQ_ENTRY)
+    uop(S, K.UOP_IRQ_EXIT, 1)
+    _irqs_unmasked(S, r)
+    S[r + K.CPU_HARDIRQ] = 0
+    S[r + K.CPU_CUR] = S[r + K.CPU_INTERRUPTED]
+    S[r + K.CPU_INTERRUPTED] = -1
+    S[hr + K.CTX_STATE] = K.CTX_STATE_FREE
+    ir = irq_rec(S, line)
+    S[ir + K.IRQ_DONE] += 1
+    trace(S, K.T_IRQ_EXIT, line, 0)
+    for t in range(1, S[K.H_NTASKS] + 1):
+        tr = ctx_rec(S, t)
+        if (S[tr + K.CTX_STATE] == K.CTX_WAIT_IRQ and S[tr + K.CTX_WAIT_LINE] == line
+                and S[ir + K.IRQ_DONE] >= S[tr + K.CTX_WAIT_COUNT]):
+            S[tr + K.CTX_STATE] = K.CTX_RUNNABLE
+            trace(S, K.T_WAKE, t, line)
+    S[K.H_LAST_CTX] = S[r + K.CPU_CUR]
+
+
+@njit
+def fire_timed(S, B):
+    """Timed mode: raise every line whose due clock has passed on its CPU; re-arm periodic
+    lines; deliver pending lines to CPUs that can take them."""
+    for line in range(K.MAXIRQ):
+        ir = irq_rec(S, line)
+        due = S[ir + K.IRQ_DUE]
+        if S[ir + K.IRQ_CTX] < 0 or due < 0:
+            continue
+        cpu = S[ir + K.IRQ_CPU]
+        now = S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[cpu_rec(S, cpu) + K.CPU_CLOCK]
+        if now >= due and S[ir + K.IRQ_PENDING] == 0:
+            raise_irq(S, B, line)
+            S[ir + K.IRQ_RAISED_AT] = due
+            if S[ir + K.IRQ_PERIOD] > 0 and S[ir + K.IRQ_BUDGET] > 1:
+                S[ir + K.IRQ_DUE] = due + S[ir + K.IRQ_PERIOD]
+            else:
+                S[ir + K.IRQ_DUE] = -1
+            S[ir + K.IRQ_BUDGET] -= 1
+    for line in range(K.MAXIRQ):
+        ir = irq_rec(S, line)
+        if S[ir + K.IRQ_PENDING] and S[ir + K.IRQ_CTX] >= 0:
+            r = cpu_rec(S, S[ir + K.IRQ_CPU])
+            if S[r + K.CPU_IRQOFF] == 0 and S[r + K.CPU_HARDIRQ] == 0:
+                deliver_irq(S, line)
+
+
+@njit
+def next_due(S):
+    """Earliest due clock of an armed timed line, or -1."""
+    best = -1
+    for line in range(K.MAXIRQ):
+        ir = irq_rec(S, line)
+        d = S[ir + K.IRQ_DUE]
+        if S[ir + K.IRQ_CTX] >= 0 and d >= 0 and (best < 0 or d < best):
+            best = d
+    return best
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a step of a chosen context
+# ---------------------------------------------------------------------------------------------
+
+
+@njit
+def run_action(S, B, a):
+    """Perform action ``a``; returns the step's status (``ST_*``), or -1 for an IRQ raise."""
+    if a >= K.ACT_IRQ:
+        line = a - K.ACT_IRQ
+        S[irq_rec(S, line) + K.IRQ_BUDGET] -= 1
+        raise_irq(S, B, line)
+        deliver_irq(S, line)
+        S[K.H_LAST_CTX] = S[irq_rec(S, line) + K.IRQ_CTX]
+        return -1
+    c = a
+    cr = ctx_rec(S, c)
+    cpu = S[cr + K.CTX_CPU]
+    r = cpu_rec(S, cpu)
+    if S[r + K.CPU_CUR] != c:
+        enter_context(S, c)
+        set_site(S, K.SITE_SCHEDULE)
+        uop(S, K.UOP_CONTEXT_SWITCH, 1)
+        S[r + K.CPU_CUR] = c
+        S[cr + K.CTX_SLICE_AT] = S[K.H_NOW]
+        trace(S, K.T_SWITCH, c, 0)
+    f = cr + K.CTX_FRAMES + (S[cr + K.CTX_SP] - 1) * K.FW
+    trace(S, K.T_STEP, S[f + K.F_ROUTINE], S[f + K.F_A0])
+    st = run_step(S, B, c)
+    S[K.H_LAST_CTX] = c
+    S[cr + K.CTX_SPIN] = 1 if st == K.ST_SPIN else 0
+    if st == K.ST_DONE:
+        S[cr + K.CTX_SP] = 0
+        if S[cr + K.CTX_KIND] == K.KIND_IRQ:
+            irq_exit(S, c)
+        else:
+            S[cr + K.CTX_STATE] = K.CTX_DONE
+    trace(S, K.T_STEP_END, st, 0)
+    if S[S[K.H_R_EV] + K.EV_COUNT] != S[K.H_EV_SEEN]:
+        judge_discards(S, B)
+    return st
+
+
+@njit
+def irq_deadlock(S, c):
+    """Is ``c`` a handler spinning on a lock held by a context its own CPU interrupted?"""
+    cr = ctx_rec(S, c)
+    if S[cr + K.CTX_KIND] != K.KIND_IRQ:
+        return False
+    owner = S[S[K.H_R_LOCK] + K.LK_OWNER]
+    r = cpu_rec(S, S[cr + K.CTX_CPU])
+    return owner >= 0 and owner == S[r + K.CPU_INTERRUPTED]
+
+
+@njit
+def unfinished(S):
+    for t in range(1, S[K.H_NTASKS] + 1):
+        st = S[ctx_rec(S, t) + K.CTX_STATE]
+        if st != K.CTX_DONE:
+            return True
+    for cpu in range(S[K.H_NCPUS]):
+        if S[cpu_rec(S, cpu) + K.CPU_HARDIRQ]:
+            return True
+    return False
+
+
+@inline
+def _rand(S):
+    x = S[K.H_SCHED_RNG]
+    x ^= (x << 13) & 0x7FFFFFFFFFFFFFFF
+    x ^= x >> 7
+    x ^= (x << 17) & 0x7FFFFFFFFFFFFFFF
+    S[K.H_SCHED_RNG] = x
+    return x >> 11
+
+
+@njit
+def _timed_pick(S, alts, n):
+    """Timed mode: the enabled context on the CPU with the lowest clock; a task whose time
+    slice is over yields to the next runnable task of its CPU at a preemptible point."""
+    best = -1
+    best_clock = 0
+    for j in range(n):
+        a = alts[j]
+        if a >= K.ACT_IRQ:
+            continue
+        cpu = S[ctx_rec(S, a) + K.CTX_CPU]
+        clk = S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[cpu_rec(S, cpu) + K.CPU_CLOCK]
+        if best < 0 or clk < best_clock:
+            best = j
+            best_clock = clk
+    if best < 0:
+        return -1
+    c = alts[best]
+    cpu = S[ctx_rec(S, c) + K.CTX_CPU]
+    cur = S[cpu_rec(S, cpu) + K.CPU_CUR]
+    if c == cur and S[K.H_TIMESLICE] > 0 and preemptible(S, cpu) \
+            and best_clock - S[ctx_rec(S, c) + K.CTX_SLICE_AT] >= S[K.H_TIMESLICE]:
+        for j in range(n):                          # round robin: next task id after cur
+            a = alts[j]
+            if a < K.ACT_IRQ and a != c and S[ctx_rec(S, a) + K.CTX_CPU] == cpu \
+                    and S[ctx_rec(S, a) + K.CTX_KIND] == K.KIND_TASK:
+                S[ctx_rec(S, c) + K.CTX_SLICE_AT] = best_clock
+                return j
+        S[ctx_rec(S, c) + K.CTX_SLICE_AT] = best_clock
+    return best
+
+
+@njit
+def _idle_until(S, due):
+    """No CPU can run: every CPU's clock catches up with the next timed interrupt."""
+    for cpu in range(S[K.H_NCPUS]):
+        switch_cpu(S, cpu)
+        if S[K.H_NOW] < due:
+            S[K.H_NOW] = due
+
+
+@njit
+def run(S, B, mode, prefix, nprefix, p_switch, max_steps, log_nalt, log_choice, log_pre,
+        log_act, log_alts):
+    """One run of the loaded scenario from the current state.
+
+    Returns ``(outcome, decisions, preemptions)``. The decision log records, per scheduling
+    point, the number of alternatives, the index chosen, whether a non-default choice there
+    is a preemption, the action taken and (up to ``MAXALT``) the alternatives themselves.
+    """
+    alts = np.empty(K.MAXALT, np.int64)
+    cap = len(log_nalt)
+    d = 0
+    pre = 0
+    steps = 0
+    timed = mode == K.SCHED_TIMED
+    while True:
+        if timed:
+            fire_timed(S, B)
+        if not unfinished(S):
+            return K.RUN_DONE, d, pre
+        n, last_on = alternatives(S, alts, not timed)
+        if n == 0:
+            if timed:
+                due = next_due(S)
+                if due >= 0:
+                    _idle_until(S, due)
+                    continue
+            return K.RUN_DEADLOCK, d, pre
+        if d >= cap:
+            return K.RUN_LOG_FULL, d, pre
+        if mode == K.SCHED_DFS:
+            j = prefix[d] if d < nprefix else 0
+            if j >= n:
+                j = 0
+        elif mode == K.SCHED_RANDOM:
+            j = 0
+            if n > 1 and (not last_on or (_rand(S) % 1000000) < p_switch):
+                j = (1 + _rand(S) % (n - 1)) if last_on else _rand(S) % n
+        else:
+            j = _timed_pick(S, alts, n)
+            if j < 0:
+                return K.RUN_DEADLOCK, d, pre
+        a = alts[j]
+        cost = 1 if (last_on and j != 0) else 0
+        pre += cost
+        log_nalt[d] = n
+        log_choice[d] = j
+        log_pre[d] = 1 if last_on else 0        # a non-default choice here is a preemption
+        log_act[d] = a
+        for k in range(n):
+            log_alts[d * K.MAXALT + k] = alts[k]
+        d += 1
+        st = run_action(S, B, a)
+        if st == K.ST_ERROR:
+            S[K.H_FAIL_CTX] = a
+            return K.RUN_ERROR, d, pre
+        if st == K.ST_SPIN and irq_deadlock(S, a):
+            S[K.H_FAIL_CTX] = a
+            return K.RUN_IRQ_DEADLOCK, d, pre
+        steps += 1
+        if steps >= max_steps:
+            return K.RUN_LIMIT, d, pre

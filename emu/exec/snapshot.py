@@ -1,0 +1,72 @@
+"""Snapshots of a machine, restored before every schedule of an exploration.
+
+``S`` is copied whole (tens of KiB). Of ``B`` only what a run can change and later read is
+restored: cache line data, the scenario data pool, and the RAM, shadow and touched flag of
+each page a run wrote (``H_B_RAMDIRTY``); the other byte buffers are written before they are
+read. A restore therefore costs microseconds, not a copy of RAM.
+"""
+
+import numpy as np
+
+from .. import consts as K
+from .._jit import njit
+
+
+@njit
+def _restore(S, B, S0, B0):
+    tail = S0[K.H_S_TAIL]
+    S[:tail] = S0[:tail]
+    for slot, hdr in ((K.H_R_EV, K.EV_HDR), (K.H_R_FIND, K.FIND_HDR),
+                      (K.H_R_TRACE, K.TR_HDR)):
+        o = S0[slot]
+        S[o:o + hdr] = S0[o:o + hdr]
+    o = S0[K.H_R_DMADBG]                          # live dma-debug entries too
+    n = K.DD_HDR + S0[o + K.DD_COUNT] * K.DD_W
+    S[o:o + n] = S0[o:o + n]
+    c = S[K.H_B_CDATA]
+    for k in range(c, c + S[K.H_C_NLINES] * S[K.H_C_LINE]):
+        B[k] = B0[k]
+    d = S[K.H_B_DATA]
+    for k in range(d, d + S[K.H_DATA_SIZE]):
+        B[k] = B0[k]
+    rd = S[K.H_B_RAMDIRTY]
+    ram = S[K.H_B_RAM]
+    sh = S[K.H_B_SHADOW]
+    oracle = S[K.H_ORACLE]
+    for p in range(S[K.H_NPAGES]):
+        if B[rd + p] == 0:
+            continue
+        B[rd + p] = 0
+        o = p << K.PAGE_SHIFT
+        for k in range(K.PAGE_SIZE):
+            B[ram + o + k] = B0[ram + o + k]
+        if oracle:
+            for k in range(K.PAGE_SIZE):
+                B[sh + o + k] = B0[sh + o + k]
+            B[S[K.H_B_TOUCHED] + p] = B0[S[K.H_B_TOUCHED] + p]
+
+
+class Snapshot:
+    """The state of machine ``m`` now; :meth:`restore` puts it back."""
+
+    def __init__(self, m):
+        rd = int(m._S[K.H_B_RAMDIRTY])
+        m._B[rd:rd + int(m._S[K.H_NPAGES])] = 0
+        self.S = m._S.copy()
+        self.B = m._B.copy()
+
+    def restore(self, m):
+        _restore(m._S, m._B, self.S, self.B)
+
+    def reset(self, m):
+        """A fresh copy of the whole state (slow: copies RAM); used when ``m`` was replaced."""
+        m._S[:] = self.S
+        m._B[:] = self.B
+        rd = int(m._S[K.H_B_RAMDIRTY])
+        m._B[rd:rd + int(m._S[K.H_NPAGES])] = 0
+
+
+def empty_log(cap):
+    """Decision-log arrays for :func:`emu.exec.sched.run`."""
+    return (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
+            np.zeros(cap, np.int64), np.zeros(cap * K.MAXALT, np.int64))
