@@ -33,7 +33,8 @@ def _source_hash():
 def _cache_dir():
     """``emu/__pycache__/numba-<hash>`` when writable, else a per-user directory."""
     tag = "numba-" + _source_hash()
-    for root in (_PKG / "__pycache__",
+    user = os.environ.get("NUMBA_CACHE_DIR")
+    for root in ((Path(user) / "emu",) if user else ()) + (_PKG / "__pycache__",
                  Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emu",
                  Path(tempfile.gettempdir()) / f"emu-{os.getuid() if hasattr(os, 'getuid') else 0}"):
         try:

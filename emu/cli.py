@@ -41,8 +41,14 @@ def _print_json(obj):
 
 
 # ---------------------------------------------------------------------------------------------
+def _warm():
+    from .warmup import warmup
+    warmup()
+
+
 def cmd_race(a):
     from .exec.race import run_race
+    _warm()
     only = set(a.only.split(",")) if a.only else None
     res = run_race(a.bound, a.sizes, a.smp_sizes, a.max_schedules, progress=not a.json,
                    only=only)
@@ -102,6 +108,7 @@ def cmd_explore(a):
     from .exec.explore import explore
     from .exec.scenario import Scenario
     sc = Scenario.from_toml(a.file)
+    _warm()
     ex = explore(sc, bound=a.bound, max_schedules=a.max_schedules, progress=not a.json)
     out = {"scenario": ex.scenario, "bound": ex.bound, "schedules_explored": ex.schedules,
            "complete": ex.complete, "seconds": round(ex.seconds, 3), "failures": ex.failures,
@@ -247,7 +254,8 @@ def build_parser():
 
     f = sub.add_parser("profile", help="kmap_lock cost with and without IRQ disabling")
     f.add_argument("--cpu", default="arm926", choices=["arm926", "feroceon", "xscale", "sa110"])
-    f.add_argument("--workload", default="all")
+    f.add_argument("--workload", default="dma-irq",
+                   help="fastpath, churn, dma-irq (default) or a scenario FILE.toml")
     f.add_argument("--json", action="store_true")
     f.add_argument("--plot", metavar="FILE.png")
     f.add_argument("--trace", metavar="FILE.json")

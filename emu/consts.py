@@ -273,6 +273,8 @@ H_FAIL_CTX = _h()         # context whose step ended a run with an error or dead
 H_B_RAMDIRTY = _h()       # [npages] 1 if RAM or shadow bytes of the page changed since a snapshot
 H_B_DATA = _h()           # scenario data pool (bytes programs write and read)
 H_DATA_SIZE = _h()
+H_STEP_T0 = _h()          # H_NOW when the running step began (inclusive routine cycles)
+H_R_PROFR = _h()          # [nroutines][PR_W] calls and inclusive cycles per routine
 HDR_SIZE = _h()
 del _h
 
@@ -344,6 +346,7 @@ F_PC = _c()
 F_LOCKST = _c()           # lock acquisition progress (LOCKST_*)
 F_FLAGS = _c()            # saved CPSR I bit for *_irqsave / lock_kmap_any
 F_SPIN_AT = _c()          # CPU clock of the first attempt on a contended lock
+F_T0 = _c()               # the context's cycle total when the routine was called
 F_A0 = _c()               # arguments and locals
 F_A1 = _c()
 F_A2 = _c()
@@ -606,8 +609,13 @@ TR_W = 6
 TRACE_NAMES = (
     "step", "step_end", "lock", "unlock", "irqs_off", "irqs_on", "irq_raise", "irq_enter",
     "irq_exit", "set_pte", "pte_clear", "flush_cache", "tlb_flush", "discard", "sleep",
-    "wake", "switch", "spin", "load", "store", "dma_start", "maint",
+    "wake", "switch", "spin", "load", "store", "dma_start", "maint", "call", "ret",
 )
+PR_CALLS = 0              # per-routine profile record
+PR_TOTAL = 1
+PR_MIN = 2
+PR_MAX = 3
+PR_W = 4
 for _i, _n in enumerate(TRACE_NAMES):
     globals()["T_" + _n.upper()] = _i
 del _i, _n

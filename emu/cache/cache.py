@@ -114,7 +114,10 @@ class Cache:
             raise ValueError(f"ram_size={ram_size!r}: must be an int in (0, 2**32]")
         if isinstance(events, bool) or not isinstance(events, int) or events < 0:
             raise ValueError(f"events={events!r}: must be a non-negative int")
-        lay = Layout(K.HDR_FIXED_END)
+        if ram_size % cfg.line:
+            raise ValueError(f"ram_size={ram_size}: must be a multiple of the line size "
+                             f"({cfg.line} bytes)")
+        lay = Layout(K.HDR_SIZE)            # machine-only header slots stay 0 (unused)
         add_cache(lay, cfg, seed)
         _add_accounting(lay)
         lay.param(K.H_S_TAIL, lay.s_size)
@@ -166,6 +169,9 @@ class Cache:
         if va + n > ADDR_LIMIT:
             raise ValueError(f"n={n}: va + n must not pass the end of the 32-bit space")
         pa = va if pa is None else _check_addr("pa", pa)
+        if (pa ^ va) & (self.line - 1):
+            raise ValueError(f"pa={pa:#x}: must have the same offset within a line as "
+                             f"va={va:#x} (translation keeps the offset)")
         if pa + n > self._ram_size:
             raise ValueError(f"pa={pa:#x}: pa + n must be within RAM ({self._ram_size:#x} bytes)")
         return va, pa, int(n)

@@ -95,9 +95,10 @@ class CacheConfig:
         for name in ("write_back", "write_allocate"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be True or False")
-        if not isinstance(self.window, int) or not 0 <= self.window <= 0xFFFFFFFF - 2 * self.size:
-            raise ValueError(f"window={self.window!r}: must be a 32-bit address with room for "
-                             f"two {self.size}-byte windows above it")
+        if not isinstance(self.window, int) or not 0 <= self.window <= 0xFFFFFFFF - 2 * self.size \
+                or self.window % self.line:
+            raise ValueError(f"window={self.window!r}: must be a line-aligned 32-bit address "
+                             f"with room for two {self.size}-byte windows above it")
 
     def with_(self, **changes):
         """A copy with some fields changed (validated)."""

@@ -165,8 +165,9 @@ def evict(S, B, i):
 
 
 @inline
-def install(S, B, i, lva, lpa, fetch):
-    """Put line ``lva`` (filled from ``lpa``) in slot ``i``; ``fetch`` reads RAM into it."""
+def install(S, B, i, lva, lpa, fetch, count):
+    """Put line ``lva`` (filled from ``lpa``) in slot ``i``; ``fetch`` reads RAM into it,
+    ``count`` counts that as a line fill (a replayed full-line store copies without one)."""
     line = S[K.H_C_LINE]
     S[S[K.H_R_TAG] + i] = lva
     S[S[K.H_R_LPA] + i] = lpa
@@ -177,8 +178,9 @@ def install(S, B, i, lva, lpa, fetch):
     d = S[K.H_B_CDATA] + i * line
     if fetch:
         ram_to_line(S, B, lpa, d, line)
-        _stat(S, K.CS_LINE_FILLS, 1)
-        _stat(S, K.CS_BYTES_READ, line)
+        if count:
+            _stat(S, K.CS_LINE_FILLS, 1)
+            _stat(S, K.CS_BYTES_READ, line)
     else:
         for k in range(line):
             B[d + k] = 0
@@ -265,7 +267,7 @@ def _make_kernels(WAYS):
             return i, True
         i = victim(S, lva)
         evict(S, B, i)
-        install(S, B, i, lva, lpa, True)
+        install(S, B, i, lva, lpa, True, True)
         return i, False
 
     @njit
@@ -274,7 +276,7 @@ def _make_kernels(WAYS):
         lmask = S[K.H_C_LINE] - 1
         off = va & lmask
         _stat(S, K.CS_LOADS, 1)
-        i, hit = lookup_or_fill(S, B, va - off, pa - off)
+        i, hit = lookup_or_fill(S, B, va - off, pa - off if pa != K.NO_PA else pa)
         _stat(S, K.CS_LOAD_HITS if hit else K.CS_LOAD_MISSES, 1)
         d = S[K.H_B_CDATA] + i * (lmask + 1) + off
         for k in range(n):
@@ -307,7 +309,9 @@ def _make_kernels(WAYS):
                 return False
             i = victim(S, va - off)
             evict(S, B, i)
-            install(S, B, i, va - off, pa - off, n < line)
+            # a store covering the whole line needs no fetch (Dinero IV); a replayed one
+            # carries no data, so it copies RAM into the line without counting a fetch
+            install(S, B, i, va - off, pa - off, n < line or not has_data, n < line)
         if has_data:
             d = S[K.H_B_CDATA] + i * line + off
             for k in range(n):
@@ -356,7 +360,7 @@ def _make_kernels(WAYS):
             return
         i = victim(S, lva)
         evict(S, B, i)
-        install(S, B, i, lva, K.NO_PA, False)
+        install(S, B, i, lva, K.NO_PA, False, False)
 
     @njit
     def replay(S, B, kinds, addrs, sizes, scratch):

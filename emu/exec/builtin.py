@@ -48,6 +48,7 @@ def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
                  "kmap_high_get": khg, "dma_pinning": dma_pinning},
         setup=_pinned_setup(last_pkmap),
         description=__doc__.split("(ii)")[0].strip(),
+        builtin=["race", last_pkmap, ncpus, dma_pinning],
     )
     sc.task("dma", [
         {"op": "dma_map_page", "pfn": DMA_PAGE, "offset": 0, "size": 4096,
@@ -72,6 +73,7 @@ def irq_getter(kmap_high_get=True, last_pkmap=8):
                  "kmap_high_get": kmap_high_get, "dma_pinning": "kmap_high_get",
                  "force_kmap_high_get": not kmap_high_get},
         setup=[{"op": "kmap", "pfn": DMA_PAGE}, {"op": "kunmap", "pfn": DMA_PAGE}],
+        builtin=["irq_getter", kmap_high_get, last_pkmap],
     )
     sc.task("worker", [
         {"op": "kmap_high", "pfn": WRITER_PAGE},
@@ -85,6 +87,14 @@ def irq_getter(kmap_high_get=True, last_pkmap=8):
         {"op": "dma_unmap_page", "dma_addr": "h", "size": 4096, "direction": "FROM_DEVICE"},
     ], line=0, cpu=0, count=1)
     return sc
+
+
+def from_builtin(ref):
+    """The built-in scenario a replay token names (``[builder, args...]``)."""
+    builders = {"race": race, "irq_getter": irq_getter}
+    if not isinstance(ref, list) or not ref or ref[0] not in builders:
+        raise ValueError(f"token: unknown built-in scenario {ref!r}")
+    return builders[ref[0]](*ref[1:])
 
 
 def all_variants(sizes=(8, 512), smp_sizes=(8,)):

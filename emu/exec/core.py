@@ -15,7 +15,7 @@ from ..mm.highmem import (kmap_flush_unused_step, kmap_high_get_step, kmap_high_
                           kmap_step, kunmap_high_step, kunmap_step)
 from ..cost.account import set_kind, set_site
 from .cpu import cpu_rec
-from .frames import ctx_rec, fail, push
+from .frames import ctx_rec, fail, push, routine_returned
 from .program import program_step
 
 # The site each routine's own instructions are charged to.
@@ -93,8 +93,10 @@ def run_step(S, B, c):
     S[cr + K.CTX_STEPS] += 1
     S[K.H_STEP] += 1
     t0 = S[K.H_NOW]
+    S[K.H_STEP_T0] = t0
     st = _run(S, B, c, cr)
     S[cr + K.CTX_CYCLES] += S[K.H_NOW] - t0
+    S[K.H_STEP_T0] = S[K.H_NOW]
     return st
 
 
@@ -109,6 +111,7 @@ def _run(S, B, c, cr):
         if st == K.ST_CALL:
             continue
         if st == K.ST_RET or st == K.ST_RET_YIELD:
+            routine_returned(S, cr, f)
             S[cr + K.CTX_SP] = sp - 1
             if sp == 1:
                 return K.ST_DONE

@@ -87,9 +87,11 @@ def _irq_ctx(ld, a):
 
 
 def make_token(sc, choices):
-    """A self-contained replay token: the scenario and the non-default choices."""
+    """A self-contained replay token: the scenario (or the name of a built-in one) and the
+    non-default choices."""
     sparse = [[i, int(c)] for i, c in enumerate(choices) if c]
-    blob = json.dumps({"s": sc.to_dict(), "c": sparse, "n": len(choices)},
+    body = {"b": sc.builtin} if sc.builtin else {"s": sc.to_dict()}
+    blob = json.dumps(body | {"c": sparse, "n": len(choices)},
                       separators=(",", ":"), sort_keys=True).encode()
     return TOKEN_PREFIX + base64.urlsafe_b64encode(zlib.compress(blob, 9)).decode().rstrip("=")
 
@@ -106,6 +108,9 @@ def read_token(token):
     choices = [0] * d["n"]
     for i, c in d["c"]:
         choices[i] = c
+    if "b" in d:
+        from .builtin import from_builtin
+        return from_builtin(d["b"]), choices
     return Scenario.from_dict(d["s"]), choices
 
 
@@ -164,6 +169,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     deadlocks = 0
     max_lost = 0
     best = None
+    best_key = None
     lockdep = ""
     complete = True
     while True:
@@ -179,7 +185,10 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
             failures += 1
             max_lost = max(max_lost, lost)
             deadlocks += outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK)
-            if best is None or (npre, d) < (best.preemptions, best.decisions):
+            first = int(np.flatnonzero((lon != 0) & (choice != 0))[0]) if npre else 0
+            key = (npre, d, -lost, first)       # fewest preemptions, shortest, worst, earliest
+            if best is None or key < best_key:
+                best_key = key
                 best = Failure(choice.tolist(), int(npre), int(d), name, int(lost),
                                outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK))
             if stop_at_first:

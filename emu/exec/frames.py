@@ -9,6 +9,7 @@ scheduling point and says what happened (``ST_*``); the context runner in
 
 from .. import consts as K
 from .._jit import inline
+from .trace import trace
 
 
 @inline
@@ -51,8 +52,34 @@ def push(S, c, routine, a0, a1, a2, a3):
     S[f + K.F_A4] = 0
     S[f + K.F_A5] = 0
     S[f + K.F_A6] = 0
+    S[f + K.F_T0] = ctx_cycles_now(S, cr)
     S[cr + K.CTX_SP] = sp + 1
+    trace(S, K.T_CALL, routine, a0)
     return f
+
+
+@inline
+def ctx_cycles_now(S, cr):
+    """Cycles context ``cr`` has run so far, including the running step."""
+    if S[K.H_CUR_CTX] == (cr - S[K.H_R_CTX]) // K.CTX_W:
+        return S[cr + K.CTX_CYCLES] + S[K.H_NOW] - S[K.H_STEP_T0]
+    return S[cr + K.CTX_CYCLES]
+
+
+@inline
+def routine_returned(S, cr, f):
+    """Account a routine's inclusive cycles (its own context's, IRQs and other tasks
+    excluded) when its frame returns."""
+    r = S[f + K.F_ROUTINE]
+    d = ctx_cycles_now(S, cr) - S[f + K.F_T0]
+    p = S[K.H_R_PROFR] + r * K.PR_W
+    S[p + K.PR_CALLS] += 1
+    S[p + K.PR_TOTAL] += d
+    if S[p + K.PR_CALLS] == 1 or d < S[p + K.PR_MIN]:
+        S[p + K.PR_MIN] = d
+    if d > S[p + K.PR_MAX]:
+        S[p + K.PR_MAX] = d
+    trace(S, K.T_RET, r, d)
 
 
 @inline

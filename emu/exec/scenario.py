@@ -182,6 +182,7 @@ class Scenario:
     tasks: list = field(default_factory=list)
     irqs: list = field(default_factory=list)
     description: str = ""
+    builtin: list = None      #: [builder, args...] for the built-in scenarios (short tokens)
 
     def task(self, name, ops, cpu=0):
         """Add a task running ``ops`` on ``cpu``."""
@@ -266,6 +267,7 @@ class Scenario:
         """A copy with some machine parameters changed."""
         sc = copy.deepcopy(self)
         sc.machine.update(machine)
+        sc.builtin = None
         return sc
 
     def build(self, trace_events=0):

@@ -1,0 +1,80 @@
+"""Export a profile run's timeline in Chrome's trace event format (ui.perfetto.dev opens it).
+
+One process per variant (irq, plain); per CPU a track of IRQ handlers, of irqs-off sections
+and of kmap_lock hold times, and per task a track of its routine calls. Times are in µs at
+the core's clock.
+"""
+
+import json
+
+from .. import consts as K
+from .tables import CLOCKS
+
+
+def _events(S):
+    t = int(S[K.H_R_TRACE])
+    n = min(int(S[t + K.TR_COUNT]), int(S[t + K.TR_CAP]))
+    base = t + K.TR_HDR
+    rows = S[base:base + n * K.TR_W].reshape(n, K.TR_W)
+    return [tuple(int(x) for x in r) for r in rows]
+
+
+def chrome_events(ld, pid, label):
+    """Trace events of one Loaded machine's last (traced) run."""
+    S = ld.machine._S
+    mhz = CLOCKS[ld.machine.cpu]["core_mhz"]
+    us = (lambda c: c / mhz)
+    out = [{"name": "process_name", "ph": "M", "pid": pid, "args": {"name": label}}]
+    names = {}
+
+    def tid(name):
+        if name not in names:
+            names[name] = len(names) + 1
+            out.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": names[name],
+                        "args": {"name": name}})
+        return names[name]
+
+    def span(track, name, t0, t1, args=None):
+        out.append({"name": name, "ph": "X", "pid": pid, "tid": tid(track), "ts": us(t0),
+                    "dur": max(us(t1 - t0), 0.001), "args": args or {}})
+
+    calls, lock_at, off_at, irq_at = {}, {}, {}, {}
+    for kind, clk, cpu, ctx, a, b in _events(S):
+        who = ld.names[ctx] if 0 <= ctx < len(ld.names) else f"ctx{ctx}"
+        if kind == K.T_CALL:
+            calls.setdefault(ctx, []).append((a, clk))
+        elif kind == K.T_RET and calls.get(ctx):
+            r, t0 = calls[ctx].pop()
+            if K.ROUTINE_NAMES[r] != "program":
+                span(f"cpu{cpu} {who}", K.ROUTINE_NAMES[r], t0, clk, {"cycles": b})
+        elif kind == K.T_LOCK:
+            lock_at[cpu] = (clk, K.SITE_NAMES[a], who)
+        elif kind == K.T_UNLOCK and cpu in lock_at:
+            t0, site, holder = lock_at.pop(cpu)
+            span(f"cpu{cpu} kmap_lock held", f"kmap_lock ({site})", t0, clk, {"by": holder})
+        elif kind == K.T_IRQS_OFF:
+            off_at[cpu] = (clk, K.SITE_NAMES[a])
+        elif kind == K.T_IRQS_ON and cpu in off_at:
+            t0, site = off_at.pop(cpu)
+            span(f"cpu{cpu} irqs off", f"irqs off ({site} .. {K.SITE_NAMES[a]})", t0, clk,
+                 {"cycles": clk - t0})
+        elif kind == K.T_IRQ_ENTER:
+            irq_at[cpu] = (clk, a, b)
+        elif kind == K.T_IRQ_EXIT and cpu in irq_at:
+            t0, line, lat = irq_at.pop(cpu)
+            span(f"cpu{cpu} IRQ", f"IRQ line {line}", t0, clk, {"latency_cycles": lat})
+        elif kind in (K.T_IRQ_RAISE, K.T_FLUSH_CACHE, K.T_TLB_FLUSH, K.T_SLEEP, K.T_WAKE):
+            out.append({"name": K.TRACE_NAMES[kind], "ph": "i", "s": "t", "pid": pid,
+                        "tid": tid(f"cpu{cpu} {who}"), "ts": us(clk)})
+    return out
+
+
+def write_chrome_trace(path, loaded, doc):
+    """Write the timelines of ``loaded`` ({"irq": Loaded, "plain": Loaded}) to ``path``."""
+    ev = []
+    for pid, (key, ld) in enumerate(loaded.items(), 1):
+        ev += chrome_events(ld, pid, f"{doc['cpu']} {doc['workload']}: {key} kmap_lock")
+    with open(path, "w") as f:
+        json.dump({"traceEvents": ev, "displayTimeUnit": "ns",
+                   "otherData": {"emu": "kmap_lock profile", "cpu": doc["cpu"],
+                                 "workload": doc["workload"]}}, f)

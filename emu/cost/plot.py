@@ -1,0 +1,45 @@
+"""``emu profile --plot``: irq vs plain side by side (needs the optional matplotlib)."""
+
+
+def _hist_xy(h):
+    keys = list(h)
+    return keys, [h[k] for k in keys]
+
+
+def plot_profile(doc, path):
+    """Three panels: cycles per routine, irqs-off sections, IRQ latency; saved to ``path``."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'emu[plot]' "
+                         "(or pip install matplotlib)") from None
+    v = doc["variants"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    names = sorted(set(v["irq"]["routines"]) | set(v["plain"]["routines"]))
+    x = range(len(names))
+    for off, key, color in ((-0.2, "irq", "tab:red"), (0.2, "plain", "tab:blue")):
+        ys = [v[key]["routines"].get(n, {}).get("cycles_avg", 0) for n in names]
+        axes[0].bar([i + off for i in x], ys, width=0.4, label=key, color=color)
+    axes[0].set_xticks(list(x), names, rotation=30, ha="right")
+    axes[0].set_ylabel("cycles per call")
+    axes[0].set_title("routine cost")
+    axes[0].legend()
+    for ax, field, title in ((axes[1], ("irqsoff", "histogram"), "irqs-off sections"),
+                             (axes[2], ("irq_latency", "histogram"), "IRQ latency")):
+        for key, color in (("irq", "tab:red"), ("plain", "tab:blue")):
+            ks, ys = _hist_xy(v[key][field[0]][field[1]])
+            ax.plot(ks, ys, marker="o", label=key, color=color)
+        ax.set_yscale("log")
+        ax.set_xlabel("cycles (log2 bucket)")
+        ax.set_ylabel("count")
+        ax.set_title(title)
+        ax.tick_params(axis="x", rotation=45)
+        ax.legend()
+    fig.suptitle(f"kmap_lock with and without IRQ disabling: {doc['cpu']}, {doc['workload']}"
+                 f" (+{doc['irq_overhead_cycles_per_pair']} cycles/pair, longest irqs-off "
+                 f"{doc['irqs_off_max_cycles']} cycles)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

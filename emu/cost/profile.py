@@ -1,0 +1,300 @@
+"""The kmap_lock profiler: what ARCH_NEEDS_KMAP_HIGH_GET's IRQ-disabling locks cost, per core.
+
+Each workload runs twice on the same core preset, deterministic for a seed: ``irq`` (ARM 2.6.30:
+``lock_kmap`` = ``spin_lock_irq``, ``lock_kmap_any`` = ``spin_lock_irqsave``, DMA pins with
+``kmap_high_get``) and ``plain`` (the same kernel without ARCH_NEEDS_KMAP_HIGH_GET: plain
+``spin_lock``, DMA maintenance through ``page_address``). Reported per variant: cycles per
+routine, lock statistics in /proc/lock_stat's shape, irqs-off sections in the ftrace irqsoff
+tracer's shape, and the IRQ latency distribution, in cycles and in µs at the core's clock.
+
+Workloads:
+
+``fastpath``  kmap_high + kunmap_high of a page that stays mapped (the kmap_lock fast path)
+``churn``     kmap/kunmap over a working set of 4 x LAST_PKMAP pages: wraps, flushes
+``dma-irq``   the churn, plus a periodic IRQ whose handler maps a 4 KiB buffer for DMA
+FILE.toml     any user scenario (its tasks and IRQs, timed)
+"""
+
+import numpy as np
+
+from .. import consts as K
+from ..exec.scenario import Scenario
+from .tables import CLOCKS, cost_vector
+
+WORKLOADS = ("fastpath", "churn", "dma-irq")
+FAST_PAGE = 300
+DMA_PAGE = 301
+WSET_BASE = 400
+LAST_PKMAP = 512
+MAX_STEPS = 20_000_000
+
+
+def _machine(cpu, kmap_high_get, ncpus, seed, costs):
+    return {"cpu": cpu, "lowmem_mb": 1, "highmem_mb": 12, "last_pkmap": LAST_PKMAP,
+            "kmap_high_get": kmap_high_get, "ncpus": ncpus, "seed": seed,
+            "dma_pinning": "kmap_high_get" if kmap_high_get else "page_address",
+            "costs": dict(costs or {})}
+
+
+def _churn_ops(rng, n, window=16):
+    """kmap a random page of the working set, kunmap the one mapped ``window`` ops ago."""
+    live, ops = [], []
+    for _ in range(n):
+        p = WSET_BASE + int(rng.integers(0, 4 * LAST_PKMAP))
+        ops.append({"op": "kmap", "pfn": p})
+        live.append(p)
+        if len(live) > window:
+            ops.append({"op": "kunmap", "pfn": live.pop(0)})
+    ops += [{"op": "kunmap", "pfn": p} for p in live]
+    return ops
+
+
+def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None,
+             scale=1.0):
+    """The :class:`Scenario` of a named workload (or a TOML file) for one variant."""
+    mc = _machine(cpu, kmap_high_get, ncpus, seed, costs)
+    rng = np.random.default_rng(seed)
+    n = max(1, int(2000 * scale))
+    if name == "fastpath":
+        sc = Scenario("fastpath", mc, [{"op": "kmap", "pfn": FAST_PAGE}])
+        ops = [{"op": "kmap_high", "pfn": FAST_PAGE}, {"op": "kunmap_high", "pfn": FAST_PAGE}]
+        for c in range(ncpus):
+            sc.task(f"fast{c}", ops * n, cpu=c)
+        return sc
+    if name in ("churn", "dma-irq"):
+        sc = Scenario(name, mc, [{"op": "kmap", "pfn": DMA_PAGE}])
+        for c in range(ncpus):
+            sc.task(f"churn{c}", _churn_ops(rng, n), cpu=c)
+        if name == "dma-irq":
+            sc.irq("nic", [
+                {"op": "dma_map_page", "pfn": DMA_PAGE, "offset": 0, "size": 4096,
+                 "direction": "FROM_DEVICE", "as": "h"},
+                {"op": "dma_unmap_page", "dma_addr": "h", "size": 4096,
+                 "direction": "FROM_DEVICE"},
+            ], line=0, cpu=0, count=10 ** 9, period=50_000, first=50_000)
+        return sc
+    sc = Scenario.from_toml(name)
+    sc.machine.update({"cpu": cpu, "kmap_high_get": kmap_high_get, "seed": seed})
+    if sc.machine.get("dma_pinning") == "kmap_high_get" and not kmap_high_get:
+        sc.machine["dma_pinning"] = "page_address"
+    if costs:
+        sc.machine["costs"] = dict(costs)
+    return sc
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the records
+# ---------------------------------------------------------------------------------------------
+
+
+def _us(cpu, cycles):
+    return round(cycles / CLOCKS[cpu]["core_mhz"], 3)
+
+
+def _hist(counts):
+    """log2 buckets as {"<=2^b cycles": n} for non-empty buckets."""
+    out = {}
+    for b, n in enumerate(counts):
+        if n:
+            out["0" if b == 0 else f"{1 << (b - 1)}-{(1 << b) - 1}"] = int(n)
+    return out
+
+
+def _routines(S, cpu):
+    p = int(S[K.H_R_PROFR])
+    out = {}
+    for r, name in enumerate(K.ROUTINE_NAMES):
+        calls, total, mn, mx = (int(x) for x in S[p + r * K.PR_W:p + (r + 1) * K.PR_W])
+        if calls and name not in ("none", "program"):
+            avg = total / calls
+            out[name] = {"calls": calls, "cycles_avg": round(avg, 2), "cycles_min": mn,
+                         "cycles_max": mx, "us_avg": _us(cpu, avg)}
+    return out
+
+
+def _lock_stat(S, cpu):
+    lk = int(S[K.H_R_LOCK])
+    g = (lambda f: int(S[lk + f]))
+    acq, con = g(K.LK_ACQUISITIONS), g(K.LK_CONTENTIONS)
+    out = {"class": "kmap_lock", "con-bounces": 0, "contentions": con,
+           "waittime-min": g(K.LK_WAIT_MIN), "waittime-max": g(K.LK_WAIT_MAX),
+           "waittime-total": g(K.LK_WAIT_TOTAL),
+           "waittime-avg": round(g(K.LK_WAIT_TOTAL) / con, 2) if con else 0.0,
+           "acq-bounces": 0, "acquisitions": acq,
+           "holdtime-min": g(K.LK_HOLD_MIN), "holdtime-max": g(K.LK_HOLD_MAX),
+           "holdtime-total": g(K.LK_HOLD_TOTAL),
+           "holdtime-avg": round(g(K.LK_HOLD_TOTAL) / acq, 2) if acq else 0.0,
+           "unit": "cycles"}
+    out["us"] = {k: _us(cpu, v) for k, v in out.items()
+                 if k.startswith(("waittime", "holdtime"))}
+    pr = int(S[K.H_R_PROF])
+    out["holdtime-histogram"] = _hist(S[pr + K.PROF_H_HOLD:pr + K.PROF_H_HOLD + K.NHIST])
+    out["waittime-histogram"] = _hist(S[pr + K.PROF_H_WAIT:pr + K.PROF_H_WAIT + K.NHIST])
+    return out
+
+
+def _irqsoff(S, cpu, total_cycles, costs):
+    pr = int(S[K.H_R_PROF])
+    mx = int(S[pr + K.PROF_IRQOFF_MAX])
+    by_site = {}
+    for s, name in enumerate(K.SITE_NAMES):
+        o = pr + K.PROF_H_IRQOFF + s * K.NHIST
+        h = _hist(S[o:o + K.NHIST])
+        if h:
+            by_site[name] = h
+    allh = np.zeros(K.NHIST, np.int64)
+    for s in range(K.NSITES):
+        o = pr + K.PROF_H_IRQOFF + s * K.NHIST
+        allh += S[o:o + K.NHIST]
+    tot = int(S[pr + K.PROF_IRQOFF_TOTAL])
+    return {"max_cycles": mx, "max_us": _us(cpu, mx),
+            "started_at": K.SITE_NAMES[int(S[pr + K.PROF_IRQOFF_MAX_START])] if mx else None,
+            "ended_at": K.SITE_NAMES[int(S[pr + K.PROF_IRQOFF_MAX_END])] if mx else None,
+            "cpu": int(S[pr + K.PROF_IRQOFF_MAX_CPU]),
+            "sections": int(S[pr + K.PROF_IRQOFF_COUNT]), "total_cycles": tot,
+            "fraction": round(tot / total_cycles, 6) if total_cycles else 0.0,
+            "histogram": _hist(allh), "by_start_site": by_site,
+            "worst_irq_response_cycles": mx + int(costs[K.UOP_IRQ_ENTRY])}
+
+
+def _irq_latency(S, cpu):
+    pr = int(S[K.H_R_PROF])
+    n = int(S[pr + K.PROF_IRQLAT_COUNT])
+    tot = int(S[pr + K.PROF_IRQLAT_TOTAL])
+    return {"count": n, "min_cycles": int(S[pr + K.PROF_IRQLAT_MIN]) if n else 0,
+            "max_cycles": int(S[pr + K.PROF_IRQLAT_MAX]),
+            "avg_cycles": round(tot / n, 2) if n else 0.0,
+            "max_us": _us(cpu, int(S[pr + K.PROF_IRQLAT_MAX])),
+            "histogram": _hist(S[pr + K.PROF_H_IRQLAT:pr + K.PROF_H_IRQLAT + K.NHIST])}
+
+
+def _masking_per_pair(costs, khg):
+    """Cycles the IRQ masking instructions add to one kmap_high + kunmap_high pair."""
+    if not khg:
+        return 0
+    return int(costs[K.UOP_IRQ_DISABLE] + costs[K.UOP_IRQ_ENABLE] + costs[K.UOP_IRQ_SAVE]
+               + costs[K.UOP_IRQ_RESTORE])
+
+
+def profile_variant(sc, trace_events=0):
+    """Run one workload variant (timed schedule); returns (report dict, Loaded)."""
+    ld = sc.build(trace_events=trace_events)
+    r = ld.run(K.SCHED_TIMED, trace=trace_events > 0, max_steps=MAX_STEPS, final=False)
+    if r.outcome != "done":
+        raise RuntimeError(f"profile workload {sc.name!r} did not finish: {r.outcome} "
+                           f"{r.message}")
+    m = ld.machine
+    S = m._S
+    cpu = m.cpu
+    total = max(m.cycles)
+    rout = _routines(S, cpu)
+    pair = sum(rout.get(n, {}).get("cycles_avg", 0) for n in ("kmap_high", "kunmap_high"))
+    return {
+        "kmap_high_get": m.kmap_high_get_enabled,
+        "kmap_lock": "spin_lock_irq / spin_lock_irqsave" if m.kmap_high_get_enabled
+        else "spin_lock",
+        "dma_pinning": m.dma_pinning,
+        "cycles": total, "us": _us(cpu, total),
+        "routines": rout,
+        "pair_cycles": round(pair, 2),
+        "masking_cycles_per_pair": _masking_per_pair(m._costs, m.kmap_high_get_enabled),
+        "lock_stat": _lock_stat(S, cpu),
+        "irqsoff": _irqsoff(S, cpu, total, m._costs),
+        "irq_latency": _irq_latency(S, cpu),
+        "mm": m.mm_stats,
+    }, ld
+
+
+def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, scale=1.0,
+            trace_events=0):
+    """Profile ``workload_name`` on core ``cpu`` with and without IRQ-disabling kmap_lock.
+
+    Returns the JSON document of ``emu profile --json`` (see API.md) and the two Loaded
+    machines (for traces and plots).
+    """
+    if cpu not in CLOCKS:
+        raise ValueError(f"cpu={cpu!r}: accepted values are {', '.join(CLOCKS)}")
+    cost_vector(cpu, costs)                          # validate overrides before running
+    variants, loaded = {}, {}
+    for key, khg in (("irq", True), ("plain", False)):
+        sc = workload(workload_name, cpu, khg, seed, ncpus, costs, scale)
+        variants[key], loaded[key] = profile_variant(sc, trace_events)
+    irq, plain = variants["irq"], variants["plain"]
+    over = round(irq["pair_cycles"] - plain["pair_cycles"], 2)
+    doc = {
+        "cpu": cpu, "workload": workload_name, "seed": seed, "ncpus": ncpus,
+        "core_mhz": CLOCKS[cpu]["core_mhz"],
+        "irq_overhead_cycles_per_pair": over,
+        "irq_overhead_percent": round(100 * over / plain["pair_cycles"], 2)
+        if plain["pair_cycles"] else 0.0,
+        "irq_overhead_us_per_pair": _us(cpu, over),
+        "masking_cycles_per_pair": irq["masking_cycles_per_pair"],
+        "irqs_off_max_cycles": irq["irqsoff"]["max_cycles"],
+        "irqs_off_max_us": irq["irqsoff"]["max_us"],
+        "variants": variants,
+    }
+    return doc, loaded
+
+
+# ---------------------------------------------------------------------------------------------
+# Text report and the CLI entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def format_report(doc):
+    """The profile as a few readable tables."""
+    v = doc["variants"]
+    lines = [f"kmap_lock profile: {doc['cpu']} at {doc['core_mhz']} MHz, workload "
+             f"{doc['workload']} (seed {doc['seed']})", ""]
+    lines.append(f"{'':24s}{'irq (ARM)':>16s}{'plain':>16s}")
+    names = sorted(set(v["irq"]["routines"]) | set(v["plain"]["routines"]),
+                   key=K.ROUTINE_NAMES.index)
+    for n in names:
+        a = v["irq"]["routines"].get(n, {}).get("cycles_avg", 0)
+        b = v["plain"]["routines"].get(n, {}).get("cycles_avg", 0)
+        lines.append(f"  {n + ' (cycles/call)':22s}{a:16.1f}{b:16.1f}")
+    for key, label in (("holdtime-avg", "kmap_lock hold avg"), ("holdtime-max", "kmap_lock hold max"),
+                       ("acquisitions", "kmap_lock acquisitions"), ("contentions", "contentions")):
+        lines.append(f"  {label:22s}{v['irq']['lock_stat'][key]:16}{v['plain']['lock_stat'][key]:16}")
+    for key, label in (("max_cycles", "longest irqs-off"), ("sections", "irqs-off sections")):
+        lines.append(f"  {label:22s}{v['irq']['irqsoff'][key]:16}{v['plain']['irqsoff'][key]:16}")
+    lines.append(f"  {'IRQ latency max':22s}{v['irq']['irq_latency']['max_cycles']:16}"
+                 f"{v['plain']['irq_latency']['max_cycles']:16}")
+    io = v["irq"]["irqsoff"]
+    lines += ["",
+              f"IRQ-disabling kmap_lock costs {doc['irq_overhead_cycles_per_pair']} cycles per "
+              f"kmap_high+kunmap_high pair ({doc['irq_overhead_percent']}%, "
+              f"{doc['irq_overhead_us_per_pair']} us); the masking instructions alone are "
+              f"{doc['masking_cycles_per_pair']} cycles.",
+              f"Longest irqs-off section: {io['max_cycles']} cycles ({io['max_us']} us), from "
+              f"{io['started_at']} to {io['ended_at']}."]
+    return "\n".join(lines)
+
+
+def main_profile(a):
+    """``emu profile``."""
+    import json
+    import sys
+
+    from ..warmup import warmup
+    from .tables import load_overrides
+    warmup()
+    costs = load_overrides(a.costs, a.cpu) if a.costs else None
+    doc, loaded = profile(a.cpu, a.workload, a.seed, costs=costs,
+                          trace_events=(1 << 21) if a.trace else 0)
+    if a.trace:
+        from .chrome import write_chrome_trace
+        write_chrome_trace(a.trace, loaded, doc)
+    if a.plot:
+        from .plot import plot_profile
+        plot_profile(doc, a.plot)
+    if a.json:
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_report(doc))
+        if a.trace:
+            print(f"\ntimeline written to {a.trace} (open it in https://ui.perfetto.dev)")
+        if a.plot:
+            print(f"plot written to {a.plot}")
+    return 0
