@@ -275,6 +275,7 @@ H_B_DATA = _h()           # scenario data pool (bytes programs write and read)
 H_DATA_SIZE = _h()
 H_STEP_T0 = _h()          # H_NOW when the running step began (inclusive routine cycles)
 H_R_PROFR = _h()          # [nroutines][PR_W] calls and inclusive cycles per routine
+H_R_ISCRATCH = _h()       # [nlines] int scratch (kernels never allocate: they run without NRT)
 HDR_SIZE = _h()
 del _h
 

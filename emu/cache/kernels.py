@@ -12,9 +12,9 @@ scan, which is worth ~1.7x on the invalidate loop. Each public entry point picks
 with one branch per call.
 """
 
-import numpy as np
 
 from .. import consts as K
+from .._bytes import copy_bytes, copy_xor, fill_bytes
 from .._jit import inline, njit
 from ..cost.account import uop
 
@@ -44,12 +44,9 @@ def mark_ram_range(S, B, pa, n):
 def ram_to_line(S, B, pa, d, n):
     """Copy ``n`` RAM bytes at ``pa`` into ``B[d:]``; a line with no backing RAM reads zeros."""
     if pa == K.NO_PA:
-        for k in range(n):
-            B[d + k] = 0
+        fill_bytes(B, d, n, 0)
         return
-    r = S[K.H_B_RAM] + pa
-    for k in range(n):
-        B[d + k] = B[r + k] ^ K.RAM_POISON
+    copy_xor(B, d, B, S[K.H_B_RAM] + pa, n, K.RAM_POISON)
 
 
 @inline
@@ -63,8 +60,7 @@ def line_to_ram(S, B, pa, d, line, gshift, mask):
     for j in range(line >> gshift):
         if mask & (1 << j):
             o = j * g
-            for k in range(g):
-                B[r + o + k] = B[d + o + k] ^ K.RAM_POISON
+            copy_xor(B, r + o, B, d + o, g, K.RAM_POISON)
             S[S[K.H_R_CSTAT] + K.CS_BYTES_WRITTEN] += g
 
 
@@ -72,9 +68,7 @@ def line_to_ram(S, B, pa, d, line, gshift, mask):
 def bytes_to_ram(S, B, pa, src, so, n):
     """Write ``n`` bytes of ``src[so:]`` to RAM at ``pa`` (write-through / no-allocate store)."""
     mark_ram_dirty(S, B, pa)
-    r = S[K.H_B_RAM] + pa
-    for k in range(n):
-        B[r + k] = src[so + k] ^ K.RAM_POISON
+    copy_xor(B, S[K.H_B_RAM] + pa, src, so, n, K.RAM_POISON)
     S[S[K.H_R_CSTAT] + K.CS_BYTES_WRITTEN] += n
     S[S[K.H_R_CSTAT] + K.CS_WRITETHROUGHS] += 1
 
@@ -128,10 +122,7 @@ def record_discard(S, B, i):
         S[r + K.EV_STEP] = S[K.H_STEP]
         S[r + K.EV_DMA_LO] = S[K.H_DMA_LO]
         S[r + K.EV_DMA_HI] = S[K.H_DMA_HI]
-        d = S[K.H_B_CDATA] + i * line
-        e = S[K.H_B_EVDATA] + n * line
-        for k in range(line):
-            B[e + k] = B[d + k]
+        copy_bytes(B, S[K.H_B_EVDATA] + n * line, B, S[K.H_B_CDATA] + i * line, line)
     S[ev + K.EV_COUNT] = n + 1
 
 
@@ -182,8 +173,7 @@ def install(S, B, i, lva, lpa, fetch, count):
             _stat(S, K.CS_LINE_FILLS, 1)
             _stat(S, K.CS_BYTES_READ, line)
     else:
-        for k in range(line):
-            B[d + k] = 0
+        fill_bytes(B, d, line, 0)
 
 
 @inline
@@ -278,9 +268,7 @@ def _make_kernels(WAYS):
         _stat(S, K.CS_LOADS, 1)
         i, hit = lookup_or_fill(S, B, va - off, pa - off if pa != K.NO_PA else pa)
         _stat(S, K.CS_LOAD_HITS if hit else K.CS_LOAD_MISSES, 1)
-        d = S[K.H_B_CDATA] + i * (lmask + 1) + off
-        for k in range(n):
-            out[oo + k] = B[d + k]
+        copy_bytes(out, oo, B, S[K.H_B_CDATA] + i * (lmask + 1) + off, n)
         return hit
 
     @inline
@@ -313,9 +301,7 @@ def _make_kernels(WAYS):
             # carries no data, so it copies RAM into the line without counting a fetch
             install(S, B, i, va - off, pa - off, n < line or not has_data, n < line)
         if has_data:
-            d = S[K.H_B_CDATA] + i * line + off
-            for k in range(n):
-                B[d + k] = src[so + k]
+            copy_bytes(B, S[K.H_B_CDATA] + i * line + off, src, so, n)
         if S[K.H_C_WB]:
             S[S[K.H_R_DIRTY] + i] |= granule_mask(S, off, n)
         elif has_data:
@@ -460,7 +446,7 @@ def line_alloc(S, B, va):
 @njit
 def replay(S, B, kinds, addrs, sizes):
     """Replay a load/store trace in one call (``kinds``: 0 load, 1 store)."""
-    scratch = np.empty(1, np.uint8)
+    scratch = B                                     # loads of 0 bytes: nothing is copied
     w = S[K.H_C_WAYS]
     if w == 4:
         return _replay4(S, B, kinds, addrs, sizes, scratch)

@@ -6,6 +6,7 @@ is a stale read.
 """
 
 from .. import consts as K
+from .._bytes import copy_xor
 from .._jit import inline
 from ..cache.kernels import mark_ram_range
 from ..mm.ram import shadow_store
@@ -14,9 +15,7 @@ from ..mm.ram import shadow_store
 @inline
 def device_write(S, B, addr, src, so, n):
     """The device writes ``src[so:so+n]`` to RAM at bus address ``addr``."""
-    r = S[K.H_B_RAM] + addr
-    for k in range(n):
-        B[r + k] = src[so + k] ^ K.RAM_POISON
+    copy_xor(B, S[K.H_B_RAM] + addr, src, so, n, K.RAM_POISON)
     mark_ram_range(S, B, addr, n)
     shadow_store(S, B, addr, src, so, n)
 
@@ -24,6 +23,4 @@ def device_write(S, B, addr, src, so, n):
 @inline
 def device_read(S, B, addr, dst, do, n):
     """The device reads ``n`` RAM bytes at bus address ``addr`` into ``dst[do:]``."""
-    r = S[K.H_B_RAM] + addr
-    for k in range(n):
-        dst[do + k] = B[r + k] ^ K.RAM_POISON
+    copy_xor(dst, do, B, S[K.H_B_RAM] + addr, n, K.RAM_POISON)

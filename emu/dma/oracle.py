@@ -13,9 +13,8 @@ in order; :mod:`emu.mm.ram`). Two checks use it:
 Stale reads are caught on each CPU load (``check_load``).
 """
 
-import numpy as np
-
 from .. import consts as K
+from .._bytes import copy_xor, count_diff
 from .._jit import njit
 from ..mm.ram import record_finding, shadow_accept
 
@@ -80,12 +79,12 @@ def final_check(S, B):
     touched = S[K.H_B_TOUCHED]
     eff = S[K.H_B_SCRATCH]
     exp = eff + line
-    dirty = np.empty(S[K.H_C_NLINES], np.int64)     # dirty lines, in index order
+    dirty = S[K.H_R_ISCRATCH]                      # dirty lines, in index order
     nd = 0
     for i in range(S[K.H_C_NLINES]):
         if S[S[K.H_R_TAG] + i] != K.TAG_INVALID and S[S[K.H_R_DIRTY] + i] != 0 \
                 and S[S[K.H_R_LPA] + i] != K.NO_PA:
-            dirty[nd] = i
+            S[dirty + nd] = i
             nd += 1
     total = 0
     for pfn in range(S[K.H_NPAGES]):
@@ -94,23 +93,17 @@ def final_check(S, B):
         base = pfn << K.PAGE_SHIFT
         clean = True                                # fast path: no dirty line, RAM == shadow
         for j in range(nd):
-            if S[S[K.H_R_LPA] + dirty[j]] >> K.PAGE_SHIFT == pfn:
+            if S[S[K.H_R_LPA] + S[dirty + j]] >> K.PAGE_SHIFT == pfn:
                 clean = False
                 break
-        if clean:
-            for k in range(K.PAGE_SIZE):
-                if B[ram + base + k] != B[sh + base + k]:
-                    clean = False
-                    break
-        if clean:
+        if clean and count_diff(B, ram + base, B, sh + base, K.PAGE_SIZE, 0) == 0:
             continue
         for lpa in range(base, base + K.PAGE_SIZE, line):
-            for k in range(line):
-                B[eff + k] = B[ram + lpa + k] ^ K.RAM_POISON
-                B[exp + k] = B[sh + lpa + k] ^ K.RAM_POISON
+            copy_xor(B, eff, B, ram + lpa, line, K.RAM_POISON)
+            copy_xor(B, exp, B, sh + lpa, line, K.RAM_POISON)
             va = -1
             for j in range(nd):                     # dirty lines win, later index last
-                i = dirty[j]
+                i = S[dirty + j]
                 if S[S[K.H_R_LPA] + i] == lpa:
                     va = S[S[K.H_R_TAG] + i]
                     d = S[K.H_B_CDATA] + i * line
@@ -118,10 +111,7 @@ def final_check(S, B):
                     for k in range(line):
                         if m & (1 << (k >> gshift)):
                             B[eff + k] = B[d + k]
-            bad = 0
-            for k in range(line):
-                if B[eff + k] != B[exp + k]:
-                    bad += 1
+            bad = count_diff(B, eff, B, exp, line, 0)
             if bad:
                 record_finding(S, B, K.FIND_FINAL, lpa, va, B, exp, B, eff, line, bad, -1, -1)
                 total += bad

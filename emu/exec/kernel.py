@@ -6,6 +6,7 @@ from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
 from ..mm.page_address import peek_page_address
 from ..mm.pgtable import pte
+from .._bytes import copy_xor
 from ..cache.kernels import mark_ram_range
 from ..mm.ram import shadow_store
 from . import core
@@ -57,9 +58,7 @@ def first_unmapped(S, va, n):
 @njit
 def phys_write(S, B, pa, src):
     """Write RAM directly (a loader or bus master): RAM and the oracle's shadow agree."""
-    r = S[K.H_B_RAM] + pa
-    for k in range(len(src)):
-        B[r + k] = src[k] ^ K.RAM_POISON
+    copy_xor(B, S[K.H_B_RAM] + pa, src, 0, len(src), K.RAM_POISON)
     mark_ram_range(S, B, pa, len(src))
     shadow_store(S, B, pa, src, 0, len(src))
 

@@ -20,7 +20,6 @@ the CPU with the lowest clock, fires timed IRQs (device completions, periodic li
 rotates tasks every time slice (profiles).
 """
 
-import numpy as np
 
 from .. import consts as K
 from .._jit import inline, njit
@@ -346,7 +345,6 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, log_nalt, log_choice, 
     point, the number of alternatives, the index chosen, whether a non-default choice there
     is a preemption, the action taken and (up to ``MAXALT``) the alternatives themselves.
     """
-    alts = np.empty(K.MAXALT, np.int64)
     cap = len(log_nalt)
     d = 0
     pre = 0
@@ -357,6 +355,9 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, log_nalt, log_choice, 
             fire_timed(S, B)
         if not unfinished(S):
             return K.RUN_DONE, d, pre
+        if d >= cap:
+            return K.RUN_LOG_FULL, d, pre
+        alts = log_alts[d * K.MAXALT:(d + 1) * K.MAXALT]
         n, last_on = alternatives(S, alts, not timed)
         if n == 0:
             if timed:
@@ -365,8 +366,6 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, log_nalt, log_choice, 
                     _idle_until(S, due)
                     continue
             return K.RUN_DEADLOCK, d, pre
-        if d >= cap:
-            return K.RUN_LOG_FULL, d, pre
         if mode == K.SCHED_DFS:
             j = prefix[d] if d < nprefix else 0
             if j >= n:
@@ -386,8 +385,6 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, log_nalt, log_choice, 
         log_choice[d] = j
         log_pre[d] = 1 if last_on else 0        # a non-default choice here is a preemption
         log_act[d] = a
-        for k in range(n):
-            log_alts[d * K.MAXALT + k] = alts[k]
         d += 1
         st = run_action(S, B, a)
         if st == K.ST_ERROR:

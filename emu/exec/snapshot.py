@@ -9,26 +9,22 @@ read. A restore therefore costs microseconds, not a copy of RAM.
 import numpy as np
 
 from .. import consts as K
+from .._bytes import copy_bytes
 from .._jit import njit
 
 
 @njit
 def _restore(S, B, S0, B0):
-    tail = S0[K.H_S_TAIL]
-    S[:tail] = S0[:tail]
+    copy_bytes(S, 0, S0, 0, S0[K.H_S_TAIL])
     for slot, hdr in ((K.H_R_EV, K.EV_HDR), (K.H_R_FIND, K.FIND_HDR),
                       (K.H_R_TRACE, K.TR_HDR)):
-        o = S0[slot]
-        S[o:o + hdr] = S0[o:o + hdr]
+        copy_bytes(S, S0[slot], S0, S0[slot], hdr)
     o = S0[K.H_R_DMADBG]                          # live dma-debug entries too
-    n = K.DD_HDR + S0[o + K.DD_COUNT] * K.DD_W
-    S[o:o + n] = S0[o:o + n]
+    copy_bytes(S, o, S0, o, K.DD_HDR + S0[o + K.DD_COUNT] * K.DD_W)
     c = S[K.H_B_CDATA]
-    for k in range(c, c + S[K.H_C_NLINES] * S[K.H_C_LINE]):
-        B[k] = B0[k]
+    copy_bytes(B, c, B0, c, S[K.H_C_NLINES] * S[K.H_C_LINE])
     d = S[K.H_B_DATA]
-    for k in range(d, d + S[K.H_DATA_SIZE]):
-        B[k] = B0[k]
+    copy_bytes(B, d, B0, d, S[K.H_DATA_SIZE])
     rd = S[K.H_B_RAMDIRTY]
     ram = S[K.H_B_RAM]
     sh = S[K.H_B_SHADOW]
@@ -38,11 +34,9 @@ def _restore(S, B, S0, B0):
             continue
         B[rd + p] = 0
         o = p << K.PAGE_SHIFT
-        for k in range(K.PAGE_SIZE):
-            B[ram + o + k] = B0[ram + o + k]
+        copy_bytes(B, ram + o, B0, ram + o, K.PAGE_SIZE)
         if oracle:
-            for k in range(K.PAGE_SIZE):
-                B[sh + o + k] = B0[sh + o + k]
+            copy_bytes(B, sh + o, B0, sh + o, K.PAGE_SIZE)
             B[S[K.H_B_TOUCHED] + p] = B0[S[K.H_B_TOUCHED] + p]
 
 

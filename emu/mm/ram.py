@@ -7,6 +7,7 @@ it, which bounds the final check.
 """
 
 from .. import consts as K
+from .._bytes import copy_bytes, copy_xor, count_diff
 from .._jit import inline
 from ..cache.kernels import mark_ram_range
 
@@ -16,9 +17,7 @@ def shadow_store(S, B, pa, src, so, n):
     """A CPU store or device write of ``src[so:so+n]`` at ``pa``: what memory should now hold."""
     if S[K.H_ORACLE] == 0:
         return
-    sh = S[K.H_B_SHADOW] + pa
-    for k in range(n):
-        B[sh + k] = src[so + k] ^ K.RAM_POISON
+    copy_xor(B, S[K.H_B_SHADOW] + pa, src, so, n, K.RAM_POISON)
     t = S[K.H_B_TOUCHED]
     for p in range(pa >> K.PAGE_SHIFT, ((pa + n - 1) >> K.PAGE_SHIFT) + 1):
         B[t + p] = 1
@@ -28,11 +27,8 @@ def shadow_store(S, B, pa, src, so, n):
 @inline
 def shadow_accept(S, B, pa, n):
     """Declare RAM's current bytes at ``pa`` correct (a buffer handed to the device)."""
-    r = S[K.H_B_RAM] + pa
-    sh = S[K.H_B_SHADOW] + pa
     mark_ram_range(S, B, pa, n)
-    for k in range(n):
-        B[sh + k] = B[r + k]
+    copy_bytes(B, S[K.H_B_SHADOW] + pa, B, S[K.H_B_RAM] + pa, n)
 
 
 @inline
@@ -47,9 +43,8 @@ def record_finding(S, B, kind, pa, va, expect, eo, found, fo, n, bad, dma_lo, dm
     r = fr + K.FIND_HDR + i * K.FIND_W
     m = min(n, K.FIND_MAXB)
     d = S[K.H_B_FINDDATA] + i * 2 * K.FIND_MAXB
-    for k in range(m):
-        B[d + k] = expect[eo + k]
-        B[d + K.FIND_MAXB + k] = found[fo + k]
+    copy_bytes(B, d, expect, eo, m)
+    copy_bytes(B, d + K.FIND_MAXB, found, fo, m)
     S[r + K.FD_KIND] = kind
     S[r + K.FD_PA] = pa
     S[r + K.FD_VA] = va
@@ -68,12 +63,8 @@ def check_load(S, B, va, pa, dst, n):
     if S[K.H_ORACLE] == 0:
         return
     sh = S[K.H_B_SHADOW] + pa
-    bad = 0
-    for k in range(n):
-        if B[dst + k] != B[sh + k] ^ K.RAM_POISON:
-            bad += 1
+    bad = count_diff(B, dst, B, sh, n, K.RAM_POISON)
     if bad:
         scratch = S[K.H_B_SCRATCH]
-        for k in range(n):
-            B[scratch + k] = B[sh + k] ^ K.RAM_POISON
+        copy_xor(B, scratch, B, sh, n, K.RAM_POISON)
         record_finding(S, B, K.FIND_STALE, pa, va, B, scratch, B, dst, n, bad, -1, -1)
