@@ -178,7 +178,8 @@ _PARAMS = {
         "branch_nt": (1, "E", "spec §2.2 (predicted)"),
         "refill": (4, "E", "mispredict penalty 4 (spec §2.2 [E]; 'minimizes the branch penalty', "
                            "In-Stat)"),
-        "pc_load": (4, "E", "PC load refills the pipeline: the mispredict penalty (spec §2.2 [E])"),
+        "pc_load": (4, "E", "PC load refills the pipeline: the mispredict penalty (spec §2.2 "
+                            "[E])"),
         "mrs": (2, "E", "no public Feroceon timing; assume ARM9E-like 2 (spec §1.3 Feroceon "
                         "table, §2.2)"),
         "msr_c": (3, "E", "no public Feroceon timing; assume ARM9E-like 3 (spec §1.3, §2.2)"),

@@ -46,6 +46,8 @@ def first_unmapped(S, va, n):
             continue
         if base <= a < po:
             nr = (a - base) >> K.PAGE_SHIFT
+            if nr >= S[K.H_LAST_PKMAP]:
+                return a
             tlb = S[S[K.H_R_TLB] + S[K.H_CUR_CPU] * S[K.H_LAST_PKMAP] + nr]
             if tlb == K.PTE_NONE and pte(S, nr) == K.PTE_NONE:
                 return a

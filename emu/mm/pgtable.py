@@ -103,6 +103,8 @@ def translate(S, va):
     if va < base:
         return -1
     nr = (va - base) >> K.PAGE_SHIFT
+    if nr >= S[K.H_LAST_PKMAP]:
+        return -1                               # past the last slot: nothing maps it
     slot = S[K.H_R_TLB] + S[K.H_CUR_CPU] * S[K.H_LAST_PKMAP] + nr
     pfn = S[slot]
     if pfn == K.PTE_NONE:
