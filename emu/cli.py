@@ -134,13 +134,14 @@ def cmd_explore(a):
 
 
 def cmd_run(a):
-    from .exec.explore import explicit_choices, run_random
+    from .exec.explore import explicit_choices
     from .exec.scenario import Scenario
     sc = Scenario.from_toml(a.file)
     ld = sc.build(trace_events=1 << 20)
     if a.random is not None:
-        r = run_random(ld, a.random, 1, a.p_switch)[0]
-        ld.run(K.SCHED_RANDOM, (), int(a.p_switch * 1_000_000), a.random, trace=True)
+        if not 0 <= a.p_switch <= 1:
+            raise ValueError(f"p_switch={a.p_switch!r}: must be a probability in [0, 1]")
+        r = ld.run(K.SCHED_RANDOM, (), int(a.p_switch * 1_000_000), a.random, trace=True)
     else:
         choices = explicit_choices(ld, a.schedule or [])
         r = ld.run(K.SCHED_DFS, choices, trace=True)
@@ -182,6 +183,12 @@ def cmd_scenario(a):
 
 def cmd_presets(a):
     from .cache.config import PRESET_ASSUMPTIONS, PRESETS
+    if a.costs:
+        from .cost.tables import describe, load_overrides
+        for cpu in ([a.cpu] if a.cpu else list(PRESETS)):
+            print(describe(cpu, load_overrides(a.costs_file, cpu) if a.costs_file else None))
+            print()
+        return 0
     for name, c in PRESETS.items():
         print(f"{name:9s} {c.size // 1024:3d} KiB {c.ways:2d}-way {c.line} B lines, "
               f"{c.replacement}, {'write-back' if c.write_back else 'write-through'}, "
@@ -249,7 +256,10 @@ def build_parser():
     s.add_argument("--toml", action="store_true")
     s.set_defaults(fn=cmd_scenario)
 
-    q = sub.add_parser("presets", help="core presets")
+    q = sub.add_parser("presets", help="core presets (and their cycle tables with --costs)")
+    q.add_argument("--costs", action="store_true", help="print the cycle cost tables")
+    q.add_argument("--cpu", choices=["arm926", "feroceon", "xscale", "sa110"])
+    q.add_argument("--costs-file", metavar="FILE.toml", help="with overrides applied")
     q.set_defaults(fn=cmd_presets)
 
     f = sub.add_parser("profile", help="kmap_lock cost with and without IRQ disabling")

@@ -329,7 +329,10 @@ CPU_PENDING = _c()        # bit mask of raised, undelivered IRQ lines
 CPU_INTERRUPTED = _c()    # context an IRQ handler interrupted, or -1
 CPU_IRQOFF_AT = _c()      # clock when IRQs were last masked
 CPU_IRQOFF_SITE = _c()    # site that masked them
-CPU_W = _c.n
+CPU_RING_AT = _c()        # next slot of the ring of recent irqs-off sections
+CPU_RING = _c.n           # [NRING][2] (start, end) clocks of the last irqs-off sections
+NRING = 32
+CPU_W = CPU_RING + 2 * NRING
 del _c
 
 CTX_STATE_FREE = 0

@@ -8,7 +8,7 @@ the core's clock.
 import json
 
 from .. import consts as K
-from .tables import CLOCKS
+from .tables import clocks
 
 
 def _events(S):
@@ -22,7 +22,7 @@ def _events(S):
 def chrome_events(ld, pid, label):
     """Trace events of one Loaded machine's last (traced) run."""
     S = ld.machine._S
-    mhz = CLOCKS[ld.machine.cpu]["core_mhz"]
+    mhz = clocks(ld.machine.cpu, ld.scenario.machine.get("costs"))["core_mhz"]
     us = (lambda c: c / mhz)
     out = [{"name": "process_name", "ph": "M", "pid": pid, "args": {"name": label}}]
     names = {}

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import consts as K
 from ..exec.scenario import Scenario
-from .tables import CLOCKS, cost_vector
+from .tables import CLOCKS, clocks, cost_vector
 
 WORKLOADS = ("fastpath", "churn", "dma-irq")
 FAST_PAGE = 300
@@ -87,8 +87,12 @@ def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None
 # ---------------------------------------------------------------------------------------------
 
 
+_MHZ = {}
+
+
 def _us(cpu, cycles):
-    return round(cycles / CLOCKS[cpu]["core_mhz"], 3)
+    """Cycles in µs at the core clock of the running profile (overrides included)."""
+    return round(cycles / _MHZ.get(cpu, CLOCKS[cpu]["core_mhz"]), 3)
 
 
 def _hist(counts):
@@ -215,6 +219,7 @@ def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, 
     if cpu not in CLOCKS:
         raise ValueError(f"cpu={cpu!r}: accepted values are {', '.join(CLOCKS)}")
     cost_vector(cpu, costs)                          # validate overrides before running
+    _MHZ[cpu] = clocks(cpu, costs)["core_mhz"]
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):
         sc = workload(workload_name, cpu, khg, seed, ncpus, costs, scale)
@@ -223,7 +228,7 @@ def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, 
     over = round(irq["pair_cycles"] - plain["pair_cycles"], 2)
     doc = {
         "cpu": cpu, "workload": workload_name, "seed": seed, "ncpus": ncpus,
-        "core_mhz": CLOCKS[cpu]["core_mhz"],
+        "core_mhz": _MHZ[cpu],
         "irq_overhead_cycles_per_pair": over,
         "irq_overhead_percent": round(100 * over / plain["pair_cycles"], 2)
         if plain["pair_cycles"] else 0.0,
@@ -247,12 +252,14 @@ def format_report(doc):
     lines = [f"kmap_lock profile: {doc['cpu']} at {doc['core_mhz']} MHz, workload "
              f"{doc['workload']} (seed {doc['seed']})", ""]
     lines.append(f"{'':24s}{'irq (ARM)':>16s}{'plain':>16s}")
+    lines.append(f"{'':24s}{'spin_lock_irq':>16s}{'spin_lock':>16s}")
     names = sorted(set(v["irq"]["routines"]) | set(v["plain"]["routines"]),
                    key=K.ROUTINE_NAMES.index)
+    def cell(key, n):
+        r = v[key]["routines"].get(n)
+        return f"{r['cycles_avg']:16.1f}" if r else f"{'-':>16s}"
     for n in names:
-        a = v["irq"]["routines"].get(n, {}).get("cycles_avg", 0)
-        b = v["plain"]["routines"].get(n, {}).get("cycles_avg", 0)
-        lines.append(f"  {n + ' (cycles/call)':22s}{a:16.1f}{b:16.1f}")
+        lines.append(f"  {n + ' (cycles/call)':22s}{cell('irq', n)}{cell('plain', n)}")
     for key, label in (("holdtime-avg", "kmap_lock hold avg"), ("holdtime-max", "kmap_lock hold max"),
                        ("acquisitions", "kmap_lock acquisitions"), ("contentions", "contentions")):
         lines.append(f"  {label:22s}{v['irq']['lock_stat'][key]:16}{v['plain']['lock_stat'][key]:16}")
@@ -267,7 +274,11 @@ def format_report(doc):
               f"{doc['irq_overhead_us_per_pair']} us); the masking instructions alone are "
               f"{doc['masking_cycles_per_pair']} cycles.",
               f"Longest irqs-off section: {io['max_cycles']} cycles ({io['max_us']} us), from "
-              f"{io['started_at']} to {io['ended_at']}."]
+              f"{io['started_at']} to {io['ended_at']}; worst IRQ response "
+              f"{io['worst_irq_response_cycles']} cycles (irqs-off + IRQ entry).",
+              f"IRQ latency (raise to unmasked): max {v['irq']['irq_latency']['max_cycles']} "
+              f"cycles with the irq locks, {v['plain']['irq_latency']['max_cycles']} with "
+              f"plain locks."]
     return "\n".join(lines)
 
 

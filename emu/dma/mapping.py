@@ -261,6 +261,7 @@ def dma_unmap_page_step(S, B, c, f):
     handle = S[f + K.F_A0]
     size = S[f + K.F_A1]
     d = S[f + K.F_A2]
+    uop(S, K.UOP_BRANCH, 2)                         # call and return
     if not valid_dma_direction(d):
         return bug(S, K.BUG_DMA_DIRECTION, d, 0, 0)
     if debug_unmap(S, handle, size, d):

@@ -91,10 +91,14 @@ def irq_getter(kmap_high_get=True, last_pkmap=8):
 
 def from_builtin(ref):
     """The built-in scenario a replay token names (``[builder, args...]``)."""
-    builders = {"race": race, "irq_getter": irq_getter}
+    builders = {"race": (race, (int, int, str)), "irq_getter": (irq_getter, (bool, int))}
     if not isinstance(ref, list) or not ref or ref[0] not in builders:
         raise ValueError(f"token: unknown built-in scenario {ref!r}")
-    return builders[ref[0]](*ref[1:])
+    fn, types = builders[ref[0]]
+    args = ref[1:]
+    if len(args) != len(types) or not all(isinstance(x, t) for x, t in zip(args, types)):
+        raise ValueError(f"token: bad arguments for built-in scenario {ref!r}")
+    return fn(*args)
 
 
 def all_variants(sizes=(8, 512), smp_sizes=(8,)):

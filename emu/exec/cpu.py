@@ -69,12 +69,31 @@ def _irqs_unmasked(S, cr):
     S[p + K.PROF_IRQOFF_COUNT] += 1
     S[p + K.PROF_IRQOFF_TOTAL] += d
     S[p + K.PROF_H_IRQOFF + start * K.NHIST + log2_bucket(d)] += 1
+    j = S[cr + K.CPU_RING_AT]
+    S[cr + K.CPU_RING + 2 * j] = S[cr + K.CPU_IRQOFF_AT]
+    S[cr + K.CPU_RING + 2 * j + 1] = S[K.H_NOW]
+    S[cr + K.CPU_RING_AT] = (j + 1) % K.NRING
     if d > S[p + K.PROF_IRQOFF_MAX]:
         S[p + K.PROF_IRQOFF_MAX] = d
         S[p + K.PROF_IRQOFF_MAX_START] = start
         S[p + K.PROF_IRQOFF_MAX_END] = S[K.H_CUR_SITE]
         S[p + K.PROF_IRQOFF_MAX_CPU] = S[K.H_CUR_CPU]
         S[p + K.PROF_IRQOFF_MAX_AT] = S[cr + K.CPU_IRQOFF_AT]
+
+
+@inline
+def blocked_since(S, cr, t):
+    """Cycles an interrupt raised at clock ``t`` on CPU record ``cr`` had to wait for IRQs
+    to be unmasked: the rest of the irqs-off section that covered ``t``, else 0. (Handlers
+    run at the executor's next scheduling point; this is the latency the CPU would see.)"""
+    for j in range(K.NRING):
+        a = S[cr + K.CPU_RING + 2 * j]
+        b = S[cr + K.CPU_RING + 2 * j + 1]
+        if a <= t < b:
+            return b - t
+    if S[cr + K.CPU_IRQOFF] and S[cr + K.CPU_IRQOFF_AT] <= t:
+        return S[K.H_NOW] - t
+    return 0
 
 
 @inline

@@ -101,17 +101,21 @@ def read_token(token):
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
         raise ValueError(f"token: must start with {TOKEN_PREFIX!r} (as emu race/explore print)")
     body = token[len(TOKEN_PREFIX):]
+    bad = ValueError("token: corrupted (not a replay token emu printed)")
     try:
         d = json.loads(zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
-    except (ValueError, zlib.error):
-        raise ValueError("token: corrupted (not a replay token emu printed)") from None
-    choices = [0] * d["n"]
-    for i, c in d["c"]:
-        choices[i] = c
-    if "b" in d:
-        from .builtin import from_builtin
-        return from_builtin(d["b"]), choices
-    return Scenario.from_dict(d["s"]), choices
+        n = d["n"]
+        choices = [0] * n
+        for i, c in d["c"]:
+            if not (isinstance(i, int) and isinstance(c, int) and 0 <= i < n and c >= 0):
+                raise bad
+            choices[i] = c
+        if "b" in d:
+            from .builtin import from_builtin
+            return from_builtin(d["b"]), choices
+        return Scenario.from_dict(d["s"]), choices
+    except (ValueError, zlib.error, KeyError, TypeError, IndexError):
+        raise bad from None
 
 
 def _next_prefix(nalt, choice, lon, bound):
@@ -263,7 +267,7 @@ def explicit_choices(ld, directives):
         r = ld.run(K.SCHED_DFS, prefix, final=False)
         nalt, choice, lon, act = ld.last_log(r.decisions)
         count, at = 0, None
-        for d in range(len(prefix), r.decisions):
+        for d in range(r.decisions):                # steps count from the start of the run
             if int(act[d]) == tc:
                 count += 1
                 if count == n:
@@ -272,6 +276,9 @@ def explicit_choices(ld, directives):
         if at is None or at >= r.decisions:
             raise ValueError(f"schedule entry {dv!r}: {t} does not reach step {n} "
                              f"({count} steps at most here)")
+        if at < len(prefix):
+            raise ValueError(f"schedule entry {dv!r}: comes before the previous entry; list "
+                             f"the switches in the order they happen")
         n_alt, alts = ld.alternatives_at(at)
         if want not in alts:
             names = [ld.names[a] if a < K.ACT_IRQ else f"IRQ {ld.names[_irq_ctx(ld, a)]}"

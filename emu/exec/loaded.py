@@ -289,7 +289,8 @@ class Loaded:
                          readable_trace(self) if trace else [])
 
     def alternatives_at(self, d):
-        """(count, alternatives, preemption-if-not-first) of decision ``d`` of the last run."""
+        """(count, alternatives) of decision ``d`` of the last run; alternative 0 is the
+        non-preemptive default when the last context could go on."""
         nalt, choice, pre, act, alts = self._log
         n = int(nalt[d])
         return n, alts[d * K.MAXALT:d * K.MAXALT + n].tolist()

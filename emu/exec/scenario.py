@@ -199,7 +199,7 @@ class Scenario:
     def to_dict(self):
         return {
             "name": self.name, "description": self.description,
-            "machine": dict(self.machine), "setup": copy.deepcopy(self.setup),
+            "machine": dict(self.machine), "setup": _plain(self.setup),
             "task": [{"name": t.name, "cpu": t.cpu, "ops": _plain(t.ops)} for t in self.tasks],
             "irq": [{"name": q.name, "line": q.line, "cpu": q.cpu, "count": q.count,
                      "period": q.period, "first": q.first, "ops": _plain(q.ops)}

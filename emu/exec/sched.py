@@ -27,7 +27,7 @@ from ..cost.account import set_site, uop
 from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
 from .core import enter_context, run_step, switch_cpu
-from .cpu import _irqs_masked, _irqs_unmasked, cpu_rec, log2_bucket
+from .cpu import _irqs_masked, _irqs_unmasked, blocked_since, cpu_rec, log2_bucket
 from .frames import ctx_rec, push
 from .trace import trace
 
@@ -139,11 +139,11 @@ def deliver_irq(S, line):
     S[r + K.CPU_CUR] = h
     S[r + K.CPU_HARDIRQ] = 1
     enter_context(S, h)
+    lat = blocked_since(S, r, S[ir + K.IRQ_RAISED_AT])
     set_site(S, K.SITE_IRQ_ENTRY)
     uop(S, K.UOP_IRQ_ENTRY, 1)
     _irqs_masked(S, r)
     p = S[K.H_R_PROF]
-    lat = S[K.H_NOW] - S[ir + K.IRQ_RAISED_AT]
     S[p + K.PROF_IRQLAT_COUNT] += 1
     S[p + K.PROF_IRQLAT_TOTAL] += lat
     if lat > S[p + K.PROF_IRQLAT_MAX]:

@@ -36,14 +36,17 @@ def cpu_access_step(S, B, c, f, write):
         if pa < 0:
             return fail(S, K.ERR_PAGE_FAULT, va, write, 0, 0)
         trace(S, K.T_STORE if write else K.T_LOAD, va, pa)
+        words = (k + 3) >> 2                    # ldm/stm of the piece: one word per cycle
         if write:
             hit = cache_store(S, B, va, pa, k, B, buf + done)
             shadow_store(S, B, pa, B, buf + done, k)
             uop(S, K.UOP_ST_HIT if hit else K.UOP_ST_MISS, 1)
+            uop(S, K.UOP_STORE, words - 1)
         else:
             hit = cache_load(S, B, va, pa, k, B, buf + done)
             check_load(S, B, va, pa, buf + done, k)
             uop(S, K.UOP_LD_HIT if hit else K.UOP_LD_MISS, 1)
+            uop(S, K.UOP_LOAD, words - 1)
         S[f + K.F_A3] = done + k
         if S[f + K.F_A3] < n and S[K.H_YIELD]:
             return K.ST_YIELD

@@ -83,7 +83,11 @@ def flush_tlb_kernel_range(S, start, end):
             S[tlb + cpu * last + nr] = K.PTE_NONE
     pages = (end - start + K.PAGE_SIZE - 1) >> K.PAGE_SHIFT
     uop(S, K.UOP_DRAIN_WB, 1)
-    uop(S, K.UOP_TLB_INV_PAGE, 2 * pages)
+    if S[K.H_C_STYLE] == K.STYLE_V4WB:
+        # tlb-v4wb.S: invalidate the D-TLB entry per page, then the whole I-TLB once
+        uop(S, K.UOP_TLB_INV_PAGE, pages + 1)
+    else:
+        uop(S, K.UOP_TLB_INV_PAGE, 2 * pages)   # tlb-v4wbi.S: I and D entries per page
     uop(S, K.UOP_ALU, 2 * pages)
     uop(S, K.UOP_BRANCH, pages)
     S[S[K.H_R_MMSTAT] + K.MM_TLB_FLUSHES] += 1

@@ -1,0 +1,297 @@
+"""The ``emu`` command's executor subcommands: race, replay, explore, run, scenario.
+
+``emu.cli.main(argv)`` returns the exit status (argparse usage errors raise SystemExit(2)).
+Stable JSON fields: API.md "Stable outputs".
+"""
+
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+import tomli_w
+
+from emu.cli import main
+from emu.exec import builtin
+from emu.exec.scenario import Scenario
+
+RACE_FIELDS = {"scenario", "dma_pinning", "kmap_high_get", "ncpus", "data_lost", "lost_bytes",
+               "deadlock", "schedules_explored", "minimal_schedule", "replay"}
+IRQ_DEADLOCK_TEXT = "CPU0: lock(kmap_lock); <Interrupt> lock(kmap_lock); *** DEADLOCK ***"
+DMA_SWITCH = "after step 1 of dma run writer"
+IRQ_SWITCH = "after step 1 of worker raise IRQ nic"
+
+
+def call(*argv):
+    """(exit status, stdout, stderr) of ``emu ARGV``."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as e:
+            rc = e.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+def call_json(*argv):
+    rc, out, err = call(*argv)
+    assert rc == 0, err
+    return json.loads(out)                  # exactly one JSON document, nothing else
+
+
+@pytest.fixture(scope="module")
+def race():
+    return call_json("race", "--json", "--sizes", "8", "--smp-sizes", "8")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("scenarios")
+    racy = d / "racy.toml"
+    racy.write_text(tomli_w.dumps(builtin.race(8, 1, "page_address").to_dict()))
+    calm = d / "calm.toml"
+    calm.write_text('name = "calm"\n[machine]\nlast_pkmap = 8\n'
+                    '[[task]]\nname = "t1"\nops = [ { op = "kmap_high", pfn = 300 }, '
+                    '{ op = "kunmap_high", pfn = 300 } ]\n'
+                    '[[task]]\nname = "t2"\nops = [ { op = "kmap_high", pfn = 301 } ]\n')
+    bad_op = d / "bad_op.toml"
+    bad_op.write_text('[[task]]\nname = "t"\nops = [ { op = "frob", pfn = 300 } ]\n')
+    bad_syntax = d / "bad_syntax.toml"
+    bad_syntax.write_text("[[task]\nname = 't'\n")
+    return {"racy": racy, "calm": calm, "bad_op": bad_op, "bad_syntax": bad_syntax,
+            "missing": d / "missing.toml"}
+
+
+# ---------------------------------------------------------------------------------------------
+# emu race --json
+# ---------------------------------------------------------------------------------------------
+
+EXPECTED = [
+    # scenario, pinning, kmap_high_get, ncpus, data_lost, lost, deadlock, minimal schedule
+    ("i", "page_address", False, 1, True, 128, False, [DMA_SWITCH]),
+    ("i", "kmap_high_get", True, 1, False, 0, False, []),
+    ("ii", "page_address", False, 2, True, 128, False, [DMA_SWITCH]),
+    ("ii", "kmap_high_get", True, 2, False, 0, False, []),
+    ("iii", "kmap_high_get", False, 1, False, 0, True, [IRQ_SWITCH]),
+    ("iii", "kmap_high_get", True, 1, False, 0, False, []),
+]
+
+
+def test_race_json_has_the_stable_fields(race):
+    assert isinstance(race, dict) and isinstance(race["results"], list)
+    assert len(race["results"]) == len(EXPECTED)
+    for row in race["results"]:
+        assert RACE_FIELDS <= set(row), RACE_FIELDS - set(row)
+        assert isinstance(row["scenario"], str) and isinstance(row["dma_pinning"], str)
+        for k in ("kmap_high_get", "data_lost", "deadlock"):
+            assert isinstance(row[k], bool), k
+        for k in ("ncpus", "lost_bytes", "schedules_explored"):
+            assert isinstance(row[k], int) and not isinstance(row[k], bool), k
+        assert isinstance(row["minimal_schedule"], list)
+        assert all(isinstance(s, str) for s in row["minimal_schedule"])
+        assert isinstance(row["replay"], str)
+
+
+@pytest.mark.parametrize("i", range(len(EXPECTED)), ids=[f"{e[0]}-{e[1]}-{e[2]}"
+                                                         for e in EXPECTED])
+def test_race_json_values(race, i):
+    sid, pin, khg, ncpus, lost, nbytes, dead, sched = EXPECTED[i]
+    row = race["results"][i]
+    got = tuple(row[k] for k in ("scenario", "dma_pinning", "kmap_high_get", "ncpus",
+                                 "data_lost", "lost_bytes", "deadlock", "minimal_schedule"))
+    assert got == (sid, pin, khg, ncpus, lost, nbytes, dead, sched)
+    assert row["schedules_explored"] > 1
+    if lost or dead:
+        assert row["replay"].startswith("emu1:")
+    else:
+        assert row["replay"] == ""
+
+
+def test_race_text_table(capsys):
+    rc, out, err = call("race", "--sizes", "8", "--smp-sizes", "8", "--only", "iii")
+    assert rc == 0
+    assert "iii" in out and IRQ_SWITCH in out and "(1 preemption)" in out
+    assert "emu replay emu1:" in out
+    assert "inconsistent lock state" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# emu replay
+# ---------------------------------------------------------------------------------------------
+
+
+def test_replay_text(race):
+    rc, out, err = call("replay", race["results"][0]["replay"])
+    assert rc == 0, err
+    assert out.startswith("replaying: i: dma_map_page vs kmap_high")
+    for s in ("<-- switch", "writer: pte_clear slot 1 (was page 300)",
+              "writer: set_pte slot 1 -> page 1200", "!! dirty line 0xbfe01800 (page 1200",
+              "lost-write: 32 bytes", "expected " + "ab" * 32,
+              "outcome: done", "1 preemptions", "data lost: 128 bytes"):
+        assert s in out, s
+    assert out.index("<-- switch") < out.index("pte_clear slot 1") \
+        < out.index("set_pte slot 1 -> page 1200") < out.index("!! dirty line")
+
+
+def test_replay_json(race):
+    doc = call_json("replay", race["results"][2]["replay"], "--json")
+    assert doc["scenario"].startswith("ii: dma_map_page vs kmap_high (2 CPUs")
+    assert doc["outcome"] == "done"
+    assert doc["data_lost"] is True and doc["lost_bytes"] == 128
+    assert doc["deadlock"] is False and doc["preemptions"] == 1
+    lost = [f for f in doc["findings"] if f["kind"] == "lost-write"]
+    assert sum(f["bad_bytes"] for f in lost) == 128
+    assert all(f["pfn"] == 1200 and f["expected"] == "ab" * 32 and f["found"] != f["expected"]
+               for f in lost)
+    assert doc["trace"] and any("<-- switch" in s for s in doc["trace"])
+
+
+def test_replay_irq_deadlock(race):
+    rc, out, err = call("replay", race["results"][4]["replay"])
+    assert rc == 0, err
+    assert "outcome: irq-deadlock" in out
+    assert IRQ_DEADLOCK_TEXT in out
+    assert "WARNING: inconsistent lock state" in out
+
+
+def test_replay_is_deterministic(race):
+    tok = race["results"][0]["replay"]
+    assert call("replay", tok, "--json") == call("replay", tok, "--json")
+
+
+# ---------------------------------------------------------------------------------------------
+# emu explore / emu run
+# ---------------------------------------------------------------------------------------------
+
+
+def test_explore_json_racy_file(files):
+    doc = call_json("explore", files["racy"], "--bound", "1", "--json")
+    assert doc["bound"] == 1 and doc["complete"] is True
+    assert doc["schedules_explored"] > 1
+    assert doc["data_lost"] is True and doc["lost_bytes"] == 128
+    assert doc["deadlock"] is False
+    assert doc["minimal_schedule"] == [DMA_SWITCH] and doc["preemptions"] == 1
+    assert doc["failures"] >= 1 and sum(doc["outcomes"].values()) == doc["schedules_explored"]
+    assert doc["lockdep"] == ""
+    # a user scenario's token carries the scenario itself, and replays the loss
+    rep = call_json("replay", doc["replay"], "--json")
+    assert rep["lost_bytes"] == 128 and rep["preemptions"] == 1
+
+
+def test_explore_json_calm_file(files):
+    doc = call_json("explore", files["calm"], "--bound", "1", "--json")
+    assert doc["scenario"] == "calm"
+    assert doc["failures"] == 0 and doc["outcomes"] == {"done": doc["schedules_explored"]}
+    assert doc["data_lost"] is False and doc["minimal_schedule"] == [] and doc["replay"] == ""
+
+
+def test_explore_fail_flag(files):
+    assert call("explore", files["racy"], "--bound", "1", "--fail")[0] == 1
+    assert call("explore", files["calm"], "--bound", "1", "--fail")[0] == 0
+    rc, out, err = call("explore", files["racy"], "--bound", "1")
+    assert rc == 0
+    assert "minimal failing schedule (1 preemptions" in out and DMA_SWITCH in out
+
+
+def test_run_explicit_schedule(files):
+    doc = call_json("run", files["racy"], "--schedule", DMA_SWITCH, "--json")
+    assert doc["outcome"] == "done" and doc["preemptions"] == 1 and doc["lost_bytes"] == 128
+    rc, out, err = call("run", files["racy"], "--schedule", DMA_SWITCH)
+    assert rc == 0, err
+    assert "1 preemptions" in out and "data lost: 128 bytes" in out
+    assert "writer: set_pte slot 1 -> page 1200" in out
+
+
+def test_run_default_schedule(files):
+    doc = call_json("run", files["racy"], "--json")
+    assert doc["preemptions"] == 0 and doc["lost_bytes"] == 0 and doc["outcome"] == "done"
+    assert not any("<-- switch" in s for s in doc["trace"][:10])
+
+
+def test_run_several_directives(files):
+    doc = call_json("run", files["calm"], "--schedule", "after step 2 of t1 run t2",
+                    "--schedule", "after step 2 of t2 run t1", "--json")
+    assert doc["outcome"] == "done" and doc["preemptions"] == 2
+
+
+def test_run_random_is_reproducible(files):
+    a = call("run", files["racy"], "--random", "7", "--p-switch", "0.3", "--json")
+    b = call("run", files["racy"], "--random", "7", "--p-switch", "0.3", "--json")
+    assert a[0] == 0 and a == b
+    assert json.loads(a[1])["trace"]
+
+
+# ---------------------------------------------------------------------------------------------
+# emu scenario
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, want", [
+    (["i"], builtin.race(8, 1, "page_address")),
+    (["ii", "--pinning", "kmap_high_get", "--last-pkmap", "16"],
+     builtin.race(16, 2, "kmap_high_get")),
+    (["iii"], builtin.irq_getter(False, 8)),
+    (["iii", "--pinning", "kmap_high_get"], builtin.irq_getter(True, 8)),
+], ids=["i", "ii-khg-16", "iii-plain", "iii-irq"])
+def test_scenario_toml_loads_back(tmp_path, argv, want):
+    rc, out, err = call("scenario", *argv, "--toml")
+    assert rc == 0, err
+    p = tmp_path / "s.toml"
+    p.write_text(out)
+    sc = Scenario.from_toml(p)
+    assert sc.to_dict() == want.to_dict()
+    # and it behaves as the built-in: same default run
+    assert sc.build().run() == want.build().run()
+
+
+def test_scenario_json_loads_back():
+    rc, out, err = call("scenario", "i")
+    assert rc == 0
+    assert Scenario.from_dict(json.loads(out)).to_dict() == \
+        builtin.race(8, 1, "page_address").to_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: exit status 2 and a message, not a traceback
+# ---------------------------------------------------------------------------------------------
+
+BAD = [
+    ("missing file", lambda f: ["explore", f["missing"]], ["emu explore: error", "missing.toml"]),
+    ("unknown op", lambda f: ["explore", f["bad_op"], "--json"], ["op='frob'", "task 't' op 0"]),
+    ("bad TOML", lambda f: ["run", f["bad_syntax"]], ["emu run: error", "not valid TOML"]),
+    ("negative bound", lambda f: ["explore", f["calm"], "--bound", "-1"], ["bound=-1"]),
+    ("schedule too far", lambda f: ["run", f["racy"], "--schedule",
+                                    "after step 9999 of dma run writer"],
+     ["does not reach step 9999"]),
+    ("schedule syntax", lambda f: ["run", f["racy"], "--schedule", "when dma feels like it"],
+     ["after step N of TASK run OTHER"]),
+    ("schedule unknown task", lambda f: ["run", f["racy"], "--schedule",
+                                         "after step 1 of dma run nobody"],
+     ["unknown task or handler 'nobody'"]),
+    ("p_switch", lambda f: ["run", f["racy"], "--random", "1", "--p-switch", "2"],
+     ["p_switch=2"]),
+    ("token prefix", lambda f: ["replay", "garbage"], ["emu replay: error", "token"]),
+    ("token corrupted", lambda f: ["replay", "emu1:AAAAAAAAAA"], ["token: corrupted"]),
+    ("race sizes", lambda f: ["race", "--sizes", "7"], ["LAST_PKMAP must be a power of two"]),
+    ("scenario name", lambda f: ["scenario", "iv"], ["invalid choice: 'iv'"]),
+    ("max schedules", lambda f: ["explore", f["calm"], "--max-schedules", "0"],
+     ["must be a positive int"]),
+]
+
+
+@pytest.mark.parametrize("argv, parts", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input_exits_2_with_a_message(files, argv, parts):
+    rc, out, err = call(*argv(files))
+    assert rc == 2
+    assert "Traceback" not in err
+    for p in parts:
+        assert p in err, f"{p!r} not in {err!r}"
+    assert out == ""
+
+
+def test_replay_of_a_token_with_a_valid_envelope_but_no_body_exits_2():
+    import base64
+    import zlib
+    tok = "emu1:" + base64.urlsafe_b64encode(zlib.compress(b'{"n": 1}')).decode()
+    rc, out, err = call("replay", tok)
+    assert rc == 2 and "token" in err

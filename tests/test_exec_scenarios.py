@@ -1,0 +1,384 @@
+"""Scenarios (emu.exec.scenario): the Python API and TOML files describe the same thing; result
+references, ``fill``, setup ops with ``repeat``; validation errors name the task, op and field.
+"""
+
+import copy
+import textwrap
+
+import pytest
+
+from emu import consts as K
+from emu.exec.scenario import Scenario
+
+PKMAP_BASE = 0xBFE00000
+
+# The module docstring's example, plus a description and a second task.
+DOC_TOML = textwrap.dedent("""\
+    name = "docs example"
+    description = "the example of the scenario module docstring"
+
+    [machine]
+    last_pkmap = 8
+    dma_pinning = "page_address"
+    kmap_high_get = false
+
+    [[setup]]
+    op = "kmap"
+    pfn = 300
+    repeat = 3
+
+    [[task]]
+    name = "writer"
+    cpu = 0
+    ops = [
+      { op = "kmap", pfn = 400, as = "v" },
+      { op = "fill", va = "v", n = 64, byte = 0xAB },
+      { op = "write", va = "v+2048", data = "c0ffee" },
+      { op = "kunmap", pfn = 400 },
+    ]
+
+    [[task]]
+    name = "reader"
+    ops = [ { op = "read", va = 0xC0001000, n = 8 } ]
+
+    [[irq]]
+    name = "nic"
+    line = 0
+    cpu = 0
+    ops = [ { op = "dma_map_page", pfn = 500, size = 4096, direction = "FROM_DEVICE" } ]
+    """)
+
+
+def doc_python():
+    """The same scenario through the Python API."""
+    sc = Scenario(name="docs example", machine={"last_pkmap": 8, "dma_pinning": "page_address",
+                                                "kmap_high_get": False},
+                  setup=[{"op": "kmap", "pfn": 300, "repeat": 3}],
+                  description="the example of the scenario module docstring")
+    sc.task("writer", [
+        {"op": "kmap", "pfn": 400, "as": "v"},
+        {"op": "fill", "va": "v", "n": 64, "byte": 0xAB},
+        {"op": "write", "va": "v+2048", "data": "c0ffee"},
+        {"op": "kunmap", "pfn": 400},
+    ], cpu=0)
+    sc.task("reader", [{"op": "read", "va": 0xC0001000, "n": 8}])
+    sc.irq("nic", [{"op": "dma_map_page", "pfn": 500, "size": 4096,
+                    "direction": "FROM_DEVICE"}], line=0, cpu=0)
+    return sc
+
+
+def write_toml(tmp_path, text, name="sc.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Python API and TOML
+# ---------------------------------------------------------------------------------------------
+
+
+def test_toml_and_python_api_load_the_same_scenario(tmp_path):
+    from_file = Scenario.from_toml(write_toml(tmp_path, DOC_TOML))
+    assert from_file.to_dict() == doc_python().validate().to_dict()
+
+
+def test_to_dict_round_trips_through_from_dict():
+    d = doc_python().to_dict()
+    assert Scenario.from_dict(copy.deepcopy(d)).to_dict() == d
+
+
+def test_toml_without_a_name_is_named_after_its_file(tmp_path):
+    p = write_toml(tmp_path, DOC_TOML.replace('name = "docs example"\n', ""), "mine.toml")
+    assert Scenario.from_toml(p).name == str(p)
+
+
+def test_toml_and_python_scenarios_run_identically(tmp_path):
+    """Same dict, same machine, same run (same trace)."""
+    a = Scenario.from_toml(write_toml(tmp_path, DOC_TOML)).build(trace_events=1 << 14)
+    b = doc_python().build(trace_events=1 << 14)
+    ra, rb = a.run(trace=True), b.run(trace=True)
+    assert ra.outcome == "done"
+    assert ra == rb
+
+
+def test_invalid_toml_syntax_is_a_value_error(tmp_path):
+    p = write_toml(tmp_path, "[[task]\nname = 'x'\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        Scenario.from_toml(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Result references, fill, setup
+# ---------------------------------------------------------------------------------------------
+
+
+def _one_task(ops, setup=(), **machine):
+    sc = Scenario("t", machine={"last_pkmap": 8, **machine}, setup=list(setup))
+    sc.task("t", ops)
+    return sc
+
+
+def test_result_references_name_an_earlier_result_plus_an_offset():
+    sc = _one_task([
+        {"op": "kmap_high", "pfn": 300, "as": "v"},
+        {"op": "write", "va": "v", "data": "01"},
+        {"op": "write", "va": "v+2048", "data": "c0ffee"},
+        {"op": "write", "va": "v + 0x10", "data": "77"},
+        {"op": "kmap_high", "pfn": 301, "as": "w"},
+        {"op": "write", "va": "w-1", "data": "99"},           # last byte of page 300's slot
+    ])
+    ld = sc.build()
+    assert ld.run().outcome == "done"
+    m = ld.machine
+    v, w = m.page_address(300), m.page_address(301)
+    assert v == PKMAP_BASE + 1 * 4096 and w == PKMAP_BASE + 2 * 4096
+    assert m.read(v, 1) == b"\x01"
+    assert m.read(v + 2048, 3) == bytes.fromhex("c0ffee")
+    assert m.read(v + 0x10, 1) == b"\x77"
+    assert m.read(w - 1, 1) == b"\x99"
+    assert m.read(v + 1, 1) != b"\x01"                       # nothing else was written
+
+
+def test_result_reference_to_dma_handle():
+    """``dma_addr = "h"`` is what dma_map_page returned (the page's bus address)."""
+    sc = _one_task([
+        {"op": "dma_map_page", "pfn": 40, "direction": "FROM_DEVICE", "as": "h"},
+        {"op": "device_write", "dma_addr": "h+16", "data": "a5a5"},
+        {"op": "dma_unmap_page", "dma_addr": "h", "direction": "FROM_DEVICE"},
+    ])
+    ld = sc.build()
+    r = ld.run()
+    assert r.outcome == "done", r.message
+    m = ld.machine
+    assert m.phys_read(m.pfn_to_phys(40) + 16, 2) == bytes.fromhex("a5a5")
+
+
+def test_fill_is_a_read_then_a_write():
+    """fill loads the lines (ARM926 allocates on read misses only), then stores into them: the
+    lines end up cached and dirty. A plain write to uncached lines goes around the cache."""
+    fill = _one_task([{"op": "kmap_high", "pfn": 300, "as": "v"},
+                      {"op": "fill", "va": "v", "byte": 0xAB, "n": 64}]).build(1 << 14)
+    rw = _one_task([{"op": "kmap_high", "pfn": 300, "as": "v"},
+                    {"op": "read", "va": "v", "n": 64},
+                    {"op": "write", "va": "v", "byte": 0xAB, "n": 64}]).build(1 << 14)
+    wr = _one_task([{"op": "kmap_high", "pfn": 300, "as": "v"},
+                    {"op": "write", "va": "v", "byte": 0xAB, "n": 64}]).build(1 << 14)
+
+    def accesses(ld):
+        r = ld.run(trace=True)
+        assert r.outcome == "done"
+        return [ln.split(":", 1)[1].strip() for ln in r.trace
+                if ": load " in ln or ": store " in ln]
+
+    fa, rwa, wra = accesses(fill), accesses(rw), accesses(wr)
+    assert fa == rwa
+    assert [a.split()[0] for a in fa] == ["load"] * 2 + ["store"] * 2
+    assert [a.split()[0] for a in wra] == ["store"] * 2
+
+    v = PKMAP_BASE + 4096
+    for line in (v, v + 32):
+        rec = fill.machine.cache.probe(line)
+        assert rec is not None and rec.dirty
+        assert rec.data == b"\xab" * 32
+        assert wr.machine.cache.probe(line) is None          # no write-allocate
+    assert fill.machine.read(v, 64) == b"\xab" * 64
+    assert wr.machine.read(v, 64) == b"\xab" * 64
+
+
+def test_setup_repeat_advances_the_pfn():
+    ld = _one_task([{"op": "kmap_flush_unused"}],
+                   setup=[{"op": "kmap", "pfn": 300, "repeat": 3}]).build()
+    m = ld.machine
+    assert [m.pkmap_page(i) for i in range(4)] == [-1, 300, 301, 302]
+    assert [int(c) for c in m.pkmap_count[:5]] == [0, 2, 2, 2, 0]
+    assert m.last_pkmap_nr == 3
+
+
+def test_setup_repeat_with_step_and_numbered_results():
+    """``step`` spaces the pfns; ``as`` names the k-th repetition ``name_k``."""
+    ld = _one_task([{"op": "kmap_flush_unused"}], setup=[
+        {"op": "kmap", "pfn": 300, "repeat": 3, "step": 2, "as": "p"},
+        {"op": "write", "va": "p_2+8", "data": "5a5b"},
+        {"op": "write", "va": "p", "data": "01"},
+    ]).build()
+    m = ld.machine
+    assert [m.pkmap_page(i) for i in range(1, 4)] == [300, 302, 304]
+    assert m.read(m.page_address(304) + 8, 2) == bytes.fromhex("5a5b")
+    assert m.read(m.page_address(300), 1) == b"\x01"
+
+
+def test_setup_runs_before_any_task_and_is_restored_for_every_run():
+    """Setup is done once at build; every run starts from that state."""
+    sc = _one_task([{"op": "kunmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}],
+                   setup=[{"op": "kmap", "pfn": 300}, {"op": "kmap", "pfn": 300}])
+    ld = sc.build()
+    assert int(ld.machine.pkmap_count[1]) == 3
+    for _ in range(2):
+        r = ld.run()
+        assert r.outcome == "done", r.message
+        assert int(ld.machine.pkmap_count[1]) == 1
+
+
+def test_task_and_irq_defaults():
+    sc = Scenario("d")
+    sc.task("a", [{"op": "kmap_flush_unused"}])
+    sc.irq("x", [{"op": "kmap_flush_unused"}])
+    sc.irq("y", [{"op": "kmap_flush_unused"}])
+    d = sc.validate().to_dict()
+    assert d["task"][0]["cpu"] == 0
+    assert [(q["line"], q["cpu"], q["count"]) for q in d["irq"]] == [(0, 0, 1), (1, 0, 1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation errors
+# ---------------------------------------------------------------------------------------------
+
+
+def base():
+    return {
+        "name": "v",
+        "machine": {"last_pkmap": 8},
+        "task": [{"name": "t", "ops": [
+            {"op": "kmap_high", "pfn": 300, "as": "v"},
+            {"op": "write", "va": "v", "data": "00ff"},
+            {"op": "dma_map_page", "pfn": 301, "direction": "TO_DEVICE", "as": "h"},
+        ]}],
+        "irq": [{"name": "nic", "line": 0, "ops": [{"op": "kmap_high_get", "pfn": 300}]}],
+    }
+
+
+def load(d):
+    """Everything a user's scenario goes through before it runs."""
+    return Scenario.from_dict(d).build()
+
+
+def test_the_base_scenario_is_valid():
+    assert load(base()).run().outcome == "done"
+
+
+def _set(path, value):
+    """A mutation of base(): set the item at ``path`` (keys/indices) to ``value``."""
+    def mut(d):
+        x = d
+        for k in path[:-1]:
+            x = x[k]
+        x[path[-1]] = value
+        return d
+    return mut
+
+
+def _del(path):
+    def mut(d):
+        x = d
+        for k in path[:-1]:
+            x = x[k]
+        del x[path[-1]]
+        return d
+    return mut
+
+
+def _add_irq(**q):
+    def mut(d):
+        d["irq"].append({"ops": [{"op": "kmap_flush_unused"}], **q})
+        return d
+    return mut
+
+
+BAD = [
+    ("unknown op", _set(("task", 0, "ops", 1, "op"), "frob"),
+     ["task 't' op 1", "op='frob'", "unknown", "kmap_high"]),
+    ("unknown op in irq", _set(("irq", 0, "ops", 0, "op"), "frob"),
+     ["irq 'nic' op 0", "op='frob'"]),
+    ("unknown field", _set(("task", 0, "ops", 0, "pfm"), 301),
+     ["task 't' op 0", "unknown field", "pfm", "kmap_high"]),
+    ("bad direction", _set(("task", 0, "ops", 2, "direction"), "SIDEWAYS"),
+     ["task 't' op 2", "direction='SIDEWAYS'", "FROM_DEVICE"]),
+    ("direction out of range", _set(("task", 0, "ops", 2, "direction"), 3),
+     ["task 't' op 2", "direction=3"]),
+    ("bad hex data", _set(("task", 0, "ops", 1, "data"), "zz"),
+     ["task 't' op 1", "data='zz'", "hex"]),
+    ("byte out of range", _set(("task", 0, "ops", 1),
+                               {"op": "write", "va": "v", "byte": 256, "n": 4}),
+     ["task 't' op 1", "byte=256"]),
+    ("byte without n", _set(("task", 0, "ops", 1), {"op": "write", "va": "v", "byte": 1}),
+     ["task 't' op 1", "n=None"]),
+    ("write without data", _set(("task", 0, "ops", 1), {"op": "write", "va": "v"}),
+     ["task 't' op 1", "data"]),
+    ("unknown result name", _set(("task", 0, "ops", 1, "va"), "w+8"),
+     ["task 't' op 1", "va='w+8'", "earlier result", "v"]),
+    ("forward reference", _set(("task", 0, "ops", 0, "pfn"), "h"),
+     ["task 't' op 0", "pfn='h'"]),
+    ("missing argument", _del(("task", 0, "ops", 0, "pfn")),
+     ["task 't' op 0", "needs pfn"]),
+    ("bool argument", _set(("task", 0, "ops", 0, "pfn"), True),
+     ["task 't' op 0", "pfn=True"]),
+    ("bad repeat", _set(("task", 0, "ops", 0, "repeat"), 0),
+     ["task 't' op 0", "repeat=0"]),
+    ("op without op key", _set(("task", 0, "ops", 1), {"va": "v"}),
+     ["task 't' op 1", "'op'"]),
+    ("unknown machine key", _set(("machine", "lastpkmap"), 8),
+     ["machine", "unknown key", "lastpkmap", "last_pkmap"]),
+    ("bad machine value", _set(("machine", "last_pkmap"), 3),
+     ["last_pkmap"]),
+    ("duplicate task names", lambda d: d["task"].append(copy.deepcopy(d["task"][0])) or d,
+     ["unique", "'t'"]),
+    ("task and irq share a name", _set(("irq", 0, "name"), "t"),
+     ["unique", "'t'"]),
+    ("task on a missing cpu", _set(("task", 0, "cpu"), 1),
+     ["'t'", "cpu=1", "ncpus=1"]),
+    ("irq on a missing cpu", _set(("irq", 0, "cpu"), 2),
+     ["'nic'", "cpu=2"]),
+    ("irq line out of range", _set(("irq", 0, "line"), K.MAXIRQ),
+     ["irq line", str(K.MAXIRQ)]),
+    ("negative irq line", _set(("irq", 0, "line"), -1),
+     ["irq line", "-1"]),
+    ("duplicate irq lines", _add_irq(name="nic2", line=0),
+     ["irq line", "distinct"]),
+    ("no task", _set(("task",), []),
+     ["at least one [[task]]"]),
+    ("task without ops", _set(("task", 0), {"name": "t"}),
+     ["task 0", "ops"]),
+    ("unknown section", _set(("tasks",), []),
+     ["unknown section", "tasks"]),
+    ("setup op error", _set(("setup",), [{"op": "kmap", "pfn": 10 ** 7}]),
+     ["setup op 0", "pfn"]),
+    ("setup op that cannot run in setup", _set(("setup",), [{"op": "wait_irq", "line": 0}]),
+     ["setup op 0", "wait_irq"]),
+]
+
+
+@pytest.mark.parametrize("mutate, parts", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_validation_errors_name_the_problem(mutate, parts):
+    d = mutate(base())
+    with pytest.raises(ValueError) as ei:
+        load(d)
+    msg = str(ei.value)
+    for p in parts:
+        assert p in msg, f"{p!r} not in {msg!r}"
+
+
+def test_validation_errors_in_a_toml_file(tmp_path):
+    p = write_toml(tmp_path, DOC_TOML.replace('op = "fill"', 'op = "fil"'))
+    with pytest.raises(ValueError, match=r"task 'writer' op 1: op='fil': unknown"):
+        Scenario.from_toml(p)
+
+
+def test_bytes_data_serialises_in_ops_and_in_setup():
+    """Python callers may give ``data`` as bytes; the scenario's dict form (saved as TOML,
+    embedded in replay tokens) must still be plain data, with the bytes as hex."""
+    import json
+
+    from emu.exec.explore import make_token, read_token
+    sc = _one_task([{"op": "kmap_high", "pfn": 301, "as": "w"},
+                    {"op": "write", "va": "w", "data": b"\x03\x04"}],
+                   setup=[{"op": "kmap", "pfn": 300, "as": "v"},
+                          {"op": "write", "va": "v", "data": b"\x01\x02"}])
+    ld = sc.build()
+    assert ld.machine.read(ld.machine.page_address(300), 2) == b"\x01\x02"
+    d = sc.to_dict()
+    assert d["task"][0]["ops"][1]["data"] == "0304"
+    assert d["setup"][1]["data"] == "0102"
+    json.dumps(d)
+    sc2, ch = read_token(make_token(sc, [0, 1]))
+    assert sc2.to_dict() == d and ch == [0, 1]

@@ -1,0 +1,656 @@
+"""Schedules (emu.exec.explore / emu.exec.loaded) and the kernel rules the executor enforces.
+
+* the default DFS run is non-preemptive; explicit schedules switch exactly where they say;
+* seeded random runs and traces are deterministic; replay tokens round-trip;
+* no preemption while kmap_lock is held with IRQs off; kmap_high sleeps and is woken by
+  kunmap_high (spec §1.6, §1.9, §1.12 wrap/sleep); wait_irq / device_start; IRQ deadlocks,
+  deadlocks and kernel BUGs end a run with a message naming them.
+"""
+
+import base64
+import hashlib
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from emu import consts as K
+from emu.exec import builtin
+from emu.exec.explore import (describe_choices, explicit_choices, explore, make_token,
+                              read_token, run_random)
+from emu.exec.report import _events
+from emu.exec.scenario import Scenario
+
+PKMAP_BASE = 0xBFE00000
+IRQ0 = K.ACT_IRQ + 0
+T1, T2, NIC = 1, 2, 3          # context ids: tasks in order, then IRQ handlers
+
+
+def two_tasks(**machine):
+    """Two tasks on CPU 0 mapping, dirtying and unmapping a page each; an IRQ handler that
+    pins t1's page with kmap_high_get."""
+    sc = Scenario("two", machine={"last_pkmap": 8, **machine})
+    sc.task("t1", [{"op": "kmap_high", "pfn": 300, "as": "v"},
+                   {"op": "fill", "va": "v+2048", "byte": 0xAB, "n": 64},
+                   {"op": "kunmap_high", "pfn": 300}])
+    sc.task("t2", [{"op": "kmap_high", "pfn": 301, "as": "v"},
+                   {"op": "write", "va": "v", "data": "01020304"},
+                   {"op": "kunmap_high", "pfn": 301}])
+    sc.irq("nic", [{"op": "kmap_high_get", "pfn": 300}], line=0)
+    return sc
+
+
+@pytest.fixture(scope="module")
+def two():
+    return two_tasks().build(trace_events=1 << 16)
+
+
+@pytest.fixture(scope="module")
+def default_two(two):
+    r = two.run()
+    assert r.outcome == "done", r.message
+    return r
+
+
+def runs(actions):
+    """Collapse an action list into [(action, count), ...]."""
+    out = []
+    for a in actions:
+        if out and out[-1][0] == a:
+            out[-1][1] += 1
+        else:
+            out.append([a, 1])
+    return [tuple(x) for x in out]
+
+
+# ---------------------------------------------------------------------------------------------
+# Default and explicit schedules
+# ---------------------------------------------------------------------------------------------
+
+
+def test_default_run_is_non_preemptive(two, default_two):
+    r = default_two
+    assert r.preemptions == 0
+    assert r.choices == [0] * r.decisions
+    assert [a for a, _ in runs(r.actions)] == [T1, T2]       # t1 to the end, then t2
+    assert IRQ0 not in r.actions
+    alts = [two.alternatives_at(d) for d in range(r.decisions)]
+    assert any(n > 1 for n, _ in alts), "the default never had a choice: vacuous test"
+    for d, (n, a) in enumerate(alts):
+        assert a[0] == r.actions[d]                         # the default is listed first
+
+
+def test_default_run_is_repeatable(two, default_two):
+    assert two.run() == default_two
+
+
+def test_explicit_switch_after_step_n(two, default_two):
+    t2_steps = default_two.actions.count(T2)
+    ch = explicit_choices(two, ["after step 2 of t1 run t2"])
+    r = two.run(K.SCHED_DFS, ch)
+    assert r.outcome == "done"
+    assert r.preemptions == 1
+    # exactly there, then non-preemptive again: t2 to the end, then the rest of t1
+    assert runs(r.actions) == [(T1, 2), (T2, t2_steps), (T1, default_two.actions.count(T1) - 2)]
+
+
+def test_explicit_switch_dict_form_is_the_same(two):
+    s = explicit_choices(two, ["after step 3 of t1 run t2"])
+    d = explicit_choices(two, [{"after": "t1", "step": 3, "run": "t2"}])
+    assert s == d
+    assert two.run(K.SCHED_DFS, d).actions[:4] == [T1, T1, T1, T2]
+
+
+def test_explicit_raise_irq(two):
+    ch = explicit_choices(two, ["after step 2 of t1 raise IRQ nic"])
+    assert ch == explicit_choices(two, [{"after": "t1", "step": 2, "irq": "nic"}])
+    r = two.run(K.SCHED_DFS, ch, trace=True)
+    assert r.outcome == "done"
+    assert r.preemptions == 1
+    assert r.actions[:3] == [T1, T1, IRQ0]
+    # the handler runs to its end before t1 resumes
+    seq = runs(r.actions)
+    assert seq[0] == (T1, 2) and seq[1] == (IRQ0, 1) and seq[2][0] == NIC and seq[3][0] == T1
+    text = "\n".join(r.trace)
+    assert "IRQ line 0 raised" in text
+    assert "enters IRQ handler (line 0)" in text
+    assert "returns from IRQ handler (line 0)" in text
+
+
+def test_two_directives_count_steps_from_the_start_of_the_run(two):
+    """"after step N of T" is T's N-th step of the run: t2 runs exactly 2 steps here."""
+    ch = explicit_choices(two, ["after step 2 of t1 run t2", "after step 2 of t2 run t1"])
+    r = two.run(K.SCHED_DFS, ch)
+    assert r.actions[:5] == [T1, T1, T2, T2, T1], r.actions
+
+
+def test_describe_choices_round_trips_through_explicit_choices(two):
+    """The switches emu prints for a schedule (emu race / explore "minimal_schedule") can be
+    given back to ``emu run --schedule`` and select the same schedule."""
+    ch = [0, 0, 1, 0, 1]                 # t1 2 steps, t2 2 steps, back to t1
+    assert two.run(K.SCHED_DFS, ch).actions[:5] == [T1, T1, T2, T2, T1]
+    words = describe_choices(two, ch)
+    assert words == ["after step 2 of t1 run t2", "after step 2 of t2 run t1"]
+    assert explicit_choices(two, words) == ch
+
+
+def test_describe_choices_single_switch_round_trip(two):
+    ch = explicit_choices(two, ["after step 3 of t1 run t2"])
+    words = describe_choices(two, ch)
+    assert words == ["after step 3 of t1 run t2"]
+    assert explicit_choices(two, words) == ch
+
+
+def test_empty_schedule_is_the_default(two, default_two):
+    assert explicit_choices(two, []) == []
+
+
+BAD_DIRECTIVES = [
+    ("junk", ["after step N of TASK run OTHER"]),
+    ("after step x of t1 run t2", ["after step N of TASK run OTHER"]),
+    ("after step 2 of zz run t2", ["unknown task or handler 'zz'", "t1, t2, nic"]),
+    ("after step 2 of t1 run zz", ["unknown task or handler 'zz'"]),
+    ("after step 99 of t1 run t2", ["t1 does not reach step 99"]),
+    # t1 holds kmap_lock with IRQs off after its first step
+    ("after step 1 of t1 run t2", ["t2 cannot run there", "enabled: t1"]),
+    ("after step 1 of t1 raise IRQ nic", ["nic cannot run there", "enabled: t1"]),
+    ({"after": "t1"}, ["expected {'after': TASK, 'step': N, 'run': OTHER}"]),
+    (5, ["schedule entry 5"]),
+]
+
+
+@pytest.mark.parametrize("directive, parts", BAD_DIRECTIVES,
+                         ids=[str(d) for d, _ in BAD_DIRECTIVES])
+def test_invalid_directives(two, directive, parts):
+    with pytest.raises(ValueError) as ei:
+        explicit_choices(two, [directive])
+    for p in parts:
+        assert p in str(ei.value), f"{p!r} not in {str(ei.value)!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeded random runs, trace hashes
+# ---------------------------------------------------------------------------------------------
+
+P_SWITCH = 0.2
+SEEDS = range(6)
+
+
+@pytest.fixture(scope="module")
+def race_i():
+    """Built-in scenario (i), LAST_PKMAP 8, the racy pinning, with a trace buffer."""
+    return builtin.race(8, 1, "page_address").build(trace_events=1 << 16)
+
+
+def _random(ld, seed, trace=True):
+    return ld.run(K.SCHED_RANDOM, (), int(P_SWITCH * 1_000_000), seed, trace=trace)
+
+
+def trace_hash(ld, r):
+    h = hashlib.sha256("\n".join(r.trace).encode())
+    h.update(np.asarray(_events(ld.machine._S), dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def random_runs(race_i):
+    return {s: (_random(race_i, s), trace_hash(race_i, _random(race_i, s))) for s in SEEDS}
+
+
+def test_same_seed_same_run(race_i, random_runs):
+    for s in SEEDS[:3]:
+        again = _random(race_i, s)
+        assert again == random_runs[s][0]                   # choices, findings, trace, ...
+        assert again.trace
+
+
+def test_run_random_is_the_seeded_run(race_i, random_runs):
+    rs = run_random(race_i, seed=2, runs=3, p_switch=P_SWITCH)
+    assert len(rs) == 3
+    for i, r in enumerate(rs):
+        want = random_runs[2 + i][0]
+        assert (r.choices, r.actions, r.findings, r.lost_bytes, r.outcome) == \
+            (want.choices, want.actions, want.findings, want.lost_bytes, want.outcome)
+
+
+def test_different_seeds_differ(random_runs):
+    choices = {tuple(r.choices) for r, _ in random_runs.values()}
+    hashes = {h for _, h in random_runs.values()}
+    assert len(choices) > 1
+    assert len(hashes) > 1
+
+
+def test_same_scenario_and_seed_give_the_same_trace_hash(random_runs):
+    """A separately built machine of the same scenario, same seed: same trace hash."""
+    fresh = builtin.race(8, 1, "page_address").build(trace_events=1 << 16)
+    for s in (0, 3):
+        r = _random(fresh, s)
+        assert r.trace
+        assert trace_hash(fresh, r) == random_runs[s][1]
+
+
+def test_trace_hash_covers_the_event_buffer(race_i, random_runs):
+    r = _random(race_i, 0)
+    assert len(_events(race_i.machine._S)) > len(r.trace) // 2
+
+
+def test_p_switch_must_be_a_probability(race_i):
+    with pytest.raises(ValueError, match="p_switch"):
+        run_random(race_i, p_switch=1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay tokens
+# ---------------------------------------------------------------------------------------------
+
+
+def test_builtin_token_is_short_and_replays(race_i):
+    sc = race_i.scenario
+    ch = explicit_choices(race_i, ["after step 1 of dma run writer"])
+    tok = make_token(sc, ch)
+    assert tok.startswith("emu1:") and len(tok) < 120
+    sc2, ch2 = read_token(tok)
+    assert ch2 == ch
+    assert sc2.builtin == sc.builtin
+    assert sc2.to_dict() == sc.to_dict()
+    want = race_i.run(K.SCHED_DFS, ch, trace=True)
+    got = sc2.build(trace_events=1 << 16).run(K.SCHED_DFS, ch2, trace=True)
+    assert want.lost_bytes == 128
+    assert got == want
+
+
+def test_user_scenario_token_embeds_the_scenario(two):
+    ch = explicit_choices(two, ["after step 2 of t1 raise IRQ nic"]) + [0, 0]
+    tok = make_token(two.scenario, ch)
+    b64 = tok[len("emu1:"):]
+    body = json.loads(zlib.decompress(base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))))
+    assert "s" in body and "b" not in body
+    sc2, ch2 = read_token(tok)
+    assert ch2 == ch                                         # trailing zeros kept
+    assert sc2.builtin is None
+    assert sc2.to_dict() == two.scenario.to_dict()
+    want = two.run(K.SCHED_DFS, ch, trace=True)
+    assert sc2.build(trace_events=1 << 16).run(K.SCHED_DFS, ch2, trace=True) == want
+
+
+def test_variant_of_a_builtin_embeds_the_scenario():
+    sc = builtin.race(8, 1, "page_address").variant(last_pkmap=16)
+    sc2, _ = read_token(make_token(sc, [0, 1]))
+    assert sc2.machine["last_pkmap"] == 16
+
+
+def _tok(body):
+    return "emu1:" + base64.urlsafe_b64encode(zlib.compress(json.dumps(body).encode())).decode()
+
+
+@pytest.fixture(scope="module")
+def good_token():
+    return make_token(builtin.race(8, 1, "page_address"), [0, 1])
+
+
+CORRUPT = {
+    "empty": lambda t: "",
+    "prefix only": lambda t: "emu1:",
+    "wrong prefix": lambda t: "emu2:" + t[5:],
+    "not base64": lambda t: "emu1:!!!!",
+    "truncated": lambda t: t[:-6],
+    "flipped char": lambda t: t[:20] + ("A" if t[20] != "A" else "B") + t[21:],
+    "not a string": lambda t: None,
+}
+
+
+@pytest.mark.parametrize("how", list(CORRUPT))
+def test_corrupted_tokens_raise_value_error(good_token, how):
+    with pytest.raises(ValueError, match="token"):
+        read_token(CORRUPT[how](good_token))
+
+
+BAD_BODIES = {
+    "no choices": {"b": ["race", 8, 1, "page_address"], "n": 1},
+    "no scenario": {"c": [], "n": 0},
+    "bad builtin args": {"b": ["race", "x"], "c": [], "n": 0},
+    "unknown builtin": {"b": ["nope"], "c": [], "n": 0},
+    "not an object": [1, 2],
+}
+
+
+@pytest.mark.parametrize("how", list(BAD_BODIES))
+def test_tokens_with_a_valid_envelope_but_a_bad_body_raise_value_error(how):
+    """A token that decompresses but is not a replay body is corrupted too (ValueError, so
+    ``emu replay`` reports it instead of crashing)."""
+    with pytest.raises(ValueError):
+        read_token(_tok(BAD_BODIES[how]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel rules in the executor
+# ---------------------------------------------------------------------------------------------
+
+
+def _S(ld):
+    return ld.machine._S
+
+
+def lock_owner(ld):
+    S = _S(ld)
+    return int(S[int(S[K.H_R_LOCK]) + K.LK_OWNER])
+
+
+def cpu_field(ld, cpu, field):
+    S = _S(ld)
+    return int(S[int(S[K.H_R_CPU]) + cpu * K.CPU_W + field])
+
+
+def ctx_state(ld, c):
+    S = _S(ld)
+    return int(S[int(S[K.H_R_CTX]) + c * K.CTX_W + K.CTX_STATE])
+
+
+def states_before_each_decision(ld, choices, probe):
+    """[(alternatives at decision d, probe(ld) just before decision d)] for a whole run."""
+    full = ld.run(K.SCHED_DFS, choices, final=False)
+    alts = [ld.alternatives_at(d)[1] for d in range(full.decisions)]
+    out = []
+    for d in range(full.decisions):
+        if d == 0:
+            ld.snapshot.restore(ld.machine)
+        else:
+            r = ld.run(K.SCHED_DFS, choices, max_steps=d, final=False)
+            assert r.outcome == "step-limit" and r.decisions == d
+        out.append((alts[d], probe(ld)))
+    return full, out
+
+
+@pytest.mark.parametrize("schedule", [[], ["after step 2 of t1 run t2"],
+                                      ["after step 2 of t1 raise IRQ nic"]])
+def test_no_preemption_while_kmap_lock_is_held_with_irqs_off(two, schedule):
+    ch = explicit_choices(two, schedule)
+    full, seen = states_before_each_decision(
+        two, ch, lambda ld: (lock_owner(ld), cpu_field(ld, 0, K.CPU_IRQOFF)))
+    held = [(a, owner) for a, (owner, off) in seen if owner >= 0]
+    assert held, "kmap_lock never held at a scheduling point: vacuous test"
+    for a, (owner, off) in seen:
+        if owner >= 0:
+            assert off == 1                                  # spin_lock_irq(save)
+            assert a == [owner], f"alternatives {a} while context {owner} holds kmap_lock"
+    assert any(len(a) > 1 for a, (owner, _) in seen if owner < 0)
+
+
+def test_plain_kmap_lock_disables_preemption_but_not_irqs():
+    """Without ARCH_NEEDS_KMAP_HIGH_GET the lock is plain spin_lock: the other task cannot
+    run (preempt_count), but the IRQ line can still be raised."""
+    sc = Scenario("plain", machine={"last_pkmap": 8, "kmap_high_get": False,
+                                    "dma_pinning": "page_address"})
+    sc.task("t1", [{"op": "kmap_high", "pfn": 300}, {"op": "kunmap_high", "pfn": 300}])
+    sc.task("t2", [{"op": "kmap_high", "pfn": 301}])
+    sc.irq("nic", [{"op": "read", "va": 0xC0001000, "n": 4}], line=0)
+    ld = sc.build()
+    full, seen = states_before_each_decision(
+        ld, [], lambda ld: (lock_owner(ld), cpu_field(ld, 0, K.CPU_IRQOFF)))
+    held = [a for a, (owner, off) in seen if owner >= 0]
+    assert held
+    for a, (owner, off) in seen:
+        if owner >= 0:
+            assert off == 0
+            assert sorted(a) == [owner, IRQ0]
+
+
+@pytest.fixture(scope="module", params=[4, 8])
+def sleeper(request):
+    """Spec §1.12 wrap/sleep with LAST_PKMAP L: every slot pinned (count 2), ``mapper`` needs
+    a new slot and sleeps; ``releaser``'s kunmap_high drops page 301's slot to 1 and wakes it."""
+    L = request.param
+    sc = Scenario(f"sleep L={L}", machine={"last_pkmap": L, "highmem_mb": 4},
+                  setup=[{"op": "kmap", "pfn": 300, "repeat": L}])
+    sc.task("mapper", [{"op": "kmap_high", "pfn": 612, "as": "v"},
+                       {"op": "write", "va": "v", "data": "aa"}])
+    sc.task("releaser", [{"op": "kunmap_high", "pfn": 301}])
+    ld = sc.build(trace_events=1 << 16)
+    return L, ld
+
+
+def test_setup_pins_every_slot(sleeper):
+    L, ld = sleeper
+    m = ld.machine
+    assert all(int(c) == 2 for c in m.pkmap_count)
+    assert m.last_pkmap_nr == 0
+    assert m.pkmap_page(0) == 300 + L - 1 and m.pkmap_page(2) == 301
+
+
+def test_kmap_high_sleeps_until_kunmap_high_wakes_it(sleeper):
+    L, ld = sleeper
+    MAPPER, RELEASER = 1, 2
+    full, seen = states_before_each_decision(ld, [], lambda ld: ctx_state(ld, MAPPER))
+    assert full.outcome == "done"
+    asleep = [a for a, st in seen if st == K.CTX_SLEEPING]
+    assert asleep, "the mapper never slept"
+    for a in asleep:
+        assert a == [RELEASER]                               # only the waker can run
+    # the mapper's first steps come before the release, the rest after it
+    seq = runs(full.actions)
+    assert [x for x, _ in seq] == [MAPPER, RELEASER, MAPPER]
+
+    r = ld.run(trace=True)
+    text = r.trace
+    idx = {}
+    for key in ("sleeps on pkmap_map_wait (kmap_high page 612)", "releaser: wakes mapper",
+                "pte_clear slot 2 (was page 301)", "set_pte slot 2 -> page 612"):
+        hits = [i for i, ln in enumerate(text) if key in ln]
+        assert len(hits) == 1, (key, hits)
+        idx[key] = hits[0]
+    order = sorted(idx, key=idx.get)
+    assert order == list(idx), order
+    # before sleeping: the wrap flushed the cache but had nothing at count 1 to unmap
+    before = text[:idx["sleeps on pkmap_map_wait (kmap_high page 612)"]]
+    assert any("flush_cache_kmaps()" in ln for ln in before)
+    assert not any("flush_tlb_kernel_range" in ln for ln in before)
+    # after the wake: flush, pte_clear of slot 2, TLB flush of the whole window, set_pte
+    after = [ln.split(": ", 1)[1] for ln in text[idx["releaser: wakes mapper"]:]
+             if ln.startswith("             mapper: ")]
+    top = PKMAP_BASE + L * 4096
+    want = ["flush_cache_kmaps(): flush_cache_all()", "pte_clear slot 2 (was page 301)",
+            f"flush_tlb_kernel_range({PKMAP_BASE:#010x}, {top:#010x})",
+            "set_pte slot 2 -> page 612 (vaddr 0xbfe02000)"]
+    assert [ln for ln in after if ln in want] == want
+
+    m = ld.machine
+    assert m.page_address(612) == PKMAP_BASE + 2 * 4096
+    assert m.last_pkmap_nr == 2
+    assert m.pkmap_page(2) == 612 and int(m.pkmap_count[2]) == 2
+    assert m.page_address(301) == 0
+    assert m.read(PKMAP_BASE + 2 * 4096, 1) == b"\xaa"
+
+
+def test_kmap_high_wake_every_schedule_completes(sleeper):
+    L, ld = sleeper
+    ex = explore(ld, bound=2)
+    assert ex.complete and ex.schedules > 1
+    assert ex.outcomes == {"done": ex.schedules}
+
+
+def test_all_tasks_asleep_is_a_deadlock():
+    sc = Scenario("stuck", machine={"last_pkmap": 4},
+                  setup=[{"op": "kmap", "pfn": 300, "repeat": 4}])
+    sc.task("m1", [{"op": "kmap_high", "pfn": 400}])
+    sc.task("m2", [{"op": "kmap_high", "pfn": 401}])
+    r = sc.build().run()
+    assert r.outcome == "deadlock" and r.deadlock and not r.data_lost
+    assert "m1 sleeps on pkmap_map_wait" in r.message
+    assert "m2 sleeps on pkmap_map_wait" in r.message
+
+
+def test_wake_up_wakes_every_waiter():
+    """wake_up() on pkmap_map_wait wakes all sleepers (spec §1.9); the first to run takes the
+    freed slot, the other finds every slot pinned again and goes back to sleep."""
+    sc = Scenario("two sleepers", machine={"last_pkmap": 4},
+                  setup=[{"op": "kmap", "pfn": 300, "repeat": 4}])
+    sc.task("m1", [{"op": "kmap_high", "pfn": 400}])
+    sc.task("m2", [{"op": "kmap_high", "pfn": 401}])
+    sc.task("releaser", [{"op": "kunmap_high", "pfn": 301}])
+    ld = sc.build(trace_events=1 << 16)
+    r = ld.run(trace=True)
+    text = "\n".join(r.trace)
+    assert "releaser: wakes m1" in text and "releaser: wakes m2" in text
+    assert text.count("m1: sleeps on pkmap_map_wait") + \
+        text.count("m2: sleeps on pkmap_map_wait") == 3
+    assert r.outcome == "deadlock"
+    m = ld.machine
+    winner = m.pkmap_page(2)
+    assert winner in (400, 401)
+    loser = "m2" if winner == 400 else "m1"
+    assert f"{loser} sleeps on pkmap_map_wait" in r.message
+    # with a second page released both get a slot, in every schedule
+    sc.task("releaser2", [{"op": "kunmap_high", "pfn": 302}])
+    ex = explore(sc, bound=1)
+    assert ex.complete and ex.outcomes == {"done": ex.schedules}
+
+
+def test_step_limit_ends_a_run(two):
+    r = two.run(max_steps=3)
+    assert r.outcome == "step-limit" and r.decisions == 3 and r.failed
+    assert "step limit" in r.message
+
+
+def dma_driver(device_start=True):
+    """A driver task: map a highmem page for the device, start the transfer, wait for the
+    completion IRQ, unmap, then read the page through kmap."""
+    ops = [{"op": "dma_map_page", "pfn": 300, "direction": "FROM_DEVICE", "as": "h"}]
+    if device_start:
+        ops.append({"op": "device_start", "dma_addr": "h", "byte": 0xC3, "n": 4096,
+                    "line": 0})
+    ops += [{"op": "wait_irq", "line": 0},
+            {"op": "dma_unmap_page", "dma_addr": "h", "direction": "FROM_DEVICE"},
+            {"op": "kmap", "pfn": 300, "as": "v"},
+            {"op": "read", "va": "v", "n": 64}]
+    sc = Scenario("driver", machine={"last_pkmap": 8})
+    sc.task("drv", ops)
+    # count=0: the line can only fire once device_start armed it
+    sc.irq("nic", [{"op": "read", "va": 0xC0001000, "n": 4}], line=0, count=0)
+    return sc
+
+
+@pytest.fixture(scope="module")
+def driver():
+    return dma_driver().build(trace_events=1 << 16)
+
+
+def test_wait_irq_blocks_until_the_handler_ran(driver):
+    DRV, HANDLER = 1, 2
+    full, seen = states_before_each_decision(driver, [], lambda ld: ctx_state(ld, DRV))
+    assert full.outcome == "done", full.message
+    assert seen[0][0] == [DRV]                               # the line is not armed yet
+    waiting = [i for i, (a, st) in enumerate(seen) if st == K.CTX_WAIT_IRQ]
+    assert waiting
+    for i in waiting:
+        assert DRV not in seen[i][0]
+    assert seen[waiting[0]][0] == [IRQ0]
+    # the task resumes only after the handler returned
+    first_after = waiting[-1] + 1
+    assert full.actions[waiting[0]] == IRQ0
+    assert set(full.actions[waiting[0] + 1:first_after]) == {HANDLER}
+    assert DRV in full.actions[first_after:]
+
+
+def test_device_start_and_wait_irq_move_the_data_and_raise_the_line(driver):
+    r = driver.run(trace=True)
+    assert r.outcome == "done" and not r.findings
+    text = "\n".join(r.trace)
+    assert "starts a device transfer of 4096 bytes to 0x12c000" in text
+    assert "IRQ line 0 raised (device wrote 4096 bytes)" in text
+    assert text.index("device wrote") < text.index("enters IRQ handler (line 0)") \
+        < text.index("returns from IRQ handler (line 0)") < text.index("nic: wakes drv")
+    m = driver.machine
+    assert m.phys_read(m.pfn_to_phys(300), 4096) == b"\xc3" * 4096
+    assert m.read(m.page_address(300), 64) == b"\xc3" * 64
+
+
+def test_device_completion_every_schedule(driver):
+    ex = explore(driver, bound=2)
+    assert ex.complete and ex.outcomes == {"done": ex.schedules}
+    assert ex.max_lost_bytes == 0
+
+
+def test_wait_irq_without_a_device_is_a_deadlock():
+    r = dma_driver(device_start=False).build().run()
+    assert r.outcome == "deadlock" and r.deadlock
+    assert "drv waits for IRQ line 0" in r.message
+
+
+IRQ_DEADLOCK_TEXT = "CPU0: lock(kmap_lock); <Interrupt> lock(kmap_lock); *** DEADLOCK ***"
+
+
+def lock_in_irq(kmap_high_get):
+    sc = Scenario("irqlock", machine={"last_pkmap": 8, "kmap_high_get": kmap_high_get,
+                                      "dma_pinning": "kmap_high_get" if kmap_high_get
+                                      else "page_address"})
+    sc.task("worker", [{"op": "kmap_high", "pfn": 300}, {"op": "kunmap_high", "pfn": 300}])
+    sc.irq("nic", [{"op": "kmap_flush_unused"}], line=0)
+    return sc.build()
+
+
+def test_irq_handler_spinning_on_the_interrupted_tasks_lock_is_irq_deadlock():
+    ld = lock_in_irq(False)
+    ch = explicit_choices(ld, ["after step 1 of worker raise IRQ nic"])
+    r = ld.run(K.SCHED_DFS, ch)
+    assert r.outcome == "irq-deadlock" and r.deadlock
+    assert IRQ_DEADLOCK_TEXT in r.message
+    assert "worker holds kmap_lock" in r.message and "nic" in r.message
+    assert r.actions[-1] == 2                                # the handler (ctx 2) spun last
+
+
+def test_irq_disabling_lock_makes_that_schedule_impossible():
+    ld = lock_in_irq(True)
+    with pytest.raises(ValueError, match="nic cannot run there"):
+        explicit_choices(ld, ["after step 1 of worker raise IRQ nic"])
+    ex = explore(ld, bound=2)
+    assert ex.complete and ex.deadlocks == 0 and ex.outcomes == {"done": ex.schedules}
+
+
+def test_builtin_iii_irq_deadlock_message():
+    ld = builtin.irq_getter(False).build()
+    r = ld.run(K.SCHED_DFS, explicit_choices(ld, ["after step 1 of worker raise IRQ nic"]))
+    assert r.outcome == "irq-deadlock" and r.deadlock
+    assert IRQ_DEADLOCK_TEXT in r.message
+    assert "kmap_high_get" in r.message                      # where the handler spins
+
+
+def test_kernel_bug_in_a_task_ends_the_run_with_an_error():
+    sc = Scenario("bug", machine={"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300},
+                  {"op": "kunmap", "pfn": 300}])
+    sc.task("other", [{"op": "kmap_high", "pfn": 301}])
+    r = sc.build().run()
+    assert r.outcome == "error" and not r.deadlock
+    assert r.message.startswith("t: kernel BUG: kunmap_high: unbalanced kunmap of page 300")
+    assert "BUG()" in r.message
+    assert 2 not in r.actions                                # the run stopped at the BUG
+    assert r.failed
+
+
+def test_kunmap_of_an_unmapped_page_is_bug_on():
+    sc = Scenario("bug2", machine={"last_pkmap": 8})
+    sc.task("t", [{"op": "kunmap_high", "pfn": 300}])
+    r = sc.build().run()
+    assert r.outcome == "error"
+    assert "kunmap_high: page 300 has no virtual address (BUG_ON(!vaddr))" in r.message
+
+
+def test_kunmap_from_an_irq_handler_is_a_bug():
+    sc = Scenario("bug3", machine={"last_pkmap": 8}, setup=[{"op": "kmap", "pfn": 300}])
+    sc.task("t", [{"op": "kmap_flush_unused"}])
+    sc.irq("nic", [{"op": "kunmap", "pfn": 300}], line=0)
+    ld = sc.build()
+    r = ld.run(K.SCHED_DFS, explicit_choices(ld, ["after step 2 of t raise IRQ nic"]))
+    assert r.outcome == "error"
+    assert r.message.startswith("nic: kernel BUG: kunmap: page 300")
+    assert "BUG_ON(in_interrupt())" in r.message
+
+
+def test_exploration_counts_bugs_as_failures():
+    sc = Scenario("bug4", machine={"last_pkmap": 8})
+    sc.task("t", [{"op": "kunmap_high", "pfn": 300}])
+    sc.task("u", [{"op": "kmap_high", "pfn": 300}])
+    ex = explore(sc, bound=1)
+    assert ex.failures >= 1 and ex.outcomes.get("error", 0) >= 1
+    assert ex.minimal is not None and ex.minimal.outcome == "error"
