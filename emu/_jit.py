@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,8 +50,13 @@ def _cache_dir():
             probe.unlink()
         except OSError:
             continue
+        now = time.time()
         for old in root.glob("numba-*"):                 # caches of older sources
-            if old.name != tag:
+            try:                                         # (unused for a day: another process
+                stale = now - old.stat().st_mtime > 86400  # may still run those sources)
+            except OSError:
+                continue
+            if old.name != tag and stale:
                 shutil.rmtree(old, ignore_errors=True)
         return str(d)
     return None
