@@ -217,7 +217,9 @@ class Cache:
         self._line(K.OP_FLUSH, va)
 
     def _range(self, op, start, end):
-        start, end = _check_range(start, end)
+        if not (type(start) is int and type(end) is int and 0 <= start < ADDR_LIMIT
+                and start <= end <= ADDR_LIMIT):
+            start, end = _check_range(start, end)       # the slow path says what is wrong
         _m.dma_range(self._S, self._B, op, start, end)
         self._done()
 

@@ -339,6 +339,195 @@ def _make_kernels(WAYS):
         return 2 if dirty else 1
 
     @njit
+    def range_lines(S, B, op, two_ops, va, end, one):
+        """The body of a ``dma_*_range`` loop: line op ``op`` by MVA on each line from ``va``
+        (line-aligned) while below ``end``, at least once; only one line if ``one``.
+        ``two_ops``: flush as clean then invalidate (XScale, v4wb). Returns the next line
+        address, lines visited and dirty lines met (written back, or discarded by OP_INV)."""
+        lshift = S[K.H_C_LSHIFT]
+        setmask = S[K.H_C_SETMASK]
+        tagb = S[K.H_R_TAG]
+        dirtyb = S[K.H_R_DIRTY]
+        ways = nways(S)
+        n = 0
+        nd = 0
+        while True:
+            base = ((va >> lshift) & setmask) * ways
+            i = -1
+            for w in range(ways):
+                if S[tagb + base + w] == va:
+                    i = base + w
+                    break
+            if i >= 0:
+                if op == K.OP_INV:
+                    if drop(S, B, i):
+                        nd += 1
+                elif S[dirtyb + i] != 0:
+                    write_back(S, B, i)
+                    nd += 1
+                if op == K.OP_FLUSH:
+                    S[tagb + i] = K.TAG_INVALID
+            n += 1
+            va += 1 << lshift
+            if va >= end or one:
+                break
+        if op == K.OP_INV:
+            _stat(S, K.CS_LINE_INVALIDATES, n)
+        elif op == K.OP_CLEAN:
+            _stat(S, K.CS_LINE_CLEANS, n)
+        elif two_ops:
+            _stat(S, K.CS_LINE_CLEANS, n)
+            _stat(S, K.CS_LINE_INVALIDATES, n)
+        else:
+            _stat(S, K.CS_LINE_FLUSHES, n)
+        return va, n, nd
+
+    @njit
+    def line_alloc(S, B, va):
+        """XScale ``mcr c7,c2,5``: allocate the line for ``va`` without fetching (evicts)."""
+        lva = va & ~(S[K.H_C_LINE] - 1)
+        if find(S, lva) >= 0:
+            return
+        i = victim(S, lva)
+        evict(S, B, i)
+        install(S, B, i, lva, K.NO_PA, False, False)
+
+    @njit
+    def _replay_miss(S, B, lva, off, n, store):
+        """The miss path of a replayed access (fills, evictions, write-through)."""
+        if store:
+            _stat(S, K.CS_STORE_MISSES, 1)
+            if S[K.H_C_WA] == 0:
+                _stat(S, K.CS_BYTES_WRITTEN, n)
+                _stat(S, K.CS_WRITETHROUGHS, 1)
+                return
+            i = victim(S, lva)
+            evict(S, B, i)
+            line = S[K.H_C_LINE]
+            install(S, B, i, lva, lva, True, n < line)   # a full-line store fetches nothing
+            if S[K.H_C_WB]:
+                S[S[K.H_R_DIRTY] + i] |= granule_mask(S, off, n)
+            else:
+                _stat(S, K.CS_BYTES_WRITTEN, n)
+                _stat(S, K.CS_WRITETHROUGHS, 1)
+        else:
+            _stat(S, K.CS_LOAD_MISSES, 1)
+            i = victim(S, lva)
+            evict(S, B, i)
+            install(S, B, i, lva, lva, True, True)
+
+    @njit
+    def replay(S, B, kinds, addrs, sizes, scratch):
+        """Run a trace identity-mapped (pa = va), splitting accesses at line boundaries as
+        Dinero IV's ``d4_splitm`` does; returns the number of records replayed. The hit path
+        is written out here (hits are most of a trace); misses go to ``_replay_miss``. It
+        counts exactly as ``load`` / ``store_core`` with no data would."""
+        line = S[K.H_C_LINE]
+        lmask = line - 1
+        lshift = S[K.H_C_LSHIFT]
+        setmask = S[K.H_C_SETMASK]
+        tagb = S[K.H_R_TAG]
+        dirtyb = S[K.H_R_DIRTY]
+        stampb = S[K.H_R_STAMP]
+        ways = WAYS if WAYS else S[K.H_C_WAYS]
+        lru = S[K.H_C_REPL] == K.REPL_LRU
+        wb = S[K.H_C_WB]
+        gshift = S[K.H_C_DGSHIFT]
+        loads = 0
+        stores = 0
+        lhits = 0
+        shits = 0
+        for t in range(len(kinds)):
+            kind = kinds[t]
+            a = addrs[t]
+            if kind == K.ACC_IFETCH:
+                continue                            # goes to the I-cache
+            if kind == K.ACC_COPYBACK or kind == K.ACC_INVALIDATE:
+                line_op(S, B, K.OP_CLEAN if kind == K.ACC_COPYBACK else K.OP_INV, a)
+                continue
+            st = 1 if kind == K.ACC_STORE else 0
+            end = a + max(sizes[t], 1)
+            while True:
+                off = a & lmask
+                n = min(line - off, end - a)
+                lva = a - off
+                base = ((lva >> lshift) & setmask) * ways
+                i = -1
+                for w in range(ways):
+                    if S[tagb + base + w] == lva:
+                        i = base + w
+                        break
+                stores += st                        # branch-free counting: loads and
+                loads += 1 - st                     # stores are interleaved at random
+                if i >= 0:
+                    shits += st
+                    lhits += 1 - st
+                    if lru:
+                        clk = S[K.H_C_CLOCK]
+                        S[stampb + i] = clk
+                        S[K.H_C_CLOCK] = clk + 1
+                    if wb:
+                        last = (off + n - 1) >> gshift
+                        S[dirtyb + i] |= (((1 << (last + 1)) - 1) ^ ((1 << (off >> gshift)) - 1)) * st
+                    elif st:
+                        _stat(S, K.CS_BYTES_WRITTEN, n)
+                        _stat(S, K.CS_WRITETHROUGHS, 1)
+                else:
+                    _replay_miss(S, B, lva, off, n, st == 1)
+                a += n
+                if a >= end:
+                    break
+        _stat(S, K.CS_LOADS, loads)
+        _stat(S, K.CS_STORES, stores)
+        _stat(S, K.CS_LOAD_HITS, lhits)
+        _stat(S, K.CS_STORE_HITS, shits)
+        return len(kinds)
+
+    @njit
+    def range_lines(S, B, op, two_ops, va, end, one):
+        """The body of a ``dma_*_range`` loop: line op ``op`` by MVA on each line from ``va``
+        (line-aligned) while below ``end``, at least once; only one line if ``one``.
+        ``two_ops``: flush as clean then invalidate (XScale, v4wb). Returns the next line
+        address, lines visited and dirty lines met (written back, or discarded by OP_INV)."""
+        lshift = S[K.H_C_LSHIFT]
+        setmask = S[K.H_C_SETMASK]
+        tagb = S[K.H_R_TAG]
+        dirtyb = S[K.H_R_DIRTY]
+        ways = nways(S)
+        n = 0
+        nd = 0
+        while True:
+            base = ((va >> lshift) & setmask) * ways
+            i = -1
+            for w in range(ways):
+                if S[tagb + base + w] == va:
+                    i = base + w
+                    break
+            if i >= 0:
+                if op == K.OP_INV:
+                    if drop(S, B, i):
+                        nd += 1
+                elif S[dirtyb + i] != 0:
+                    write_back(S, B, i)
+                    nd += 1
+                if op == K.OP_FLUSH:
+                    S[tagb + i] = K.TAG_INVALID
+            n += 1
+            va += 1 << lshift
+            if va >= end or one:
+                break
+        if op == K.OP_INV:
+            _stat(S, K.CS_LINE_INVALIDATES, n)
+        elif op == K.OP_CLEAN:
+            _stat(S, K.CS_LINE_CLEANS, n)
+        elif two_ops:
+            _stat(S, K.CS_LINE_CLEANS, n)
+            _stat(S, K.CS_LINE_INVALIDATES, n)
+        else:
+            _stat(S, K.CS_LINE_FLUSHES, n)
+        return va, n, nd
+
+    @njit
     def line_alloc(S, B, va):
         """XScale ``mcr c7,c2,5``: allocate the line for ``va`` without fetching (evicts)."""
         lva = va & ~(S[K.H_C_LINE] - 1)
@@ -375,12 +564,12 @@ def _make_kernels(WAYS):
                     break
         return len(kinds)
 
-    return find, load, store, line_op, line_alloc, replay
+    return find, load, store, line_op, line_alloc, replay, range_lines
 
 
-(_find4, _load4, _store4, _line_op4, _line_alloc4, _replay4) = _make_kernels(4)
-(_find32, _load32, _store32, _line_op32, _line_alloc32, _replay32) = _make_kernels(32)
-(_findg, _loadg, _storeg, _line_opg, _line_allocg, _replayg) = _make_kernels(0)
+(_find4, _load4, _store4, _line_op4, _line_alloc4, _replay4, _range4) = _make_kernels(4)
+(_find32, _load32, _store32, _line_op32, _line_alloc32, _replay32, _range32) = _make_kernels(32)
+(_findg, _loadg, _storeg, _line_opg, _line_allocg, _replayg, _rangeg) = _make_kernels(0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,6 +619,17 @@ def line_op(S, B, op, va):
     if w == 32:
         return _line_op32(S, B, op, va)
     return _line_opg(S, B, op, va)
+
+
+@njit
+def range_lines(S, B, op, two_ops, va, end, one):
+    """Line ops of a range loop; see ``_make_kernels``. Returns (next va, lines, dirty)."""
+    w = S[K.H_C_WAYS]
+    if w == 4:
+        return _range4(S, B, op, two_ops, va, end, one)
+    if w == 32:
+        return _range32(S, B, op, two_ops, va, end, one)
+    return _rangeg(S, B, op, two_ops, va, end, one)
 
 
 @njit

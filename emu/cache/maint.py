@@ -13,7 +13,7 @@ one call. Feroceon's range variant is a single hardware operation with IRQs mask
 from .. import consts as K
 from .._jit import inline, njit
 from ..cost.account import uop
-from .kernels import _stat, cache_load, flush_index, line_alloc, line_op
+from .kernels import _stat, cache_load, flush_index, line_alloc, line_op, range_lines
 
 RANGE_START = -1
 RANGE_DONE = -2
@@ -38,16 +38,21 @@ def _mcr_line(S, B, op, va):
 
 
 @inline
-def _loop_body(S, B, op, style, va):
-    """The per-line instruction(s) of the core's range loop for ``op``."""
-    if op == K.OP_FLUSH and (style == K.STYLE_XSCALE or style == K.STYLE_V4WB):
-        # xscale_dma_flush_range / v4wb_coherent_kern_range: clean (c7,c10,1) then inv (c7,c6,1)
-        _mcr_line(S, B, K.OP_CLEAN, va)
-        _mcr_line(S, B, K.OP_INV, va)
+def _account_loop(S, op, two_ops, n, nd):
+    """Micro-ops of ``n`` iterations of the range loop that met ``nd`` dirty lines:
+    the line op(s), ``add r0, #32; cmp r0, r1; blo 1b``."""
+    if op == K.OP_INV:
+        uop(S, K.UOP_DLINE_INV, n)                          # c7,c6,1
+    elif op == K.OP_CLEAN or two_ops:
+        uop(S, K.UOP_DLINE_CLEAN, n - nd)                   # c7,c10,1
+        uop(S, K.UOP_DLINE_CLEAN_DIRTY, nd)
+        if two_ops:
+            uop(S, K.UOP_DLINE_INV, n)                      # then c7,c6,1
     else:
-        _mcr_line(S, B, op, va)     # c7,c6,1 / c7,c10,1 / c7,c14,1
-    uop(S, K.UOP_ALU, 2)            # add r0, #32; cmp r0, r1
-    uop(S, K.UOP_BRANCH, 1)         # blo 1b
+        uop(S, K.UOP_DLINE_FLUSH, n - nd)                   # c7,c14,1
+        uop(S, K.UOP_DLINE_FLUSH_DIRTY, nd)
+    uop(S, K.UOP_ALU, 2 * n)
+    uop(S, K.UOP_BRANCH, n)
 
 
 @inline
@@ -117,13 +122,12 @@ def dma_range_step(S, B, op, start, end, cursor):
         else:
             uop(S, K.UOP_ALU, 1)                    # bic r0, r0, #CACHE_DLINESIZE - 1
         cursor = start & ~lmask
-    while True:
-        _loop_body(S, B, op, style, cursor)
-        cursor += lmask + 1
-        if cursor >= end:
-            break
-        if S[K.H_YIELD]:
-            return cursor
+    # xscale_dma_flush_range / v4wb_coherent_kern_range: clean then invalidate each line
+    two_ops = op == K.OP_FLUSH and (style == K.STYLE_XSCALE or style == K.STYLE_V4WB)
+    cursor, n, nd = range_lines(S, B, op, two_ops, cursor, end, S[K.H_YIELD] != 0)
+    _account_loop(S, op, two_ops, n, nd)
+    if cursor < end:
+        return cursor                               # a scheduling point between two lines
     _epilogue(S, op, style)
     return RANGE_DONE
 
