@@ -78,6 +78,13 @@ def njit(*args, **kwargs):
     return numba.njit(*args, **kwargs)
 
 
+def tiny(fn):
+    """A one-to-three-line helper on hot paths (accounting, record offsets): inlined at
+    numba's IR level, so it costs nothing in the caller. Kept to tiny functions: IR
+    inlining of large ones multiplied whole-executor compile times."""
+    return numba.njit(inline="always", error_model="numpy", _nrt=False)(fn)
+
+
 def inline(fn):
     """A small helper called from other kernels. LLVM inlines it into its callers; numba's own
     IR-level inlining (``inline="always"``) made whole-executor compiles several times slower."""

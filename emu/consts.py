@@ -276,6 +276,8 @@ H_DATA_SIZE = _h()
 H_STEP_T0 = _h()          # H_NOW when the running step began (inclusive routine cycles)
 H_R_PROFR = _h()          # [nroutines][PR_W] calls and inclusive cycles per routine
 H_R_ISCRATCH = _h()       # [nlines] int scratch (kernels never allocate: they run without NRT)
+H_CPUREC = _h()           # offset of the running CPU's record
+H_PROFILE = _h()          # 1: keep lock_stat, irqsoff, IRQ latency and per-routine records
 HDR_SIZE = _h()
 del _h
 
@@ -358,6 +360,8 @@ F_A3 = _c()
 F_A4 = _c()
 F_A5 = _c()
 F_A6 = _c()
+F_A7 = _c()
+F_A8 = _c()
 FW = _c.n
 del _c
 

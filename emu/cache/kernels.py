@@ -15,7 +15,7 @@ with one branch per call.
 
 from .. import consts as K
 from .._bytes import copy_bytes, copy_xor, fill_bytes
-from .._jit import inline, njit
+from .._jit import inline, njit, tiny
 from ..cost.account import uop
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def bytes_to_ram(S, B, pa, src, so, n):
 # ---------------------------------------------------------------------------------------------
 
 
-@inline
+@tiny
 def _stat(S, c, n):
     S[S[K.H_R_CSTAT] + c] += n
 

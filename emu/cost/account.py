@@ -8,36 +8,36 @@ so recording one micro-op is two read-modify-writes.
 """
 
 from .. import consts as K
-from .._jit import inline
+from .._jit import tiny
 
 
-@inline
+@tiny
 def uop(S, u, n):
     """Record ``n`` micro-ops of kind ``u`` for the running site and context kind."""
     S[S[K.H_UOPCUR] + u] += n
     S[K.H_NOW] += n * S[K.H_COST + u]
 
 
-@inline
+@tiny
 def _row(S):
     S[K.H_UOPCUR] = S[K.H_R_UOPS] + (S[K.H_CUR_SITE] * K.NKINDS + S[K.H_CUR_KIND]) * K.NUOPS
 
 
-@inline
+@tiny
 def set_site(S, site):
     """Charge what follows to ``site``."""
     S[K.H_CUR_SITE] = site
     _row(S)
 
 
-@inline
+@tiny
 def set_kind(S, kind):
     """The running context is a task (``KIND_TASK``) or an IRQ handler (``KIND_IRQ``)."""
     S[K.H_CUR_KIND] = kind
     _row(S)
 
 
-@inline
+@tiny
 def enter_site(S, site):
     """Charge what follows to ``site``; returns the previous site for :func:`leave_site`."""
     prev = S[K.H_CUR_SITE]
@@ -45,7 +45,7 @@ def enter_site(S, site):
     return prev
 
 
-@inline
+@tiny
 def leave_site(S, prev):
     set_site(S, prev)
 

@@ -54,6 +54,20 @@ def _chunk_op(S, f):
     return K.DIR2OP[d]
 
 
+@inline
+def _v3_outer(S, f):
+    """v3 (S4): one outer op over the whole buffer — ``__dma_page_cpu_to_dev`` cleans it
+    (invalidates for FROM_DEVICE) after the L1 ops; ``__dma_page_dev_to_cpu`` invalidates it
+    before them (spec §3.9). 2.6.30 calls the hook per chunk instead (§3.3)."""
+    lo = S[f + K.F_A7]
+    hi = lo + S[f + K.F_A8]
+    d = S[f + K.F_A3]
+    if d & _FLAG_V3_UNMAP or d == K.DMA_FROM_DEVICE:
+        outer_op(S, K.OUTER_INV, lo, hi)
+    else:
+        outer_op(S, K.OUTER_CLEAN, lo, hi)
+
+
 @njit
 def dma_cache_maint_page_step(S, B, c, f):
     """``dma_cache_maint_page(page, offset, size, dir)`` (dm:562-586), one chunk at a time.
@@ -61,11 +75,19 @@ def dma_cache_maint_page_step(S, B, c, f):
     2.6.30 mishandles ``offset >= PAGE_SIZE`` for highmem pages (size_t underflow, spec §3.4);
     emu normalises page and offset first, as later kernels do (S4).
     """
+    v3 = S[K.H_DMA_API] == K.API_V3
     while True:
         pc = S[f + K.F_PC]
         if pc == _CHUNK:
             left = S[f + K.F_A2]
+            if S[f + K.F_A7] == 0 and S[f + K.F_A8] == 0:      # first chunk
+                S[f + K.F_A7] = (S[f + K.F_A0] << K.PAGE_SHIFT) + S[f + K.F_A1]
+                S[f + K.F_A8] = left
+                if v3 and S[f + K.F_A3] & _FLAG_V3_UNMAP:
+                    _v3_outer(S, f)
             if left <= 0:
+                if v3 and not S[f + K.F_A3] & _FLAG_V3_UNMAP:
+                    _v3_outer(S, f)
                 return K.ST_RET
             pfn = S[f + K.F_A0]
             off = S[f + K.F_A1]
@@ -105,8 +127,7 @@ def dma_cache_maint_page_step(S, B, c, f):
             S[K.H_DMA_HI] = pa + S[f + K.F_A4]
             cur0 = S[f + K.F_A5]
             trace(S, K.T_MAINT, start if cur0 == RANGE_START else cur0, pa)
-            cur = dma_range_step(S, B, _chunk_op(S, f), start, start + S[f + K.F_A4],
-                                 S[f + K.F_A5])
+            cur = dma_range_step(S, B, _chunk_op(S, f), start, start + S[f + K.F_A4], cur0)
             S[K.H_DMA_LO] = -1
             S[K.H_DMA_HI] = -1
             if cur != RANGE_DONE:
@@ -120,8 +141,9 @@ def dma_cache_maint_page_step(S, B, c, f):
             push(S, c, K.R_KUNMAP_HIGH, S[f + K.F_A0], 0, 0, 0)
             return K.ST_CALL
         else:
-            pa = (S[f + K.F_A0] << K.PAGE_SHIFT) + S[f + K.F_A1]
-            outer_op(S, _chunk_op(S, f), pa, pa + S[f + K.F_A4])
+            if not v3:
+                pa = (S[f + K.F_A0] << K.PAGE_SHIFT) + S[f + K.F_A1]
+                outer_op(S, _chunk_op(S, f), pa, pa + S[f + K.F_A4])
             S[f + K.F_A2] -= S[f + K.F_A4]
             S[f + K.F_A0] += 1
             S[f + K.F_A1] = 0
@@ -176,8 +198,9 @@ def _debug_error(S, kind, handle, a, b):
 
 @inline
 def debug_unmap(S, handle, size, d):
-    """check_unmap(): the mapping must exist with the same size and direction. Returns True
-    if the call must stop (strict error)."""
+    """check_unmap(): the mapping must exist with the same size and direction. Each
+    mismatch is reported; in strict mode the first stops the call (returns True) and the
+    mapping stays, otherwise it is freed anyway, as the kernel does."""
     t = _dd(S)
     if S[t + K.DD_OFF]:
         return False
@@ -186,9 +209,11 @@ def debug_unmap(S, handle, size, d):
         return _debug_error(S, K.DD_ERR_NOT_MAPPED, handle, size, d)
     e = t + K.DD_HDR + j * K.DD_W
     if S[e + K.DD_SIZE] != size:
-        return _debug_error(S, K.DD_ERR_SIZE, handle, S[e + K.DD_SIZE], size)
+        if _debug_error(S, K.DD_ERR_SIZE, handle, S[e + K.DD_SIZE], size):
+            return True
     if S[e + K.DD_DIR] != d:
-        return _debug_error(S, K.DD_ERR_DIR, handle, S[e + K.DD_DIR], d)
+        if _debug_error(S, K.DD_ERR_DIR, handle, S[e + K.DD_SIZE], S[e + K.DD_DIR] * 256 + d):
+            return True
     last = t + K.DD_HDR + (S[t + K.DD_COUNT] - 1) * K.DD_W
     for k in range(K.DD_W):
         S[e + k] = S[last + k]
@@ -209,7 +234,8 @@ def debug_sync(S, handle, size, d):
             if handle + size > h + S[e + K.DD_SIZE]:
                 return _debug_error(S, K.DD_ERR_SYNC_RANGE, handle, S[e + K.DD_SIZE], size)
             if S[e + K.DD_DIR] != d and S[e + K.DD_DIR] != K.DMA_BIDIRECTIONAL:
-                return _debug_error(S, K.DD_ERR_SYNC_DIR, handle, S[e + K.DD_DIR], d)
+                return _debug_error(S, K.DD_ERR_SYNC_DIR, handle, size,
+                                    S[e + K.DD_DIR] * 256 + d)
             return False
     return _debug_error(S, K.DD_ERR_SYNC_NOT_MAPPED, handle, size, d)
 

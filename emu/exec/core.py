@@ -73,6 +73,7 @@ def switch_cpu(S, cpu):
         S[cpu_rec(S, old) + K.CPU_CLOCK] = S[K.H_NOW]
         S[K.H_NOW] = S[cpu_rec(S, cpu) + K.CPU_CLOCK]
         S[K.H_CUR_CPU] = cpu
+        S[K.H_CPUREC] = cpu_rec(S, cpu)
 
 
 @njit

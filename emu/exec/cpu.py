@@ -8,20 +8,21 @@ irqsoff tracer's records (longest section with start and end sites, log2 histogr
 """
 
 from .. import consts as K
-from .._jit import inline
+from .._jit import inline, tiny
 from ..cost.account import uop
 from .trace import trace
 
 
-@inline
+@tiny
 def cpu_rec(S, cpu):
     """Offset of CPU ``cpu``'s record in ``S``."""
     return S[K.H_R_CPU] + cpu * K.CPU_W
 
 
-@inline
+@tiny
 def cur_cpu(S):
-    return cpu_rec(S, S[K.H_CUR_CPU])
+    """Offset of the running CPU's record (kept in ``H_CPUREC`` by ``switch_cpu``)."""
+    return S[K.H_CPUREC]
 
 
 @inline
@@ -53,15 +54,18 @@ def log2_bucket(x):
 @inline
 def _irqs_masked(S, cr):
     S[cr + K.CPU_IRQOFF] = 1
-    S[cr + K.CPU_IRQOFF_AT] = S[K.H_NOW]
-    S[cr + K.CPU_IRQOFF_SITE] = S[K.H_CUR_SITE]
-    trace(S, K.T_IRQS_OFF, S[K.H_CUR_SITE], 0)
+    if S[K.H_PROFILE]:
+        S[cr + K.CPU_IRQOFF_AT] = S[K.H_NOW]
+        S[cr + K.CPU_IRQOFF_SITE] = S[K.H_CUR_SITE]
+        trace(S, K.T_IRQS_OFF, S[K.H_CUR_SITE], 0)
 
 
 @inline
 def _irqs_unmasked(S, cr):
     """Close an irqs-off section: update the irqsoff tracer's max and histogram."""
     S[cr + K.CPU_IRQOFF] = 0
+    if S[K.H_PROFILE] == 0:
+        return
     trace(S, K.T_IRQS_ON, S[K.H_CUR_SITE], 0)
     p = S[K.H_R_PROF]
     d = S[K.H_NOW] - S[cr + K.CPU_IRQOFF_AT]
@@ -149,17 +153,17 @@ def preempt_enable(S):
     S[cur_cpu(S) + K.CPU_PREEMPT] -= 1
 
 
-@inline
+@tiny
 def irqs_disabled(S):
     return S[cur_cpu(S) + K.CPU_IRQOFF] != 0
 
 
-@inline
+@tiny
 def in_irq(S):
     return S[cur_cpu(S) + K.CPU_HARDIRQ] != 0
 
 
-@inline
+@tiny
 def clock(S):
     """Cycle clock of the running CPU."""
     return S[K.H_NOW]

@@ -61,7 +61,8 @@ def dma_debug_message(kind, handle, a, b):
                 f"[map size={a} bytes] [unmap size={b} bytes]")
     if kind == K.DD_ERR_DIR:
         return (f"{base} frees DMA memory with different direction "
-                f"[device address={handle:#018x}] [mapped with {dn(a)}] [unmapped with {dn(b)}]")
+                f"[device address={handle:#018x}] [size={a} bytes] [mapped with {dn(b >> 8)}] "
+                f"[unmapped with {dn(b & 255)}]")
     if kind == K.DD_ERR_SYNC_NOT_MAPPED:
         return (f"{base} tries to sync DMA memory it has not allocated "
                 f"[device address={handle:#018x}] [size={a} bytes]")
@@ -70,7 +71,7 @@ def dma_debug_message(kind, handle, a, b):
                 f"[device address={handle:#018x}] [allocation size={a} bytes] "
                 f"[sync size={b} bytes]")
     return (f"{base} syncs DMA memory with different direction [device address={handle:#018x}] "
-            f"[mapped with {dn(a)}] [synced with {dn(b)}]")
+            f"[size={a} bytes] [mapped with {dn(b >> 8)}] [synced with {dn(b & 255)}]")
 
 
 def pinned_slots_message(m, pfn):

@@ -8,22 +8,22 @@ scheduling point and says what happened (``ST_*``); the context runner in
 """
 
 from .. import consts as K
-from .._jit import inline
+from .._jit import inline, tiny
 from .trace import trace
 
 
-@inline
+@tiny
 def ctx_rec(S, c):
     """Offset of context ``c``'s record in ``S``."""
     return S[K.H_R_CTX] + c * K.CTX_W
 
 
-@inline
+@tiny
 def frame_at(S, c, depth):
     return ctx_rec(S, c) + K.CTX_FRAMES + depth * K.FW
 
 
-@inline
+@tiny
 def top_frame(S, c):
     """Offset of the innermost frame of ``c`` (caller must know the stack is not empty)."""
     return frame_at(S, c, S[ctx_rec(S, c) + K.CTX_SP] - 1)
@@ -49,12 +49,12 @@ def push(S, c, routine, a0, a1, a2, a3):
     S[f + K.F_A1] = a1
     S[f + K.F_A2] = a2
     S[f + K.F_A3] = a3
-    S[f + K.F_A4] = 0
-    S[f + K.F_A5] = 0
-    S[f + K.F_A6] = 0
-    S[f + K.F_T0] = ctx_cycles_now(S, cr)
+    S[f + K.F_A7] = 0
+    S[f + K.F_A8] = 0
+    if S[K.H_PROFILE]:
+        S[f + K.F_T0] = ctx_cycles_now(S, cr)
+        trace(S, K.T_CALL, routine, a0)
     S[cr + K.CTX_SP] = sp + 1
-    trace(S, K.T_CALL, routine, a0)
     return f
 
 
@@ -70,6 +70,8 @@ def ctx_cycles_now(S, cr):
 def routine_returned(S, cr, f):
     """Account a routine's inclusive cycles (its own context's, IRQs and other tasks
     excluded) when its frame returns."""
+    if S[K.H_PROFILE] == 0:
+        return
     r = S[f + K.F_ROUTINE]
     d = ctx_cycles_now(S, cr) - S[f + K.F_T0]
     p = S[K.H_R_PROFR] + r * K.PR_W
@@ -82,12 +84,12 @@ def routine_returned(S, cr, f):
     trace(S, K.T_RET, r, d)
 
 
-@inline
+@tiny
 def set_ret(S, c, value):
     S[ctx_rec(S, c) + K.CTX_RET] = value
 
 
-@inline
+@tiny
 def get_ret(S, c):
     return S[ctx_rec(S, c) + K.CTX_RET]
 

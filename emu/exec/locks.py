@@ -12,7 +12,7 @@ A routine acquires in two halves so that it can spin across scheduling points:
 """
 
 from .. import consts as K
-from .._jit import inline
+from .._jit import inline, tiny
 from ..cost.account import uop
 from .trace import trace
 from .cpu import (clock, cur_cpu, in_irq, irqs_disabled, local_irq_disable, local_irq_enable,
@@ -104,7 +104,7 @@ def lock_try(S, lk, f):
         return False
     _smp_lock_uops(S)
     now = clock(S)
-    if S[f + K.F_LOCKST] == K.LOCKST_SPINNING:
+    if S[f + K.F_LOCKST] == K.LOCKST_SPINNING and S[K.H_PROFILE]:
         d = now - S[f + K.F_SPIN_AT]
         _stat_minmax(S, lk, K.LK_WAIT_MIN, K.LK_WAIT_MAX, K.LK_WAIT_TOTAL, d)
         S[S[K.H_R_PROF] + K.PROF_H_WAIT + log2_bucket(d)] += 1
@@ -122,12 +122,13 @@ def lock_try(S, lk, f):
 def lock_release(S, lk):
     """Drop lock ``lk`` (the arch part) and account the hold time."""
     _smp_unlock_uops(S)
-    d = clock(S) - S[lk + K.LK_ACQ_AT]
-    _stat_minmax(S, lk, K.LK_HOLD_MIN, K.LK_HOLD_MAX, K.LK_HOLD_TOTAL, d)
-    S[S[K.H_R_PROF] + K.PROF_H_HOLD + log2_bucket(d)] += 1
     S[lk + K.LK_OWNER] = -1
     S[lk + K.LK_OWNER_CPU] = -1
-    trace(S, K.T_UNLOCK, S[K.H_CUR_SITE], d)
+    if S[K.H_PROFILE]:
+        d = clock(S) - S[lk + K.LK_ACQ_AT]
+        _stat_minmax(S, lk, K.LK_HOLD_MIN, K.LK_HOLD_MAX, K.LK_HOLD_TOTAL, d)
+        S[S[K.H_R_PROF] + K.PROF_H_HOLD + log2_bucket(d)] += 1
+        trace(S, K.T_UNLOCK, S[K.H_CUR_SITE], d)
 
 
 @inline
@@ -159,19 +160,19 @@ def acquire(S, lk, f, flavour):
     return lock_try(S, lk, f)
 
 
-@inline
+@tiny
 def kmap_lock(S):
     """Offset of ``kmap_lock``'s record."""
     return S[K.H_R_LOCK]
 
 
-@inline
+@tiny
 def lock_kmap_flavour(S):
     """``lock_kmap()``: spin_lock_irq with ARCH_NEEDS_KMAP_HIGH_GET, else spin_lock (hm:70-87)."""
     return K.LOCK_IRQ if S[K.H_KMAP_IRQ] else K.LOCK_PLAIN
 
 
-@inline
+@tiny
 def lock_kmap_any_flavour(S):
     """``lock_kmap_any(flags)``: spin_lock_irqsave with ARCH_NEEDS_KMAP_HIGH_GET, else spin_lock."""
     return K.LOCK_IRQSAVE if S[K.H_KMAP_IRQ] else K.LOCK_PLAIN

@@ -143,6 +143,9 @@ def deliver_irq(S, line):
     set_site(S, K.SITE_IRQ_ENTRY)
     uop(S, K.UOP_IRQ_ENTRY, 1)
     _irqs_masked(S, r)
+    trace(S, K.T_IRQ_ENTER, line, lat)
+    if S[K.H_PROFILE] == 0:
+        return
     p = S[K.H_R_PROF]
     S[p + K.PROF_IRQLAT_COUNT] += 1
     S[p + K.PROF_IRQLAT_TOTAL] += lat
@@ -151,7 +154,6 @@ def deliver_irq(S, line):
     if S[p + K.PROF_IRQLAT_COUNT] == 1 or lat < S[p + K.PROF_IRQLAT_MIN]:
         S[p + K.PROF_IRQLAT_MIN] = lat
     S[p + K.PROF_H_IRQLAT + log2_bucket(lat)] += 1
-    trace(S, K.T_IRQ_ENTER, line, lat)
 
 
 @njit

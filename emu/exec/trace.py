@@ -5,10 +5,10 @@ traces (``emu replay``) and the Chrome trace export (``emu profile --trace``) re
 """
 
 from .. import consts as K
-from .._jit import inline
+from .._jit import tiny
 
 
-@inline
+@tiny
 def trace(S, kind, a, b):
     """Append event ``kind`` with arguments ``a``, ``b`` if tracing is on."""
     t = S[K.H_R_TRACE]

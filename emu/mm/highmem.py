@@ -12,7 +12,7 @@ its ``BUG()`` in kunmap_high; emu does not), and the lock is released.
 """
 
 from .. import consts as K
-from .._jit import inline, njit
+from .._jit import inline, njit, tiny
 from ..cache.maint import flush_kern_cache_all
 from ..cost.account import enter_site, leave_site, uop
 from ..exec.cpu import in_irq, irqs_disabled
@@ -29,7 +29,7 @@ from .pgtable import (flush_tlb_kernel_range, page_is_highmem, pkmap_addr, pkmap
 # ---------------------------------------------------------------------------------------------
 
 
-@inline
+@tiny
 def _count(S, nr):
     return S[K.H_R_PKMAP_COUNT] + nr
 
@@ -189,7 +189,8 @@ def kmap_high_step(S, B, c, f):
         if not acquire(S, lk, f, flavour):
             return K.ST_SPIN
         S[f + K.F_PC] = _MAPPED if pc == _LOCK else _RECHECK
-        return K.ST_YIELD
+        if S[K.H_YIELD]:
+            return K.ST_YIELD                   # lock held: other CPUs (and IRQs) may go on
     pfn = S[f + K.F_A0]
     vaddr = page_address(S, pfn)
     if vaddr == 0:
@@ -227,14 +228,15 @@ def kunmap_high_step(S, B, c, f):
     pc = S[f + K.F_PC]
     lk = kmap_lock(S)
     flavour = lock_kmap_any_flavour(S)
+    if pc == _WAKE:
+        wake_up(S)                              # outside the lock, race-free (hm:287)
+        return K.ST_RET_YIELD
     if pc == _LOCK:
         if not acquire(S, lk, f, flavour):
             return K.ST_SPIN
         S[f + K.F_PC] = _MAPPED
-        return K.ST_YIELD
-    if pc == _WAKE:
-        wake_up(S)                              # outside the lock, race-free (hm:287)
-        return K.ST_RET_YIELD
+        if S[K.H_YIELD]:
+            return K.ST_YIELD
     pfn = S[f + K.F_A0]
     vaddr = page_address(S, pfn)
     if vaddr == 0:
@@ -254,8 +256,10 @@ def kunmap_high_step(S, B, c, f):
     unlock(S, lk, flavour, S[f + K.F_FLAGS])
     set_ret(S, c, 0)
     if need_wakeup:
-        S[f + K.F_PC] = _WAKE
-        return K.ST_YIELD
+        if S[K.H_YIELD]:
+            S[f + K.F_PC] = _WAKE
+            return K.ST_YIELD                   # preemptible between unlock and wake_up
+        wake_up(S)
     return K.ST_RET_YIELD
 
 
@@ -269,7 +273,8 @@ def kmap_high_get_step(S, B, c, f):
         if not acquire(S, lk, f, flavour):
             return K.ST_SPIN
         S[f + K.F_PC] = _MAPPED
-        return K.ST_YIELD
+        if S[K.H_YIELD]:
+            return K.ST_YIELD
     pfn = S[f + K.F_A0]
     vaddr = page_address(S, pfn)
     uop(S, K.UOP_BRANCH, 1)
@@ -297,7 +302,8 @@ def kmap_flush_unused_step(S, B, c, f):
         if not acquire(S, lk, f, flavour):
             return K.ST_SPIN
         S[f + K.F_PC] = _MAPPED
-        return K.ST_YIELD
+        if S[K.H_YIELD]:
+            return K.ST_YIELD
     bad = flush_all_zero_pkmaps(S, B)
     unlock(S, lk, flavour, S[f + K.F_FLAGS])
     if bad >= 0:

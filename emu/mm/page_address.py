@@ -7,13 +7,13 @@ entries. Lists are doubly linked like ``struct list_head``; node ``i < LAST_PKMA
 """
 
 from .. import consts as K
-from .._jit import inline
+from .._jit import inline, tiny
 from ..cost.account import enter_site, leave_site, uop
 from ..exec.locks import raw_lock_irqsave, raw_unlock_irqrestore
 from .pgtable import lowmem_address, page_is_highmem
 
 
-@inline
+@tiny
 def _node(S, n):
     return S[K.H_R_PAM] + n * K.PAM_W
 
@@ -26,7 +26,7 @@ def _bucket_head(S, pfn):
     return S[K.H_LAST_PKMAP] + h
 
 
-@inline
+@tiny
 def _pool_head(S):
     return S[K.H_LAST_PKMAP] + K.PA_HASH_SIZE
 

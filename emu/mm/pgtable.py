@@ -8,35 +8,35 @@ allows (spec §1.4, §2 "TLB flush").
 """
 
 from .. import consts as K
-from .._jit import inline
+from .._jit import inline, tiny
 from ..cost.account import enter_site, leave_site, uop
 from ..exec.trace import trace
 
 
-@inline
+@tiny
 def pkmap_nr(S, va):
     """``PKMAP_NR(virt)``."""
     return (va - S[K.H_PKMAP_BASE]) >> K.PAGE_SHIFT
 
 
-@inline
+@tiny
 def pkmap_addr(S, nr):
     """``PKMAP_ADDR(nr)``."""
     return S[K.H_PKMAP_BASE] + (nr << K.PAGE_SHIFT)
 
 
-@inline
+@tiny
 def lowmem_address(S, pfn):
     """``lowmem_page_address()``: the linear-map address of a lowmem page."""
     return S[K.H_PAGE_OFFSET] + (pfn << K.PAGE_SHIFT)
 
 
-@inline
+@tiny
 def page_is_highmem(S, pfn):
     return pfn >= S[K.H_LOWMEM_PAGES]
 
 
-@inline
+@tiny
 def pte(S, nr):
     return S[S[K.H_R_PKMAP_PTE] + nr]
 

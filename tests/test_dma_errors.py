@@ -1,0 +1,467 @@
+"""Errors of the streaming DMA API: invalid arguments, dma-debug reports, kernel BUGs, and the
+2.6.30 defects emu reproduces or fixes (spec §3.4, §3.5, §6.6, §6.7; API.md "Errors").
+
+* Invalid arguments raise ``ValueError`` naming the argument, before anything runs: the
+  machine (pkmap, cache, RAM, counters, dma-debug mappings) is exactly as before.
+* dma-debug (lib/dma-debug.c ``check_unmap``/``check_sync``) reports misuse with the kernel's
+  wording as ``emu.DmaDebugError``; with ``dma_debug_strict=False`` errors are only counted.
+* 2.6.30 ``dma_sync_single_for_device`` on a highmem buffer hits
+  ``BUG_ON(!virt_addr_valid(...))`` in ``dma_cache_maint``; v3 maintains by page, and
+  ``dma_sync_sg_for_device`` (``dma_cache_maint_page``) works for highmem in both.
+* The ``offset >= PAGE_SIZE`` length underflow of 2.6.30 ``dma_cache_maint_page`` is fixed:
+  page and offset are normalised first, as later kernels do.
+"""
+
+import numpy as np
+import pytest
+
+import emu
+
+LOW, HIGH = 10, 100                     # pages 0-63 lowmem, 64-319 highmem (1.25 MiB of RAM)
+NPAGES = 320
+
+
+def machine(**kw):
+    args = dict(lowmem_mb=0.25, highmem_mb=1, last_pkmap=8)
+    args.update(kw)
+    return emu.Machine(**args)
+
+
+def busy_machine(**kw):
+    """A machine with some state everywhere: a kmapped and a lazily mapped highmem page,
+    dirty lines in lowmem and highmem, device data in RAM, one live DMA mapping."""
+    m = machine(**kw)
+    va = m.kmap(HIGH)
+    m.read(va, 128)
+    m.write(va + 8, b"highmem dirty")
+    lazy = m.kmap(HIGH + 1)
+    m.read(lazy, 64)
+    m.write(lazy, b"lazy dirty")
+    m.kunmap(HIGH + 1)
+    low = m.page_address(LOW)
+    m.read(low, 256)
+    m.write(low + 40, b"lowmem dirty")
+    m.device.write(0x50000, b"device bytes")
+    h = m.dma_map_page(LOW + 1, 0, 512, emu.DMA_TO_DEVICE)
+    return m, h
+
+
+def snapshot(m):
+    st = m.cache.state()
+    return {
+        "pkmap_count": m.pkmap_count.tolist(),
+        "last_pkmap_nr": m.last_pkmap_nr,
+        "pkmap_page": [m.pkmap_page(i) for i in range(m.LAST_PKMAP)],
+        "page_address": [m.page_address(p) for p in range(NPAGES)],
+        "cache": {k: v.tobytes() for k, v in st.items()},
+        "cache_stats": m.cache.stats,
+        "mm_stats": m.mm_stats,
+        "ram": m.phys_read(0, NPAGES * 4096),
+        "outer": m.outer_calls,
+        "findings": m.findings(),
+        "dma_debug_errors": m.dma_debug_errors,
+    }
+
+
+def assert_unchanged(m, before, h):
+    after = snapshot(m)
+    for k in before:
+        assert after[k] == before[k], k
+    # the live mapping is still there (dma-debug accepts exactly its unmap) and nothing new
+    m.dma_unmap_page(h, 512, emu.DMA_TO_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match="has not allocated"):
+        m.dma_unmap_page(h, 512, emu.DMA_TO_DEVICE)
+
+
+# ---------------------------------------------------------------------------------------------
+# invalid arguments: ValueError naming the argument, nothing changed
+# ---------------------------------------------------------------------------------------------
+
+MAP_BAD = {
+    "direction 3": ((LOW, 0, 16, 3), r"direction=3.*valid_dma_direction"),
+    "direction -1": ((LOW, 0, 16, -1), r"direction=-1.*valid_dma_direction"),
+    "direction DMA_NONE-like name": ((LOW, 0, 16, "TO_DEVICE"), r"valid_dma_direction"),
+    "direction bool": ((LOW, 0, 16, True), r"direction=True.*valid_dma_direction"),
+    "size 0": ((LOW, 0, 0, 1), r"^size=0"),
+    "size negative": ((LOW, 0, -4, 1), r"^size=-4"),
+    "size float": ((LOW, 0, 1.5, 1), r"^size=1.5"),
+    "offset negative": ((LOW, -1, 16, 1), r"^offset=-1"),
+    "offset float": ((LOW, 0.5, 16, 1), r"^offset=0.5"),
+    "range past end of RAM": ((NPAGES - 1, 100, 4000, 1), r"^size=4000.*end of RAM"),
+    "offset past end of RAM": ((NPAGES - 1, 4096, 1, 1), r"end of RAM"),
+    "pfn = number of pages": ((NPAGES, 0, 16, 1), r"^pfn=320"),
+    "pfn negative": ((-1, 0, 16, 1), r"^pfn=-1"),
+    "pfn str": (("10", 0, 16, 1), r"^pfn='10'"),
+}
+
+
+@pytest.mark.parametrize("case", list(MAP_BAD))
+def test_dma_map_page_rejects_bad_arguments_and_changes_nothing(case):
+    args, msg = MAP_BAD[case]
+    m, h = busy_machine()
+    before = snapshot(m)
+    with pytest.raises(ValueError, match=msg):
+        m.dma_map_page(*args)
+    assert_unchanged(m, before, h)
+
+
+HANDLE_BAD = {
+    "direction": ((0xB000, 512, 7), r"direction=7.*valid_dma_direction"),
+    "size 0": ((0xB000, 0, 1), r"^size=0"),
+    "size negative": ((0xB000, -1, 1), r"^size=-1"),
+    "dma_addr negative": ((-4096, 512, 1), r"^dma_addr=-4096"),
+    "past end of RAM": ((NPAGES * 4096 - 16, 32, 1), r"^size=32.*end of RAM"),
+}
+
+
+@pytest.mark.parametrize("call", ["dma_unmap_page", "dma_sync_single_for_cpu",
+                                  "dma_sync_single_for_device"])
+@pytest.mark.parametrize("case", list(HANDLE_BAD))
+def test_unmap_and_sync_reject_bad_arguments_and_change_nothing(call, case):
+    args, msg = HANDLE_BAD[case]
+    m, h = busy_machine()
+    assert h == 0xB000
+    before = snapshot(m)
+    with pytest.raises(ValueError, match=msg):
+        getattr(m, call)(*args)
+    assert_unchanged(m, before, h)
+
+
+SG_BAD = {
+    "not a list": (5, r"^sg"),
+    "short entry": ([(LOW, 0, 16), (HIGH, 0)], r"^sg\[1\]"),
+    "bad pfn": ([(LOW, 0, 16), (NPAGES, 0, 16)], r"^sg\[1\] pfn=320"),
+    "bad offset": ([(LOW, -2, 16)], r"^sg\[0\] offset=-2"),
+    "bad length": ([(LOW, 0, 16), (HIGH, 0, 0)], r"sg\[1\].*=0|=0.*sg\[1\]"),
+    "length past end of RAM": ([(LOW, 0, 16), (NPAGES - 1, 0, 8192)], r"sg\[1\].*end of RAM"),
+}
+
+
+@pytest.mark.parametrize("call", ["dma_map_sg", "dma_unmap_sg", "dma_sync_sg_for_cpu",
+                                  "dma_sync_sg_for_device"])
+@pytest.mark.parametrize("case", list(SG_BAD))
+def test_sg_calls_reject_bad_entries_before_touching_any(call, case):
+    """A bad entry anywhere rejects the whole list: the good entries before it are not
+    mapped / unmapped / synced either."""
+    sg, msg = SG_BAD[case]
+    m, h = busy_machine()
+    before = snapshot(m)
+    with pytest.raises(ValueError, match=msg):
+        getattr(m, call)(sg, emu.DMA_TO_DEVICE)
+    assert_unchanged(m, before, h)
+
+
+@pytest.mark.parametrize("call", ["dma_map_sg", "dma_unmap_sg", "dma_sync_sg_for_cpu",
+                                  "dma_sync_sg_for_device"])
+def test_sg_calls_reject_a_bad_direction(call):
+    m, h = busy_machine()
+    before = snapshot(m)
+    with pytest.raises(ValueError, match=r"direction=5.*valid_dma_direction"):
+        getattr(m, call)([(LOW, 0, 16)], 5)
+    assert_unchanged(m, before, h)
+
+
+# ---------------------------------------------------------------------------------------------
+# dma-debug
+# ---------------------------------------------------------------------------------------------
+
+
+def test_unmap_of_an_address_that_is_not_mapped():
+    m = machine()
+    before = snapshot(m)
+    with pytest.raises(emu.DmaDebugError) as e:
+        m.dma_unmap_page(0xA000, 64, emu.DMA_FROM_DEVICE)
+    assert str(e.value) == (
+        "DMA-API: device driver tries to free DMA memory it has not allocated "
+        "[device address=0x000000000000a000] [size=64 bytes]")
+    assert m.dma_debug_errors == 1
+    after = snapshot(m)
+    assert {k: v for k, v in after.items() if k != "dma_debug_errors"} == \
+        {k: v for k, v in before.items() if k != "dma_debug_errors"}
+
+
+def test_unmap_twice_and_unmap_inside_a_mapping():
+    m = machine()
+    h = m.dma_map_page(LOW, 0, 256, emu.DMA_TO_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match=r"has not allocated \[device address="
+                                                r"0x000000000000a020\] \[size=32 bytes\]"):
+        m.dma_unmap_page(h + 32, 32, emu.DMA_TO_DEVICE)
+    m.dma_unmap_page(h, 256, emu.DMA_TO_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match="tries to free DMA memory it has not"):
+        m.dma_unmap_page(h, 256, emu.DMA_TO_DEVICE)
+    assert m.dma_debug_errors == 2
+
+
+def test_unmap_with_another_size():
+    m = machine()
+    h = m.dma_map_page(HIGH, 16, 100, emu.DMA_FROM_DEVICE)
+    with pytest.raises(emu.DmaDebugError) as e:
+        m.dma_unmap_page(h, 64, emu.DMA_FROM_DEVICE)
+    assert str(e.value) == (
+        "DMA-API: device driver frees DMA memory with different size "
+        "[device address=0x0000000000064010] [map size=100 bytes] [unmap size=64 bytes]")
+    m.dma_unmap_page(h, 100, emu.DMA_FROM_DEVICE)        # strict: the mapping was kept
+    assert m.dma_debug_errors == 1
+
+
+def test_unmap_with_another_direction_uses_the_kernel_wording():
+    """lib/dma-debug.c check_unmap(): "DMA-API: device driver frees DMA memory with different
+    direction [device address=0x%016llx] [size=%llu bytes] [mapped with %s] [unmapped with
+    %s]" (size = the unmap's size; dir2name[] = DMA_BIDIRECTIONAL, DMA_TO_DEVICE, ...)."""
+    m = machine()
+    h = m.dma_map_page(LOW, 0, 64, emu.DMA_TO_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match="frees DMA memory with different direction"):
+        m.dma_unmap_page(h, 64, emu.DMA_FROM_DEVICE)
+    m2 = machine()
+    h = m2.dma_map_page(LOW, 0, 64, emu.DMA_TO_DEVICE)
+    with pytest.raises(emu.DmaDebugError) as e:
+        m2.dma_unmap_page(h, 64, emu.DMA_FROM_DEVICE)
+    assert str(e.value) == (
+        "DMA-API: device driver frees DMA memory with different direction "
+        "[device address=0x000000000000a000] [size=64 bytes] "
+        "[mapped with DMA_TO_DEVICE] [unmapped with DMA_FROM_DEVICE]")
+
+
+def test_sync_errors():
+    m = machine()
+    with pytest.raises(emu.DmaDebugError, match=r"^DMA-API: device driver tries to sync DMA "
+                                                r"memory it has not allocated \[device "
+                                                r"address=0x000000000000a000\] \[size=64 bytes\]$"):
+        m.dma_sync_single_for_cpu(0xA000, 64, emu.DMA_FROM_DEVICE)
+    h = m.dma_map_page(LOW, 0, 64, emu.DMA_FROM_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match="syncs DMA memory outside allocated range"):
+        m.dma_sync_single_for_device(h, 128, emu.DMA_FROM_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match="syncs DMA memory with different direction"):
+        m.dma_sync_single_for_cpu(h, 64, emu.DMA_TO_DEVICE)
+    m.dma_sync_single_for_cpu(h, 64, emu.DMA_FROM_DEVICE)
+    m.dma_sync_single_for_device(h, 64, emu.DMA_FROM_DEVICE)
+    m.dma_unmap_page(h, 64, emu.DMA_FROM_DEVICE)
+    assert m.dma_debug_errors == 3
+
+
+def test_strict_errors_leave_the_cache_alone_under_v3():
+    """A rejected v3 unmap does not run its invalidate."""
+    m = machine(dma_api="v3")
+    va = m.kmap(HIGH)
+    h = m.dma_map_page(HIGH, 0, 4096, emu.DMA_FROM_DEVICE)
+    m.read(va, 64)                                   # lines cached while the device owns it
+    before = snapshot(m)
+    with pytest.raises(emu.DmaDebugError, match="different size"):
+        m.dma_unmap_page(h, 2048, emu.DMA_FROM_DEVICE)
+    after = snapshot(m)
+    assert after["cache"] == before["cache"] and after["cache_stats"] == before["cache_stats"]
+    assert after["pkmap_count"] == before["pkmap_count"]
+    m.dma_unmap_page(h, 4096, emu.DMA_FROM_DEVICE)
+    assert m.cache.probe(va) is None                 # the correct unmap invalidates
+
+
+def test_non_strict_mode_only_counts():
+    m = machine(dma_debug_strict=False)
+    m.dma_unmap_page(0xA000, 64, emu.DMA_FROM_DEVICE)            # not mapped
+    assert m.dma_debug_errors == 1
+    h = m.dma_map_page(LOW, 0, 64, emu.DMA_TO_DEVICE)
+    m.dma_sync_single_for_cpu(h, 64, emu.DMA_FROM_DEVICE)        # other direction
+    m.dma_sync_single_for_cpu(h, 128, emu.DMA_TO_DEVICE)         # outside the mapping
+    assert m.dma_debug_errors == 3
+    m.dma_unmap_page(h, 64, emu.DMA_TO_DEVICE)                   # fine
+    assert m.dma_debug_errors == 3
+
+
+def test_non_strict_mismatched_unmap_still_frees_the_mapping():
+    """check_unmap() reports a size mismatch and then a direction mismatch and frees the
+    entry in any case (hash_bucket_del; dma_entry_free): a second unmap of the same address
+    is "tries to free DMA memory it has not allocated"."""
+    m = machine(dma_debug_strict=False)
+    h = m.dma_map_page(LOW, 0, 64, emu.DMA_TO_DEVICE)
+    m.dma_unmap_page(h, 32, emu.DMA_TO_DEVICE)                   # size mismatch: 1 report
+    assert m.dma_debug_errors == 1
+    m.dma_unmap_page(h, 64, emu.DMA_TO_DEVICE)                   # the entry is gone
+    assert m.dma_debug_errors == 2
+
+    m = machine(dma_debug_strict=False)
+    h = m.dma_map_page(LOW, 0, 64, emu.DMA_TO_DEVICE)
+    m.dma_unmap_page(h, 32, emu.DMA_FROM_DEVICE)                 # size and direction: 2
+    assert m.dma_debug_errors == 2
+
+
+def test_dma_map_sg_entries_are_tracked_and_unmapped_per_entry():
+    m = machine()
+    sg = [(LOW, 0, 64), (HIGH, 100, 200)]
+    hs = m.dma_map_sg(sg, emu.DMA_TO_DEVICE)
+    assert hs == [0xA000, 0x64064]
+    with pytest.raises(emu.DmaDebugError, match="different direction"):
+        m.dma_unmap_sg(sg, emu.DMA_FROM_DEVICE)
+    m.dma_unmap_sg(sg, emu.DMA_TO_DEVICE)
+    assert m.dma_debug_errors == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.6.30 dma_sync_single_for_device on highmem (spec §3.5, §6.7)
+# ---------------------------------------------------------------------------------------------
+
+
+def _mapped_highmem_to_device(api):
+    m = machine(dma_api=api)
+    va = m.kmap(HIGH)
+    m.read(va, 4096)
+    m.write(va, b"A" * 4096)
+    h = m.dma_map_page(HIGH, 0, 4096, emu.DMA_TO_DEVICE)
+    assert m.device.read(h, 4096) == b"A" * 4096
+    m.write(va + 64, b"second round")                 # hits a cached line: dirty again
+    return m, va, h
+
+
+def test_2630_sync_single_for_device_on_highmem_is_a_kernel_bug():
+    m, va, h = _mapped_highmem_to_device("2.6.30")
+    before = snapshot(m)
+    with pytest.raises(emu.KernelBug) as e:
+        m.dma_sync_single_for_device(h, 4096, emu.DMA_TO_DEVICE)
+    msg = str(e.value)
+    assert "BUG_ON(!virt_addr_valid" in msg and "dma_cache_maint" in msg
+    assert "0x64000" in msg
+    after = snapshot(m)
+    assert after == before                             # machine state unchanged
+    m.dma_unmap_page(h, 4096, emu.DMA_TO_DEVICE)       # the mapping is intact
+
+
+def test_2630_sync_single_for_device_on_a_lowmem_buffer_running_into_highmem_bugs():
+    """virt_addr_valid(start + size - 1) fails too when only the end lies past lowmem."""
+    m = machine()
+    h = m.dma_map_page(63, 4000, 200, emu.DMA_TO_DEVICE)
+    with pytest.raises(emu.KernelBug, match=r"BUG_ON\(!virt_addr_valid"):
+        m.dma_sync_single_for_device(h, 200, emu.DMA_TO_DEVICE)
+
+
+def test_2630_sync_single_for_device_on_lowmem_maintains():
+    m = machine()
+    va = m.page_address(LOW)
+    m.read(va, 128)
+    h = m.dma_map_page(LOW, 0, 128, emu.DMA_TO_DEVICE)
+    m.write(va + 32, b"update")
+    before = m.cache.stats["line_cleans"]
+    m.dma_sync_single_for_device(h, 128, emu.DMA_TO_DEVICE)
+    assert m.cache.stats["line_cleans"] - before == 4
+    assert m.device.read(h + 32, 6) == b"update"
+
+
+def test_v3_sync_single_for_device_on_highmem_maintains_by_page():
+    m, va, h = _mapped_highmem_to_device("v3")
+    before = m.cache.stats
+    m.dma_sync_single_for_device(h, 4096, emu.DMA_TO_DEVICE)
+    assert m.cache.stats["line_cleans"] - before["line_cleans"] == 128
+    assert m.cache.stats["writebacks"] - before["writebacks"] == 1
+    assert m.device.read(h + 64, 12) == b"second round"
+    assert m.pkmap_count[1] == 2                       # pinned and released again
+    m.dma_unmap_page(h, 4096, emu.DMA_TO_DEVICE)
+    assert m.findings() == [] and m.check_integrity() == 0
+
+
+@pytest.mark.parametrize("api", ["2.6.30", "v3"])
+def test_sync_sg_for_device_works_for_highmem(api):
+    m = machine(dma_api=api)
+    va = m.kmap(HIGH)
+    m.read(va, 4096)
+    m.write(va, b"B" * 4096)
+    m.kunmap(HIGH)                                     # lazily mapped: count 1
+    sg = [(HIGH, 0, 4096), (LOW, 0, 64)]
+    hs = m.dma_map_sg(sg, emu.DMA_TO_DEVICE)
+    assert m.device.read(hs[0], 4096) == b"B" * 4096
+    v2 = m.kmap(HIGH)
+    assert v2 == va
+    m.write(va + 100, b"sg second round")
+    m.kunmap(HIGH)
+    before = m.cache.stats
+    m.dma_sync_sg_for_device(sg, emu.DMA_TO_DEVICE)
+    assert m.cache.stats["line_cleans"] - before["line_cleans"] == 128 + 2
+    assert m.device.read(hs[0] + 100, 15) == b"sg second round"
+    assert m.pkmap_count[1] == 1
+    m.dma_sync_sg_for_cpu(sg, emu.DMA_TO_DEVICE)
+    m.dma_unmap_sg(sg, emu.DMA_TO_DEVICE)
+    assert m.dma_debug_errors == 0
+    assert m.findings() == [] and m.check_integrity() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the offset >= PAGE_SIZE underflow of 2.6.30 dma_cache_maint_page is fixed (spec §3.4, §6.6)
+# ---------------------------------------------------------------------------------------------
+
+
+def _delta(before, after):
+    return {k: after[k] - before[k] for k in after if after[k] != before[k]}
+
+
+@pytest.mark.parametrize("cpu", ["arm926", "feroceon", "xscale", "sa110"])
+def test_offset_past_the_page_maintains_exactly_the_bytes_in_the_next_page(cpu):
+    m = machine(cpu=cpu)
+    v100 = m.kmap(HIGH)
+    v101 = m.kmap(HIGH + 1)
+    v102 = m.kmap(HIGH + 2)
+    for va in (v100, v101, v102):
+        m.read(va, 64)
+        m.write(va, b"\x11" * 64)                     # two dirty lines at the start of each
+    before = m.cache.stats
+    h = m.dma_map_page(HIGH, 4100, 10, emu.DMA_FROM_DEVICE)
+    assert h == (HIGH << 12) + 4100 == 0x65004
+    # dma_inv_range(v101 + 4, v101 + 14): one line, both edges partial (cleaned twice)
+    want = {"range_ops": 1, "line_cleans": 2, "line_invalidates": 1, "writebacks": 1,
+            "bytes_written": 32}
+    if cpu != "feroceon":
+        want["drains"] = 1
+    assert _delta(before, m.cache.stats) == want
+    assert m.cache.probe(v101) is None
+    assert m.phys_read(0x65000, 32) == b"\x11" * 32   # the partial line was written back
+    assert m.cache.probe(v101 + 32).dirty              # the rest of page 101 untouched
+    assert m.cache.probe(v100).dirty and m.cache.probe(v102).dirty
+    assert m.outer_calls == {"inv": 1, "clean": 0, "flush": 0,
+                             "last_range": (0x65004, 0x6500E)}
+    assert m.pkmap_count.tolist()[1:4] == [2, 2, 2]
+    m.device.write(h, b"0123456789")
+    m.dma_unmap_page(h, 10, emu.DMA_FROM_DEVICE)
+    assert m.read(v101, 16) == b"\x11" * 4 + b"0123456789" + b"\x11" * 2
+    assert m.findings() == [] and m.check_integrity() == 0
+
+
+def test_offset_past_the_page_unmapped_next_page_gets_only_the_outer_op():
+    m = machine()
+    m.kmap(HIGH)                                     # page 100 mapped, page 101 not
+    before = m.cache.stats
+    h = m.dma_map_page(HIGH, 4100, 10, emu.DMA_TO_DEVICE)
+    assert h == 0x65004
+    assert _delta(before, m.cache.stats) == {}
+    assert m.outer_calls == {"inv": 0, "clean": 1, "flush": 0,
+                             "last_range": (0x65004, 0x6500E)}
+
+
+def test_offset_of_several_pages_spanning_two_more_pages():
+    """offset 2*4096 + 4000, size 200: page 102 [4000, 4096) then page 103 [0, 104)."""
+    m = machine()
+    v102 = m.kmap(HIGH + 2)
+    v103 = m.kmap(HIGH + 3)
+    before = m.cache.stats
+    h = m.dma_map_page(HIGH, 2 * 4096 + 4000, 200, emu.DMA_TO_DEVICE)
+    assert h == ((HIGH + 2) << 12) + 4000
+    # page 102: lines 0xfa0..0xfe0 (3); page 103: lines 0x00..0x60 (4)
+    assert _delta(before, m.cache.stats) == {"range_ops": 2, "line_cleans": 7, "drains": 2}
+    assert m.outer_calls["clean"] == 2
+    assert m.outer_calls["last_range"] == (((HIGH + 3) << 12), ((HIGH + 3) << 12) + 104)
+    assert (v102, v103) == (0xBFE01000, 0xBFE02000)
+    m.dma_unmap_page(h, 200, emu.DMA_TO_DEVICE)
+    assert m.dma_debug_errors == 0
+
+
+def test_lowmem_offset_past_the_page_is_one_linear_range():
+    m = machine()
+    before = m.cache.stats
+    h = m.dma_map_page(LOW, 4100, 10, emu.DMA_TO_DEVICE)
+    assert h == 0xB004
+    assert _delta(before, m.cache.stats) == {"range_ops": 1, "line_cleans": 1, "drains": 1}
+    assert m.outer_calls["last_range"] == (0xB004, 0xB00E)
+
+
+def test_ram_is_untouched_by_maintenance_of_clean_lines():
+    """Sanity for the snapshots above: a map of lines that are not dirty writes nothing."""
+    m = machine()
+    ram = m.phys_read(0, NPAGES * 4096)
+    m.dma_map_page(LOW, 0, 4096, emu.DMA_BIDIRECTIONAL)
+    assert m.phys_read(0, NPAGES * 4096) == ram
+    assert np.array_equal(m.pkmap_count, np.zeros(8, dtype=m.pkmap_count.dtype))
