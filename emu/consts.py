@@ -202,7 +202,7 @@ UOP_NAMES = (
     "ld_hit", "ld_miss", "st_hit", "st_miss", "writeback",
     "dline_inv", "dline_clean", "dline_clean_dirty", "dline_flush", "dline_flush_dirty",
     "drange_start", "drange_line", "drain_wb", "icache_inv",
-    "tci_iter", "setway_op", "line_alloc", "displace_load",
+    "tci_iter", "dcache_scan", "setway_op", "line_alloc", "displace_load",
     "tlb_inv_page", "tlb_walk", "pte_write",
     "hash_step", "irq_entry", "irq_exit", "context_switch",
     # composites: one record for a fixed instruction sequence, priced as the sum of its parts
@@ -432,6 +432,7 @@ LK_IN_IRQ_SITE = _c()     # first site that took it in hardirq context
 LK_IN_IRQ_CTX = _c()
 LK_IRQ_ON_SITE = _c()     # first site that took it with IRQs enabled
 LK_IRQ_ON_CTX = _c()
+LK_FREE_AT = _c()         # owner CPU clock at the last release
 LK_IN_IRQ_STEP = _c()     # step of those first uses (which came first decides the splat)
 LK_IRQ_ON_STEP = _c()
 LOCK_W = _c.n

@@ -19,6 +19,9 @@ def _excerpt(token, limit=14):
     for line in r.trace:
         if line.startswith("step"):
             prev = line
+            if "<-- switch" in line:
+                lines.append(line)
+                prev = None
             continue
         if any(k in line for k in KEY_EVENTS):
             if prev is not None:

@@ -13,6 +13,7 @@ one call. Feroceon's range variant is a single hardware operation with IRQs mask
 from .. import consts as K
 from .._jit import inline, njit
 from ..cost.account import uop
+from ..exec.cpu import _irqs_masked, _irqs_unmasked
 from .kernels import _stat, cache_load, flush_index, line_alloc, line_op, range_lines
 
 RANGE_START = -1
@@ -78,6 +79,10 @@ def _feroceon_range(S, B, op, start, end):
     top = end - 1 if end != start else end          # "top address is inclusive"
     uop(S, K.UOP_ALU, 3)                            # cmp; subne; orr #PSR_I_BIT
     uop(S, K.UOP_MSR_C, 1)                          # disable interrupts
+    cr = S[K.H_CPUREC]
+    masked = S[K.H_R_CPU] != 0 and S[cr + K.CPU_IRQOFF] == 0   # (a standalone cache has
+    if masked:                                                  # no CPU to mask)
+        _irqs_masked(S, cr)
     uop(S, K.UOP_DRANGE_START, 2)                   # mcr p15,5,r0,c15,c1x,0 / r1,c15,c1x,1
     va = start & ~lmask
     n = 0
@@ -91,6 +96,8 @@ def _feroceon_range(S, B, op, start, end):
             break
     uop(S, K.UOP_DRANGE_LINE, n)
     uop(S, K.UOP_MSR_C, 1)                          # restore interrupts
+    if masked:
+        _irqs_unmasked(S, cr)
     if op != K.OP_INV:
         uop(S, K.UOP_DRAIN_WB, 1)                   # clean/flush drain; inv does not
         _stat(S, K.CS_DRAINS, 1)
@@ -159,6 +166,7 @@ def _flush_all_arm926(S, B):
     for i in range(S[K.H_C_NLINES]):
         S[tag + i] = K.TAG_INVALID
     uop(S, K.UOP_TCI_ITER, iters)
+    uop(S, K.UOP_DCACHE_SCAN, S[K.H_C_NLINES])     # the hardware walks every line once
     uop(S, K.UOP_BRANCH, iters)
 
 

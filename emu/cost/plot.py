@@ -1,9 +1,12 @@
 """``emu profile --plot``: irq vs plain side by side (needs the optional matplotlib)."""
 
 
-def _hist_xy(h):
-    keys = list(h)
-    return keys, [h[k] for k in keys]
+def _bucket_low(label):
+    return int(label.split("-")[0])
+
+
+def _hist_xy(h, keys):
+    return keys, [h.get(k, 0) for k in keys]
 
 
 def plot_profile(doc, path):
@@ -28,8 +31,10 @@ def plot_profile(doc, path):
     axes[0].legend()
     for ax, field, title in ((axes[1], ("irqsoff", "histogram"), "irqs-off sections"),
                              (axes[2], ("irq_latency", "histogram"), "IRQ latency")):
+        keys = sorted(set(v["irq"][field[0]][field[1]]) | set(v["plain"][field[0]][field[1]]),
+                      key=_bucket_low)
         for key, color in (("irq", "tab:red"), ("plain", "tab:blue")):
-            ks, ys = _hist_xy(v[key][field[0]][field[1]])
+            ks, ys = _hist_xy(v[key][field[0]][field[1]], keys)
             ax.plot(ks, ys, marker="o", label=key, color=color)
         ax.set_yscale("log")
         ax.set_xlabel("cycles (log2 bucket)")

@@ -251,21 +251,21 @@ def format_report(doc):
     v = doc["variants"]
     lines = [f"kmap_lock profile: {doc['cpu']} at {doc['core_mhz']} MHz, workload "
              f"{doc['workload']} (seed {doc['seed']})", ""]
-    lines.append(f"{'':24s}{'irq (ARM)':>16s}{'plain':>16s}")
-    lines.append(f"{'':24s}{'spin_lock_irq':>16s}{'spin_lock':>16s}")
+    lines.append(f"{'':36s}{'irq (ARM)':>16s}{'plain':>16s}")
+    lines.append(f"{'':36s}{'spin_lock_irq':>16s}{'spin_lock':>16s}")
     names = sorted(set(v["irq"]["routines"]) | set(v["plain"]["routines"]),
                    key=K.ROUTINE_NAMES.index)
     def cell(key, n):
         r = v[key]["routines"].get(n)
         return f"{r['cycles_avg']:16.1f}" if r else f"{'-':>16s}"
     for n in names:
-        lines.append(f"  {n + ' (cycles/call)':22s}{cell('irq', n)}{cell('plain', n)}")
+        lines.append(f"  {n + ' (cycles/call)':34s}{cell('irq', n)}{cell('plain', n)}")
     for key, label in (("holdtime-avg", "kmap_lock hold avg"), ("holdtime-max", "kmap_lock hold max"),
                        ("acquisitions", "kmap_lock acquisitions"), ("contentions", "contentions")):
-        lines.append(f"  {label:22s}{v['irq']['lock_stat'][key]:16}{v['plain']['lock_stat'][key]:16}")
+        lines.append(f"  {label:34s}{v['irq']['lock_stat'][key]:16}{v['plain']['lock_stat'][key]:16}")
     for key, label in (("max_cycles", "longest irqs-off"), ("sections", "irqs-off sections")):
-        lines.append(f"  {label:22s}{v['irq']['irqsoff'][key]:16}{v['plain']['irqsoff'][key]:16}")
-    lines.append(f"  {'IRQ latency max':22s}{v['irq']['irq_latency']['max_cycles']:16}"
+        lines.append(f"  {label:34s}{v['irq']['irqsoff'][key]:16}{v['plain']['irqsoff'][key]:16}")
+    lines.append(f"  {'IRQ latency max':34s}{v['irq']['irq_latency']['max_cycles']:16}"
                  f"{v['plain']['irq_latency']['max_cycles']:16}")
     io = v["irq"]["irqsoff"]
     lines += ["",

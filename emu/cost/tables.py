@@ -381,9 +381,10 @@ def _build(cpu, core_mhz, bus_mhz):
         "(spec §1.3 / §2.2: ~1 per line + write-backs, recorded separately)")
     put("tci_iter", 1, "E", _not_run(cpu, "tci") + "one 'mrc p15,0,r15,c7,c14,3' "
         "test-clean-invalidate iteration: the MRC issue (spec §1.3: per dirty line mrc 1 + "
-        "bne 3 + write-back 24 = 28 on ARM926; bne and write-back are recorded separately). "
-        "The hardware scan (~1 cycle per line, spec §1.3 '~512 +') is not recorded by "
-        "maint._flush_all_arm926")
+        "bne 3 + write-back 24 = 28 on ARM926; bne and write-back are recorded separately)")
+    put("dcache_scan", 1, "E", _not_run(cpu, "tci") + "the test-clean-invalidate hardware "
+        "walking one D-cache line (spec §1.3: whole D flush ~512 + 28 x dirty lines for 16 KB, "
+        "i.e. ~1 cycle per line scanned)")
     put("setway_op", mcr, "E", _not_run(cpu, "setway") + "clean+invalidate by set/way "
         "(mcr c7,c14,2): 1 MCR (spec §1.3: 512 x (MCR 2 + loop 3) for 16 KB); write-back of a "
         "dirty line recorded separately")

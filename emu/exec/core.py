@@ -7,7 +7,7 @@ through, so a direct call runs to completion in one call. The interleaving execu
 """
 
 from .. import consts as K
-from .._jit import njit
+from .._jit import njit, tiny
 from ..dma.mapping import (dma_cache_maint_page_step, dma_map_page_step, dma_sync_for_cpu_step,
                            dma_sync_for_device_step, dma_unmap_page_step)
 from ..mm.access import cpu_read_step, cpu_write_step
@@ -65,7 +65,7 @@ def dispatch(S, B, c, f):
     return fail(S, K.ERR_BUG, 0, r, 0, 0)
 
 
-@njit
+@tiny
 def switch_cpu(S, cpu):
     """Make ``cpu`` the running CPU: its clock moves into ``H_NOW``."""
     old = S[K.H_CUR_CPU]
@@ -76,7 +76,7 @@ def switch_cpu(S, cpu):
         S[K.H_CPUREC] = cpu_rec(S, cpu)
 
 
-@njit
+@tiny
 def enter_context(S, c):
     """Make ``c`` the running context (its CPU, clock and accounting row)."""
     cr = ctx_rec(S, c)

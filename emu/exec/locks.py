@@ -103,6 +103,14 @@ def lock_try(S, lk, f):
         trace(S, K.T_SPIN, S[K.H_CUR_SITE], S[lk + K.LK_OWNER])
         return False
     _smp_lock_uops(S)
+    if S[K.H_NOW] < S[lk + K.LK_FREE_AT]:
+        # another CPU released it later in emulated time than this CPU's clock: the
+        # acquisition waits for that release (lock hold times never overlap)
+        if S[f + K.F_LOCKST] != K.LOCKST_SPINNING:
+            S[f + K.F_LOCKST] = K.LOCKST_SPINNING
+            S[f + K.F_SPIN_AT] = S[K.H_NOW]
+            S[lk + K.LK_CONTENTIONS] += 1
+        S[K.H_NOW] = S[lk + K.LK_FREE_AT]
     now = clock(S)
     if S[f + K.F_LOCKST] == K.LOCKST_SPINNING and S[K.H_PROFILE]:
         d = now - S[f + K.F_SPIN_AT]
@@ -124,6 +132,7 @@ def lock_release(S, lk):
     _smp_unlock_uops(S)
     S[lk + K.LK_OWNER] = -1
     S[lk + K.LK_OWNER_CPU] = -1
+    S[lk + K.LK_FREE_AT] = S[K.H_NOW]
     if S[K.H_PROFILE]:
         d = clock(S) - S[lk + K.LK_ACQ_AT]
         _stat_minmax(S, lk, K.LK_HOLD_MIN, K.LK_HOLD_MAX, K.LK_HOLD_TOTAL, d)

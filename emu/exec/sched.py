@@ -134,11 +134,11 @@ def deliver_irq(S, line):
     S[hr + K.CTX_STATE] = K.CTX_RUNNABLE
     S[hr + K.CTX_SP] = 0
     S[hr + K.CTX_SPIN] = 0
-    push(S, h, K.R_PROGRAM, 0, 0, 0, 0)
     S[r + K.CPU_INTERRUPTED] = S[r + K.CPU_CUR]
     S[r + K.CPU_CUR] = h
     S[r + K.CPU_HARDIRQ] = 1
     enter_context(S, h)
+    push(S, h, K.R_PROGRAM, 0, 0, 0, 0)
     lat = blocked_since(S, r, S[ir + K.IRQ_RAISED_AT])
     set_site(S, K.SITE_IRQ_ENTRY)
     uop(S, K.UOP_IRQ_ENTRY, 1)

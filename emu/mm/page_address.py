@@ -110,12 +110,18 @@ def peek_page_address(S, pfn):
     return 0 if n < 0 else S[_node(S, n) + K.PAM_VIRT]
 
 
-@inline
+@tiny
 def page_address(S, pfn):
     """Kernel virtual address of page ``pfn``, or 0 if it is a highmem page with no mapping."""
     if not page_is_highmem(S, pfn):
         uop(S, K.UOP_ALU, 3)                    # PageHighMem test; __va(page_to_phys(page))
         return lowmem_address(S, pfn)
+    return _page_address_high(S, pfn)
+
+
+@inline
+def _page_address_high(S, pfn):
+    """The hash walk of ``page_address()`` for a highmem page."""
     prev = enter_site(S, K.SITE_PAGE_ADDRESS)
     head = _bucket_head(S, pfn)
     flags = raw_lock_irqsave(S)                 # spin_lock_irqsave(&pas->lock, flags)

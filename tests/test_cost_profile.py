@@ -1,0 +1,618 @@
+"""The kmap_lock profiler (emu/cost/profile.py, chrome.py, plot.py) and ``emu profile``.
+
+The profile runs each workload twice: ``irq`` (ARCH_NEEDS_KMAP_HIGH_GET: lock_kmap =
+spin_lock_irq, lock_kmap_any = spin_lock_irqsave, DMA pins with kmap_high_get) and ``plain``.
+Stable fields: API.md "Stable outputs" (``emu profile --cpu CORE --json``); report shapes:
+spec arm-cycle-costs §4 (/proc/lock_stat columns, irqsoff tracer, IRQ latency).
+
+Scales are small (fastpath 200 pairs; churn and dma-irq 1000 kmaps, enough for at least one
+wrap of the 512-slot window); ``emu profile`` itself runs the full workload (well under 2 s).
+"""
+
+import functools
+import io
+import json
+import re
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from emu import consts as K
+from emu.cli import main
+from emu.cost.profile import WORKLOADS, profile
+from emu.cost.tables import CLOCKS, cost_vector
+
+CORES = ("arm926", "feroceon", "xscale", "sa110")
+SCALE = {"fastpath": 0.1, "churn": 0.5, "dma-irq": 0.5}
+LOCK_STAT_COLUMNS = ("con-bounces", "contentions", "waittime-min", "waittime-max",
+                     "waittime-total", "waittime-avg", "acq-bounces", "acquisitions",
+                     "holdtime-min", "holdtime-max", "holdtime-total", "holdtime-avg")
+ROUTINE_FIELDS = {"calls", "cycles_avg", "cycles_min", "cycles_max", "us_avg"}
+
+
+def cost(cpu, overrides=None):
+    v = cost_vector(cpu, overrides)
+    return {n: int(v[i]) for i, n in enumerate(K.UOP_NAMES)}
+
+
+def masking(cpu, overrides=None):
+    c = cost(cpu, overrides)
+    return c["irq_disable"] + c["irq_enable"] + c["irq_save"] + c["irq_restore"]
+
+
+@functools.lru_cache(maxsize=None)
+def _prof(cpu, workload, seed, scale, costs):
+    doc, _ = profile(cpu, workload, seed, costs=dict(costs) if costs else None, scale=scale)
+    return json.dumps(doc)                      # key order kept (histograms: bucket order)
+
+
+def prof(cpu="arm926", workload="dma-irq", seed=0, scale=None, costs=None):
+    """The profile document (a fresh copy: runs are cached per argument tuple)."""
+    scale = SCALE.get(workload, 1.0) if scale is None else scale
+    return json.loads(_prof(cpu, workload, seed, scale,
+                            tuple(sorted(costs.items())) if costs else None))
+
+
+def call(*argv):
+    """(exit status, stdout, stderr) of ``emu ARGV``."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as e:
+            rc = e.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+def close_us(us, cycles, mhz):
+    """``us`` is ``cycles`` at ``mhz`` MHz, rounded to 3 decimals (cycles may itself be a
+    2-decimal average)."""
+    return abs(us - cycles / mhz) <= 0.0005 + 0.005 / mhz + 1e-9
+
+
+def hist_total(h):
+    return sum(h.values())
+
+
+def check_hist(h):
+    """log2 buckets: "0" or "lo-hi" with hi = 2*lo - 1, in increasing order, counts positive
+    ints."""
+    lows = [0 if k == "0" else int(k.split("-")[0]) for k in h]
+    assert lows == sorted(lows), list(h)
+    for k, n in h.items():
+        assert isinstance(n, int) and n > 0, (k, n)
+        if k != "0":
+            lo, hi = (int(x) for x in k.split("-"))
+            assert hi == 2 * lo - 1 and lo & (lo - 1) == 0, k
+
+
+# ---------------------------------------------------------------------------------------------
+# The document's shape (API.md)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_profile_document_shape(workload):
+    doc = prof("arm926", workload)
+    assert json.loads(json.dumps(doc)) == doc               # plain JSON types only
+    for key in ("cpu", "workload", "irq_overhead_cycles_per_pair", "irqs_off_max_cycles",
+                "variants"):
+        assert key in doc, key
+    assert doc["cpu"] == "arm926" and doc["workload"] == workload
+    assert set(doc["variants"]) == {"irq", "plain"}
+    assert doc["irqs_off_max_cycles"] == doc["variants"]["irq"]["irqsoff"]["max_cycles"]
+    assert doc["irq_overhead_cycles_per_pair"] == pytest.approx(
+        doc["variants"]["irq"]["pair_cycles"] - doc["variants"]["plain"]["pair_cycles"],
+        abs=0.011)
+    for key, v in doc["variants"].items():
+        rout = v["routines"]
+        assert {"kmap_high", "kunmap_high"} <= set(rout), key
+        assert ("kmap_high_get" in rout) == (key == "irq" and workload == "dma-irq")
+        assert ("dma_map_page" in rout) == (workload == "dma-irq")
+        for name, r in rout.items():
+            assert name in K.ROUTINE_NAMES
+            assert ROUTINE_FIELDS <= set(r), name
+            assert r["calls"] > 0
+            assert r["cycles_min"] <= r["cycles_avg"] <= r["cycles_max"], name
+        ls = v["lock_stat"]
+        for col in LOCK_STAT_COLUMNS:
+            assert col in ls, col
+        io_ = v["irqsoff"]
+        for f in ("max_cycles", "started_at", "ended_at", "histogram", "sections"):
+            assert f in io_, f
+        assert io_["started_at"] in K.SITE_NAMES and io_["ended_at"] in K.SITE_NAMES
+        lat = v["irq_latency"]
+        for f in ("count", "min_cycles", "max_cycles", "avg_cycles", "histogram"):
+            assert f in lat, f
+
+
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_lock_stat_irqsoff_and_latency_are_self_consistent(workload):
+    doc = prof("arm926", workload)
+    for key, v in doc["variants"].items():
+        rout = v["routines"]
+        ls = v["lock_stat"]
+        # every kmap_high / kunmap_high / kmap_high_get takes kmap_lock once (no sleeps here)
+        takes = sum(rout[n]["calls"] for n in ("kmap_high", "kunmap_high", "kmap_high_get",
+                                                "kmap_flush_unused") if n in rout)
+        assert v["mm"]["sleeps"] == 0
+        assert ls["acquisitions"] == takes, key
+        assert ls["contentions"] == 0 and ls["waittime-total"] == 0       # UP, no spinning
+        assert 0 < ls["holdtime-min"] <= ls["holdtime-avg"] <= ls["holdtime-max"]
+        assert ls["holdtime-avg"] == pytest.approx(ls["holdtime-total"] / ls["acquisitions"],
+                                                   abs=0.006)
+        check_hist(ls["holdtime-histogram"])
+        assert hist_total(ls["holdtime-histogram"]) == ls["acquisitions"]
+        io_ = v["irqsoff"]
+        check_hist(io_["histogram"])
+        assert hist_total(io_["histogram"]) == io_["sections"] > 0
+        assert sum(hist_total(h) for h in io_["by_start_site"].values()) == io_["sections"]
+        assert io_["max_cycles"] <= io_["total_cycles"] <= doc["variants"][key]["cycles"]
+        assert io_["worst_irq_response_cycles"] == io_["max_cycles"] + cost("arm926")["irq_entry"]
+        lat = v["irq_latency"]
+        check_hist(lat["histogram"])
+        assert hist_total(lat["histogram"]) == lat["count"]
+        assert lat["max_cycles"] <= io_["max_cycles"]     # latency = the rest of a section
+        if lat["count"]:
+            assert lat["min_cycles"] <= lat["avg_cycles"] <= lat["max_cycles"]
+        # the IRQ handlers ran exactly as often as IRQs were taken
+        if "dma_map_page" in rout:
+            assert rout["dma_map_page"]["calls"] == lat["count"]
+        if key == "irq":
+            # kmap_lock is irq-safe: every hold lies inside an irqs-off section
+            assert io_["max_cycles"] >= ls["holdtime-max"]
+
+
+@pytest.mark.parametrize("cpu", CORES)
+def test_microseconds_follow_the_core_clock(cpu):
+    doc = prof(cpu, "dma-irq", scale=0.2)
+    mhz = CLOCKS[cpu]["core_mhz"]
+    assert doc["core_mhz"] == mhz
+    assert close_us(doc["irqs_off_max_us"], doc["irqs_off_max_cycles"], mhz)
+    assert close_us(doc["irq_overhead_us_per_pair"], doc["irq_overhead_cycles_per_pair"], mhz)
+    for v in doc["variants"].values():
+        assert close_us(v["us"], v["cycles"], mhz)
+        for r in v["routines"].values():
+            assert close_us(r["us_avg"], r["cycles_avg"], mhz)
+        assert close_us(v["irqsoff"]["max_us"], v["irqsoff"]["max_cycles"], mhz)
+        assert close_us(v["irq_latency"]["max_us"], v["irq_latency"]["max_cycles"], mhz)
+        ls = v["lock_stat"]
+        assert set(ls["us"]) == {c for c in LOCK_STAT_COLUMNS if c.startswith(("wait", "hold"))}
+        for col, us in ls["us"].items():
+            assert close_us(us, ls[col], mhz), col
+
+
+# ---------------------------------------------------------------------------------------------
+# What the numbers say
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cpu", CORES)
+def test_fastpath_overhead_per_pair_is_exactly_the_masking(cpu):
+    doc = prof(cpu, "fastpath", scale=0.05)
+    m = masking(cpu)
+    assert doc["irq_overhead_cycles_per_pair"] == m
+    assert doc["masking_cycles_per_pair"] == m
+    assert doc["variants"]["irq"]["masking_cycles_per_pair"] == m
+    assert doc["variants"]["plain"]["masking_cycles_per_pair"] == 0
+    if cpu == "arm926":
+        assert m == 21                                  # spec §1.4
+    # the fast path never maps, flushes or sleeps: every call costs the same
+    for v in doc["variants"].values():
+        for name in ("kmap_high", "kunmap_high"):
+            r = v["routines"][name]
+            assert r["cycles_min"] == r["cycles_max"] == r["cycles_avg"]
+        assert v["mm"]["flush_all_zero_pkmaps"] == v["mm"]["set_pte"] == 0
+
+
+def test_fastpath_routine_cycles_match_the_golden_sequences():
+    """The same totals test_cost_cycles derives by hand for ARM926 (kmap_high of a mapped
+    page 69 / 57, kunmap_high 69 / 60)."""
+    v = prof("arm926", "fastpath")["variants"]
+    assert v["irq"]["routines"]["kmap_high"]["cycles_avg"] == 69
+    assert v["irq"]["routines"]["kunmap_high"]["cycles_avg"] == 69
+    assert v["plain"]["routines"]["kmap_high"]["cycles_avg"] == 57
+    assert v["plain"]["routines"]["kunmap_high"]["cycles_avg"] == 60
+    assert v["irq"]["irqsoff"]["started_at"] in ("kmap_high", "kunmap_high")
+    # plain kmap_lock masks nothing: only the page_address hash lock's irqsave remains
+    assert set(v["plain"]["irqsoff"]["by_start_site"]) == {"page_address"}
+
+
+@pytest.mark.parametrize("cpu", CORES)
+@pytest.mark.parametrize("workload", ["churn", "dma-irq"])
+def test_longest_irqs_off_section_is_a_pkmap_wrap(cpu, workload):
+    doc = prof(cpu, workload)
+    irq, plain = doc["variants"]["irq"], doc["variants"]["plain"]
+    assert irq["mm"]["flush_all_zero_pkmaps"] >= 1          # the run wrapped
+    io_ = irq["irqsoff"]
+    assert io_["started_at"] == "kmap_high" and io_["ended_at"] == "kmap_high"
+    # lower bound of a wrap from the table: the 512-slot scan and the TLB flush of 512 pages
+    c = cost(cpu)
+    inv = 513 if cpu == "sa110" else 1024
+    floor = (512 * (c["load"] + c["alu"] + c["branch"])
+             + c["drain_wb"] + inv * c["tlb_inv_page"] + 1024 * c["alu"] + 512 * c["branch"])
+    assert io_["max_cycles"] >= floor
+    # with plain locks the wrap runs with IRQs on: the longest section is far shorter
+    assert plain["irqsoff"]["started_at"] != "kmap_high"
+    assert io_["max_cycles"] > 20 * plain["irqsoff"]["max_cycles"]
+    assert doc["irqs_off_max_cycles"] == io_["max_cycles"]
+
+
+def test_irq_latency_shows_the_wrap_only_with_irq_safe_locks():
+    doc = prof("arm926", "dma-irq")
+    irq, plain = doc["variants"]["irq"], doc["variants"]["plain"]
+    assert irq["irq_latency"]["count"] > 0 and plain["irq_latency"]["count"] > 0
+    assert irq["irq_latency"]["max_cycles"] > 10 * max(plain["irq_latency"]["max_cycles"], 1)
+
+
+def test_same_seed_same_document():
+    a, _ = profile("arm926", "churn", 3, scale=0.2)
+    b, _ = profile("arm926", "churn", 3, scale=0.2)
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_another_seed_another_churn():
+    a, b = prof("arm926", "churn", seed=0), prof("arm926", "churn", seed=1)
+    assert a["seed"] == 0 and b["seed"] == 1
+    assert a["variants"]["irq"]["cycles"] != b["variants"]["irq"]["cycles"]
+    assert a["variants"]["irq"]["lock_stat"] != b["variants"]["irq"]["lock_stat"]
+
+
+def test_mrs_override_changes_the_overhead_by_the_predicted_amount():
+    over = {"mrs": 10}
+    doc = prof("arm926", "fastpath", costs=over)
+    m = masking("arm926", over)
+    assert m == 21 + 3 * 8                      # irq_disable, irq_enable, irq_save: one mrs each
+    assert doc["irq_overhead_cycles_per_pair"] == m == doc["masking_cycles_per_pair"]
+    v = doc["variants"]
+    # kmap_high: irq_disable + irq_enable + page_address's irq_save, each +8
+    assert v["irq"]["routines"]["kmap_high"]["cycles_avg"] == 69 + 3 * 8
+    assert v["plain"]["routines"]["kmap_high"]["cycles_avg"] == 57 + 8
+    assert v["irq"]["routines"]["kunmap_high"]["cycles_avg"] == 69 + 2 * 8
+    base = prof("arm926", "fastpath")
+    assert base["irq_overhead_cycles_per_pair"] == 21
+
+
+def test_clock_override_rescales_microseconds():
+    doc = prof("arm926", "fastpath", costs={"core_mhz": 400})
+    assert doc["core_mhz"] == 400
+    r = doc["variants"]["irq"]["routines"]["kmap_high"]
+    assert r["cycles_avg"] == 69                # no memory-side term in the fast path
+    assert close_us(r["us_avg"], 69, 400)
+    # and the default clock is back for the next profile
+    assert prof("arm926", "fastpath", scale=0.05)["core_mhz"] == 200
+
+
+def test_bad_core_or_override_is_rejected_before_running():
+    with pytest.raises(ValueError, match="cortex"):
+        profile("cortex", "fastpath", 0, scale=0.01)
+    with pytest.raises(ValueError, match="frobnicate"):
+        profile("arm926", "fastpath", 0, costs={"frobnicate": 1}, scale=0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# A user scenario as the workload
+# ---------------------------------------------------------------------------------------------
+USER_TOML = """
+name = "user churn"
+
+[machine]
+last_pkmap = 16
+lowmem_mb = 1
+highmem_mb = 2
+
+[[setup]]
+op = "kmap"
+pfn = 300
+
+[[task]]
+name = "mapper"
+ops = [
+  { op = "kmap", pfn = 400, repeat = 12 },
+  { op = "kunmap", pfn = 400, repeat = 12 },
+  { op = "kmap", pfn = 412, repeat = 12 },
+  { op = "kunmap", pfn = 412, repeat = 12 },
+  { op = "kmap", pfn = 424, repeat = 12 },
+  { op = "kunmap", pfn = 424, repeat = 12 },
+]
+
+[[irq]]
+name = "nic"
+line = 0
+count = 4
+period = 2000
+first = 1000
+ops = [
+  { op = "dma_map_page", pfn = 300, size = 4096, direction = "FROM_DEVICE", as = "h" },
+  { op = "dma_unmap_page", dma_addr = "h", size = 4096, direction = "FROM_DEVICE" },
+]
+"""
+
+
+@pytest.fixture(scope="module")
+def user_toml(tmp_path_factory):
+    p = tmp_path_factory.mktemp("profile") / "user.toml"
+    p.write_text(USER_TOML)
+    return p
+
+
+@pytest.mark.parametrize("cpu", ["arm926", "xscale"])
+def test_user_scenario_workload(user_toml, cpu):
+    doc, _ = profile(cpu, str(user_toml), 0)
+    assert doc["cpu"] == cpu and doc["workload"] == str(user_toml)
+    for key, v in doc["variants"].items():
+        r = v["routines"]
+        assert r["kmap"]["calls"] == 36 and r["kunmap"]["calls"] == 36
+        assert r["kmap_high"]["calls"] == 36
+        assert v["mm"]["flush_all_zero_pkmaps"] >= 1         # 36 new pages in 16 slots
+        assert 1 <= r["dma_map_page"]["calls"] <= 4
+        assert r["dma_map_page"]["calls"] == v["irq_latency"]["count"]
+        assert v["kmap_high_get"] == (key == "irq")
+        assert v["dma_pinning"] == ("kmap_high_get" if key == "irq" else "page_address")
+    assert "kmap_high_get" in doc["variants"]["irq"]["routines"]       # the DMA pin
+    assert "kmap_high_get" not in doc["variants"]["plain"]["routines"]
+    assert doc["irq_overhead_cycles_per_pair"] > 0
+
+
+def test_profile_cli_with_a_user_scenario(user_toml):
+    rc, out, err = call("profile", "--workload", user_toml, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["workload"] == str(user_toml)
+
+
+def test_profile_cli_missing_scenario_file(tmp_path):
+    rc, out, err = call("profile", "--workload", tmp_path / "nope.toml", "--json")
+    assert rc == 2 and out == ""
+    assert "nope.toml" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# emu profile --json / --trace / --plot, emu presets --costs
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cli_trace(tmp_path_factory):
+    """``emu profile --cpu arm926 --json --trace FILE.json`` (the full dma-irq workload)."""
+    path = tmp_path_factory.mktemp("trace") / "profile.json"
+    rc, out, err = call("profile", "--cpu", "arm926", "--json", "--trace", path)
+    assert rc == 0, err
+    return json.loads(out), json.loads(path.read_text())
+
+
+def test_profile_cli_json_is_one_document():
+    rc, out, err = call("profile", "--cpu", "feroceon", "--workload", "fastpath", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)                           # fails on anything but one document
+    assert out.strip().startswith("{") and out.strip().endswith("}")
+    assert doc["cpu"] == "feroceon" and doc["workload"] == "fastpath"
+    assert {"cpu", "workload", "irq_overhead_cycles_per_pair", "irqs_off_max_cycles",
+            "variants"} <= set(doc)
+    assert doc["irq_overhead_cycles_per_pair"] == masking("feroceon")
+
+
+def test_profile_cli_costs_file(tmp_path):
+    f = tmp_path / "costs.toml"
+    f.write_text("[costs]\nmrs = 10\n[feroceon]\nmrs = 4\n")
+    rc, out, err = call("profile", "--workload", "fastpath", "--json", "--costs", f)
+    assert rc == 0, err
+    assert json.loads(out)["irq_overhead_cycles_per_pair"] == masking("arm926", {"mrs": 10})
+    rc, out, err = call("profile", "--cpu", "feroceon", "--workload", "fastpath", "--json",
+                        "--costs", f)
+    assert rc == 0, err
+    assert json.loads(out)["irq_overhead_cycles_per_pair"] == masking("feroceon", {"mrs": 4})
+
+
+def test_profile_cli_text_report():
+    rc, out, err = call("profile", "--workload", "fastpath")
+    assert rc == 0, err
+    assert "kmap_lock profile: arm926 at 200 MHz" in out
+    assert "21.0 cycles per kmap_high+kunmap_high pair" in out
+
+
+def test_chrome_trace_shape(cli_trace):
+    doc, tr = cli_trace
+    assert doc["workload"] == "dma-irq"
+    ev = tr["traceEvents"]
+    assert isinstance(ev, list) and ev
+    assert {e["ph"] for e in ev} <= {"X", "M", "i"}
+    assert {"X", "M", "i"} == {e["ph"] for e in ev}
+    for e in ev:
+        assert isinstance(e["pid"], int)
+        if e["ph"] == "X":
+            assert e["ts"] >= 0 and e["dur"] >= 0, e
+            assert isinstance(e["tid"], int)
+        elif e["ph"] == "i":
+            assert e["ts"] >= 0
+    procs = {e["pid"]: e["args"]["name"] for e in ev if e["name"] == "process_name"}
+    assert len(procs) == 2 and any("irq" in n for n in procs.values()) \
+        and any("plain" in n for n in procs.values())
+    for pid in procs:
+        tracks = {e["args"]["name"] for e in ev if e["name"] == "thread_name"
+                  and e["pid"] == pid}
+        for t in ("cpu0 IRQ", "cpu0 irqs off", "cpu0 kmap_lock held", "cpu0 churn0"):
+            assert t in tracks, (pid, t, tracks)
+        assert all(re.match(r"cpu\d+ ", t) for t in tracks)       # per-CPU tracks
+
+
+def _spans(ev, pid, track):
+    tids = {e["tid"] for e in ev if e["name"] == "thread_name" and e["pid"] == pid
+            and e["args"]["name"] == track}
+    return [e for e in ev if e["ph"] == "X" and e["pid"] == pid and e["tid"] in tids]
+
+
+def test_chrome_trace_longest_irqs_off_span_is_the_reported_max(cli_trace):
+    doc, tr = cli_trace
+    ev = tr["traceEvents"]
+    pid = next(e["pid"] for e in ev if e["name"] == "process_name" and "irq" in e["args"]["name"]
+               and "plain" not in e["args"]["name"])
+    spans = _spans(ev, pid, "cpu0 irqs off")
+    longest = max(spans, key=lambda e: e["args"]["cycles"])
+    assert longest["args"]["cycles"] == doc["irqs_off_max_cycles"]
+    assert "kmap_high" in longest["name"]
+    assert longest["dur"] == pytest.approx(doc["irqs_off_max_cycles"] / 200, abs=1e-6)
+    assert len(spans) == doc["variants"]["irq"]["irqsoff"]["sections"]
+    irqs = _spans(ev, pid, "cpu0 IRQ")
+    assert len(irqs) == doc["variants"]["irq"]["irq_latency"]["count"]
+    holds = _spans(ev, pid, "cpu0 kmap_lock held")
+    assert len(holds) == doc["variants"]["irq"]["lock_stat"]["acquisitions"]
+
+
+@pytest.mark.parametrize("variant", ["irq", "plain"])
+def test_chrome_trace_has_one_span_per_routine_call(cli_trace, variant):
+    """Every routine call of the profile appears once, under its own name, on its context's
+    track (the task ``churn0`` or the IRQ handler ``nic``)."""
+    doc, tr = cli_trace
+    ev = tr["traceEvents"]
+    pid = next(e["pid"] for e in ev if e["name"] == "process_name"
+               and e["args"]["name"].endswith(f": {variant} kmap_lock"))
+    spans = _spans(ev, pid, "cpu0 churn0") + _spans(ev, pid, "cpu0 nic")
+    counts = {}
+    for e in spans:
+        counts[e["name"]] = counts.get(e["name"], 0) + 1
+    expected = {n: r["calls"] for n, r in doc["variants"][variant]["routines"].items()}
+    assert counts == expected
+
+
+def test_plot_without_matplotlib_fails_cleanly(tmp_path):
+    try:
+        import matplotlib  # noqa: F401
+        pytest.skip("matplotlib is installed here")
+    except ImportError:
+        pass
+    png = tmp_path / "p.png"
+    rc, out, err = call("profile", "--workload", "fastpath", "--plot", png)
+    assert rc == 2
+    assert "matplotlib" in err
+    assert not png.exists()
+
+
+def test_plot_with_matplotlib(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "p.png"
+    rc, out, err = call("profile", "--workload", "fastpath", "--plot", png)
+    assert rc == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plot written to {png}" in out
+
+
+def _bucket_low(label):
+    return 0 if label == "0" else int(label.split("-")[0])
+
+
+def test_plot_histogram_axes_are_in_bucket_order(tmp_path, monkeypatch):
+    """Both variants' histograms share one x axis ordered by duration (the irq and plain runs
+    have different sets of non-empty log2 buckets)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from emu.cost.plot import plot_profile
+    figs = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig",
+                        lambda self, *a, **k: (figs.append(self), real(self, *a, **k))[1])
+    doc = prof("arm926", "dma-irq")
+    irq_h = doc["variants"]["irq"]["irqsoff"]["histogram"]
+    plain_h = doc["variants"]["plain"]["irqsoff"]["histogram"]
+    assert set(plain_h) - set(irq_h)            # the case that matters: buckets differ
+    plot_profile(doc, tmp_path / "p.png")
+    assert len(figs) == 1
+    for ax in figs[0].axes[1:]:
+        ax.figure.canvas.draw()
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert labels == sorted(labels, key=_bucket_low), (ax.get_title(), labels)
+
+
+def test_presets_costs_prints_the_table():
+    rc, out, err = call("presets", "--costs", "--cpu", "arm926")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("arm926: ARM926EJ-S")
+    assert "core 200 MHz" in out
+    assert not any(line.startswith(("feroceon:", "xscale:", "sa110:")) for line in lines)
+    c = cost("arm926")
+    for name in K.UOP_NAMES:
+        row = [ln for ln in lines if re.match(rf"{name}\s+\d+\s", ln)]
+        assert len(row) == 1, name
+        cyc, ns, mark = row[0].split()[1:4]
+        assert int(cyc) == c[name], name
+        assert float(ns) == pytest.approx(c[name] * 1000 / 200, abs=0.05), name
+        assert mark in ("S", "D", "E", "R", "S-emu"), (name, mark)
+
+
+def test_presets_costs_with_an_override_file(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[arm926]\nmrs = 10\n")
+    rc, out, err = call("presets", "--costs", "--cpu", "arm926", "--costs-file", f)
+    assert rc == 0, err
+    rows = {ln.split()[0]: ln.split() for ln in out.splitlines()
+            if ln and ln.split()[0] in K.UOP_NAMES and len(ln.split()) > 3
+            and ln.split()[1].isdigit()}
+    assert rows["mrs"][1] == "10" and rows["mrs"][3] == "user"
+    assert rows["irq_save"][1] == str(10 + 1 + 3)           # mrs + orr + msr_c
+    assert rows["irq_restore"][1] == "3"                    # msr_c only
+
+
+# ---------------------------------------------------------------------------------------------
+# SMP: two CPUs share kmap_lock
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smp_churn():
+    from emu.cost.chrome import chrome_events
+    doc, loaded = profile("arm926", "churn", 0, ncpus=2, scale=0.2, trace_events=1 << 20)
+    ev = chrome_events(loaded["irq"], 1, "irq")
+    names = {e["tid"]: e["args"]["name"] for e in ev if e["name"] == "thread_name"}
+    holds = sorted((e["ts"], e["ts"] + e["dur"], names[e["tid"]])
+                   for e in ev if e["ph"] == "X" and names[e["tid"]].endswith("kmap_lock held"))
+    return doc, holds
+
+
+def test_smp_profile_runs_both_cpus(smp_churn):
+    doc, holds = smp_churn
+    assert doc["ncpus"] == 2
+    assert {t for _, _, t in holds} == {"cpu0 kmap_lock held", "cpu1 kmap_lock held"}
+    assert doc["variants"]["irq"]["lock_stat"]["acquisitions"] == len(holds)
+
+
+def test_smp_kmap_lock_hold_intervals_never_overlap(smp_churn):
+    """Mutual exclusion on the timeline: while one CPU holds kmap_lock (e.g. through a
+    130k-cycle wrap), the other CPU cannot hold it too; it spins, and lock_stat's wait time
+    shows it."""
+    doc, holds = smp_churn
+    overlaps = [(a, b) for a, b in zip(holds, holds[1:]) if b[0] < a[1] - 1e-6]
+    assert not overlaps, (len(overlaps), overlaps[:3])
+    ls = doc["variants"]["irq"]["lock_stat"]
+    # both CPUs take kmap_lock every few hundred cycles: the other CPU waits out the wrap
+    assert ls["waittime-max"] >= ls["holdtime-max"] // 2, ls
+
+
+# ---------------------------------------------------------------------------------------------
+# The profiler's irqs-off tracer sees every IRQs-off window
+# ---------------------------------------------------------------------------------------------
+FEROCEON_RANGE_TOML = """
+name = "feroceon lowmem dma"
+[machine]
+cpu = "feroceon"
+lowmem_mb = 1
+highmem_mb = 1
+last_pkmap = 8
+
+[[task]]
+name = "dma"
+ops = [
+  { op = "dma_map_page", pfn = 10, size = 4096, direction = "TO_DEVICE", as = "h" },
+  { op = "dma_unmap_page", dma_addr = "h", size = 4096, direction = "TO_DEVICE" },
+]
+"""
+
+
+def test_feroceon_range_op_masks_irqs_and_the_tracer_sees_it(tmp_path):
+    """feroceon_range_dma_*_range runs ``mrs; orr #PSR_I_BIT; msr cpsr_c`` ... ``msr cpsr_c``
+    around the two range MCRs (spec §1.2): IRQs are off for the whole hardware range
+    operation, so the irqsoff tracer must record that section (spec §4.6), even for a lowmem
+    buffer where no kmap_lock or page_address lock is involved."""
+    p = tmp_path / "fer.toml"
+    p.write_text(FEROCEON_RANGE_TOML)
+    doc, _ = profile("feroceon", str(p), 0)
+    for key, v in doc["variants"].items():
+        assert v["routines"]["dma_map_page"]["calls"] == 1
+        io_ = v["irqsoff"]
+        assert io_["sections"] >= 1, (key, io_)
+        # the window covers the 128-line range walk: > 2 range MCRs + 128 drange_line
+        c = cost("feroceon")
+        assert io_["max_cycles"] >= 2 * c["drange_start"] + 128 * c["drange_line"], key
