@@ -575,6 +575,7 @@ static inline void flush_all_arm926(i64 *S, u8 *B)
     for (i64 i = 0; i < S[H_C_NLINES]; i++)
         S[tag + i] = TAG_INVALID;
     uop(S, UOP_TCI_ITER, iters);
+    uop(S, UOP_DCACHE_SCAN, S[H_C_NLINES]);
     uop(S, UOP_BRANCH, iters);
 }
 
