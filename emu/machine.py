@@ -552,6 +552,19 @@ class Machine:
         """Micro-op counts as an array ``[site][kind][uop]`` (kind 0 task, 1 IRQ)."""
         return uop_counts(self._S).copy()
 
+    def breakdown(self):
+        """Where the cycles went: ``{routine: {"task"|"irq": {micro-op: (count, cycles)}}}``
+        for every non-zero entry, priced with this machine's cost table."""
+        counts = uop_counts(self._S)
+        out = {}
+        for s, site in enumerate(K.SITE_NAMES):
+            for kind, kname in enumerate(("task", "irq")):
+                row = {K.UOP_NAMES[u]: (int(n), int(n) * int(self._costs[u]))
+                       for u, n in enumerate(counts[s, kind]) if n}
+                if row:
+                    out.setdefault(site, {})[kname] = row
+        return out
+
     def __repr__(self):
         mm = self.memmap
         return (f"Machine(cpu={self.cpu!r}, lowmem_mb={mm.lowmem_mb}, "

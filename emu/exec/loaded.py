@@ -198,7 +198,7 @@ class Loaded:
                     raise ValueError(f"{kind} cannot run in setup (no task runs there)")
             except ValueError as e:
                 raise ValueError(f"{w}: {e}") from None
-            results.append(r if isinstance(r, int) else 0)
+            results.append(int(r) if isinstance(r, (int, np.integer)) else 0)
             if "as" in op:
                 names[op["as"]] = len(results) - 1
 

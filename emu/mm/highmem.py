@@ -130,7 +130,8 @@ def flush_all_zero_pkmaps(S, B):
 def map_new_virtual_scan(S, B, pfn):
     """The slot search of ``map_new_virtual`` (hm:140-188): pre-increment the cursor (so the
     first mapping after boot is slot 1), flush on every wrap to 0, take the first count-0 slot.
-    Returns the new vaddr, 0 if every slot is pinned (the caller sleeps), or -1 on a BUG."""
+    Returns the new vaddr, 0 if every slot is pinned (the caller sleeps), -1 if a count-1
+    slot had no PTE or -2 if the page_address pool was empty (both BUGs)."""
     prev = enter_site(S, K.SITE_MAP_NEW_VIRTUAL)
     last = S[K.H_LAST_PKMAP]
     count = last
@@ -154,7 +155,7 @@ def map_new_virtual_scan(S, B, pfn):
             return 0
     if pool_empty(S):
         leave_site(S, prev)
-        return -1
+        return -2
     vaddr = pkmap_addr(S, nr)
     set_pte(S, nr, pfn)
     S[_count(S, nr)] = 1
@@ -197,7 +198,7 @@ def kmap_high_step(S, B, c, f):
         vaddr = map_new_virtual_scan(S, B, pfn)
         if vaddr < 0:
             unlock(S, lk, flavour, S[f + K.F_FLAGS])
-            return bug(S, K.BUG_PTE_NONE, pfn, 0, 0)
+            return bug(S, K.BUG_PTE_NONE if vaddr == -1 else K.BUG_PAM_POOL_EMPTY, pfn, 0, 0)
         if vaddr == 0:
             # every slot pinned: sleep on pkmap_map_wait (hm:160-172)
             S[ctx_rec(S, c) + K.CTX_STATE] = K.CTX_SLEEPING
