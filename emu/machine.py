@@ -112,6 +112,7 @@ class Machine:
         self.memmap = MemoryMap(lowmem_mb, highmem_mb, last_pkmap, page_offset)
         self._npages = self.memmap.npages
         self._lowmem = self.memmap.lowmem_pages
+        self._ram_bytes = self._npages << K.PAGE_SHIFT
         if not isinstance(kmap_high_get, bool):
             raise ValueError(f"kmap_high_get={kmap_high_get!r}: must be True or False")
         if dma_pinning is None:
@@ -300,12 +301,21 @@ class Machine:
     def kmap_high(self, pfn):
         """``kmap_high(page)``: map (or reuse the mapping of) a highmem page; may flush on a
         wrap of the cursor; raises :class:`emu.WouldSleep` if every slot is pinned."""
-        return self._call(K.R_KMAP_HIGH, self._highmem_pfn(pfn, "kmap_high"))
+        if not (type(pfn) is int and self._lowmem <= pfn < self._npages):
+            pfn = self._highmem_pfn(pfn, "kmap_high")
+        r = _direct_call(self._S, self._B, K.R_KMAP_HIGH, pfn, 0, 0, 0)
+        if r < 0:
+            raise_for(self, -1 - r)
+        return r
 
     def kunmap_high(self, pfn):
         """``kunmap_high(page)``; :class:`emu.KernelBug` if the page is not mapped or the
         unmap is unbalanced."""
-        self._call(K.R_KUNMAP_HIGH, self._highmem_pfn(pfn, "kunmap_high"))
+        if not (type(pfn) is int and self._lowmem <= pfn < self._npages):
+            pfn = self._highmem_pfn(pfn, "kunmap_high")
+        r = _direct_call(self._S, self._B, K.R_KUNMAP_HIGH, pfn, 0, 0, 0)
+        if r < 0:
+            raise_for(self, -1 - r)
 
     def kmap_high_get(self, pfn):
         """``kmap_high_get(page)``: pin an existing mapping; 0 if the page has none."""
@@ -426,11 +436,18 @@ class Machine:
     def dma_map_page(self, pfn, offset, size, direction):
         """``dma_map_page(dev, page, offset, size, dir)``: cache maintenance for handing
         ``[offset, offset + size)`` of page ``pfn`` to the device; returns the DMA address."""
-        pfn = self._pfn(pfn)
-        offset = _check_int("offset", offset, 0)
-        d = self._dir(direction)
-        size = self._dma_span("page start + offset", (pfn << K.PAGE_SHIFT) + offset, size)
-        return self._call(K.R_DMA_MAP_PAGE, pfn, offset, size, d)
+        if not (type(pfn) is int and type(offset) is int and type(size) is int
+                and type(direction) is int and 0 <= pfn < self._npages and offset >= 0
+                and size > 0 and 0 <= direction <= 2
+                and (pfn << K.PAGE_SHIFT) + offset + size <= self._ram_bytes):
+            pfn = self._pfn(pfn)                        # the slow path says what is wrong
+            offset = _check_int("offset", offset, 0)
+            direction = self._dir(direction)
+            size = self._dma_span("page start + offset", (pfn << K.PAGE_SHIFT) + offset, size)
+        r = _direct_call(self._S, self._B, K.R_DMA_MAP_PAGE, pfn, offset, size, direction)
+        if r < 0:
+            raise_for(self, -1 - r)
+        return r
 
     def _handle(self, dma_addr, size, direction):
         dma_addr = _check_int("dma_addr", dma_addr, 0)

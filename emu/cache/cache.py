@@ -14,6 +14,7 @@ from ..cost.account import add_regions as _add_accounting
 from ..layout import Layout, b_view, s_view
 from . import kernels as _k
 from . import maint as _m
+from .maint import dma_range as _dma_range
 from .config import CacheConfig, preset
 from .state import DEFAULT_EVENT_CAPACITY, add_cache, add_events
 
@@ -220,8 +221,9 @@ class Cache:
         if not (type(start) is int and type(end) is int and 0 <= start < ADDR_LIMIT
                 and start <= end <= ADDR_LIMIT):
             start, end = _check_range(start, end)       # the slow path says what is wrong
-        _m.dma_range(self._S, self._B, op, start, end)
-        self._done()
+        _dma_range(self._S, self._B, op, start, end)
+        if self._after is not None:
+            self._after()
 
     def inv_range(self, start, end):
         """The core's ``dma_inv_range(start, end)``: end exclusive; partial edge lines are
