@@ -53,12 +53,20 @@ class BenchReport:
         return r
 
     def rate(self, name, numba_rate, c_rate, target, unit, how=""):
-        """Record a throughput (``unit`` per second) whose target for numba is ``>= target``."""
+        """Record a throughput (``unit`` per second) whose target for numba is ``>= target``
+        (``c_rate`` None: no C reference for this one)."""
         self.rows.append(dict(name=name, numba=f"{numba_rate:.1f} {unit}/s",
-                              c=f"{c_rate:.1f} {unit}/s", ratio="-",
+                              c="-" if c_rate is None else f"{c_rate:.1f} {unit}/s", ratio="-",
                               target="-" if target is None else f">= {target:g} {unit}/s",
                               met=None if target is None else numba_rate >= target, how=how))
         return numba_rate
+
+    def seconds(self, name, numba_s, target, how=""):
+        """Record a numba-only time (no C reference) whose target is ``< target`` seconds."""
+        self.rows.append(dict(name=name, numba=_fmt_time(numba_s), c="-", ratio="-",
+                              target="-" if target is None else f"< {target:g} s",
+                              met=None if target is None else numba_s < target, how=how))
+        return numba_s
 
     def markdown(self):
         out = ["| name | numba | C | ratio (numba/C) | target | met? |",
@@ -110,7 +118,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write(table)
     import numba
 
-    header = (f"# emu cache benchmarks: numba vs C reference\n\n"
+    header = (f"# emu benchmarks: numba vs C reference\n\n"
               f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.machine()}, "
               f"{platform.processor() or platform.system()}, Python {platform.python_version()}, "
               f"numba {numba.__version__}\n\n")

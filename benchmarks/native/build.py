@@ -1,4 +1,7 @@
-"""Build (once) and load the C reference of emu's cache kernels with cffi (API mode).
+"""Build (once) and load the C reference of emu's kernels with cffi (API mode).
+
+One module: ``mm_ref.c`` (kmap_lock fast path, dma_map_page) ``#include``s ``cache_ref.c``
+(the cache kernels), so the mm routines call the same cache code.
 
 ``load()`` returns ``(ffi, lib)``. The build goes to ``benchmarks/native/_build/``: a header
 ``emu_consts.h`` generated from :mod:`emu.consts` (so the C and Python layouts cannot drift),
@@ -20,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SRC = HERE / "cache_ref.c"
+SRC = HERE / "mm_ref.c"            # the translation unit: it #includes cache_ref.c
+SOURCES = (HERE / "cache_ref.c", SRC)   # every C file of the module (hashed)
 BUILD_DIR = HERE / "_build"
 HEADER = "emu_consts.h"
 MODULE_PREFIX = "_emu_cache_ref_"
@@ -44,6 +48,19 @@ void ref_flush_kern_cache_all(int64_t *S, uint8_t *B);
 void ref_bench_inv(int64_t *S, uint8_t *B, int64_t start, int64_t end, int64_t reps);
 int64_t ref_bench_replay(int64_t *S, uint8_t *B, const int64_t *kinds, const int64_t *addrs,
                          const int64_t *sizes, int64_t n, int64_t reps);
+/* mm_ref.c: the kmap_lock fast path and dma_map_page as direct calls */
+int64_t ref_kmap_high(int64_t *S, uint8_t *B, int64_t pfn);
+int64_t ref_kunmap_high(int64_t *S, uint8_t *B, int64_t pfn);
+int64_t ref_kmap_high_get(int64_t *S, uint8_t *B, int64_t pfn);
+int64_t ref_api_kmap_high(int64_t *S, uint8_t *B, int64_t pfn);
+int64_t ref_api_kunmap_high(int64_t *S, uint8_t *B, int64_t pfn);
+int64_t ref_bench_kmap_pair(int64_t *S, uint8_t *B, int64_t pfn, int64_t n);
+int64_t ref_dma_map_page(int64_t *S, uint8_t *B, int64_t pfn, int64_t off, int64_t size,
+                         int64_t dir);
+int64_t ref_api_dma_map_page(int64_t *S, uint8_t *B, int64_t pfn, int64_t off, int64_t size,
+                             int64_t dir);
+int64_t ref_bench_dma_map(int64_t *S, uint8_t *B, int64_t pfn, int64_t off, int64_t size,
+                          int64_t dir, int64_t n);
 """
 
 _loaded = None
@@ -65,8 +82,8 @@ def consts_header():
 
 def _digest(header):
     h = hashlib.sha256()
-    for part in (SRC.read_bytes(), header.encode(), CDEF.encode(), " ".join(COMPILE_ARGS).encode(),
-                 sys.implementation.cache_tag.encode()):
+    for part in (*(p.read_bytes() for p in SOURCES), header.encode(), CDEF.encode(),
+                 " ".join(COMPILE_ARGS).encode(), sys.implementation.cache_tag.encode()):
         h.update(part)
         h.update(b"\0")
     return h.hexdigest()[:16]

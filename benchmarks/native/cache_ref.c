@@ -36,6 +36,95 @@ static inline void uop(i64 *S, i64 u, i64 n)
 static inline void cstat(i64 *S, i64 c, i64 n) { S[S[H_R_CSTAT] + c] += n; }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Event trace (emu/exec/trace.py)                                                              */
+/* ------------------------------------------------------------------------------------------- */
+
+static inline void trace(i64 *S, i64 kind, i64 a, i64 b)
+{
+    i64 t = S[H_R_TRACE];
+    if (S[t + TR_ON] == 0)
+        return;
+    i64 n = S[t + TR_COUNT];
+    S[t + TR_COUNT] = n + 1;
+    if (n >= S[t + TR_CAP])
+        return;
+    i64 r = t + TR_HDR + n * TR_W;
+    S[r + TE_KIND] = kind;
+    S[r + TE_CLOCK] = S[H_NOW];
+    S[r + TE_CPU] = S[H_CUR_CPU];
+    S[r + TE_CTX] = S[H_CUR_CTX];
+    S[r + TE_A] = a;
+    S[r + TE_B] = b;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Sites (emu/cost/account.py)                                                                   */
+/* ------------------------------------------------------------------------------------------- */
+
+static inline void set_site(i64 *S, i64 site)
+{
+    S[H_CUR_SITE] = site;
+    S[H_UOPCUR] = S[H_R_UOPS] + (site * NKINDS + S[H_CUR_KIND]) * NUOPS;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The CPU: IRQ mask, preempt count, irqsoff tracer (emu/exec/cpu.py)                           */
+/* ------------------------------------------------------------------------------------------- */
+
+static inline i64 log2_bucket(i64 x)
+{
+    if (x <= 0)
+        return 0;
+    i64 b = 1;
+    if (x >= (i64)1 << 32) { x >>= 32; b += 32; }
+    if (x >= (i64)1 << 16) { x >>= 16; b += 16; }
+    if (x >= (i64)1 << 8) { x >>= 8; b += 8; }
+    if (x >= (i64)1 << 4) { x >>= 4; b += 4; }
+    if (x >= (i64)1 << 2) { x >>= 2; b += 2; }
+    if (x >= (i64)1 << 1)
+        b += 1;
+    return imin(b, NHIST - 1);
+}
+
+static inline void irqs_masked(i64 *S, i64 cr)
+{
+    S[cr + CPU_IRQOFF] = 1;
+    if (S[H_PROFILE]) {
+        S[cr + CPU_IRQOFF_AT] = S[H_NOW];
+        S[cr + CPU_IRQOFF_SITE] = S[H_CUR_SITE];
+        trace(S, T_IRQS_OFF, S[H_CUR_SITE], 0);
+    }
+}
+
+/* Close an irqs-off section: the irqsoff tracer's max, histogram and ring of sections. */
+static inline void irqs_unmasked(i64 *S, i64 cr)
+{
+    S[cr + CPU_IRQOFF] = 0;
+    if (S[H_PROFILE] == 0)
+        return;
+    trace(S, T_IRQS_ON, S[H_CUR_SITE], 0);
+    i64 p = S[H_R_PROF];
+    i64 now = S[H_NOW];
+    i64 at = S[cr + CPU_IRQOFF_AT];
+    i64 d = now - at;
+    i64 start = S[cr + CPU_IRQOFF_SITE];
+    S[p + PROF_IRQOFF_COUNT] += 1;
+    S[p + PROF_IRQOFF_TOTAL] += d;
+    S[p + PROF_H_IRQOFF + start * NHIST + log2_bucket(d)] += 1;
+    i64 j = S[cr + CPU_RING_AT];
+    S[cr + CPU_RING + 2 * j] = at;
+    S[cr + CPU_RING + 2 * j + 1] = now;
+    S[cr + CPU_RING_AT] = (j + 1) % NRING;
+    if (d > S[p + PROF_IRQOFF_MAX]) {
+        S[p + PROF_IRQOFF_MAX] = d;
+        S[p + PROF_IRQOFF_MAX_START] = start;
+        S[p + PROF_IRQOFF_MAX_END] = S[H_CUR_SITE];
+        S[p + PROF_IRQOFF_MAX_CPU] = S[H_CUR_CPU];
+        S[p + PROF_IRQOFF_MAX_AT] = at;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* RAM (stored XOR RAM_POISON)                                                                  */
 /* ------------------------------------------------------------------------------------------- */
 
@@ -497,6 +586,10 @@ static inline void feroceon_range(i64 *S, u8 *B, i64 op, i64 start, i64 end)
     i64 top = end != start ? end - 1 : end;
     uop(S, UOP_ALU, 3);
     uop(S, UOP_MSR_C, 1);
+    i64 cr = S[H_CPUREC];
+    int masked = S[H_R_CPU] != 0 && S[cr + CPU_IRQOFF] == 0;   /* a standalone cache has no CPU */
+    if (masked)
+        irqs_masked(S, cr);
     uop(S, UOP_DRANGE_START, 2);
     i64 va = start & ~lmask;
     i64 n = 0;
@@ -511,6 +604,8 @@ static inline void feroceon_range(i64 *S, u8 *B, i64 op, i64 start, i64 end)
     }
     uop(S, UOP_DRANGE_LINE, n);
     uop(S, UOP_MSR_C, 1);
+    if (masked)
+        irqs_unmasked(S, cr);
     if (op != OP_INV) {
         uop(S, UOP_DRAIN_WB, 1);
         cstat(S, CS_DRAINS, 1);

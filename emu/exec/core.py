@@ -135,6 +135,7 @@ def direct_call(S, B, routine, a0, a1, a2, a3):
     saved = S[K.H_YIELD]
     S[K.H_YIELD] = 0
     S[K.H_ERR] = K.ERR_NONE
+    S[ctx_rec(S, c) + K.CTX_SP] = 0                 # a direct call starts with no frames
     push(S, c, routine, a0, a1, a2, a3)
     st = run_step(S, B, c)
     S[K.H_YIELD] = saved

@@ -67,7 +67,7 @@ _DIRS = {"BIDIRECTIONAL": 0, "DMA_BIDIRECTIONAL": 0, "TO_DEVICE": 1, "DMA_TO_DEV
 _REF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(0x[0-9a-fA-F]+|\d+))?\s*$")
 MACHINE_KEYS = ("cpu", "lowmem_mb", "highmem_mb", "last_pkmap", "kmap_high_get", "dma_pinning",
                 "ncpus", "seed", "dma_api", "page_offset", "preempt", "oracle",
-                "dma_debug_strict", "costs", "timeslice", "force_kmap_high_get")
+                "dma_debug_strict", "costs", "timeslice", "stats", "force_kmap_high_get")
 
 
 def _where(where, msg):

@@ -1,0 +1,181 @@
+"""The interleaving executor: scheduler throughput and exploration times on scenario (i), the
+2009 highmem DMA race (``emu.exec.builtin.race``). numba only: there is no C reference here.
+
+(a) steps per second: every schedule of a bound-2 exploration, replayed through
+    ``Loaded.run_raw`` (what :func:`emu.exec.explore.explore` calls per schedule: snapshot
+    restore, the jitted run, the final integrity check, the Python around them); a step is one
+    scheduling decision. Also through a jitted loop of the same restore + run + final check
+    (no Python per schedule), to show the engine's own rate. Stats on and off.
+(b) exhaustive bound-2 exploration of (i) with LAST_PKMAP 8, after warm-up.
+(c) time to find (i)'s minimal failing schedule: a complete bound-1 exploration (the minimal
+    schedule has one preemption).
+LAST_PKMAP 512 is reported alongside (no target).
+"""
+
+import gc
+import time
+
+import numba
+import numpy as np
+import pytest
+
+from emu import consts as K
+from emu._jit import njit as emu_njit
+from emu.dma.oracle import final_check
+from emu.exec.builtin import race
+from emu.exec.explore import _next_prefix, explore
+from emu.exec.loaded import DEFAULT_MAX_STEPS
+from emu.exec.sched import run as sched_run
+from emu.exec.snapshot import _restore
+
+JIT = not numba.config.DISABLE_JIT
+ROUNDS = 5 if JIT else 1
+
+
+def _min_time(fn, rounds):
+    """Best wall time of ``rounds`` calls of ``fn`` (GC off while timing); and its last result."""
+    best, out = float("inf"), None
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            out = fn()
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        if was:
+            gc.enable()
+    return best, out
+
+
+def scenario_i(last_pkmap=8, stats=True):
+    """Scenario (i) loaded on its machine; ``stats=False`` builds the machine without the
+    profiler's records (the scenario format has no such key: it goes straight to Machine)."""
+    sc = race(last_pkmap, 1, "page_address")
+    if not stats:
+        sc.machine["stats"] = False
+    ld = sc.build()
+    assert bool(ld.machine._S[K.H_PROFILE]) == stats
+    return ld
+
+
+def schedules(ld, bound):
+    """The choice prefixes an exhaustive ``bound`` exploration runs, in its order."""
+    out = []
+    prefix = np.zeros(0, np.int64)
+    while prefix is not None:
+        out.append(prefix)
+        outcome, d, npre, lost = ld.run_raw(prefix)
+        nalt, choice, lon, act = ld.last_log(d)
+        prefix = _next_prefix(nalt, choice, lon, bound)
+    return out
+
+
+@emu_njit
+def _engine_loop(S, B, S0, B0, flat, starts, lens, max_steps, nalt, choice, pre, act, alts):
+    """``Loaded.run_raw`` for each prefix, without Python in between: restore the snapshot,
+    run the DFS schedule, final check. Returns the decisions taken in all."""
+    total = 0
+    for i in range(len(starts)):
+        _restore(S, B, S0, B0)
+        S[S[K.H_R_TRACE] + K.TR_ON] = 0
+        S[K.H_YIELD] = 1
+        p = flat[starts[i]:starts[i] + lens[i]]
+        outcome, d, npre = sched_run(S, B, K.SCHED_DFS, p, lens[i], 0, max_steps, nalt, choice,
+                                     pre, act, alts)
+        S[K.H_YIELD] = 0
+        if outcome == K.RUN_DONE:
+            final_check(S, B)
+        total += d
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) scheduler steps per second
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stats", [True, False], ids=["stats", "nostats"])
+def test_scheduler_steps_per_second(benchmark, bench_report, stats):
+    ld = scenario_i(8, stats)
+    pre = schedules(ld, 2)                              # also the warm-up
+    flat = np.concatenate(pre) if pre else np.zeros(0, np.int64)
+    lens = np.array([len(p) for p in pre], np.int64)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    m = ld.machine
+    log = ld._log
+
+    def run_py():
+        return sum(ld.run_raw(p)[1] for p in pre)
+
+    def run_engine():
+        return _engine_loop(m._S, m._B, ld.snapshot.S, ld.snapshot.B, flat, starts, lens,
+                            DEFAULT_MAX_STEPS, *log)
+
+    steps = benchmark.pedantic(run_py, rounds=ROUNDS if benchmark.enabled else 1)
+    assert run_engine() == steps and steps > 100 * len(pre)
+    if benchmark.disabled:
+        return
+    t_py, _ = _min_time(run_py, ROUNDS)
+    t_eng, _ = _min_time(run_engine, ROUNDS)
+    label = "stats on" if stats else "stats off"
+    how = (f"{len(pre)} schedules of the bound-2 exploration of (i), LAST_PKMAP 8, "
+           f"{steps} decisions ({steps / len(pre):.0f} per schedule); min of {ROUNDS} passes")
+    rate = bench_report.rate(f"scheduler on (i), Loaded.run_raw per schedule ({label})",
+                             steps / t_py / 1e6, None, 50, "M steps", how=how)
+    bench_report.rate(f"scheduler on (i), jitted restore+run+check loop ({label})",
+                      steps / t_eng / 1e6, None, None, "M steps", how=how)
+    assert rate >= 50, f"{rate:.1f} M steps/s < 50"
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) exhaustive bound-2 exploration; (c) the minimal failing schedule
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("last_pkmap", [8, 512])
+def test_explore_bound2(benchmark, bench_report, last_pkmap):
+    ld = scenario_i(last_pkmap)
+    explore(ld, bound=1, max_schedules=5)               # warm-up (compiled / loaded once)
+
+    def run():
+        return explore(ld, bound=2)
+
+    ex = benchmark.pedantic(run, rounds=ROUNDS if benchmark.enabled else 1)
+    assert ex.complete and ex.data_lost and ex.minimal.preemptions == 1
+    if benchmark.disabled:
+        return
+    wall, ex = _min_time(run, ROUNDS)
+    target = 10 if last_pkmap == 8 else None
+    secs = bench_report.seconds(
+        f"explore (i) bound 2, LAST_PKMAP {last_pkmap}: {ex.schedules} schedules",
+        wall, target,
+        how=f"explore() of a loaded scenario after warm-up, wall time incl. describing the "
+            f"minimal schedule (its own loop: {ex.seconds * 1e3:.1f} ms); min of {ROUNDS}")
+    if target is not None:
+        assert secs < target, f"{secs:.2f} s >= {target} s"
+
+
+@pytest.mark.parametrize("last_pkmap", [8, 512])
+def test_find_minimal_schedule(benchmark, bench_report, last_pkmap):
+    ld = scenario_i(last_pkmap)
+    explore(ld, bound=1, max_schedules=5)               # warm-up
+
+    def run():
+        return explore(ld, bound=1)
+
+    ex = benchmark.pedantic(run, rounds=ROUNDS if benchmark.enabled else 1)
+    assert ex.complete and ex.minimal.preemptions == 1 and ex.minimal.lost_bytes > 0
+    assert ex.switches == ["after step 1 of dma run writer"]
+    if benchmark.disabled:
+        return
+    wall, ex = _min_time(run, ROUNDS)
+    target = 1 if last_pkmap == 8 else None
+    secs = bench_report.seconds(
+        f"find (i)'s minimal failing schedule, LAST_PKMAP {last_pkmap} "
+        f"({ex.schedules} schedules, bound 1)", wall, target,
+        how=f"complete bound-1 explore() after warm-up, wall time incl. replay token and "
+            f"switch list; min of {ROUNDS}")
+    if target is not None:
+        assert secs < target, f"{secs:.3f} s >= {target} s"
+
