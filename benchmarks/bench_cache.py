@@ -9,13 +9,12 @@ With ``--benchmark-disable`` (the project default) every body runs once as a smo
 target is asserted.
 """
 
-import gc
-import time
 
 import numba
 import numpy as np
 import pytest
 
+from benchmarks.compare import assert_same, interleaved_min
 from benchmarks.native.build import Native
 from emu import consts as K
 from emu._jit import njit as emu_njit
@@ -47,22 +46,6 @@ BENCH_RAM = 1 << 24
 def _bench_cache():
     return Cache.from_preset("arm926", ram_size=BENCH_RAM)
 
-
-def _interleaved_min(fns, rounds):
-    """Best time of each function over ``rounds`` interleaved rounds (GC off while timing)."""
-    best = [float("inf")] * len(fns)
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for j, f in enumerate(fns):
-                t0 = time.perf_counter()
-                f()
-                best[j] = min(best[j], time.perf_counter() - t0)
-    finally:
-        if was:
-            gc.enable()
-    return best
 
 
 @emu_njit
@@ -102,7 +85,7 @@ def test_inv_range_4k_batched(benchmark, bench_report):
         # Same calls on equal copies: the states must agree (the smoke test's check).
         assert np.array_equal(S, S2) and np.array_equal(B, B2)
         return
-    t_nb, t_c = _interleaved_min([run_numba, run_c], INV_ROUNDS)
+    t_nb, t_c = interleaved_min([run_numba, run_c], INV_ROUNDS)
     r = bench_report.ratio(
         "inv_range 4 KiB (arm926, 16 KiB 4-way), per call", t_nb / INV_REPS, t_c / INV_REPS, 1.0,
         how=f"min of {INV_ROUNDS} interleaved rounds of {INV_REPS} calls in a jitted / C loop")
@@ -175,7 +158,7 @@ def _replay_bench(benchmark, bench_report, trace, label, min_rate, max_ratio):
         return
     t_nb = t_c = 0.0
     for (k, a, z), (cpk, cpa, cpz, m) in zip(pieces, cpieces):
-        b_nb, b_c = _interleaved_min(
+        b_nb, b_c = interleaved_min(
             [lambda: _k.replay(S, B, k, a, z),
              lambda: nat.lib.ref_replay(nat.S_p, nat.B_p, cpk, cpa, cpz, m)], REPLAY_ROUNDS)
         t_nb += b_nb
@@ -219,7 +202,7 @@ def test_inv_range_python_call(benchmark, bench_report):
     f(Sp, Bp, OP_INV, start, end)
     if benchmark.disabled:
         return
-    t_nb, t_c = _interleaved_min([run_numba, run_c], CALL_ROUNDS)
+    t_nb, t_c = interleaved_min([run_numba, run_c], CALL_ROUNDS)
     r = bench_report.ratio(
         "Cache.inv_range 4 KiB, one Python call vs one cffi call", t_nb / CALL_N, t_c / CALL_N,
         1.5, how=f"min of {CALL_ROUNDS} interleaved rounds of {CALL_N} calls from a Python loop")
@@ -266,26 +249,6 @@ def _check_cache(cfg, repl, seed):
     return c
 
 
-def _where(S, j):
-    """Name the header slot or region of ``S[j]`` (for a readable mismatch message)."""
-    if j < K.HDR_FIXED_END:
-        return next(n for n, v in vars(K).items() if n.startswith("H_") and v == j)
-    regions = sorted((int(S[v]), n) for n, v in vars(K).items() if n.startswith("H_R_"))
-    name, off = "?", 0
-    for o, n in regions:
-        if o <= j:
-            name, off = n, o
-    return f"{name}[{j - off}]"
-
-
-def _assert_same(S1, B1, S2, B2, what):
-    if not np.array_equal(S1, S2):
-        j = int(np.flatnonzero(S1 != S2)[0])
-        raise AssertionError(f"{what}: S differs first at {j} ({_where(S1, j)}): "
-                             f"numba {S1[j]} vs C {S2[j]}")
-    if not np.array_equal(B1, B2):
-        j = int(np.flatnonzero(B1 != B2)[0])
-        raise AssertionError(f"{what}: B differs first at {j}: numba {B1[j]} vs C {B2[j]}")
 
 
 @pytest.mark.parametrize("repl", K.REPL_NAMES)
@@ -377,7 +340,7 @@ def test_native_matches_numba(native, geom, repl):
             assert _k.replay(S1, B1, kinds, addrs, sizes) == m
             assert lib.ref_replay(Sp, Bp, nat.ptr(kinds), nat.ptr(addrs), nat.ptr(sizes), m) == m
         if step % 100 == 99:
-            _assert_same(S1, B1, S2, B2, f"{geom}/{repl} after op {step}")
-    _assert_same(S1, B1, S2, B2, f"{geom}/{repl} at the end")
+            assert_same(S1, B1, S2, B2, f"{geom}/{repl} after op {step}")
+    assert_same(S1, B1, S2, B2, f"{geom}/{repl} at the end")
     st = c.stats
     assert st["loads"] and st["line_fills"]                 # the sequence did exercise the cache

@@ -12,13 +12,12 @@ dma-debug keeps one table entry per map (4096 at most, then it switches itself o
 reset the table's count before each map, identically on both sides.
 """
 
-import gc
-import time
 
 import numba
 import numpy as np
 import pytest
 
+from benchmarks.compare import assert_same, interleaved_min
 from benchmarks.native.build import Native
 from emu import consts as K
 from emu._jit import njit as emu_njit
@@ -40,43 +39,7 @@ FROM_DEVICE = K.DMA_FROM_DEVICE
 MACHINE = dict(lowmem_mb=1, highmem_mb=4, last_pkmap=512)
 
 
-def _interleaved_min(fns, rounds):
-    """Best time of each function over ``rounds`` interleaved rounds (GC off while timing)."""
-    best = [float("inf")] * len(fns)
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for j, f in enumerate(fns):
-                t0 = time.perf_counter()
-                f()
-                best[j] = min(best[j], time.perf_counter() - t0)
-    finally:
-        if was:
-            gc.enable()
-    return best
 
-
-def _where(S, j):
-    if j < K.HDR_SIZE:
-        return next((n for n, v in vars(K).items() if n.startswith("H_") and v == j), "H_?")
-    regions = sorted((int(S[v]), n) for n, v in vars(K).items()
-                     if n.startswith("H_R_") and v < K.HDR_SIZE)
-    name, off = "?", 0
-    for o, n in regions:
-        if o <= j:
-            name, off = n, o
-    return f"{name}[{j - off}]"
-
-
-def assert_same(S1, B1, S2, B2, what):
-    if not np.array_equal(S1, S2):
-        j = int(np.flatnonzero(S1 != S2)[0])
-        raise AssertionError(f"{what}: S differs first at {j} ({_where(S1, j)}): "
-                             f"numba {S1[j]} vs C {S2[j]}")
-    if not np.array_equal(B1, B2):
-        j = int(np.flatnonzero(B1 != B2)[0])
-        raise AssertionError(f"{what}: B differs first at {j}: numba {B1[j]} vs C {B2[j]}")
 
 
 @emu_njit
@@ -246,7 +209,7 @@ def test_dma_map_page_batched(benchmark, bench_report):
     if benchmark.disabled:
         assert_same(S, B, S2, B2, "dma_map_page loop")
         return
-    t_nb, t_c = _interleaved_min([run_numba, run_c], MAP_ROUNDS)
+    t_nb, t_c = interleaved_min([run_numba, run_c], MAP_ROUNDS)
     how = (f"min of {MAP_ROUNDS} interleaved rounds of {MAP_N} maps in a jitted / C loop "
            f"(arm926, FROM_DEVICE, page kept mapped, lines not cached)")
     rate = bench_report.rate("dma_map_page 4 KiB highmem (kmap_high_get pin), jitted loop",
@@ -278,7 +241,7 @@ def test_dma_map_page_python_api(benchmark, bench_report):
     assert f(Sp, Bp, pfn, 0, SIZE, FROM_DEVICE) == pfn << K.PAGE_SHIFT
     if benchmark.disabled:
         return
-    t_nb, t_c = _interleaved_min([run_numba, run_c], CALL_ROUNDS)
+    t_nb, t_c = interleaved_min([run_numba, run_c], CALL_ROUNDS)
     r = bench_report.ratio(
         "m.dma_map_page 4 KiB highmem vs one cffi call", t_nb / CALL_N, t_c / CALL_N, 1.5,
         how=f"min of {CALL_ROUNDS} interleaved rounds of {CALL_N} calls from a Python loop "

@@ -13,13 +13,12 @@ rounds (as bench_cache.py). With ``--benchmark-disable`` every body runs once an
 equality checks run.
 """
 
-import gc
-import time
 
 import numba
 import numpy as np
 import pytest
 
+from benchmarks.compare import assert_same, interleaved_min
 from benchmarks.native.build import Native
 from emu import consts as K
 from emu._jit import njit as emu_njit
@@ -40,44 +39,7 @@ CHECK_OPS = 1500 if JIT else 150
 MACHINE = dict(lowmem_mb=1, highmem_mb=4, last_pkmap=512)
 
 
-def _interleaved_min(fns, rounds):
-    """Best time of each function over ``rounds`` interleaved rounds (GC off while timing)."""
-    best = [float("inf")] * len(fns)
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for j, f in enumerate(fns):
-                t0 = time.perf_counter()
-                f()
-                best[j] = min(best[j], time.perf_counter() - t0)
-    finally:
-        if was:
-            gc.enable()
-    return best
 
-
-def _where(S, j):
-    """Name the header slot or region of ``S[j]`` (for a readable mismatch message)."""
-    if j < K.HDR_SIZE:
-        return next((n for n, v in vars(K).items() if n.startswith("H_") and v == j), "H_?")
-    regions = sorted((int(S[v]), n) for n, v in vars(K).items()
-                     if n.startswith("H_R_") and v < K.HDR_SIZE)
-    name, off = "?", 0
-    for o, n in regions:
-        if o <= j:
-            name, off = n, o
-    return f"{name}[{j - off}]"
-
-
-def assert_same(S1, B1, S2, B2, what):
-    if not np.array_equal(S1, S2):
-        j = int(np.flatnonzero(S1 != S2)[0])
-        raise AssertionError(f"{what}: S differs first at {j} ({_where(S1, j)}): "
-                             f"numba {S1[j]} vs C {S2[j]}")
-    if not np.array_equal(B1, B2):
-        j = int(np.flatnonzero(B1 != B2)[0])
-        raise AssertionError(f"{what}: B differs first at {j}: numba {B1[j]} vs C {B2[j]}")
 
 
 @emu_njit
@@ -288,7 +250,7 @@ def test_kmap_pair_batched(benchmark, bench_report, stats):
     if benchmark.disabled:
         assert_same(S, B, S2, B2, "pair loop")
         return
-    t_nb, t_c = _interleaved_min([run_numba, run_c], PAIR_ROUNDS)
+    t_nb, t_c = interleaved_min([run_numba, run_c], PAIR_ROUNDS)
     label = "stats on" if stats else "stats off"
     how = f"min of {PAIR_ROUNDS} interleaved rounds of {PAIR_N} pairs in a jitted / C loop"
     rate = bench_report.rate(f"kmap_high+kunmap_high pairs, jitted loop ({label})",
@@ -331,7 +293,7 @@ def test_kmap_pair_python_api(benchmark, bench_report, stats):
     assert fu(Sp, Bp, pfn) == 0
     if benchmark.disabled:
         return
-    t_nb, t_c = _interleaved_min([run_numba, run_c], CALL_ROUNDS)
+    t_nb, t_c = interleaved_min([run_numba, run_c], CALL_ROUNDS)
     label = "stats on" if stats else "stats off"
     target = 4 if stats else None
     r = bench_report.ratio(
@@ -395,7 +357,7 @@ def test_kmap_churn(benchmark, bench_report):
     benchmark.pedantic(run_jit, rounds=CHURN_ROUNDS if benchmark.enabled else 1)
     if benchmark.disabled:
         return
-    t_api, t_jit = _interleaved_min([run_api, run_jit], CHURN_ROUNDS)
+    t_api, t_jit = interleaved_min([run_api, run_jit], CHURN_ROUNDS)
     how = (f"min of {CHURN_ROUNDS} interleaved runs of {CHURN_N} kmap_high + {CHURN_N} "
            f"kunmap_high (window {CHURN_WINDOW}, {flushes} flush_all_zero_pkmaps per run); "
            f"numba only")

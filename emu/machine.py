@@ -23,7 +23,7 @@ from .errors import EmuError
 from .exec import kernel as _kernel
 from .exec.kernel import direct_call as _direct_call
 from .exec.errors import raise_for
-from .layout import Layout, b_view, s_view
+from .layout import Layout, s_view
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
 

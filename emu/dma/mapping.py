@@ -277,10 +277,10 @@ def _v3_dev_to_cpu(S, c, f, handle, size, d):
     return K.ST_RET_YIELD
 
 
-@njit
-def dma_unmap_page_step(S, B, c, f):
-    """``dma_unmap_page(dev, handle, size, dir)``: 2.6.30 does nothing ("nothing to do",
-    spec §3.5); the v3 ownership model invalidates FROM_DEVICE/BIDIRECTIONAL buffers again."""
+@inline
+def _handle_call(S, c, f, unmap):
+    """The common start of unmap and the syncs: the second entry returns; the first checks the
+    direction (BUG) and dma-debug's record. Returns a status, or -1 to go on."""
     if S[f + K.F_PC] == 1:
         set_ret(S, c, 0)
         return K.ST_RET_YIELD
@@ -290,26 +290,29 @@ def dma_unmap_page_step(S, B, c, f):
     uop(S, K.UOP_BRANCH, 2)                         # call and return
     if not valid_dma_direction(d):
         return bug(S, K.BUG_DMA_DIRECTION, d, 0, 0)
-    if debug_unmap(S, handle, size, d):
+    if debug_unmap(S, handle, size, d) if unmap else debug_sync(S, handle, size, d):
         return K.ST_ERROR
-    return _v3_dev_to_cpu(S, c, f, handle, size, d)
+    return -1
+
+
+@njit
+def dma_unmap_page_step(S, B, c, f):
+    """``dma_unmap_page(dev, handle, size, dir)``: 2.6.30 does nothing ("nothing to do",
+    spec §3.5); the v3 ownership model invalidates FROM_DEVICE/BIDIRECTIONAL buffers again."""
+    st = _handle_call(S, c, f, True)
+    if st >= 0:
+        return st
+    return _v3_dev_to_cpu(S, c, f, S[f + K.F_A0], S[f + K.F_A1], S[f + K.F_A2])
 
 
 @njit
 def dma_sync_for_cpu_step(S, B, c, f):
     """``dma_sync_single_for_cpu``: 2.6.30 touches no cache (commit 309dbbab, spec §3.5);
     v3 invalidates again unless TO_DEVICE."""
-    if S[f + K.F_PC] == 1:
-        set_ret(S, c, 0)
-        return K.ST_RET_YIELD
-    handle = S[f + K.F_A0]
-    size = S[f + K.F_A1]
-    d = S[f + K.F_A2]
-    if not valid_dma_direction(d):
-        return bug(S, K.BUG_DMA_DIRECTION, d, 0, 0)
-    if debug_sync(S, handle, size, d):
-        return K.ST_ERROR
-    return _v3_dev_to_cpu(S, c, f, handle, size, d)
+    st = _handle_call(S, c, f, False)
+    if st >= 0:
+        return st
+    return _v3_dev_to_cpu(S, c, f, S[f + K.F_A0], S[f + K.F_A1], S[f + K.F_A2])
 
 
 @njit
@@ -318,16 +321,12 @@ def dma_sync_for_device_step(S, B, c, f):
     ``dma_cache_maint(dma_to_virt(handle), size, dir)``, whose
     ``BUG_ON(!virt_addr_valid(start) || !virt_addr_valid(start + size - 1))`` fires for a
     highmem buffer (spec §3.5, §6.7); v3 maintains by page as ``dma_map_page`` does."""
-    if S[f + K.F_PC] == 1:
-        set_ret(S, c, 0)
-        return K.ST_RET_YIELD
+    st = _handle_call(S, c, f, False)
+    if st >= 0:
+        return st
     handle = S[f + K.F_A0]
     size = S[f + K.F_A1]
     d = S[f + K.F_A2]
-    if not valid_dma_direction(d):
-        return bug(S, K.BUG_DMA_DIRECTION, d, 0, 0)
-    if debug_sync(S, handle, size, d):
-        return K.ST_ERROR
     last = handle + max(size, 1) - 1
     # F_A3 = 1: dma_sync_sg_for_device, which maintains by page even in 2.6.30
     if (S[K.H_DMA_API] == K.API_2630 and S[f + K.F_A3] == 0

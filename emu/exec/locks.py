@@ -15,7 +15,7 @@ from .. import consts as K
 from .._jit import inline, tiny
 from ..cost.account import uop
 from .trace import trace
-from .cpu import (clock, cur_cpu, in_irq, irqs_disabled, local_irq_disable, local_irq_enable,
+from .cpu import (clock, in_irq, irqs_disabled, local_irq_disable, local_irq_enable,
                   local_irq_restore, local_irq_save, log2_bucket, preempt_disable,
                   preempt_enable)
 

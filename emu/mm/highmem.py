@@ -176,6 +176,25 @@ _RECHECK = 4         # lock held again: "somebody else might have mapped it whil
 _WAKE = 2            # kunmap_high: wake_up() after dropping the lock
 
 
+@inline
+def _count_up_and_unlock(S, c, f, lk, flavour, pfn, vaddr, which):
+    """``pkmap_count[PKMAP_NR(vaddr)]++`` then unlock and return ``vaddr``. kmap_high's
+    ``BUG_ON(count < 2)`` after the increment and kmap_high_get's ``BUG_ON(count < 1)`` before
+    it are the same check; it runs first, so a BUG changes nothing."""
+    cnt = _count(S, pkmap_nr(S, vaddr))
+    uop(S, K.UOP_LOAD, 1)
+    uop(S, K.UOP_ALU, 3)                        # add; PKMAP_NR; cmp
+    uop(S, K.UOP_STORE, 1)
+    uop(S, K.UOP_BRANCH, 1)
+    if S[cnt] < 1:
+        unlock(S, lk, flavour, S[f + K.F_FLAGS])
+        return bug(S, which, pfn, pkmap_nr(S, vaddr), S[cnt])
+    S[cnt] += 1
+    unlock(S, lk, flavour, S[f + K.F_FLAGS])
+    set_ret(S, c, vaddr)
+    return K.ST_RET_YIELD
+
+
 @njit
 def kmap_high_step(S, B, c, f):
     """``kmap_high(page)`` (hm:198-214); ``F_A0`` = pfn. Returns the vaddr in ``CTX_RET``."""
@@ -209,18 +228,7 @@ def kmap_high_step(S, B, c, f):
             uop(S, K.UOP_CONTEXT_SWITCH, 1)
             S[f + K.F_PC] = _WOKEN
             return K.ST_SLEEP
-    cnt = _count(S, pkmap_nr(S, vaddr))
-    uop(S, K.UOP_LOAD, 1)
-    uop(S, K.UOP_ALU, 3)                        # add; PKMAP_NR; cmp
-    uop(S, K.UOP_STORE, 1)
-    uop(S, K.UOP_BRANCH, 1)
-    if S[cnt] + 1 < 2:
-        unlock(S, lk, flavour, S[f + K.F_FLAGS])
-        return bug(S, K.BUG_KMAP_COUNT, pfn, pkmap_nr(S, vaddr), S[cnt])
-    S[cnt] += 1
-    unlock(S, lk, flavour, S[f + K.F_FLAGS])
-    set_ret(S, c, vaddr)
-    return K.ST_RET_YIELD
+    return _count_up_and_unlock(S, c, f, lk, flavour, pfn, vaddr, K.BUG_KMAP_COUNT)
 
 
 @njit
@@ -280,17 +288,9 @@ def kmap_high_get_step(S, B, c, f):
     vaddr = page_address(S, pfn)
     uop(S, K.UOP_BRANCH, 1)
     if vaddr != 0:
-        cnt = _count(S, pkmap_nr(S, vaddr))
-        uop(S, K.UOP_LOAD, 1)
-        uop(S, K.UOP_ALU, 3)
-        uop(S, K.UOP_STORE, 1)
-        uop(S, K.UOP_BRANCH, 1)
-        if S[cnt] < 1:
-            unlock(S, lk, flavour, S[f + K.F_FLAGS])
-            return bug(S, K.BUG_KHG_COUNT, pfn, pkmap_nr(S, vaddr), S[cnt])
-        S[cnt] += 1
+        return _count_up_and_unlock(S, c, f, lk, flavour, pfn, vaddr, K.BUG_KHG_COUNT)
     unlock(S, lk, flavour, S[f + K.F_FLAGS])
-    set_ret(S, c, vaddr)
+    set_ret(S, c, 0)
     return K.ST_RET_YIELD
 
 
