@@ -111,7 +111,7 @@ def cmd_explore(a):
     _warm()
     ex = explore(sc, bound=a.bound, max_schedules=a.max_schedules, progress=not a.json)
     out = {"scenario": ex.scenario, "bound": ex.bound, "schedules_explored": ex.schedules,
-           "complete": ex.complete, "seconds": round(ex.seconds, 3), "failures": ex.failures,
+           "complete": ex.complete, "failures": ex.failures,
            "outcomes": ex.outcomes, "data_lost": ex.data_lost, "lost_bytes": ex.max_lost_bytes,
            "deadlock": ex.deadlocks > 0, "minimal_schedule": ex.switches,
            "preemptions": ex.minimal.preemptions if ex.minimal else 0, "replay": ex.replay,

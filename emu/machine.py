@@ -26,7 +26,9 @@ from .exec.errors import raise_for
 from .layout import Layout, s_view
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
+from .rng import seed_state
 
+SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generator
 IO_BYTES = 1 << 16          # bytes a direct read/write moves per kernel call
 FIND_CAPACITY = 1024
 DMADBG_CAPACITY = 4096
@@ -145,8 +147,7 @@ class Machine:
                                        oracle, dma_debug_strict, contexts, program_rows,
                                        data_bytes, trace_events, _force_kmap_high_get)
         self._S[K.H_TIMESLICE] = timeslice
-        self._S[K.H_SCHED_RNG] = ((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019)
-                                  & 0x7FFFFFFFFFFFFFFF) or 1
+        self._S[K.H_SCHED_RNG] = seed_state(seed, SCHED_SALT)
         self.cache = Cache._over(self._S, self._B, cache_cfg, after=self._after_cache_op)
         self.device = Device(self)
 

@@ -16,6 +16,7 @@ with one branch per call.
 from .. import consts as K
 from .._bytes import copy_bytes, copy_xor, fill_bytes
 from .._jit import inline, njit, tiny
+from ..rng import next_random
 from ..cost.account import uop
 
 # ---------------------------------------------------------------------------------------------
@@ -187,13 +188,8 @@ def touch(S, i):
 
 @inline
 def xorshift(S):
-    """Next value of the seeded xorshift generator (63-bit, never negative)."""
-    x = S[K.H_C_RNG]
-    x ^= (x << 13) & 0x7FFFFFFFFFFFFFFF
-    x ^= x >> 7
-    x ^= (x << 17) & 0x7FFFFFFFFFFFFFFF
-    S[K.H_C_RNG] = x
-    return x
+    """Next value of the random-replacement generator (emu.rng, state in ``H_C_RNG``)."""
+    return next_random(S, K.H_C_RNG)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Reserving and initialising the cache's part of the machine arrays."""
 
 from .. import consts as K
+from ..rng import seed_state
 
 #: Discarded dirty lines kept for the oracle before the oldest are counted but not stored.
 DEFAULT_EVENT_CAPACITY = 4096
@@ -22,8 +23,7 @@ def add_cache(layout, cfg, seed=0):
     p(K.H_C_NLINES, cfg.nlines)
     p(K.H_C_WIN_VA, cfg.window)
     p(K.H_C_WIN_SIZE, cfg.size)
-    # xorshift state must be non-zero; mix the seed so nearby seeds differ in every bit
-    p(K.H_C_RNG, ((int(seed) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) & 0x7FFFFFFFFFFFFFFF) or 1)
+    p(K.H_C_RNG, seed_state(seed, 0x2545F4914F6CDD1D))
     layout.s_region(K.H_R_TAG, cfg.nlines, fill=K.TAG_INVALID)
     layout.s_region(K.H_R_LPA, cfg.nlines, fill=K.NO_PA)
     layout.s_region(K.H_R_DIRTY, cfg.nlines)

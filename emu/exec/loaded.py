@@ -6,6 +6,8 @@ import numpy as np
 
 from .. import consts as K
 from ..dma.oracle import final_check
+from ..machine import SCHED_SALT
+from ..rng import seed_state
 from .errors import bug_message, dma_debug_message
 from .frames import push
 from .scenario import (DEFAULTS, OPS, expand, make_machine, parse_data, parse_direction,
@@ -234,8 +236,7 @@ class Loaded:
         self.snapshot.restore(m)
         S = m._S
         if seed is not None:
-            S[K.H_SCHED_RNG] = ((int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019)
-                                & 0x7FFFFFFFFFFFFFFF) or 1
+            S[K.H_SCHED_RNG] = seed_state(seed, SCHED_SALT)
         tr = int(S[K.H_R_TRACE])
         S[tr + K.TR_ON] = 1 if trace else 0
         S[K.H_YIELD] = 1

@@ -26,6 +26,7 @@ from .._jit import inline, njit
 from ..cost.account import set_site, uop
 from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
+from ..rng import next_random
 from .core import enter_context, run_step, switch_cpu
 from .cpu import _irqs_masked, _irqs_unmasked, blocked_since, cpu_rec, log2_bucket
 from .frames import ctx_rec, push
@@ -289,12 +290,7 @@ def unfinished(S):
 
 @inline
 def _rand(S):
-    x = S[K.H_SCHED_RNG]
-    x ^= (x << 13) & 0x7FFFFFFFFFFFFFFF
-    x ^= x >> 7
-    x ^= (x << 17) & 0x7FFFFFFFFFFFFFFF
-    S[K.H_SCHED_RNG] = x
-    return x >> 11
+    return next_random(S, K.H_SCHED_RNG) >> 11
 
 
 @njit

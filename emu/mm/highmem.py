@@ -177,6 +177,19 @@ _WAKE = 2            # kunmap_high: wake_up() after dropping the lock
 
 
 @inline
+def _take_lock(S, lk, f, flavour, next_pc):
+    """Take kmap_lock for the routine in frame ``f``, which then resumes at ``next_pc``.
+    Returns ST_SPIN (held elsewhere), ST_YIELD (the scheduling point right after taking it:
+    other CPUs, and IRQs under a plain spin_lock, may run) or -1 to go straight on."""
+    if not acquire(S, lk, f, flavour):
+        return K.ST_SPIN
+    S[f + K.F_PC] = next_pc
+    if S[K.H_YIELD]:
+        return K.ST_YIELD
+    return -1
+
+
+@inline
 def _count_up_and_unlock(S, c, f, lk, flavour, pfn, vaddr, which):
     """``pkmap_count[PKMAP_NR(vaddr)]++`` then unlock and return ``vaddr``. kmap_high's
     ``BUG_ON(count < 2)`` after the increment and kmap_high_get's ``BUG_ON(count < 1)`` before
@@ -206,11 +219,9 @@ def kmap_high_step(S, B, c, f):
         pc = _RELOCK
         S[f + K.F_PC] = pc
     if pc == _LOCK or pc == _RELOCK:
-        if not acquire(S, lk, f, flavour):
-            return K.ST_SPIN
-        S[f + K.F_PC] = _MAPPED if pc == _LOCK else _RECHECK
-        if S[K.H_YIELD]:
-            return K.ST_YIELD                   # lock held: other CPUs (and IRQs) may go on
+        st = _take_lock(S, lk, f, flavour, _MAPPED if pc == _LOCK else _RECHECK)
+        if st >= 0:
+            return st
     pfn = S[f + K.F_A0]
     vaddr = page_address(S, pfn)
     if vaddr == 0:
@@ -241,11 +252,9 @@ def kunmap_high_step(S, B, c, f):
         wake_up(S)                              # outside the lock, race-free (hm:287)
         return K.ST_RET_YIELD
     if pc == _LOCK:
-        if not acquire(S, lk, f, flavour):
-            return K.ST_SPIN
-        S[f + K.F_PC] = _MAPPED
-        if S[K.H_YIELD]:
-            return K.ST_YIELD
+        st = _take_lock(S, lk, f, flavour, _MAPPED)
+        if st >= 0:
+            return st
     pfn = S[f + K.F_A0]
     vaddr = page_address(S, pfn)
     if vaddr == 0:
@@ -279,11 +288,9 @@ def kmap_high_get_step(S, B, c, f):
     lk = kmap_lock(S)
     flavour = lock_kmap_any_flavour(S)
     if pc == _LOCK:
-        if not acquire(S, lk, f, flavour):
-            return K.ST_SPIN
-        S[f + K.F_PC] = _MAPPED
-        if S[K.H_YIELD]:
-            return K.ST_YIELD
+        st = _take_lock(S, lk, f, flavour, _MAPPED)
+        if st >= 0:
+            return st
     pfn = S[f + K.F_A0]
     vaddr = page_address(S, pfn)
     uop(S, K.UOP_BRANCH, 1)
@@ -300,11 +307,9 @@ def kmap_flush_unused_step(S, B, c, f):
     lk = kmap_lock(S)
     flavour = lock_kmap_flavour(S)
     if S[f + K.F_PC] == _LOCK:
-        if not acquire(S, lk, f, flavour):
-            return K.ST_SPIN
-        S[f + K.F_PC] = _MAPPED
-        if S[K.H_YIELD]:
-            return K.ST_YIELD
+        st = _take_lock(S, lk, f, flavour, _MAPPED)
+        if st >= 0:
+            return st
     bad = flush_all_zero_pkmaps(S, B)
     unlock(S, lk, flavour, S[f + K.F_FLAGS])
     if bad >= 0:
