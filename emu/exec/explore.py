@@ -57,10 +57,6 @@ class Exploration:
         return self.max_lost_bytes > 0
 
 
-def _ctx_of(a):
-    return a
-
-
 def describe_choices(ld, choices):
     """The schedule as explicit switches ("after step N of T run U") and the run's length."""
     r = ld.run(K.SCHED_DFS, choices, final=False)

@@ -18,17 +18,6 @@ def ctx_rec(S, c):
     return S[K.H_R_CTX] + c * K.CTX_W
 
 
-@tiny
-def frame_at(S, c, depth):
-    return ctx_rec(S, c) + K.CTX_FRAMES + depth * K.FW
-
-
-@tiny
-def top_frame(S, c):
-    """Offset of the innermost frame of ``c`` (caller must know the stack is not empty)."""
-    return frame_at(S, c, S[ctx_rec(S, c) + K.CTX_SP] - 1)
-
-
 @inline
 def push(S, c, routine, a0, a1, a2, a3):
     """Call ``routine`` from context ``c`` (the runner starts it right away).
@@ -87,11 +76,6 @@ def routine_returned(S, cr, f):
 @tiny
 def set_ret(S, c, value):
     S[ctx_rec(S, c) + K.CTX_RET] = value
-
-
-@tiny
-def get_ret(S, c):
-    return S[ctx_rec(S, c) + K.CTX_RET]
 
 
 @inline

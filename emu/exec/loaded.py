@@ -8,7 +8,6 @@ from .. import consts as K
 from ..dma.oracle import final_check
 from ..machine import SCHED_SALT
 from ..rng import seed_state
-from .errors import bug_message, dma_debug_message
 from .frames import push
 from .scenario import (DEFAULTS, OPS, expand, make_machine, parse_data, parse_direction,
                        parse_value)
@@ -305,5 +304,3 @@ class Loaded:
 def load(sc, trace_events=0):
     return Loaded(sc, trace_events)
 
-
-__all__ = ["Loaded", "RunResult", "load", "bug_message", "dma_debug_message"]
