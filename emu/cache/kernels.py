@@ -213,8 +213,9 @@ def _make_kernels(WAYS):
         st = (lva >> S[K.H_C_LSHIFT]) & S[K.H_C_SETMASK]
         base = st * ways
         tag = S[K.H_R_TAG] + base
+        tags = S[tag:tag + ways]
         for w in range(ways):
-            if S[tag + w] == lva:
+            if tags[w] == lva:
                 return base + w
         return -1
 
@@ -349,9 +350,10 @@ def _make_kernels(WAYS):
         nd = 0
         while True:
             base = ((va >> lshift) & setmask) * ways
-            i = -1
+            tags = S[tagb + base:tagb + base + ways]     # a view: range indices need no
+            i = -1                                      # negative-index check
             for w in range(ways):
-                if S[tagb + base + w] == va:
+                if tags[w] == va:
                     i = base + w
                     break
             if i >= 0:
@@ -448,9 +450,10 @@ def _make_kernels(WAYS):
                 n = min(line - off, end - a)
                 lva = a - off
                 base = ((lva >> lshift) & setmask) * ways
+                tags = S[tagb + base:tagb + base + ways]
                 i = -1
                 for w in range(ways):
-                    if S[tagb + base + w] == lva:
+                    if tags[w] == lva:
                         i = base + w
                         break
                 stores += st                        # branch-free counting: loads and
