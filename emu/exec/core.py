@@ -29,7 +29,7 @@ R2SITE = (
 assert len(R2SITE) == len(K.ROUTINE_NAMES)
 
 
-@njit
+@tiny
 def dispatch(S, B, c, f):
     """Run the routine of frame ``f`` from its resume point."""
     r = S[f + K.F_ROUTINE]

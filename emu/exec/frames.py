@@ -18,7 +18,7 @@ def ctx_rec(S, c):
     return S[K.H_R_CTX] + c * K.CTX_W
 
 
-@inline
+@tiny
 def push(S, c, routine, a0, a1, a2, a3):
     """Call ``routine`` from context ``c`` (the runner starts it right away).
 
@@ -47,7 +47,7 @@ def push(S, c, routine, a0, a1, a2, a3):
     return f
 
 
-@inline
+@tiny
 def ctx_cycles_now(S, cr):
     """Cycles context ``cr`` has run so far, including the running step."""
     if S[K.H_CUR_CTX] == (cr - S[K.H_R_CTX]) // K.CTX_W:
@@ -55,7 +55,7 @@ def ctx_cycles_now(S, cr):
     return S[cr + K.CTX_CYCLES]
 
 
-@inline
+@tiny
 def routine_returned(S, cr, f):
     """Account a routine's inclusive cycles (its own context's, IRQs and other tasks
     excluded) when its frame returns."""
