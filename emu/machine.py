@@ -21,7 +21,8 @@ from .cost.tables import cost_vector
 from .dma.oracle import final_check, judge_discards
 from .errors import EmuError
 from .exec import kernel as _kernel
-from .exec.kernel import direct_call as _direct_call
+from .exec.kernel import direct_call
+from ._jit import entry
 from .exec.errors import raise_for
 from .layout import Layout, s_view
 from .mm.memmap import MemoryMap
@@ -29,6 +30,9 @@ from .mm.page_address import init_page_address
 from .rng import seed_state
 
 SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generator
+_DIRECT_SIG = "int64(int64[::1], uint8[::1], int64, int64, int64, int64, int64)"
+_R_KMAP_HIGH, _R_KUNMAP_HIGH, _R_DMA_MAP_PAGE = K.R_KMAP_HIGH, K.R_KUNMAP_HIGH, K.R_DMA_MAP_PAGE
+assert K.PAGE_SHIFT == 12
 IO_BYTES = 1 << 16          # bytes a direct read/write moves per kernel call
 FIND_CAPACITY = 1024
 DMADBG_CAPACITY = 4096
@@ -149,6 +153,7 @@ class Machine:
         self._S[K.H_TIMESLICE] = timeslice
         self._S[K.H_SCHED_RNG] = seed_state(seed, SCHED_SALT)
         self.cache = Cache._over(self._S, self._B, cache_cfg, after=self._after_cache_op)
+        self._direct = entry(direct_call, _DIRECT_SIG)
         self.device = Device(self)
 
     # -- construction -------------------------------------------------------------------------
@@ -282,7 +287,7 @@ class Machine:
 
     # -- running kernel routines ---------------------------------------------------------------
     def _call(self, routine, a0=0, a1=0, a2=0, a3=0):
-        r = _direct_call(self._S, self._B, routine, a0, a1, a2, a3)
+        r = self._direct(self._S, self._B, routine, a0, a1, a2, a3)
         if r < 0:
             raise_for(self, -1 - r)
         return r
@@ -304,7 +309,7 @@ class Machine:
         wrap of the cursor; raises :class:`emu.WouldSleep` if every slot is pinned."""
         if not (type(pfn) is int and self._lowmem <= pfn < self._npages):
             pfn = self._highmem_pfn(pfn, "kmap_high")
-        r = _direct_call(self._S, self._B, K.R_KMAP_HIGH, pfn, 0, 0, 0)
+        r = self._direct(self._S, self._B, _R_KMAP_HIGH, pfn, 0, 0, 0)
         if r < 0:
             raise_for(self, -1 - r)
         return r
@@ -314,7 +319,7 @@ class Machine:
         unmap is unbalanced."""
         if not (type(pfn) is int and self._lowmem <= pfn < self._npages):
             pfn = self._highmem_pfn(pfn, "kunmap_high")
-        r = _direct_call(self._S, self._B, K.R_KUNMAP_HIGH, pfn, 0, 0, 0)
+        r = self._direct(self._S, self._B, _R_KUNMAP_HIGH, pfn, 0, 0, 0)
         if r < 0:
             raise_for(self, -1 - r)
 
@@ -437,15 +442,14 @@ class Machine:
     def dma_map_page(self, pfn, offset, size, direction):
         """``dma_map_page(dev, page, offset, size, dir)``: cache maintenance for handing
         ``[offset, offset + size)`` of page ``pfn`` to the device; returns the DMA address."""
-        if not (type(pfn) is int and type(offset) is int and type(size) is int
-                and type(direction) is int and 0 <= pfn < self._npages and offset >= 0
-                and size > 0 and 0 <= direction <= 2
-                and (pfn << K.PAGE_SHIFT) + offset + size <= self._ram_bytes):
+        if not (type(pfn) is type(offset) is type(size) is type(direction) is int
+                and 0 <= direction <= 2 and offset >= 0 and size > 0 and pfn >= 0
+                and (pfn << 12) + offset + size <= self._ram_bytes):
             pfn = self._pfn(pfn)                        # the slow path says what is wrong
             offset = _check_int("offset", offset, 0)
             direction = self._dir(direction)
             size = self._dma_span("page start + offset", (pfn << K.PAGE_SHIFT) + offset, size)
-        r = _direct_call(self._S, self._B, K.R_DMA_MAP_PAGE, pfn, offset, size, direction)
+        r = self._direct(self._S, self._B, _R_DMA_MAP_PAGE, pfn, offset, size, direction)
         if r < 0:
             raise_for(self, -1 - r)
         return r
