@@ -196,7 +196,7 @@ class Machine:
         lay.s_region(K.H_R_PROF, K.PROF_W)
         lay.s_region(K.H_R_OUTER, K.NOUTER)
         lay.s_region(K.H_R_PROFR, len(K.ROUTINE_NAMES) * K.PR_W)
-        lay.s_region(K.H_R_ISCRATCH, cache_cfg.nlines)
+        lay.s_region(K.H_R_ISCRATCH, 2 * cache_cfg.nlines + K.PAGE_SIZE // cache_cfg.line)
         lay.s_region(K.H_R_PROG, rows * K.PW)
         lay.s_region(K.H_R_REGS, rows)
         irq = lay.s_region(K.H_R_IRQ, K.MAXIRQ * K.IRQ_W)

@@ -13,9 +13,11 @@ in order; :mod:`emu.mm.ram`). Two checks use it:
 Stale reads are caught on each CPU load (``check_load``).
 """
 
+import numpy as np
+
 from .. import consts as K
-from .._bytes import copy_xor, count_diff
-from .._jit import njit
+from .._bytes import copy_bytes, copy_xor, count_diff, next_nonzero
+from .._jit import inline, njit
 from ..mm.ram import record_finding, shadow_accept
 
 
@@ -72,13 +74,6 @@ def final_check(S, B):
     nothing but the findings log."""
     if S[K.H_ORACLE] == 0:
         return 0
-    line = S[K.H_C_LINE]
-    gshift = S[K.H_C_DGSHIFT]
-    ram = S[K.H_B_RAM]
-    sh = S[K.H_B_SHADOW]
-    touched = S[K.H_B_TOUCHED]
-    eff = S[K.H_B_SCRATCH]
-    exp = eff + line
     dirty = S[K.H_R_ISCRATCH]                      # dirty lines, in index order
     nd = 0
     for i in range(S[K.H_C_NLINES]):
@@ -87,32 +82,88 @@ def final_check(S, B):
             S[dirty + nd] = i
             nd += 1
     total = 0
-    for pfn in range(S[K.H_NPAGES]):
-        if B[touched + pfn] == 0:
-            continue
-        base = pfn << K.PAGE_SHIFT
-        clean = True                                # fast path: no dirty line, RAM == shadow
-        for j in range(nd):
-            if S[S[K.H_R_LPA] + S[dirty + j]] >> K.PAGE_SHIFT == pfn:
-                clean = False
-                break
-        if clean and count_diff(B, ram + base, B, sh + base, K.PAGE_SIZE, 0) == 0:
-            continue
-        for lpa in range(base, base + K.PAGE_SIZE, line):
-            copy_xor(B, eff, B, ram + lpa, line, K.RAM_POISON)
-            copy_xor(B, exp, B, sh + lpa, line, K.RAM_POISON)
-            va = -1
-            for j in range(nd):                     # dirty lines win, later index last
-                i = S[dirty + j]
-                if S[S[K.H_R_LPA] + i] == lpa:
-                    va = S[S[K.H_R_TAG] + i]
-                    d = S[K.H_B_CDATA] + i * line
-                    m = S[S[K.H_R_DIRTY] + i]
-                    for k in range(line):
-                        if m & (1 << (k >> gshift)):
-                            B[eff + k] = B[d + k]
-            bad = count_diff(B, eff, B, exp, line, 0)
-            if bad:
-                record_finding(S, B, K.FIND_FINAL, lpa, va, B, exp, B, eff, line, bad, -1, -1)
-                total += bad
+    touched = S[K.H_B_TOUCHED]
+    npages = S[K.H_NPAGES]
+    pfn = next_nonzero(B, touched, npages, 0)
+    while pfn < npages:
+        total += _check_page(S, B, pfn, nd)
+        pfn = next_nonzero(B, touched, npages, pfn + 1)
+    return total
+
+
+@inline
+def _words_equal(a, b, lo, hi):
+    for k in range(lo, hi):
+        if a[k] != b[k]:
+            return False
+    return True
+
+
+@inline
+def _line_equal(B, rw, sw, ram, sh, lpa, s, line):
+    """Does RAM hold the shadow's bytes on line slot ``s`` (at ``lpa``) of the page?"""
+    if line < 8:
+        return count_diff(B, ram + lpa, B, sh + lpa, line, 0) == 0
+    w = line >> 3
+    return _words_equal(rw, sw, s * w, s * w + w)
+
+
+@njit
+def _check_page(S, B, pfn, nd):
+    """:func:`final_check` of one touched page; the first ``nd`` ISCRATCH entries list the
+    dirty lines. Each line slot of the page gets the list of dirty lines holding it (in index
+    order: when aliases hold the same bytes, the later index is laid over last)."""
+    line = S[K.H_C_LINE]
+    slots = K.PAGE_SIZE // line
+    base = pfn << K.PAGE_SHIFT
+    dirty = S[K.H_R_ISCRATCH]
+    heads = dirty + S[K.H_C_NLINES]                # [slots] first list entry, or -1
+    nxt = heads + slots                            # [nd] next entry of the same slot
+    for s in range(slots):
+        S[heads + s] = -1
+    lpas = S[K.H_R_LPA]
+    any_dirty = False
+    for j in range(nd - 1, -1, -1):                # push-front in reverse: lists in order
+        lpa = S[lpas + S[dirty + j]]
+        if lpa >> K.PAGE_SHIFT == pfn:
+            s = (lpa - base) // line
+            S[nxt + j] = S[heads + s]
+            S[heads + s] = j
+            any_dirty = True
+    ram = S[K.H_B_RAM]
+    sh = S[K.H_B_SHADOW]
+    rw = B[ram + base:ram + base + K.PAGE_SIZE].view(np.uint64)   # compared 8 bytes at a time
+    sw = B[sh + base:sh + base + K.PAGE_SIZE].view(np.uint64)
+    same = _words_equal(rw, sw, 0, K.PAGE_SIZE >> 3)
+    if same and not any_dirty:
+        return 0
+    gshift = S[K.H_C_DGSHIFT]
+    full = (1 << (line >> gshift)) - 1             # every granule dirty
+    eff = S[K.H_B_SCRATCH]
+    exp = eff + line
+    total = 0
+    for s in range(slots):
+        lpa = base + s * line
+        j = S[heads + s]
+        if j < 0 and (same or _line_equal(B, rw, sw, ram, sh, lpa, s, line)):
+            continue                               # no dirty line, RAM holds the shadow
+        copy_xor(B, eff, B, ram + lpa, line, K.RAM_POISON)
+        copy_xor(B, exp, B, sh + lpa, line, K.RAM_POISON)
+        va = -1
+        while j >= 0:
+            i = S[dirty + j]
+            va = S[S[K.H_R_TAG] + i]
+            d = S[K.H_B_CDATA] + i * line
+            m = S[S[K.H_R_DIRTY] + i]
+            if m == full:
+                copy_bytes(B, eff, B, d, line)
+            else:
+                for k in range(line):
+                    if m & (1 << (k >> gshift)):
+                        B[eff + k] = B[d + k]
+            j = S[nxt + j]
+        bad = count_diff(B, eff, B, exp, line, 0)
+        if bad:
+            record_finding(S, B, K.FIND_FINAL, lpa, va, B, exp, B, eff, line, bad, -1, -1)
+            total += bad
     return total

@@ -9,7 +9,7 @@ read. A restore therefore costs microseconds, not a copy of RAM.
 import numpy as np
 
 from .. import consts as K
-from .._bytes import copy_bytes
+from .._bytes import copy_bytes, next_nonzero
 from .._jit import njit
 
 
@@ -29,15 +29,16 @@ def _restore(S, B, S0, B0):
     ram = S[K.H_B_RAM]
     sh = S[K.H_B_SHADOW]
     oracle = S[K.H_ORACLE]
-    for p in range(S[K.H_NPAGES]):
-        if B[rd + p] == 0:
-            continue
+    npages = S[K.H_NPAGES]
+    p = next_nonzero(B, rd, npages, 0)
+    while p < npages:
         B[rd + p] = 0
         o = p << K.PAGE_SHIFT
         copy_bytes(B, ram + o, B0, ram + o, K.PAGE_SIZE)
         if oracle:
             copy_bytes(B, sh + o, B0, sh + o, K.PAGE_SIZE)
             B[S[K.H_B_TOUCHED] + p] = B0[S[K.H_B_TOUCHED] + p]
+        p = next_nonzero(B, rd, npages, p + 1)
 
 
 class Snapshot:
