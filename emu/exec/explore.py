@@ -141,7 +141,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     max_schedules : int, optional
         Stop after this many schedules (the result says it is incomplete).
     progress : bool
-        Show a progress bar (tqdm) on stderr.
+        Show a progress bar (tqdm) on stderr when stderr is a terminal.
     stop_at_first : bool
         Stop at the first failing schedule.
 
@@ -160,7 +160,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     if progress:
         from tqdm import tqdm
         bar = tqdm(desc=f"exploring {ld.scenario.name} (bound {bound})", unit=" schedules",
-                   leave=False)
+                   leave=False, disable=None)          # None: no bar when stderr is no TTY
     t0 = time.perf_counter()
     prefix = np.zeros(0, np.int64)
     n = 0
