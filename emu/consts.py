@@ -405,6 +405,10 @@ ST_SLEEP = 5              # went to sleep (schedule())
 ST_DONE = 6               # the context has no frames left
 ST_ERROR = 7              # S[H_ERR] says what
 
+#: What the Python API's direct entry returns, having run nothing, when a dma_map_page call's
+#: arguments are out of range (Machine then says which one). Below every ``-1 - status``.
+DIRECT_BAD_ARGS = -(1 << 62)
+
 # Lock flavours
 LOCK_PLAIN = 0            # spin_lock / spin_unlock
 LOCK_IRQ = 1              # spin_lock_irq / spin_unlock_irq

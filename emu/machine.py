@@ -32,6 +32,7 @@ from .rng import seed_state
 SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generator
 _DIRECT_SIG = "int64(int64[::1], uint8[::1], int64, int64, int64, int64, int64)"
 _R_KMAP_HIGH, _R_KUNMAP_HIGH, _R_DMA_MAP_PAGE = K.R_KMAP_HIGH, K.R_KUNMAP_HIGH, K.R_DMA_MAP_PAGE
+_BAD_ARGS = K.DIRECT_BAD_ARGS
 assert K.PAGE_SHIFT == 12
 IO_BYTES = 1 << 16          # bytes a direct read/write moves per kernel call
 FIND_CAPACITY = 1024
@@ -118,7 +119,6 @@ class Machine:
         self.memmap = MemoryMap(lowmem_mb, highmem_mb, last_pkmap, page_offset)
         self._npages = self.memmap.npages
         self._lowmem = self.memmap.lowmem_pages
-        self._ram_bytes = self._npages << K.PAGE_SHIFT
         if not isinstance(kmap_high_get, bool):
             raise ValueError(f"kmap_high_get={kmap_high_get!r}: must be True or False")
         if dma_pinning is None:
@@ -443,17 +443,20 @@ class Machine:
     def dma_map_page(self, pfn, offset, size, direction):
         """``dma_map_page(dev, page, offset, size, dir)``: cache maintenance for handing
         ``[offset, offset + size)`` of page ``pfn`` to the device; returns the DMA address."""
-        if not (type(pfn) is type(offset) is type(size) is type(direction) is int
-                and 0 <= direction <= 2 and offset >= 0 and size > 0 and pfn >= 0
-                and (pfn << 12) + offset + size <= self._ram_bytes):
-            pfn = self._pfn(pfn)                        # the slow path says what is wrong
-            offset = _check_int("offset", offset, 0)
-            direction = self._dir(direction)
-            size = self._dma_span("page start + offset", (pfn << K.PAGE_SHIFT) + offset, size)
-        r = self._direct(self._S, self._B, _R_DMA_MAP_PAGE, pfn, offset, size, direction)
-        if r < 0:
-            raise_for(self, -1 - r)
-        return r
+        if type(pfn) is type(offset) is type(size) is type(direction) is int:
+            try:                                        # the kernel checks the ranges
+                r = self._direct(self._S, self._B, _R_DMA_MAP_PAGE, pfn, offset, size, direction)
+            except OverflowError:                       # past int64: out of range too
+                r = _BAD_ARGS
+            if r >= 0:
+                return r
+            if r != _BAD_ARGS:
+                raise_for(self, -1 - r)
+        pfn = self._pfn(pfn)                            # the slow path says what is wrong
+        offset = _check_int("offset", offset, 0)
+        direction = self._dir(direction)
+        size = self._dma_span("page start + offset", (pfn << K.PAGE_SHIFT) + offset, size)
+        return self._call(K.R_DMA_MAP_PAGE, pfn, offset, size, direction)
 
     def _handle(self, dma_addr, size, direction):
         dma_addr = _check_int("dma_addr", dma_addr, 0)

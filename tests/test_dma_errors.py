@@ -92,6 +92,14 @@ MAP_BAD = {
     "pfn = number of pages": ((NPAGES, 0, 16, 1), r"^pfn=320"),
     "pfn negative": ((-1, 0, 16, 1), r"^pfn=-1"),
     "pfn str": (("10", 0, 16, 1), r"^pfn='10'"),
+    "range one byte past end of RAM": ((NPAGES - 1, 0, 4097, 1), r"^size=4097.*end of RAM"),
+    # ints the kernel entry cannot take (past int64), or whose sum would overflow int64
+    "pfn past int64": ((1 << 64, 0, 16, 1), r"^pfn=18446744073709551616"),
+    "pfn below int64": ((-(1 << 64), 0, 16, 1), r"^pfn=-18446744073709551616"),
+    "offset past int64": ((LOW, 1 << 63, 16, 1), r"^size=16.*end of RAM"),
+    "size past int64": ((LOW, 0, 1 << 63, 1), r"^size=9223372036854775808.*end of RAM"),
+    "offset + size past int64": ((LOW, 1 << 62, 1 << 62, 1), r"^size=4611686018427387904"),
+    "direction past int64": ((LOW, 0, 16, 1 << 64), r"direction=18446744073709551616"),
 }
 
 
@@ -103,6 +111,16 @@ def test_dma_map_page_rejects_bad_arguments_and_changes_nothing(case):
     with pytest.raises(ValueError, match=msg):
         m.dma_map_page(*args)
     assert_unchanged(m, before, h)
+
+
+def test_dma_map_page_takes_numpy_ints_and_a_range_ending_at_the_end_of_ram():
+    """Arguments that are not plain ints go the checked slow path: same result and state."""
+    m1, m2 = machine(), machine()
+    for m, conv in ((m1, int), (m2, np.int64)):
+        assert m.dma_map_page(conv(NPAGES - 1), conv(96), conv(4000), conv(2)) \
+            == (NPAGES - 1) * 4096 + 96
+        assert m.dma_map_page(conv(LOW), conv(4096), conv(16), conv(0)) == (LOW + 1) * 4096
+    assert snapshot(m1) == snapshot(m2)
 
 
 HANDLE_BAD = {
