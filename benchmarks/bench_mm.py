@@ -23,6 +23,7 @@ from benchmarks.native.build import Native
 from emu import consts as K
 from emu._jit import njit as emu_njit
 from emu.exec import core
+from emu.exec.errors import reset_direct
 from emu.machine import Machine
 
 JIT = not numba.config.DISABLE_JIT
@@ -75,21 +76,6 @@ def fast_path_machine(stats=True, kmap_high_get=True, **kw):
 # ---------------------------------------------------------------------------------------------
 # The C reference is the same logic: identical direct calls give byte-identical S and B
 # ---------------------------------------------------------------------------------------------
-
-
-def _reset_direct(S):
-    """What the Python API does after a failed direct call (emu.exec.errors._reset_direct)."""
-    c = int(S[K.H_DIRECT_CTX])
-    cr = int(S[K.H_R_CTX]) + c * K.CTX_W
-    S[cr + K.CTX_SP] = 0
-    lk = int(S[K.H_R_LOCK])
-    if S[lk + K.LK_OWNER] == c:
-        S[lk + K.LK_OWNER] = -1
-        S[lk + K.LK_OWNER_CPU] = -1
-    r = int(S[K.H_R_CPU])
-    S[r + K.CPU_IRQOFF] = 0
-    S[r + K.CPU_PREEMPT] = 0
-    S[K.H_ERR] = K.ERR_NONE
 
 
 def _last_ran_on_cpu1(S, clock_delta):
@@ -168,8 +154,8 @@ def test_native_matches_numba_mm(native, stats, khg, ncpus):
                 both(cr0 + K.CTX_STATE, K.CTX_RUNNABLE)
             else:                                               # unbalanced: BUG
                 assert call(K.R_KUNMAP_HIGH, lib.ref_kunmap_high, p) == K.ST_ERROR
-                _reset_direct(S1)
-                _reset_direct(S2)
+                reset_direct(S1)
+                reset_direct(S2)
         elif what < 0.9:
             if khg:
                 assert call(K.R_KMAP_HIGH_GET, lib.ref_kmap_high_get, p) == K.ST_DONE
@@ -177,8 +163,8 @@ def test_native_matches_numba_mm(native, stats, khg, ncpus):
             else:
                 u = unmapped[int(rng.integers(len(unmapped)))]    # BUG_ON(!vaddr)
                 assert call(K.R_KUNMAP_HIGH, lib.ref_kunmap_high, u) == K.ST_ERROR
-                _reset_direct(S1)
-                _reset_direct(S2)
+                reset_direct(S1)
+                reset_direct(S2)
         elif what < 0.95:
             if khg:                                             # no mapping: returns 0
                 u = unmapped[int(rng.integers(len(unmapped)))]
@@ -192,8 +178,8 @@ def test_native_matches_numba_mm(native, stats, khg, ncpus):
                     else (K.R_KUNMAP_HIGH, lib.ref_kunmap_high))
             assert call(r, f, p) == K.ST_SPIN
             both(lk + K.LK_OWNER, -1)
-            _reset_direct(S1)
-            _reset_direct(S2)
+            reset_direct(S1)
+            reset_direct(S2)
         if step % 100 == 99:
             assert_same(S1, B1, S2, B2, f"stats={stats} khg={khg} ncpus={ncpus} after op {step}")
     assert_same(S1, B1, S2, B2, f"stats={stats} khg={khg} ncpus={ncpus} at the end")

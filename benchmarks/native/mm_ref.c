@@ -287,13 +287,10 @@ static inline i64 bug(i64 *S, i64 which, i64 a, i64 b, i64 c) { return fail(S, E
 
 /* Call `routine` from context c: its frame (or -1 if the stack is full), and the runner's
  * set_site for the routine (dispatch). */
-static inline i64 call(i64 *S, i64 c, i64 routine, i64 site, i64 a0, i64 a1, i64 a2, i64 a3)
+/* A new frame at f of context record cr (frames.push without the stack pointer). */
+static inline void frame_init(i64 *S, i64 cr, i64 f, i64 routine, i64 a0, i64 a1, i64 a2,
+                              i64 a3)
 {
-    i64 cr = ctx_rec(S, c);
-    i64 sp = S[cr + CTX_SP];
-    if (sp >= MAXDEPTH)
-        return -1;
-    i64 f = cr + CTX_FRAMES + sp * FW;
     S[f + F_ROUTINE] = routine;
     S[f + F_PC] = 0;
     S[f + F_LOCKST] = LOCKST_IDLE;
@@ -309,6 +306,16 @@ static inline i64 call(i64 *S, i64 c, i64 routine, i64 site, i64 a0, i64 a1, i64
         S[f + F_T0] = ctx_cycles_now(S, cr);
         trace(S, T_CALL, routine, a0);
     }
+}
+
+static inline i64 call(i64 *S, i64 c, i64 routine, i64 site, i64 a0, i64 a1, i64 a2, i64 a3)
+{
+    i64 cr = ctx_rec(S, c);
+    i64 sp = S[cr + CTX_SP];
+    if (sp >= MAXDEPTH)
+        return -1;
+    i64 f = cr + CTX_FRAMES + sp * FW;
+    frame_init(S, cr, f, routine, a0, a1, a2, a3);
     S[cr + CTX_SP] = sp + 1;
     set_site(S, site);
     return f;
@@ -356,21 +363,7 @@ static inline int direct_begin(i64 *S, direct_t *k, i64 routine, i64 site, i64 a
     /* push (its set_site comes after run_step's enter_context, as in dispatch) */
     i64 sp = S[cr + CTX_SP];
     i64 f = cr + CTX_FRAMES + sp * FW;
-    S[f + F_ROUTINE] = routine;
-    S[f + F_PC] = 0;
-    S[f + F_LOCKST] = LOCKST_IDLE;
-    S[f + F_FLAGS] = 0;
-    S[f + F_SPIN_AT] = 0;
-    S[f + F_A0] = a0;
-    S[f + F_A1] = a1;
-    S[f + F_A2] = a2;
-    S[f + F_A3] = a3;
-    S[f + F_A7] = 0;
-    S[f + F_A8] = 0;
-    if (S[H_PROFILE]) {
-        S[f + F_T0] = ctx_cycles_now(S, cr);
-        trace(S, T_CALL, routine, a0);
-    }
+    frame_init(S, cr, f, routine, a0, a1, a2, a3);
     S[cr + CTX_SP] = sp + 1;
     k->f = f;
     /* run_step: enter_context (switch_cpu, current context, its kind) */

@@ -82,10 +82,9 @@ def pinned_slots_message(m, pfn):
             f"{_ranges(pinned)}")
 
 
-def _reset_direct(m):
+def reset_direct(S):
     """After a failed direct call: the direct task holds no frames, no lock, no wait-queue
-    entry, and CPU 0 runs with IRQs on and preemption enabled again."""
-    S = m._S
+    entry, and CPU 0 runs with IRQs on and preemption enabled again (machine arrays ``S``)."""
     c = int(S[K.H_DIRECT_CTX])
     cr = int(S[K.H_R_CTX]) + c * K.CTX_W
     S[cr + K.CTX_SP] = 0
@@ -115,7 +114,7 @@ def raise_for(m, status, fault_va=None):
     cr = int(S[K.H_R_CTX]) + int(S[K.H_DIRECT_CTX]) * K.CTX_W
     bottom = cr + K.CTX_FRAMES
     pfn = int(S[bottom + K.F_A0])
-    _reset_direct(m)
+    reset_direct(S)
     S[K.H_ERR] = K.ERR_NONE
     if status == K.ST_SLEEP:
         raise WouldSleep(pinned_slots_message(m, pfn))
