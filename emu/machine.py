@@ -33,7 +33,6 @@ SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generat
 _DIRECT_SIG = "int64(int64[::1], uint8[::1], int64, int64, int64, int64, int64)"
 _R_KMAP_HIGH, _R_KUNMAP_HIGH, _R_DMA_MAP_PAGE = K.R_KMAP_HIGH, K.R_KUNMAP_HIGH, K.R_DMA_MAP_PAGE
 _BAD_ARGS = K.DIRECT_BAD_ARGS
-assert K.PAGE_SHIFT == 12
 IO_BYTES = 1 << 16          # bytes a direct read/write moves per kernel call
 FIND_CAPACITY = 1024
 DMADBG_CAPACITY = 4096
