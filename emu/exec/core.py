@@ -7,7 +7,7 @@ through, so a direct call runs to completion in one call. The interleaving execu
 """
 
 from .. import consts as K
-from .._jit import njit, tiny
+from .._jit import flat, tiny
 from ..dma.mapping import (dma_cache_maint_page_step, dma_map_page_step, dma_sync_for_cpu_step,
                            dma_sync_for_device_step, dma_unmap_page_step)
 from ..mm.access import cpu_read_step, cpu_write_step
@@ -85,7 +85,7 @@ def enter_context(S, c):
     set_kind(S, S[cr + K.CTX_KIND])
 
 
-@njit
+@flat
 def run_step(S, B, c):
     """Run context ``c`` to its next scheduling point; returns ``ST_YIELD``, ``ST_SPIN``,
     ``ST_SLEEP``, ``ST_DONE`` or ``ST_ERROR``."""
@@ -101,7 +101,7 @@ def run_step(S, B, c):
     return st
 
 
-@njit
+@flat
 def _run(S, B, c, cr):
     while True:
         sp = S[cr + K.CTX_SP]
@@ -124,7 +124,7 @@ def _run(S, B, c, cr):
         return st
 
 
-@njit
+@flat
 def direct_call(S, B, routine, a0, a1, a2, a3):
     """Run one routine to completion as the direct-call task on CPU 0 (the Python API).
 

@@ -8,7 +8,7 @@ irqsoff tracer's records (longest section with start and end sites, log2 histogr
 """
 
 from .. import consts as K
-from .._jit import inline, tiny
+from .._jit import hot, inline, tiny
 from ..cost.account import uop
 from .trace import trace
 
@@ -51,7 +51,7 @@ def log2_bucket(x):
     return min(b, K.NHIST - 1)
 
 
-@inline
+@hot
 def _irqs_masked(S, cr):
     S[cr + K.CPU_IRQOFF] = 1
     if S[K.H_PROFILE]:
@@ -60,7 +60,7 @@ def _irqs_masked(S, cr):
         trace(S, K.T_IRQS_OFF, S[K.H_CUR_SITE], 0)
 
 
-@inline
+@hot
 def _irqs_unmasked(S, cr):
     """Close an irqs-off section: update the irqsoff tracer's max and histogram."""
     S[cr + K.CPU_IRQOFF] = 0

@@ -12,7 +12,7 @@ A routine acquires in two halves so that it can spin across scheduling points:
 """
 
 from .. import consts as K
-from .._jit import inline, tiny
+from .._jit import hot, inline, tiny
 from ..cost.account import uop
 from .trace import trace
 from .cpu import (clock, in_irq, irqs_disabled, local_irq_disable, local_irq_enable,
@@ -49,7 +49,7 @@ def raw_unlock_irqrestore(S, flags):
     preempt_enable(S)
 
 
-@inline
+@hot
 def lock_begin(S, flavour):
     """IRQ and preempt half of ``spin_lock{,_irq,_irqsave}``; returns the saved flags."""
     flags = 0
@@ -87,7 +87,7 @@ def _stat_minmax(S, lk, mn, mx, total, d):
         S[lk + mn] = d
 
 
-@inline
+@hot
 def lock_try(S, lk, f):
     """One attempt to take lock ``lk`` for the running context; False: spin and retry.
 
@@ -126,7 +126,7 @@ def lock_try(S, lk, f):
     return True
 
 
-@inline
+@hot
 def lock_release(S, lk):
     """Drop lock ``lk`` (the arch part) and account the hold time."""
     _smp_unlock_uops(S)
@@ -140,7 +140,7 @@ def lock_release(S, lk):
         trace(S, K.T_UNLOCK, S[K.H_CUR_SITE], d)
 
 
-@inline
+@hot
 def lock_end(S, flavour, flags):
     """IRQ and preempt half of ``spin_unlock{,_irq,_irqrestore}``."""
     if flavour == K.LOCK_IRQ:
@@ -150,13 +150,13 @@ def lock_end(S, flavour, flags):
     preempt_enable(S)
 
 
-@inline
+@hot
 def unlock(S, lk, flavour, flags):
     lock_release(S, lk)
     lock_end(S, flavour, flags)
 
 
-@inline
+@hot
 def acquire(S, lk, f, flavour):
     """Take ``lk`` from a resumable routine: True once held, False to spin (retry later).
 

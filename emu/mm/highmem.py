@@ -12,7 +12,7 @@ its ``BUG()`` in kunmap_high; emu does not), and the lock is released.
 """
 
 from .. import consts as K
-from .._jit import inline, njit, tiny
+from .._jit import hot, inline, njit, tiny
 from ..cache.maint import flush_kern_cache_all
 from ..cost.account import enter_site, leave_site, uop
 from ..exec.cpu import in_irq, irqs_disabled
@@ -176,7 +176,7 @@ _RECHECK = 4         # lock held again: "somebody else might have mapped it whil
 _WAKE = 2            # kunmap_high: wake_up() after dropping the lock
 
 
-@inline
+@hot
 def _take_lock(S, lk, f, flavour, next_pc):
     """Take kmap_lock for the routine in frame ``f``, which then resumes at ``next_pc``.
     Returns ST_SPIN (held elsewhere), ST_YIELD (the scheduling point right after taking it:
@@ -189,7 +189,7 @@ def _take_lock(S, lk, f, flavour, next_pc):
     return -1
 
 
-@inline
+@hot
 def _count_up_and_unlock(S, c, f, lk, flavour, pfn, vaddr, which):
     """``pkmap_count[PKMAP_NR(vaddr)]++`` then unlock and return ``vaddr``. kmap_high's
     ``BUG_ON(count < 2)`` after the increment and kmap_high_get's ``BUG_ON(count < 1)`` before

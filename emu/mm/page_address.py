@@ -7,7 +7,7 @@ entries. Lists are doubly linked like ``struct list_head``; node ``i < LAST_PKMA
 """
 
 from .. import consts as K
-from .._jit import inline, tiny
+from .._jit import hot, inline, tiny
 from ..cost.account import enter_site, leave_site, uop
 from ..exec.locks import raw_lock_irqsave, raw_unlock_irqrestore
 from .pgtable import lowmem_address, page_is_highmem
@@ -119,7 +119,7 @@ def page_address(S, pfn):
     return _page_address_high(S, pfn)
 
 
-@inline
+@hot
 def _page_address_high(S, pfn):
     """The hash walk of ``page_address()`` for a highmem page."""
     prev = enter_site(S, K.SITE_PAGE_ADDRESS)
