@@ -117,8 +117,8 @@ def hot(fn):
 
 
 def flat(fn):
-    """An executor driver (``run_step``, its frame loop, ``direct_call``), inlined at numba's IR
-    level into its callers.
+    """An executor driver (``run_step``, its frame loop, ``direct_call``, the scheduler's
+    ``run_action``), inlined at numba's IR level into its callers.
 
     numba optimises each compiled function's library together with every library it links, so
     each separately compiled level above the step functions re-runs LLVM over all of emu

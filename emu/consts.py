@@ -333,7 +333,8 @@ CPU_IRQOFF_AT = _c()      # clock when IRQs were last masked
 CPU_IRQOFF_SITE = _c()    # site that masked them
 CPU_RING_AT = _c()        # next slot of the ring of recent irqs-off sections
 CPU_RING = _c.n           # [NRING][2] (start, end) clocks of the last irqs-off sections
-NRING = 32
+NRING = 32                # a power of two (the ring index wraps with a mask)
+assert NRING & (NRING - 1) == 0
 CPU_W = CPU_RING + 2 * NRING
 del _c
 

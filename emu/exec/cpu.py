@@ -76,7 +76,7 @@ def _irqs_unmasked(S, cr):
     j = S[cr + K.CPU_RING_AT]
     S[cr + K.CPU_RING + 2 * j] = S[cr + K.CPU_IRQOFF_AT]
     S[cr + K.CPU_RING + 2 * j + 1] = S[K.H_NOW]
-    S[cr + K.CPU_RING_AT] = (j + 1) % K.NRING
+    S[cr + K.CPU_RING_AT] = (j + 1) & (K.NRING - 1)      # NRING is a power of two
     if d > S[p + K.PROF_IRQOFF_MAX]:
         S[p + K.PROF_IRQOFF_MAX] = d
         S[p + K.PROF_IRQOFF_MAX_START] = start

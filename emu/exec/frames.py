@@ -50,7 +50,7 @@ def push(S, c, routine, a0, a1, a2, a3):
 @tiny
 def ctx_cycles_now(S, cr):
     """Cycles context ``cr`` has run so far, including the running step."""
-    if S[K.H_CUR_CTX] == (cr - S[K.H_R_CTX]) // K.CTX_W:
+    if ctx_rec(S, S[K.H_CUR_CTX]) == cr:
         return S[cr + K.CTX_CYCLES] + S[K.H_NOW] - S[K.H_STEP_T0]
     return S[cr + K.CTX_CYCLES]
 

@@ -22,7 +22,7 @@ rotates tasks every time slice (profiles).
 
 
 from .. import consts as K
-from .._jit import inline, njit
+from .._jit import flat, inline, njit
 from ..cost.account import set_site, uop
 from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
@@ -227,7 +227,7 @@ def next_due(S):
 # ---------------------------------------------------------------------------------------------
 
 
-@njit
+@flat
 def run_action(S, B, a):
     """Perform action ``a``; returns the step's status (``ST_*``), or -1 for an IRQ raise."""
     if a >= K.ACT_IRQ:
