@@ -1,13 +1,15 @@
-"""The ``emu`` command.
+"""The ``emu`` command: an ARM VIVT D-cache, the Linux 2.6.30 pkmap window and streaming DMA,
+emulated; Nicolas Pitre's 2009 highmem DMA race, found and replayed, and its fix.
 
-``emu demo``                      the seed race and its fix, then the kmap_lock profile
-``emu race [--json]``             explore the built-in scenarios (data loss, deadlocks)
-``emu explore FILE --bound K``    explore a user scenario (TOML)
-``emu run FILE [--schedule ...]`` one schedule of a user scenario: explicit, random or default
-``emu replay TOKEN``              replay a failing schedule with its trace
-``emu scenario NAME [--toml]``    print a built-in scenario (a starting point for your own)
-``emu profile --cpu CORE``        kmap_lock cost with and without IRQ disabling
-``emu presets``                   the core presets and what in them is assumed
+examples:
+  emu demo                          the race, its fix, and what the fix costs (start here)
+  emu race [--json]                 explore the built-in scenarios (data loss, deadlocks)
+  emu explore FILE.toml --bound 2   explore a user scenario (TOML)
+  emu run FILE.toml [--schedule S]  one schedule of a user scenario: explicit, random or default
+  emu replay TOKEN                  replay a failing schedule with its trace
+  emu scenario i --toml             print a built-in scenario (a starting point for your own)
+  emu profile --cpu feroceon        kmap_lock cost with and without IRQ disabling
+  emu presets [--costs]             the core presets, what in them is assumed, cycle tables
 """
 
 import argparse
@@ -35,6 +37,18 @@ def _sizes(s):
     return vals
 
 
+_SCENARIO_IDS = ("i", "ii", "iii")
+
+
+def _only(s):
+    ids = tuple(x.strip() for x in s.split(",") if x.strip())
+    bad = [x for x in ids if x not in _SCENARIO_IDS]
+    if bad or not ids:
+        raise argparse.ArgumentTypeError(f"{s!r}: must be comma-separated scenario ids from "
+                                         f"i, ii, iii (e.g. i,iii)")
+    return ids
+
+
 def _print_json(obj):
     json.dump(obj, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
@@ -49,7 +63,7 @@ def _warm():
 def cmd_race(a):
     from .exec.race import run_race
     _warm()
-    only = set(a.only.split(",")) if a.only else None
+    only = set(a.only) if a.only else None
     res = run_race(a.bound, a.sizes, a.smp_sizes, a.max_schedules, progress=not a.json,
                    only=only)
     if a.json:
@@ -208,69 +222,86 @@ def cmd_demo(a):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="emu", description=__doc__.split("\n\n")[0])
+    head, _, examples = __doc__.partition("\n\n")
+    p = argparse.ArgumentParser(prog="emu", description=head.replace("``", ""),
+                                epilog=examples,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    cores = ["arm926", "feroceon", "xscale", "sa110"]
+    js = "print one JSON document instead of text"
 
     d = sub.add_parser("demo", help="the 2009 race, its fix, and what the fix costs")
-    d.add_argument("--cpu", default="arm926", choices=["arm926", "feroceon", "xscale", "sa110"])
+    d.add_argument("--cpu", default="arm926", choices=cores,
+                   help="core preset for the cost part (default arm926)")
     d.set_defaults(fn=cmd_demo)
 
     r = sub.add_parser("race", help="explore the built-in scenarios")
-    r.add_argument("--json", action="store_true", help="print one JSON document")
+    r.add_argument("--json", action="store_true", help=js)
     r.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
     r.add_argument("--sizes", type=_sizes, default=(8, 512),
                    help="LAST_PKMAP values for scenario (i) (default 8,512)")
     r.add_argument("--smp-sizes", type=_sizes, default=(8,),
                    help="LAST_PKMAP values for scenario (ii) (default 8)")
-    r.add_argument("--max-schedules", type=_positive, default=None)
-    r.add_argument("--only", help="comma-separated scenario ids: i, ii, iii")
+    r.add_argument("--max-schedules", type=_positive, default=None, metavar="N",
+                   help="stop each exploration after N schedules (default: no cap)")
+    r.add_argument("--only", type=_only, metavar="IDS",
+                   help="comma-separated scenario ids from i, ii, iii (default: all)")
     r.set_defaults(fn=cmd_race)
 
     e = sub.add_parser("explore", help="explore a TOML scenario")
-    e.add_argument("file")
-    e.add_argument("--bound", type=int, default=2)
-    e.add_argument("--max-schedules", type=_positive, default=None)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("file", metavar="FILE.toml", help="scenario file (see emu scenario i --toml)")
+    e.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
+    e.add_argument("--max-schedules", type=_positive, default=None, metavar="N",
+                   help="stop after N schedules (default: no cap)")
+    e.add_argument("--json", action="store_true", help=js)
     e.add_argument("--fail", action="store_true", help="exit 1 if a schedule fails")
     e.set_defaults(fn=cmd_explore)
 
     u = sub.add_parser("run", help="run one schedule of a TOML scenario with its trace")
-    u.add_argument("file")
-    u.add_argument("--schedule", action="append",
-                   help="'after step N of TASK run OTHER' (repeatable)")
+    u.add_argument("file", metavar="FILE.toml", help="scenario file")
+    u.add_argument("--schedule", action="append", metavar="DIRECTIVE",
+                   help="'after step N of TASK run OTHER' or '... raise IRQ HANDLER' "
+                        "(repeatable; default: no preemption, the running task goes on until "
+                        "it finishes or blocks)")
     u.add_argument("--random", type=int, metavar="SEED", help="a seeded random schedule")
-    u.add_argument("--p-switch", type=float, default=0.05)
-    u.add_argument("--json", action="store_true")
+    u.add_argument("--p-switch", type=float, default=0.05, metavar="P",
+                   help="with --random: probability of a switch at each point (default 0.05)")
+    u.add_argument("--json", action="store_true", help=js)
     u.set_defaults(fn=cmd_run)
 
     y = sub.add_parser("replay", help="replay a schedule from its token")
-    y.add_argument("token")
-    y.add_argument("--json", action="store_true")
+    y.add_argument("token", help="an emu1:... token printed by emu race, explore or run")
+    y.add_argument("--json", action="store_true", help=js)
     y.set_defaults(fn=cmd_replay)
 
     s = sub.add_parser("scenario", help="print a built-in scenario")
-    s.add_argument("name", choices=["i", "ii", "iii"])
+    s.add_argument("name", choices=list(_SCENARIO_IDS), help="scenario id")
     s.add_argument("--pinning", default="page_address", choices=["page_address",
-                                                                 "kmap_high_get"])
-    s.add_argument("--last-pkmap", type=int, default=8)
-    s.add_argument("--toml", action="store_true")
+                                                                 "kmap_high_get"],
+                   help="how dma_map_page pins a highmem page; for iii, kmap_high_get "
+                        "means the IRQ-disabling kmap_lock (default page_address)")
+    s.add_argument("--last-pkmap", type=int, default=8, metavar="L",
+                   help="LAST_PKMAP, a power of two 2..512 (default 8)")
+    s.add_argument("--toml", action="store_true", help="print TOML instead of JSON")
     s.set_defaults(fn=cmd_scenario)
 
     q = sub.add_parser("presets", help="core presets (and their cycle tables with --costs)")
     q.add_argument("--costs", action="store_true", help="print the cycle cost tables")
-    q.add_argument("--cpu", choices=["arm926", "feroceon", "xscale", "sa110"])
+    q.add_argument("--cpu", choices=cores, help="only this core (with --costs)")
     q.add_argument("--costs-file", metavar="FILE.toml", help="with overrides applied")
     q.set_defaults(fn=cmd_presets)
 
     f = sub.add_parser("profile", help="kmap_lock cost with and without IRQ disabling")
-    f.add_argument("--cpu", default="arm926", choices=["arm926", "feroceon", "xscale", "sa110"])
+    f.add_argument("--cpu", default="arm926", choices=cores, help="core preset (default arm926)")
     f.add_argument("--workload", default="dma-irq",
                    help="fastpath, churn, dma-irq (default) or a scenario FILE.toml")
-    f.add_argument("--json", action="store_true")
-    f.add_argument("--plot", metavar="FILE.png")
-    f.add_argument("--trace", metavar="FILE.json")
+    f.add_argument("--json", action="store_true", help=js)
+    f.add_argument("--plot", metavar="FILE.png", help="plot the histograms (needs matplotlib: "
+                                                      "pip install 'emu[plot]')")
+    f.add_argument("--trace", metavar="FILE.json",
+                   help="write a Chrome / Perfetto trace of the IRQ-disabling run")
     f.add_argument("--costs", metavar="FILE.toml", help="override cycle costs")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
     f.set_defaults(fn=cmd_profile)
     return p
 

@@ -28,6 +28,7 @@ from .layout import Layout, s_view
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
 from .rng import seed_state
+from ._args import check_int
 
 SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generator
 _DIRECT_SIG = "int64(int64[::1], uint8[::1], int64, int64, int64, int64, int64)"
@@ -58,15 +59,6 @@ def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name}={value!r}: accepted values are "
                          + ", ".join(repr(c) for c in choices))
-
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}={value!r}: must be an int")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name}={value!r}: must be {rng}")
-    return int(value)
 
 
 class Machine:
@@ -127,13 +119,13 @@ class Machine:
             raise ValueError("dma_pinning='kmap_high_get': needs kmap_high_get=True "
                              "(without ARCH_NEEDS_KMAP_HIGH_GET only 'page_address' exists)")
         _check_choice("dma_api", dma_api, K.API_NAMES)
-        ncpus = _check_int("ncpus", ncpus, 1, 8)
-        seed = _check_int("seed", seed, 0)
-        contexts = _check_int("contexts", contexts, 1, 64)
-        program_rows = _check_int("program_rows", program_rows, 0)
-        data_bytes = _check_int("data_bytes", data_bytes, 0)
-        trace_events = _check_int("trace_events", trace_events, 0)
-        timeslice = _check_int("timeslice", timeslice, 0)
+        ncpus = check_int("ncpus", ncpus, 1, 8)
+        seed = check_int("seed", seed, 0)
+        contexts = check_int("contexts", contexts, 1, 64)
+        program_rows = check_int("program_rows", program_rows, 0)
+        data_bytes = check_int("data_bytes", data_bytes, 0)
+        trace_events = check_int("trace_events", trace_events, 0)
+        timeslice = check_int("timeslice", timeslice, 0)
         for name, v in (("preempt", preempt), ("oracle", oracle),
                         ("dma_debug_strict", dma_debug_strict), ("stats", stats)):
             if not isinstance(v, bool):
@@ -353,13 +345,13 @@ class Machine:
 
     def pkmap_page(self, nr):
         """Page frame that pkmap slot ``nr``'s PTE maps, or -1."""
-        nr = _check_int("nr", nr, 0, self.LAST_PKMAP - 1)
+        nr = check_int("nr", nr, 0, self.LAST_PKMAP - 1)
         return int(self._S[int(self._S[K.H_R_PKMAP_PTE]) + nr])
 
     def tlb_page(self, nr, cpu=0):
         """Page frame CPU ``cpu``'s TLB holds for pkmap slot ``nr``, or -1 (not cached)."""
-        nr = _check_int("nr", nr, 0, self.LAST_PKMAP - 1)
-        cpu = _check_int("cpu", cpu, 0, self.ncpus - 1)
+        nr = check_int("nr", nr, 0, self.LAST_PKMAP - 1)
+        cpu = check_int("cpu", cpu, 0, self.ncpus - 1)
         return int(self._S[int(self._S[K.H_R_TLB]) + cpu * self.LAST_PKMAP + nr])
 
     @property
@@ -370,8 +362,8 @@ class Machine:
 
     # -- CPU memory access -----------------------------------------------------------------------
     def _check_span(self, vaddr, n):
-        vaddr = _check_int("vaddr", vaddr, 0, K.ADDR_SPACE - 1)
-        n = _check_int("n", n, 0)
+        vaddr = check_int("vaddr", vaddr, 0, K.ADDR_SPACE - 1)
+        n = check_int("n", n, 0)
         if vaddr + n > K.ADDR_SPACE:
             raise ValueError(f"n={n}: vaddr + n must stay within the 32-bit address space")
         bad = _kernel.first_unmapped(self._S, vaddr, n)
@@ -401,8 +393,8 @@ class Machine:
         return bytes(out)
 
     def _check_phys(self, paddr, n):
-        paddr = _check_int("paddr", paddr, 0)
-        n = _check_int("n", n, 0)
+        paddr = check_int("paddr", paddr, 0)
+        n = check_int("n", n, 0)
         size = self.memmap.npages * K.PAGE_SIZE
         if paddr + n > size:
             raise ValueError(f"paddr={paddr:#x}: paddr + n must lie within RAM "
@@ -452,13 +444,13 @@ class Machine:
             if r != _BAD_ARGS:
                 raise_for(self, -1 - r)
         pfn = self._pfn(pfn)                            # the slow path says what is wrong
-        offset = _check_int("offset", offset, 0)
+        offset = check_int("offset", offset, 0)
         direction = self._dir(direction)
         size = self._dma_span("page start + offset", (pfn << K.PAGE_SHIFT) + offset, size)
         return self._call(K.R_DMA_MAP_PAGE, pfn, offset, size, direction)
 
     def _handle(self, dma_addr, size, direction):
-        dma_addr = _check_int("dma_addr", dma_addr, 0)
+        dma_addr = check_int("dma_addr", dma_addr, 0)
         d = self._dir(direction)
         return dma_addr, self._dma_span("dma_addr", dma_addr, size), d
 
@@ -486,7 +478,7 @@ class Machine:
             if len(e) != 3:
                 raise ValueError(f"sg[{i}]={e!r}: must be a (pfn, offset, length) tuple")
             pfn = self._pfn(e[0], f"sg[{i}] pfn")
-            off = _check_int(f"sg[{i}] offset", e[1], 0)
+            off = check_int(f"sg[{i}] offset", e[1], 0)
             n = self._dma_span(f"sg[{i}] page start + offset", (pfn << K.PAGE_SHIFT) + off, e[2],
                                f"sg[{i}] length")
             out.append((pfn, off, n))

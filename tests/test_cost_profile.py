@@ -284,6 +284,8 @@ def test_bad_core_or_override_is_rejected_before_running():
         profile("cortex", "fastpath", 0, scale=0.01)
     with pytest.raises(ValueError, match="frobnicate"):
         profile("arm926", "fastpath", 0, costs={"frobnicate": 1}, scale=0.01)
+    with pytest.raises(ValueError, match=r"workload='fast': accepted values are fastpath"):
+        profile("arm926", "fast", 0, scale=0.01)
 
 
 # ---------------------------------------------------------------------------------------------

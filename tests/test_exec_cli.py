@@ -274,6 +274,11 @@ BAD = [
     ("token corrupted", lambda f: ["replay", "emu1:AAAAAAAAAA"], ["token: corrupted"]),
     ("race sizes", lambda f: ["race", "--sizes", "7"], ["LAST_PKMAP must be a power of two"]),
     ("scenario name", lambda f: ["scenario", "iv"], ["invalid choice: 'iv'"]),
+    ("scenario last_pkmap", lambda f: ["scenario", "i", "--last-pkmap", "6"],
+     ["emu scenario: error", "last_pkmap=6", "power of two"]),
+    ("race only", lambda f: ["race", "--only", "i,iv"], ["'i,iv'", "i, ii, iii"]),
+    ("profile workload", lambda f: ["profile", "--workload", "nope"],
+     ["emu profile: error", "workload='nope'", "fastpath, churn, dma-irq"]),
     ("max schedules", lambda f: ["explore", f["calm"], "--max-schedules", "0"],
      ["must be a positive int"]),
 ]
@@ -295,3 +300,10 @@ def test_replay_of_a_token_with_a_valid_envelope_but_no_body_exits_2():
     tok = "emu1:" + base64.urlsafe_b64encode(zlib.compress(b'{"n": 1}')).decode()
     rc, out, err = call("replay", tok)
     assert rc == 2 and "token" in err
+
+
+def test_negative_seeds_are_rejected_by_name(files):
+    rc, out, err = call("run", files["racy"], "--random", "-1")
+    assert rc == 2 and "seed=-1: must be >= 0" in err and out == ""
+    rc, out, err = call("profile", "--workload", "fastpath", "--seed", "-3")
+    assert rc == 2 and "seed=-3: must be >= 0" in err and out == ""

@@ -271,3 +271,14 @@ def test_explore_validates_its_arguments():
         explore(sc, bound=-1)
     with pytest.raises(ValueError, match="max_schedules=0"):
         explore(sc, bound=1, max_schedules=0)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: builtin.race(6), "last_pkmap=6: must be a power of two"),
+    (lambda: builtin.race(1024), "last_pkmap=1024"),
+    (lambda: builtin.race(8, 1, "kmap"), "dma_pinning='kmap': accepted values"),
+    (lambda: builtin.irq_getter(True, 3), "last_pkmap=3"),
+])
+def test_builtin_scenarios_reject_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -15,9 +15,12 @@ Workloads:
 FILE.toml     any user scenario (its tasks and IRQs, timed)
 """
 
+import os
+
 import numpy as np
 
 from .. import consts as K
+from .._args import check_int
 from ..exec.scenario import Scenario
 from .tables import CLOCKS, clocks, cost_vector
 
@@ -73,6 +76,9 @@ def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None
                  "direction": "FROM_DEVICE"},
             ], line=0, cpu=0, count=10 ** 9, period=50_000, first=50_000)
         return sc
+    if not (isinstance(name, (str, os.PathLike)) and os.path.isfile(name)):
+        raise ValueError(f"workload={name!r}: accepted values are {', '.join(WORKLOADS)} "
+                         f"or the path of a scenario TOML file")
     sc = Scenario.from_toml(name)
     sc.machine.update({"cpu": cpu, "kmap_high_get": kmap_high_get, "seed": seed})
     if sc.machine.get("dma_pinning") == "kmap_high_get" and not kmap_high_get:
@@ -219,6 +225,7 @@ def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, 
     if cpu not in CLOCKS:
         raise ValueError(f"cpu={cpu!r}: accepted values are {', '.join(CLOCKS)}")
     cost_vector(cpu, costs)                          # validate overrides before running
+    seed = check_int("seed", seed, 0)
     _MHZ[cpu] = clocks(cpu, costs)["core_mhz"]
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):

@@ -16,6 +16,7 @@
       cannot happen.
 """
 
+from ..mm.memmap import MemoryMap
 from .scenario import Scenario
 
 DMA_PAGE = 300          # highmem page the device writes (lowmem is pages 0..255)
@@ -37,8 +38,17 @@ def _pinned_setup(last_pkmap):
     ]
 
 
+def _check_last_pkmap(last_pkmap):
+    """The machine's own check, run now: a bad value is reported before a scenario is built."""
+    MemoryMap(lowmem_mb=1, highmem_mb=4, last_pkmap=last_pkmap)
+
+
 def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
     """Scenario (i) (``ncpus=1``) or (ii) (``ncpus=2``)."""
+    _check_last_pkmap(last_pkmap)
+    if dma_pinning not in ("page_address", "kmap_high_get"):
+        raise ValueError(f"dma_pinning={dma_pinning!r}: accepted values are 'page_address' "
+                         f"and 'kmap_high_get'")
     khg = dma_pinning == "kmap_high_get"
     sid = "i" if ncpus == 1 else "ii"
     sc = Scenario(
@@ -66,6 +76,7 @@ def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
 
 def irq_getter(kmap_high_get=True, last_pkmap=8):
     """Scenario (iii): kmap_high_get() in an IRQ handler, with or without irq-safe locking."""
+    _check_last_pkmap(last_pkmap)
     sc = Scenario(
         name=f"iii: kmap_high_get from an IRQ handler "
              f"({'irq-disabling kmap_lock' if kmap_high_get else 'plain spin_lock kmap_lock'})",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
+from .._args import check_int
 from .loaded import OUTCOMES, Loaded
 from .scenario import Scenario
 
@@ -219,6 +220,8 @@ def run_random(scenario, seed=0, runs=1, p_switch=0.05, max_steps=None):
     could go on."""
     if not 0 <= p_switch <= 1:
         raise ValueError(f"p_switch={p_switch!r}: must be a probability in [0, 1]")
+    seed = check_int("seed", seed, 0)
+    runs = check_int("runs", runs, 1)
     ld = scenario if isinstance(scenario, Loaded) else scenario.build()
     kw = {} if max_steps is None else {"max_steps": max_steps}
     return [ld.run(K.SCHED_RANDOM, (), int(p_switch * 1_000_000), seed + i, **kw)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
+from .._args import check_int
 from ..dma.oracle import final_check
 from ..machine import SCHED_SALT
 from ..rng import seed_state
@@ -231,6 +232,8 @@ class Loaded:
     def run(self, mode=K.SCHED_DFS, choices=(), p_switch=0, seed=None, trace=False,
             max_steps=DEFAULT_MAX_STEPS, final=True):
         """Restore the snapshot and run one schedule; returns a :class:`RunResult`."""
+        if seed is not None:
+            seed = check_int("seed", seed, 0)
         m = self.machine
         self.snapshot.restore(m)
         S = m._S
