@@ -105,26 +105,28 @@ def inline(fn):
 
 
 def hot(fn):
-    """A helper on the ``kmap_lock`` fast path (lock halves, IRQ masking bookkeeping, the
-    page_address hash walk), compiled on its own like :func:`inline` but marked LLVM
-    ``alwaysinline`` (numba's ``forceinline``), so callers get its body without a call.
+    """A helper on a hot path (lock halves, IRQ-masking bookkeeping, the page_address hash
+    walk, the range loop's line ops and their accounting), compiled on its own like
+    :func:`inline` but marked LLVM ``alwaysinline`` (numba's ``forceinline``), so callers get
+    its body without a call.
 
     Keep the list short: every helper marked this way grows each function that calls it, and
-    numba re-optimises a function's code inside every library that links it. These eleven cut
-    the kmap_high+kunmap_high pair from ~196 to ~150 ns for ~5 s more first-run compile;
-    marking every ``inline`` helper reached ~150 ns as well but cost ~23 s more compile."""
+    numba re-optimises a function's code inside every library that links it. The lock, IRQ and
+    page_address ones took the kmap_high+kunmap_high pair from ~196 to ~150 ns for ~5 s more
+    first-run compile; marking every ``inline`` helper also reached ~150 ns but cost ~23 s."""
     return numba.njit(error_model="numpy", _nrt=False, forceinline=True)(fn)
 
 
 def flat(fn):
-    """An executor driver (``run_step``, its frame loop, ``direct_call``, the scheduler's
-    ``run_action``), inlined at numba's IR level into its callers.
+    """A driver level (``run_step``, its frame loop, ``direct_call``, the scheduler's
+    ``run_action`` and ``alternatives``, ``dma_range_step`` and the per-geometry dispatch of
+    ``range_lines``), inlined at numba's IR level into its few callers.
 
     numba optimises each compiled function's library together with every library it links, so
-    each separately compiled level above the step functions re-runs LLVM over all of emu
-    (~1.3 s of first-run compile each) and costs a 16-argument call per step. Folding the
-    drivers into their callers removes both: ~150 -> ~116 ns per kmap pair, and a few seconds
-    less compile."""
+    each separately compiled level re-runs LLVM over everything below it (~1.3 s of first-run
+    compile for a level above the whole executor) and costs a call with both arrays' fields as
+    arguments. Folding these levels into their callers: kmap pair ~150 -> ~113 ns, scheduler
+    8.4 -> 12 M steps/s, first-run compile a little shorter than with them compiled apart."""
     return numba.njit(inline="always", error_model="numpy", _nrt=False)(fn)
 
 

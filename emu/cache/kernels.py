@@ -15,7 +15,7 @@ with one branch per call.
 
 from .. import consts as K
 from .._bytes import copy_bytes, copy_xor, fill_bytes
-from .._jit import inline, njit, tiny
+from .._jit import flat, hot, inline, njit, tiny
 from ..rng import next_random
 from ..cost.account import uop
 
@@ -335,7 +335,7 @@ def _make_kernels(WAYS):
             S[S[K.H_R_TAG] + i] = K.TAG_INVALID
         return 2 if dirty else 1
 
-    @njit
+    @hot
     def range_lines(S, B, op, two_ops, va, end, one):
         """The body of a ``dma_*_range`` loop: line op ``op`` by MVA on each line from ``va``
         (line-aligned) while below ``end``, at least once; only one line if ``one``.
@@ -532,7 +532,7 @@ def line_op(S, B, op, va):
     return _line_opg(S, B, op, va)
 
 
-@njit
+@flat
 def range_lines(S, B, op, two_ops, va, end, one):
     """Line ops of a range loop; see ``_make_kernels``. Returns (next va, lines, dirty)."""
     w = S[K.H_C_WAYS]

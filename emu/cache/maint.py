@@ -11,7 +11,7 @@ one call. Feroceon's range variant is a single hardware operation with IRQs mask
 """
 
 from .. import consts as K
-from .._jit import inline, njit
+from .._jit import flat, hot, inline, njit
 from ..cost.account import uop
 from ..exec.cpu import _irqs_masked, _irqs_unmasked
 from .kernels import _stat, cache_load, flush_index, line_alloc, line_op, range_lines
@@ -38,7 +38,7 @@ def _mcr_line(S, B, op, va):
     _account_line(S, op, r)
 
 
-@inline
+@hot
 def _account_loop(S, op, two_ops, n, nd):
     """Micro-ops of ``n`` iterations of the range loop that met ``nd`` dirty lines:
     the line op(s), ``add r0, #32; cmp r0, r1; blo 1b``."""
@@ -104,7 +104,7 @@ def _feroceon_range(S, B, op, start, end):
     uop(S, K.UOP_BRANCH, 1)
 
 
-@njit
+@flat
 def dma_range_step(S, B, op, start, end, cursor):
     """Run the core's ``dma_{inv,clean,flush}_range(start, end)`` from ``cursor``.
 

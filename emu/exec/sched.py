@@ -63,7 +63,7 @@ def _add(alts, n, a):
     return n
 
 
-@njit
+@flat
 def alternatives(S, alts, with_irqs):
     """Fill ``alts`` with the enabled actions, default first; returns (count, last_enabled)."""
     n = 0
