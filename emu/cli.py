@@ -227,7 +227,8 @@ def build_parser():
                                 epilog=examples,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-    cores = ["arm926", "feroceon", "xscale", "sa110"]
+    from .cache.config import PRESETS
+    cores = list(PRESETS)
     js = "print one JSON document instead of text"
 
     d = sub.add_parser("demo", help="the 2009 race, its fix, and what the fix costs")
@@ -296,10 +297,12 @@ def build_parser():
     f.add_argument("--workload", default="dma-irq",
                    help="fastpath, churn, dma-irq (default) or a scenario FILE.toml")
     f.add_argument("--json", action="store_true", help=js)
-    f.add_argument("--plot", metavar="FILE.png", help="plot the histograms (needs matplotlib: "
-                                                      "pip install 'emu[plot]')")
+    f.add_argument("--plot", metavar="FILE.png",
+                   help="irq vs plain locks: cycles per routine, irqs-off sections, IRQ "
+                        "latency (needs matplotlib: pip install 'emu[plot]')")
     f.add_argument("--trace", metavar="FILE.json",
-                   help="write a Chrome / Perfetto trace of the IRQ-disabling run")
+                   help="write a Chrome / Perfetto timeline of both runs (irq and plain "
+                        "kmap_lock)")
     f.add_argument("--costs", metavar="FILE.toml", help="override cycle costs")
     f.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
     f.set_defaults(fn=cmd_profile)
