@@ -654,3 +654,10 @@ def test_exploration_counts_bugs_as_failures():
     ex = explore(sc, bound=1)
     assert ex.failures >= 1 and ex.outcomes.get("error", 0) >= 1
     assert ex.minimal is not None and ex.minimal.outcome == "error"
+
+
+def test_run_raw_accepts_any_int_sequence_of_choices():
+    from emu.exec.builtin import race
+    ld = race(8, 1, "page_address").build()
+    assert ld.run_raw(()) == ld.run_raw(np.zeros(0, np.int64))
+    assert ld.run_raw([0, 1]) == ld.run_raw(np.array([0, 1]))

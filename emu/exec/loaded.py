@@ -253,6 +253,7 @@ class Loaded:
     def run_raw(self, choices, max_steps=DEFAULT_MAX_STEPS):
         """A DFS-mode run without building a report: (outcome, decisions, preemptions,
         lost bytes). What :func:`emu.exec.explore.explore` calls per schedule."""
+        choices = np.asarray(choices, dtype=np.int64)
         m = self.machine
         self.snapshot.restore(m)
         S = m._S
