@@ -167,14 +167,12 @@ def cmd_run(a):
 
 
 def cmd_replay(a):
-    from .exec.explore import read_token
-    sc, choices = read_token(a.token)
-    ld = sc.build(trace_events=1 << 20)
-    r = ld.run(K.SCHED_DFS, choices, trace=True)
+    from .exec.explore import replay
+    ld, r = replay(a.token)
     if a.json:
-        _print_json(_result_json(r) | {"scenario": sc.name})
+        _print_json(_result_json(r) | {"scenario": ld.scenario.name})
     else:
-        print(f"replaying: {sc.name}\n")
+        print(f"replaying: {ld.scenario.name}\n")
         _print_result(r, ld)
     return 0
 

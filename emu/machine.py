@@ -62,7 +62,7 @@ def _check_choice(name, value, choices):
 
 
 class Machine:
-    """An emulated ARM machine. See ``API.md`` for the contract.
+    """An emulated ARM machine (the whole API is listed in the repository's ``API.md``).
 
     Parameters
     ----------
@@ -95,8 +95,8 @@ class Machine:
         Overrides of the core's cycle table, ``{"mrs": 2, ...}``.
     stats : bool
         Keep the profiler's records: lock_stat times, irqs-off sections, IRQ latency and
-        per-routine cycles (micro-op counts and clocks are always kept). Off, kernel calls
-        run about twice as fast.
+        per-routine cycles (micro-op counts and clocks are always kept). Off, the kmap fast
+        path takes about 30 % less time.
     """
 
     PAGE_SIZE = K.PAGE_SIZE

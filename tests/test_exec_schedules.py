@@ -661,3 +661,14 @@ def test_run_raw_accepts_any_int_sequence_of_choices():
     ld = race(8, 1, "page_address").build()
     assert ld.run_raw(()) == ld.run_raw(np.zeros(0, np.int64))
     assert ld.run_raw([0, 1]) == ld.run_raw(np.array([0, 1]))
+
+
+def test_replay_function_reproduces_the_exploration_failure():
+    from emu.exec.builtin import race
+    from emu.exec.explore import explore, replay
+    ex = explore(race(8, 1, "page_address"), bound=1, stop_at_first=True)
+    ld, r = replay(ex.replay)
+    assert r.data_lost and r.lost_bytes == ex.max_lost_bytes
+    assert r.trace and ld.scenario.name == ex.scenario
+    _, again = replay(ex.replay, trace=False)
+    assert again.trace == [] and again.lost_bytes == r.lost_bytes

@@ -115,6 +115,26 @@ def read_token(token):
         raise bad from None
 
 
+def replay(token, trace=True):
+    """Run the schedule of a replay token again, exactly.
+
+    Parameters
+    ----------
+    token : str
+        An ``emu1:...`` token (``Exploration.replay``, or printed by ``emu race`` / ``explore``).
+    trace : bool
+        Record the readable trace (``RunResult.trace``).
+
+    Returns
+    -------
+    (Loaded, RunResult)
+        The loaded scenario (its ``names`` name the contexts of findings) and what the run did.
+    """
+    sc, choices = read_token(token)
+    ld = sc.build(trace_events=(1 << 20) if trace else 0)
+    return ld, ld.run(K.SCHED_DFS, choices, trace=trace)
+
+
 def _next_prefix(nalt, choice, lon, bound):
     """The DFS successor of a run's choice vector within ``bound`` preemptions, or None."""
     pre = (lon != 0) & (choice != 0)
