@@ -12,3 +12,11 @@ def check_int(name, value, lo, hi=None):
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
         raise ValueError(f"{name}={value!r}: must be {rng}")
     return int(value)
+
+
+def check_choice(name, value, choices):
+    """``value`` if it is one of ``choices``, else ValueError listing them."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: accepted values are "
+                         + ", ".join(repr(c) for c in choices))
+    return value

@@ -28,7 +28,7 @@ from .layout import Layout, s_view
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
 from .rng import seed_state
-from ._args import check_int
+from ._args import check_choice, check_int
 
 SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generator
 _DIRECT_SIG = "int64(int64[::1], uint8[::1], int64, int64, int64, int64, int64)"
@@ -53,12 +53,6 @@ class Finding(NamedTuple):
     site: str
     step: int
     dma_range: tuple        #: physical range the dropping maintenance was for, or None
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: accepted values are "
-                         + ", ".join(repr(c) for c in choices))
 
 
 class Machine:
@@ -114,11 +108,11 @@ class Machine:
             raise ValueError(f"kmap_high_get={kmap_high_get!r}: must be True or False")
         if dma_pinning is None:
             dma_pinning = "kmap_high_get" if kmap_high_get else "page_address"
-        _check_choice("dma_pinning", dma_pinning, K.PIN_NAMES)
+        check_choice("dma_pinning", dma_pinning, K.PIN_NAMES)
         if dma_pinning == "kmap_high_get" and not (kmap_high_get or _force_kmap_high_get):
             raise ValueError("dma_pinning='kmap_high_get': needs kmap_high_get=True "
                              "(without ARCH_NEEDS_KMAP_HIGH_GET only 'page_address' exists)")
-        _check_choice("dma_api", dma_api, K.API_NAMES)
+        check_choice("dma_api", dma_api, K.API_NAMES)
         ncpus = check_int("ncpus", ncpus, 1, 8)
         seed = check_int("seed", seed, 0)
         contexts = check_int("contexts", contexts, 1, 64)

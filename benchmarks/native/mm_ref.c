@@ -285,8 +285,6 @@ static inline i64 fail(i64 *S, i64 code, i64 a, i64 b, i64 c, i64 d)
 
 static inline i64 bug(i64 *S, i64 which, i64 a, i64 b, i64 c) { return fail(S, ERR_BUG, which, a, b, c); }
 
-/* Call `routine` from context c: its frame (or -1 if the stack is full), and the runner's
- * set_site for the routine (dispatch). */
 /* A new frame at f of context record cr (frames.push without the stack pointer). */
 static inline void frame_init(i64 *S, i64 cr, i64 f, i64 routine, i64 a0, i64 a1, i64 a2,
                               i64 a3)
@@ -308,6 +306,8 @@ static inline void frame_init(i64 *S, i64 cr, i64 f, i64 routine, i64 a0, i64 a1
     }
 }
 
+/* Call `routine` from context c: its frame (or -1 if the stack is full), and the runner's
+ * set_site for the routine (dispatch). */
 static inline i64 call(i64 *S, i64 c, i64 routine, i64 site, i64 a0, i64 a1, i64 a2, i64 a3)
 {
     i64 cr = ctx_rec(S, c);

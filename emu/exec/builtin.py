@@ -16,6 +16,8 @@
       cannot happen.
 """
 
+from .. import consts as K
+from .._args import check_choice
 from ..mm.memmap import MemoryMap
 from .scenario import Scenario
 
@@ -46,9 +48,7 @@ def _check_last_pkmap(last_pkmap):
 def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
     """Scenario (i) (``ncpus=1``) or (ii) (``ncpus=2``)."""
     _check_last_pkmap(last_pkmap)
-    if dma_pinning not in ("page_address", "kmap_high_get"):
-        raise ValueError(f"dma_pinning={dma_pinning!r}: accepted values are 'page_address' "
-                         f"and 'kmap_high_get'")
+    check_choice("dma_pinning", dma_pinning, K.PIN_NAMES)
     khg = dma_pinning == "kmap_high_get"
     sid = "i" if ncpus == 1 else "ii"
     sc = Scenario(
