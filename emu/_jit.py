@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numba
 import numba.core.config
+from numba.core.registry import CPUDispatcher
 
 _PKG = Path(__file__).resolve().parent
 
@@ -66,6 +67,16 @@ _dir = _cache_dir()
 if _dir is not None:
     numba.core.config.CACHE_DIR = _dir
 
+
+def cache_is_warm():
+    """True if the on-disk cache already holds both executor entry points (the Machine API's
+    and the scheduler's), i.e. this is not a first run of these sources."""
+    if _dir is None:
+        return False
+    names = {p.name.split("-")[0] for p in Path(_dir).rglob("*.nbi")}
+    return {"kernel.direct_call", "sched.run"} <= names
+
+
 #: Seconds a first call may run before emu says that it is compiling.
 COMPILE_NOTICE_AFTER = 1.5
 
@@ -90,6 +101,30 @@ def entry(disp, sig):
     return compile_(sig)
 
 
+class KernelOnly(CPUDispatcher):
+    """A helper compiled without a Python entry point: jitted callers link it as usual, and a
+    call from Python raises instead of jumping to a wrapper that was never built."""
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"{self.py_func.__module__}.{self.py_func.__qualname__} is an emu "
+                        "kernel helper: call it from jitted code (NUMBA_DISABLE_JIT=1 makes "
+                        "it plain Python)")
+
+
+def _kernel_only(**options):
+    """``numba.njit`` for helpers called only from other kernels: numba then builds neither the
+    CPython wrapper (argument unboxing, ~5 s of first-run compile over all helpers) nor the C
+    callback wrapper for them. They are cached too, so that the warm-up's helper process and
+    the main one (emu.warmup) compile each helper once between them."""
+    def wrap(fn):
+        disp = numba.njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True,
+                          no_cfunc_wrapper=True, **options)(fn)
+        if isinstance(disp, CPUDispatcher):             # not under NUMBA_DISABLE_JIT
+            disp.__class__ = KernelOnly
+        return disp
+    return wrap
+
+
 def tiny(fn):
     """A one-to-three-line helper on hot paths (accounting, record offsets): inlined at
     numba's IR level, so it costs nothing in the caller. Kept to tiny functions: IR
@@ -101,7 +136,7 @@ def inline(fn):
     """A helper called from other kernels, compiled on its own: LLVM inlines only the smallest
     of these, the rest stay calls (a few ns each). IR-level inlining of all of them was ~25%
     faster on the kmap fast path but multiplied first-run compile times (45 s -> 267 s)."""
-    return numba.njit(error_model="numpy", _nrt=False)(fn)
+    return _kernel_only()(fn)
 
 
 def hot(fn):
@@ -114,7 +149,7 @@ def hot(fn):
     numba re-optimises a function's code inside every library that links it. The lock, IRQ and
     page_address ones took the kmap_high+kunmap_high pair from ~196 to ~150 ns for ~5 s more
     first-run compile; marking every ``inline`` helper also reached ~150 ns but cost ~23 s."""
-    return numba.njit(error_model="numpy", _nrt=False, forceinline=True)(fn)
+    return _kernel_only(forceinline=True)(fn)
 
 
 def flat(fn):

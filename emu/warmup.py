@@ -1,40 +1,176 @@
 """Compile every kernel once, saying so if it takes a while.
 
-The first run of emu on a machine compiles its numba kernels (about a minute); the compiled
+The first run of emu on a machine compiles its numba kernels (under a minute); the compiled
 code is cached on disk, so later runs start in about a second. Commands call :func:`warmup`
 up front so the compile happens in one visible place rather than inside a measurement.
+
+numba compiles in one thread, so on a first run with two or more CPUs the compile is shared
+with one helper process: both take jobs from :func:`_jobs` in order (a job is claimed by
+creating its file in a shared directory) and each finished kernel lands in the on-disk cache,
+where the other process loads it instead of compiling it again.
 """
 
-from ._jit import compile_notice
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from numba.core import config as numba_config
+
+from ._jit import cache_is_warm, compile_notice
 
 _done = []
 
+#: Seconds the main process waits for the helper's last job before compiling it itself.
+HELPER_TIMEOUT = 600
+
+
+def _api_workload():
+    """Every Machine API entry point once (the direct-call executor and the small kernels)."""
+    from . import consts as K
+    from .machine import Machine
+    m = Machine(lowmem_mb=0.25, highmem_mb=1, last_pkmap=4)
+    hp = m.highmem_pfns[0]
+    v = m.kmap(hp)
+    m.write(v, b"emu")
+    m.read(v, 3)
+    m.kunmap(hp)
+    m.kmap_high_get(hp)
+    m.kunmap_high(hp)
+    m.kmap_flush_unused()
+    h = m.dma_map_page(hp, 0, 64, K.DMA_FROM_DEVICE)
+    m.device.write(h, b"x")
+    m.dma_sync_single_for_cpu(h, 64, K.DMA_FROM_DEVICE)
+    m.dma_unmap_page(h, 64, K.DMA_FROM_DEVICE)
+    m.cache.flush_all()
+    m.check_integrity()
+
+
+def _sched_workload():
+    """The scheduler: exhaustive, IRQ and random runs of the built-in scenarios."""
+    from .exec.builtin import irq_getter, race
+    from .exec.explore import explore, run_random
+    explore(race(4, 1, "page_address"), bound=1, max_schedules=3)
+    explore(irq_getter(False, 4), bound=1, max_schedules=3)
+    run_random(race(4, 2, "kmap_high_get"), seed=1)
+
+
+def _jobs():
+    """Compile jobs in claim order: the routines' step functions first (each pulls in its own
+    helpers; routines sharing fewest helpers come next to each other, so two processes rarely
+    compile the same helper at once), then the oracle and the scheduler's own kernels, then
+    the two executors, which link all of them (the scheduler's, the larger, first), then the
+    small kernels the Machine API calls."""
+    from numba import types as T
+    from .dma import mapping, oracle
+    from .exec import program, sched, snapshot
+    from .exec.kernel import direct_call
+    from .machine import _DIRECT_SIG
+    from .mm import access, highmem
+    S, B, i = T.int64[::1], T.uint8[::1], T.int64
+    step = (S, B, i, i)
+
+    def comp(disp, *sig):
+        return lambda: disp.compile(sig)
+
+    return [
+        comp(highmem.kmap_high_step, *step),
+        comp(access.cpu_write_step, *step),
+        comp(mapping.dma_cache_maint_page_step, *step),
+        comp(oracle.final_check, S, B),
+        comp(access.cpu_read_step, *step),
+        comp(highmem.kunmap_high_step, *step),
+        comp(mapping.dma_map_page_step, *step),
+        comp(highmem.kmap_high_get_step, *step),
+        comp(mapping.dma_unmap_page_step, *step),
+        comp(program.program_step, *step),
+        comp(mapping.dma_sync_for_cpu_step, *step),
+        comp(highmem.kmap_step, *step),
+        comp(mapping.dma_sync_for_device_step, *step),
+        comp(highmem.kunmap_step, *step),
+        comp(highmem.kmap_flush_unused_step, *step),
+        comp(snapshot._restore, S, B, S, B),
+        comp(sched.fire_timed, S, B),
+        comp(sched.irq_exit, S, i),
+        comp(sched._timed_pick, S, S, i),
+        comp(sched._idle_until, S, i),
+        comp(sched.next_due, S),
+        comp(sched.irq_deadlock, S, i),
+        comp(sched.unfinished, S),
+        comp(sched.run, S, B, i, S, i, i, i, S, S, S, S, S),
+        lambda: direct_call.compile(_DIRECT_SIG),
+        _api_workload,
+    ]
+
+
+def _claim_and_run(claims):
+    """Run every job nobody has claimed yet, in order: file ``N`` in ``claims`` claims job N,
+    ``N.done`` says it finished."""
+    for n, job in enumerate(_jobs()):
+        path = os.path.join(claims, str(n))
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        job()
+        Path(path + ".done").touch()
+
+
+def _helper_main(claims):
+    """Entry point of the helper process (``python -c``); it reports nothing."""
+    try:
+        _claim_and_run(claims)
+    except Exception:                                   # the main process compiles the rest
+        pass
+
+
+def _start_helper(claims):
+    """Start the helper process, or return None if there is no second CPU or no process."""
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except AttributeError:
+        ncpu = os.cpu_count() or 1
+    if ncpu < 2:
+        return None
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)        # where ``import emu`` finds us
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+    code = "import sys; from emu.warmup import _helper_main; _helper_main(sys.argv[1])"
+    try:
+        return subprocess.Popen([sys.executable, "-c", code, claims], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def _parallel_compile():
+    claims = tempfile.mkdtemp(prefix="emu-warmup-")
+    try:
+        helper = _start_helper(claims)
+        if helper is None:
+            return
+        try:
+            _claim_and_run(claims)
+            helper.wait(timeout=HELPER_TIMEOUT)
+        finally:
+            if helper.poll() is None:
+                helper.kill()
+                helper.wait()
+    finally:
+        shutil.rmtree(claims, ignore_errors=True)
+
 
 def warmup():
-    """Run a tiny workload through every kernel (no-op after the first call)."""
+    """Compile (or load) every kernel by running a tiny workload through each; a no-op after
+    the first call."""
     if _done:
         return
     with compile_notice():
-        from . import consts as K
-        from .exec.builtin import irq_getter, race
-        from .exec.explore import explore, run_random
-        from .machine import Machine
-        m = Machine(lowmem_mb=0.25, highmem_mb=1, last_pkmap=4)
-        hp = m.highmem_pfns[0]
-        v = m.kmap(hp)
-        m.write(v, b"emu")
-        m.read(v, 3)
-        m.kunmap(hp)
-        m.kmap_high_get(hp)
-        m.kunmap_high(hp)
-        m.kmap_flush_unused()
-        h = m.dma_map_page(hp, 0, 64, K.DMA_FROM_DEVICE)
-        m.device.write(h, b"x")
-        m.dma_sync_single_for_cpu(h, 64, K.DMA_FROM_DEVICE)
-        m.dma_unmap_page(h, 64, K.DMA_FROM_DEVICE)
-        m.cache.flush_all()
-        m.check_integrity()
-        explore(race(4, 1, "page_address"), bound=1, max_schedules=3)
-        explore(irq_getter(False, 4), bound=1, max_schedules=3)
-        run_random(race(4, 2, "kmap_high_get"), seed=1)
+        if not (numba_config.DISABLE_JIT or cache_is_warm()):
+            _parallel_compile()
+        _api_workload()
+        _sched_workload()
     _done.append(True)

@@ -16,6 +16,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numba
 import pytest
 
 import emu
@@ -148,8 +149,11 @@ def test_stale_pkmap_address_faults_after_the_flush():
 def test_tlb_entry_outlives_pte_clear_until_the_tlb_flush():
     """pte_clear() leaves every CPU's TLB entry (spec §1.4, §2); only the window TLB flush drops
     it. A direct call never stops between the two, so this drives emu's own pgtable kernels on
-    the machine's state to open the window."""
+    the machine's state (from a jitted shim: they are kernel helpers) to open the window."""
     from emu.mm import pgtable
+
+    pte_clear = numba.njit(lambda S, nr: pgtable.pte_clear(S, nr))
+    flush_tlb_kernel_range = numba.njit(lambda S, a, b: pgtable.flush_tlb_kernel_range(S, a, b))
 
     m = machine(ncpus=2)
     va = m.kmap(100)
@@ -157,7 +161,7 @@ def test_tlb_entry_outlives_pte_clear_until_the_tlb_flush():
     assert m.read(va, 8) == b"old page"
     assert (m.tlb_page(1, 0), m.tlb_page(1, 1)) == (100, -1)
     clears = m.mm_stats["pte_clear"]
-    pgtable.pte_clear(m._S, 1)
+    pte_clear(m._S, 1)
     assert m.mm_stats["pte_clear"] == clears + 1
     assert m.pkmap_page(1) == -1
     assert m.tlb_page(1) == 100                   # the TLB still holds the translation
@@ -169,7 +173,7 @@ def test_tlb_entry_outlives_pte_clear_until_the_tlb_flush():
     with pytest.raises(emu.PageFault, match="bfe02000"):       # no TLB entry, no PTE
         m.read(va + 4096, 1)
     tlb_flushes = m.mm_stats["tlb_flushes"]
-    pgtable.flush_tlb_kernel_range(m._S, PKMAP_BASE, PKMAP_BASE + m.LAST_PKMAP * 4096)
+    flush_tlb_kernel_range(m._S, PKMAP_BASE, PKMAP_BASE + m.LAST_PKMAP * 4096)
     assert m.mm_stats["tlb_flushes"] == tlb_flushes + 1
     assert m.tlb_page(1, 0) == -1 and m.tlb_page(1, 1) == -1
     with pytest.raises(emu.PageFault, match=r"^Unable to handle kernel paging request at "

@@ -1,0 +1,54 @@
+"""emu.warmup and emu._jit: the parallel first-run compile and kernel-only helpers.
+
+The compile itself is exercised by every other test; here, with the cache warm, the
+plumbing: the helper process starts from a plain interpreter, takes exactly the jobs nobody
+claimed and finishes them; a warm cache is recognised; a kernel helper called from Python
+says what it is instead of crashing.
+"""
+
+import numba.core.config
+import pytest
+
+from emu import _jit
+from emu.warmup import _jobs, _start_helper, warmup
+
+JIT = not numba.core.config.DISABLE_JIT
+
+
+def _helper_run(claims):
+    helper = _start_helper(str(claims))
+    if helper is None:
+        pytest.skip("one CPU: warm-up compiles in one process")
+    assert helper.wait(timeout=600) == 0
+
+
+@pytest.mark.skipif(not JIT, reason="no compiled kernels with NUMBA_DISABLE_JIT=1")
+def test_helper_process_runs_every_unclaimed_job(tmp_path):
+    warmup()
+    _helper_run(tmp_path)
+    n = len(_jobs())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [str(i) for i in range(n)] + [f"{i}.done" for i in range(n)])
+
+
+@pytest.mark.skipif(not JIT, reason="no compiled kernels with NUMBA_DISABLE_JIT=1")
+def test_helper_process_leaves_claimed_jobs_alone(tmp_path):
+    n = len(_jobs())
+    for i in range(n - 1):
+        (tmp_path / str(i)).touch()
+    _helper_run(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [str(i) for i in range(n)] + [f"{n - 1}.done"])
+
+
+@pytest.mark.skipif(not JIT or _jit._dir is None, reason="needs numba's on-disk cache")
+def test_cache_is_warm_after_warmup():
+    warmup()
+    assert _jit.cache_is_warm()
+
+
+@pytest.mark.skipif(not JIT, reason="helpers are plain Python with NUMBA_DISABLE_JIT=1")
+def test_kernel_helper_called_from_python_raises():
+    from emu.mm import pgtable
+    with pytest.raises(TypeError, match=r"emu\.mm\.pgtable\.pte_clear is an emu kernel helper"):
+        pgtable.pte_clear(None, 1)
