@@ -1,7 +1,7 @@
 """Compile every kernel once, saying so if it takes a while.
 
-The first run of emu on a machine compiles its numba kernels (under a minute); the compiled
-code is cached on disk, so later runs start in about a second. Commands call :func:`warmup`
+The first run of emu on a machine compiles its numba kernels (about 25 s with two CPUs, 50 s
+with one); the compiled code is cached on disk, so later runs start in about a second. Commands call :func:`warmup`
 up front so the compile happens in one visible place rather than inside a measurement.
 
 numba compiles in one thread, so on a first run with two or more CPUs the compile is shared
@@ -126,20 +126,34 @@ def _helper_main(claims):
         pass
 
 
+#: The helper imports this very emu package (not whatever ``import emu`` finds from its
+#: working directory), so that both processes share one source hash and one cache.
+_HELPER_CODE = """
+import importlib.util, sys
+pkg = sys.argv[2]
+spec = importlib.util.spec_from_file_location("emu", pkg + "/__init__.py",
+                                              submodule_search_locations=[pkg])
+emu = importlib.util.module_from_spec(spec)
+sys.modules["emu"] = emu
+spec.loader.exec_module(emu)
+from emu.warmup import _helper_main
+_helper_main(sys.argv[1])
+"""
+
+
 def _start_helper(claims):
-    """Start the helper process, or return None if there is no second CPU or no process."""
+    """Start the helper process, or return None if there is no second CPU, no Python
+    interpreter to start (emu embedded in another program) or no process."""
     try:
         ncpu = len(os.sched_getaffinity(0))
     except AttributeError:
         ncpu = os.cpu_count() or 1
-    if ncpu < 2:
+    exe = sys.executable or ""
+    if ncpu < 2 or "python" not in Path(exe).name.lower():
         return None
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)        # where ``import emu`` finds us
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
-    code = "import sys; from emu.warmup import _helper_main; _helper_main(sys.argv[1])"
+    pkg = str(Path(__file__).resolve().parent)
     try:
-        return subprocess.Popen([sys.executable, "-c", code, claims], env=env,
+        return subprocess.Popen([exe, "-c", _HELPER_CODE, claims, pkg],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     except OSError:
@@ -154,7 +168,10 @@ def _parallel_compile():
             return
         try:
             _claim_and_run(claims)
-            helper.wait(timeout=HELPER_TIMEOUT)
+            try:
+                helper.wait(timeout=HELPER_TIMEOUT)
+            except subprocess.TimeoutExpired:          # stuck: its job is compiled here next
+                pass
         finally:
             if helper.poll() is None:
                 helper.kill()
