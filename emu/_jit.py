@@ -68,13 +68,19 @@ if _dir is not None:
     numba.core.config.CACHE_DIR = _dir
 
 
-def cache_is_warm():
-    """True if the on-disk cache already holds both executor entry points (the Machine API's
-    and the scheduler's), i.e. this is not a first run of these sources."""
-    if _dir is None:
+_warm = []
+
+
+def cold_cache():
+    """True on a first run of these sources: kernels are cached on disk here, and the cache
+    does not hold both executor entry points (the Machine API's and the scheduler's) yet."""
+    if _dir is None or numba.core.config.DISABLE_JIT or _warm:
         return False
     names = {p.name.split("-")[0] for p in Path(_dir).rglob("*.nbi")}
-    return {"kernel.direct_call", "sched.run"} <= names
+    if {"kernel.direct_call", "sched.run"} <= names:
+        _warm.append(True)
+        return False
+    return True
 
 
 #: Seconds a first call may run before emu says that it is compiling.

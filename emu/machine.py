@@ -22,13 +22,14 @@ from .dma.oracle import final_check, judge_discards
 from .errors import EmuError
 from .exec import kernel as _kernel
 from .exec.kernel import direct_call
-from ._jit import entry
+from ._jit import cold_cache, entry
 from .exec.errors import raise_for
 from .layout import Layout, s_view
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
 from .rng import seed_state
 from ._args import check_choice, check_int
+from .warmup import warmup
 
 SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generator
 _DIRECT_SIG = "int64(int64[::1], uint8[::1], int64, int64, int64, int64, int64)"
@@ -138,6 +139,8 @@ class Machine:
         self._S[K.H_TIMESLICE] = timeslice
         self._S[K.H_SCHED_RNG] = seed_state(seed, SCHED_SALT)
         self.cache = Cache._over(self._S, self._B, cache_cfg, after=self._after_cache_op)
+        if cold_cache():
+            warmup()            # a first run: compile every kernel now, on all CPUs, saying so
         self._direct = entry(direct_call, _DIRECT_SIG)
         self.device = Device(self)
 

@@ -17,11 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from numba.core import config as numba_config
-
-from ._jit import cache_is_warm, compile_notice
+from ._jit import cold_cache, compile_notice
 
 _done = []
+_busy = []              # warming up now, or the helper process: Machine() does not call warmup()
 
 #: Seconds the main process waits for the helper's last job before compiling it itself.
 HELPER_TIMEOUT = 600
@@ -120,6 +119,7 @@ def _claim_and_run(claims):
 
 def _helper_main(claims):
     """Entry point of the helper process (``python -c``); it reports nothing."""
+    _busy.append(True)
     try:
         _claim_and_run(claims)
     except Exception:                                   # the main process compiles the rest
@@ -182,12 +182,16 @@ def _parallel_compile():
 
 def warmup():
     """Compile (or load) every kernel by running a tiny workload through each; a no-op after
-    the first call."""
-    if _done:
+    the first call. ``Machine()`` calls it on a first run (see :func:`emu._jit.cold_cache`)."""
+    if _done or _busy:
         return
-    with compile_notice():
-        if not (numba_config.DISABLE_JIT or cache_is_warm()):
-            _parallel_compile()
-        _api_workload()
-        _sched_workload()
-    _done.append(True)
+    _busy.append(True)
+    try:
+        with compile_notice():
+            if cold_cache():
+                _parallel_compile()
+            _api_workload()
+            _sched_workload()
+        _done.append(True)
+    finally:
+        _busy.clear()

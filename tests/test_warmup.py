@@ -44,7 +44,7 @@ def test_helper_process_leaves_claimed_jobs_alone(tmp_path):
 @pytest.mark.skipif(not JIT or _jit._dir is None, reason="needs numba's on-disk cache")
 def test_cache_is_warm_after_warmup():
     warmup()
-    assert _jit.cache_is_warm()
+    assert not _jit.cold_cache()
 
 
 @pytest.mark.skipif(not JIT, reason="helpers are plain Python with NUMBA_DISABLE_JIT=1")
