@@ -161,7 +161,12 @@ def _start_helper(claims):
 
 
 def _parallel_compile():
-    claims = tempfile.mkdtemp(prefix="emu-warmup-")
+    """Compile the jobs with a helper process, if one can start (else leave it all to the
+    serial warm-up that follows)."""
+    try:
+        claims = tempfile.mkdtemp(prefix="emu-warmup-")
+    except OSError:                                     # no writable temporary directory
+        return
     try:
         helper = _start_helper(claims)
         if helper is None:
