@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from ._jit import cold_cache, compile_notice
@@ -72,7 +73,7 @@ def _jobs():
     step = (S, B, i, i)
 
     def comp(disp, *sig):
-        return lambda: disp.compile(sig)
+        return partial(disp.compile, sig)
 
     return [
         comp(highmem.kmap_high_step, *step),
@@ -99,7 +100,7 @@ def _jobs():
         comp(sched.irq_deadlock, S, i),
         comp(sched.unfinished, S),
         comp(sched.run, S, B, i, S, i, i, i, S, S, S, S, S),
-        lambda: direct_call.compile(_DIRECT_SIG),
+        partial(direct_call.compile, _DIRECT_SIG),
         _api_workload,
     ]
 

@@ -2,9 +2,12 @@
 
 The compile itself is exercised by every other test; here, with the cache warm, the
 plumbing: the helper process starts from a plain interpreter, takes exactly the jobs nobody
-claimed and finishes them; a warm cache is recognised; a kernel helper called from Python
-says what it is instead of crashing.
+claimed and finishes them; the jobs compile the signatures the executors use; a warm cache
+is recognised; a kernel helper called from Python says what it is instead of crashing.
 """
+
+import glob
+from functools import partial
 
 import numba.core.config
 import pytest
@@ -52,3 +55,16 @@ def test_kernel_helper_called_from_python_raises():
     from emu.mm import pgtable
     with pytest.raises(TypeError, match=r"emu\.mm\.pgtable\.pte_clear is an emu kernel helper"):
         pgtable.pte_clear(None, 1)
+
+
+@pytest.mark.skipif(not JIT or _jit._dir is None, reason="needs numba's on-disk cache")
+def test_compile_jobs_use_the_signatures_their_callers_use():
+    """Each kernel a job compiles has one version in the cache: the executors call it with the
+    job's signature (else a first run would compile it twice, once per signature)."""
+    warmup()
+    kernels = [job.func.__self__ for job in _jobs() if isinstance(job, partial)]
+    assert len(kernels) == len(_jobs()) - 1
+    for k in kernels:
+        index = k._cache._cache_file._index_path
+        versions = glob.glob(index[:-len(".nbi")] + ".*.nbc")
+        assert len(versions) == 1, (k.py_func.__qualname__, versions)
