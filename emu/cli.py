@@ -17,6 +17,7 @@ import json
 import sys
 
 from . import consts as K
+from .exec.builtin import SCENARIO_IDS
 
 
 def _positive(s):
@@ -37,15 +38,12 @@ def _sizes(s):
     return vals
 
 
-_SCENARIO_IDS = ("i", "ii", "iii")
-
-
 def _only(s):
     ids = tuple(x.strip() for x in s.split(",") if x.strip())
-    bad = [x for x in ids if x not in _SCENARIO_IDS]
+    bad = [x for x in ids if x not in SCENARIO_IDS]
     if bad or not ids:
         raise argparse.ArgumentTypeError(f"{s!r}: must be comma-separated scenario ids from "
-                                         f"i, ii, iii (e.g. i,iii)")
+                                         f"{', '.join(SCENARIO_IDS)} (e.g. i,iii)")
     return ids
 
 
@@ -244,7 +242,8 @@ def build_parser():
     r.add_argument("--max-schedules", type=_positive, default=None, metavar="N",
                    help="stop each exploration after N schedules (default: no cap)")
     r.add_argument("--only", type=_only, metavar="IDS",
-                   help="comma-separated scenario ids from i, ii, iii (default: all)")
+                   help=f"comma-separated scenario ids from {', '.join(SCENARIO_IDS)} "
+                        "(default: all)")
     r.set_defaults(fn=cmd_race)
 
     e = sub.add_parser("explore", help="explore a TOML scenario")
@@ -274,9 +273,8 @@ def build_parser():
     y.set_defaults(fn=cmd_replay)
 
     s = sub.add_parser("scenario", help="print a built-in scenario")
-    s.add_argument("name", choices=list(_SCENARIO_IDS), help="scenario id")
-    s.add_argument("--pinning", default="page_address", choices=["page_address",
-                                                                 "kmap_high_get"],
+    s.add_argument("name", choices=list(SCENARIO_IDS), help="scenario id")
+    s.add_argument("--pinning", default="page_address", choices=K.PIN_NAMES,
                    help="how dma_map_page pins a highmem page; for iii, kmap_high_get "
                         "means the IRQ-disabling kmap_lock (default page_address)")
     s.add_argument("--last-pkmap", type=int, default=8, metavar="L",

@@ -1,8 +1,9 @@
 """Compile every kernel once, saying so if it takes a while.
 
 The first run of emu on a machine compiles its numba kernels (about 25 s with two CPUs, 50 s
-with one); the compiled code is cached on disk, so later runs start in about a second. Commands call :func:`warmup`
-up front so the compile happens in one visible place rather than inside a measurement.
+with one); the compiled code is cached on disk, so later runs start in about a second.
+Commands call :func:`warmup` up front so the compile happens in one visible place rather than
+inside a measurement.
 
 numba compiles in one thread, so on a first run with two or more CPUs the compile is shared
 with one helper process: both take jobs from :func:`_jobs` in order (a job is claimed by

@@ -21,6 +21,7 @@ from .._args import check_choice
 from ..mm.memmap import MemoryMap
 from .scenario import Scenario
 
+SCENARIO_IDS = ("i", "ii", "iii")      #: the built-in scenarios, as ``emu race`` names them
 DMA_PAGE = 300          # highmem page the device writes (lowmem is pages 0..255)
 WRITER_PAGE = 1200
 PIN_BASE = 301          # pages that keep the other pkmap slots busy
