@@ -5,7 +5,9 @@ about a second), ``error_model="numpy"`` (no Python exception checks on integer 
 and without numba's reference-counting runtime (``_nrt=False``): kernels only index the
 machine arrays they are given and never allocate, and without NRT a call between kernels does
 not pay two atomic reference-count updates per array argument (that was ~100 ns per cache
-access). ``NUMBA_DISABLE_JIT=1`` turns every kernel back into plain Python for debugging.
+access). Every kernel is lowered by :class:`emu._rawindex.EmuCompiler`, whose integer array
+indexing is C's (no negative-index wrap-around). ``NUMBA_DISABLE_JIT=1`` turns every kernel
+back into plain Python for debugging.
 """
 
 import hashlib
@@ -21,6 +23,8 @@ from pathlib import Path
 import numba
 import numba.core.config
 from numba.core.registry import CPUDispatcher
+
+from ._rawindex import EmuCompiler
 
 _PKG = Path(__file__).resolve().parent
 
@@ -92,6 +96,7 @@ def njit(*args, **kwargs):
     kwargs.setdefault("cache", True)
     kwargs.setdefault("error_model", "numpy")
     kwargs.setdefault("_nrt", False)
+    kwargs.setdefault("pipeline_class", EmuCompiler)
     return numba.njit(*args, **kwargs)
 
 
@@ -124,7 +129,7 @@ def _kernel_only(**options):
     the main one (emu.warmup) compile each helper once between them."""
     def wrap(fn):
         disp = numba.njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True,
-                          no_cfunc_wrapper=True, **options)(fn)
+                          no_cfunc_wrapper=True, pipeline_class=EmuCompiler, **options)(fn)
         if isinstance(disp, CPUDispatcher):             # not under NUMBA_DISABLE_JIT
             disp.__class__ = KernelOnly
         return disp
@@ -135,7 +140,8 @@ def tiny(fn):
     """A one-to-three-line helper on hot paths (accounting, record offsets): inlined at
     numba's IR level, so it costs nothing in the caller. Kept to tiny functions: IR
     inlining of large ones multiplied whole-executor compile times."""
-    return numba.njit(inline="always", error_model="numpy", _nrt=False)(fn)
+    return numba.njit(inline="always", error_model="numpy", _nrt=False,
+                      pipeline_class=EmuCompiler)(fn)
 
 
 def inline(fn):
@@ -168,7 +174,8 @@ def flat(fn):
     compile for a level above the whole executor) and costs a call with both arrays' fields as
     arguments. Folding these levels into their callers: kmap pair ~150 -> ~113 ns, scheduler
     8.4 -> 12 M steps/s, first-run compile a little shorter than with them compiled apart."""
-    return numba.njit(inline="always", error_model="numpy", _nrt=False)(fn)
+    return numba.njit(inline="always", error_model="numpy", _nrt=False,
+                      pipeline_class=EmuCompiler)(fn)
 
 
 @contextmanager
