@@ -24,7 +24,10 @@ import numba
 import numba.core.config
 from numba.core.registry import CPUDispatcher
 
-from ._rawindex import EmuCompiler
+try:
+    from ._rawindex import EmuCompiler
+except ImportError:         # a numba whose internals moved: its own pipeline (Python indexing,
+    from numba.core.compiler import Compiler as EmuCompiler   # slower; tests/test_rawindex fails)
 
 _PKG = Path(__file__).resolve().parent
 

@@ -11,7 +11,9 @@ kunmap_high pair went from ~113 to ~86 ns, the scheduler from ~10 to ~12 M steps
 Scope: only code lowered by :class:`EmuCompiler` (every decorator in :mod:`emu._jit`),
 including what it inlines at numba's IR level. Every other function in the process, and
 numba's own helpers compiled while an emu kernel is lowered, keep Python's semantics: the
-lowering below checks that the code library being built is one an emu lowering opened.
+lowering below checks that the code library being built is one an emu lowering opened. (The
+two lowerings are registered with numba process-wide, for ``types.Array``; outside emu's
+functions they hand over to numba's own, so other code compiles exactly as before.)
 """
 
 import operator
