@@ -3,9 +3,10 @@
 
 (a) steps per second: every schedule of a bound-2 exploration, replayed through
     ``Loaded.run_raw`` (what :func:`emu.exec.explore.explore` calls per schedule: snapshot
-    restore, the jitted run, the final integrity check, the Python around them); a step is one
-    scheduling decision. Also through a jitted loop of the same restore + run + final check
-    (no Python per schedule), to show the engine's own rate. Stats on and off.
+    restore, the jitted run, the final integrity check in one jitted call, and the Python
+    around it); a step is one scheduling decision. Also the whole exploration in one call of
+    the jitted exploration loop (``emu.exec.dfs.explore_dfs``: the same, plus the DFS
+    successor, no Python per schedule), the engine's own rate. Stats on and off.
 (b) exhaustive bound-2 exploration of (i) with LAST_PKMAP 8, after warm-up.
 (c) time to find (i)'s minimal failing schedule: a complete bound-1 exploration (the minimal
     schedule has one preemption).
@@ -20,13 +21,9 @@ import numpy as np
 import pytest
 
 from emu import consts as K
-from emu._jit import njit as emu_njit
-from emu.dma.oracle import final_check
 from emu.exec.builtin import race
-from emu.exec.explore import _next_prefix, explore
+from emu.exec.explore import explore
 from emu.exec.loaded import DEFAULT_MAX_STEPS
-from emu.exec.sched import run as sched_run
-from emu.exec.snapshot import _restore
 
 JIT = not numba.config.DISABLE_JIT
 ROUNDS = 5 if JIT else 1
@@ -60,34 +57,13 @@ def scenario_i(last_pkmap=8, stats=True):
 
 
 def schedules(ld, bound):
-    """The choice prefixes an exhaustive ``bound`` exploration runs, in its order."""
-    out = []
-    prefix = np.zeros(0, np.int64)
-    while prefix is not None:
-        out.append(prefix)
-        outcome, d, npre, lost = ld.run_raw(prefix)
-        nalt, choice, lon, act = ld.last_log(d)
-        prefix = _next_prefix(nalt, choice, lon, bound)
+    """The choice prefixes an exhaustive ``bound`` exploration runs, in its order (each DFS
+    step of the exploration loop leaves the next one in ``ld``'s prefix buffer)."""
+    out = [np.zeros(0, np.int64)]
+    x = ld.dfs_state()
+    while not ld.dfs(bound, DEFAULT_MAX_STEPS, 1, 0, x) & K.DFS_DONE:
+        out.append(ld.next_prefix(x))
     return out
-
-
-@emu_njit
-def _engine_loop(S, B, S0, B0, flat, starts, lens, max_steps, nalt, choice, pre, act, alts):
-    """``Loaded.run_raw`` for each prefix, without Python in between: restore the snapshot,
-    run the DFS schedule, final check. Returns the decisions taken in all."""
-    total = 0
-    for i in range(len(starts)):
-        _restore(S, B, S0, B0)
-        S[S[K.H_R_TRACE] + K.TR_ON] = 0
-        S[K.H_YIELD] = 1
-        p = flat[starts[i]:starts[i] + lens[i]]
-        outcome, d, npre = sched_run(S, B, K.SCHED_DFS, p, lens[i], 0, max_steps, nalt, choice,
-                                     pre, act, alts)
-        S[K.H_YIELD] = 0
-        if outcome == K.RUN_DONE:
-            final_check(S, B)
-        total += d
-    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,18 +75,15 @@ def _engine_loop(S, B, S0, B0, flat, starts, lens, max_steps, nalt, choice, pre,
 def test_scheduler_steps_per_second(benchmark, bench_report, stats):
     ld = scenario_i(8, stats)
     pre = schedules(ld, 2)                              # also the warm-up
-    flat = np.concatenate(pre) if pre else np.zeros(0, np.int64)
-    lens = np.array([len(p) for p in pre], np.int64)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    m = ld.machine
-    log = ld._log
 
     def run_py():
         return sum(ld.run_raw(p)[1] for p in pre)
 
     def run_engine():
-        return _engine_loop(m._S, m._B, ld.snapshot.S, ld.snapshot.B, flat, starts, lens,
-                            DEFAULT_MAX_STEPS, *log)
+        x = ld.dfs_state()
+        while not ld.dfs(2, DEFAULT_MAX_STEPS, 1 << 62, 0, x) & K.DFS_DONE:
+            pass                                        # it stops at each new best failure
+        return int(x[K.X_DECISIONS])
 
     steps = benchmark.pedantic(run_py, rounds=ROUNDS if benchmark.enabled else 1)
     assert run_engine() == steps and steps > 100 * len(pre)
@@ -123,7 +96,7 @@ def test_scheduler_steps_per_second(benchmark, bench_report, stats):
            f"{steps} decisions ({steps / len(pre):.0f} per schedule); min of {ROUNDS} passes")
     rate = bench_report.rate(f"scheduler on (i), Loaded.run_raw per schedule ({label})",
                              steps / t_py / 1e6, None, 50, "M steps", how=how)
-    bench_report.rate(f"scheduler on (i), jitted restore+run+check loop ({label})",
+    bench_report.rate(f"scheduler on (i), the jitted exploration loop ({label})",
                       steps / t_eng / 1e6, None, None, "M steps", how=how)
     assert rate >= 50, f"{rate:.1f} M steps/s < 50"
 

@@ -80,11 +80,12 @@ _warm = []
 
 def cold_cache():
     """True on a first run of these sources: kernels are cached on disk here, and the cache
-    does not hold both executor entry points (the Machine API's and the scheduler's) yet."""
+    does not hold the executor entry points (the Machine API's, the scheduler's and the
+    exploration loop's) yet."""
     if _dir is None or numba.core.config.DISABLE_JIT or _warm:
         return False
     names = {p.name.split("-")[0] for p in Path(_dir).rglob("*.nbi")}
-    if {"kernel.direct_call", "sched.run"} <= names:
+    if {"kernel.direct_call", "sched.run", "dfs.explore_dfs"} <= names:
         _warm.append(True)
         return False
     return True

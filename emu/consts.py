@@ -595,6 +595,7 @@ del _c
 SCHED_DFS = 0             # choices from a prefix, then the non-preemptive default
 SCHED_RANDOM = 1          # seeded random choices
 SCHED_TIMED = 2           # the CPU with the lowest clock runs; timed IRQs; time slices
+P_SWITCH_NONE = 0         # run()'s p_switch where it is unused (DFS mode)
 
 # action encoding: a context id, or ACT_IRQ + line
 ACT_IRQ = 1 << 20
@@ -607,6 +608,31 @@ RUN_IRQ_DEADLOCK = 2      # a handler spins on a lock its interrupted context ho
 RUN_ERROR = 3             # a kernel BUG / page fault / dma-debug error in some context
 RUN_LIMIT = 4             # step limit reached (livelock or too long)
 RUN_LOG_FULL = 5          # decision log full
+NRUN = 6
+
+# emu.exec.dfs.explore_dfs: why it returned (bits), and its state/result slots X_*
+DFS_DONE = 1              # no schedule left within the bound
+DFS_LIMIT = 2             # ran as many schedules as asked
+DFS_BEST = 4              # the last schedule is the best failure so far
+DFS_LOCKDEP = 8           # the last schedule took kmap_lock in and outside hardirq (lockdep)
+DFS_FAILED = 16           # the last schedule failed (returned at once under stop_at_first)
+X_RUNS = 0                # schedules run, all calls
+X_FAILURES = 1
+X_DEADLOCKS = 2
+X_MAX_LOST = 3
+X_PLEN = 4                # length of the prefix buffer's next schedule
+X_OUTCOME = 5             # the last schedule: outcome, decisions, preemptions, lost bytes
+X_D = 6
+X_NPRE = 7
+X_LOST = 8
+X_BEST_NPRE = 9           # the best failure's key (fewest preemptions, shortest, worst,
+X_BEST_D = 10             # earliest first preemption); X_BEST_NPRE < 0: none yet
+X_BEST_NEGLOST = 11
+X_BEST_FIRST = 12
+X_DECISIONS = 13          # scheduling decisions (steps) taken, all schedules
+X_COUNT = 14              # [NRUN] schedules per outcome
+X_SEEN = X_COUNT + NRUN   # [NRUN] 1 + the schedule at which each outcome first appeared
+X_W = X_SEEN + NRUN
 
 # trace events, S[H_R_TRACE + TR_HDR + i*TR_W + TE_*]
 TR_COUNT = 0

@@ -62,12 +62,13 @@ def _jobs():
     """Compile jobs in claim order: the routines' step functions first (each pulls in its own
     helpers; routines sharing fewest helpers come next to each other, so two processes rarely
     compile the same helper at once), then the oracle and the scheduler's own kernels, then
-    the two executors, which link all of them (the scheduler's, the larger, first), then the
-    small kernels the Machine API calls."""
+    the executors, which link all of them (the exploration loop with the scheduler, the
+    larger, first; then the direct call), then the small kernels the Machine API calls."""
     from numba import types as T
     from .dma import mapping, oracle
-    from .exec import program, sched, snapshot
+    from .exec import dfs, program, sched, snapshot
     from .exec.kernel import direct_call
+    from .exec.loaded import _DFS_SIG
     from .machine import _DIRECT_SIG
     from .mm import access, highmem
     S, B, i = T.int64[::1], T.uint8[::1], T.int64
@@ -100,7 +101,7 @@ def _jobs():
         comp(sched.next_due, S),
         comp(sched.irq_deadlock, S, i),
         comp(sched.unfinished, S),
-        comp(sched.run, S, B, i, S, i, i, i, S, S, S, S, S),
+        partial(dfs.explore_dfs.compile, _DFS_SIG),             # and sched.run, which it calls
         partial(direct_call.compile, _DIRECT_SIG),
         _api_workload,
     ]

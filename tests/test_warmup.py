@@ -64,7 +64,8 @@ def test_compile_jobs_use_the_signatures_their_callers_use():
     warmup()
     kernels = [job.func.__self__ for job in _jobs() if isinstance(job, partial)]
     assert len(kernels) == len(_jobs()) - 1
-    for k in kernels:
+    from emu.exec import sched
+    for k in kernels + [sched.run]:                     # explore_dfs's callee, and Loaded.run's
         index = k._cache._cache_file._index_path
         versions = glob.glob(index[:-len(".nbi")] + ".*.nbc")
         assert len(versions) == 1, (k.py_func.__qualname__, versions)

@@ -92,6 +92,19 @@ def final_check(S, B):
 
 
 @inline
+def lost_bytes(S):
+    """Bytes of lost writes the findings log holds (``FIND_LOST`` records): what a run that
+    did not finish lost before it stopped."""
+    fr = S[K.H_R_FIND]
+    total = 0
+    for i in range(min(S[fr + K.FIND_COUNT], S[fr + K.FIND_CAP])):
+        r = fr + K.FIND_HDR + i * K.FIND_W
+        if S[r + K.FD_KIND] == K.FIND_LOST:
+            total += S[r + K.FD_BAD]
+    return total
+
+
+@inline
 def _words_equal(a, b, lo, hi):
     for k in range(lo, hi):
         if a[k] != b[k]:

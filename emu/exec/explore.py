@@ -13,11 +13,9 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .. import consts as K
 from .._args import check_int
-from .loaded import OUTCOMES, Loaded
+from .loaded import DEFAULT_MAX_STEPS, OUTCOMES, Loaded
 from .scenario import Scenario
 
 TOKEN_PREFIX = "emu1:"
@@ -135,18 +133,16 @@ def replay(token, trace=True):
     return ld, ld.run(K.SCHED_DFS, choices, trace=trace)
 
 
-def _next_prefix(nalt, choice, lon, bound):
-    """The DFS successor of a run's choice vector within ``bound`` preemptions, or None."""
-    pre = (lon != 0) & (choice != 0)
-    before = np.cumsum(pre) - pre                       # preemptions before each decision
-    ok = (choice + 1 < nalt) & (before + lon <= bound)
-    idx = np.flatnonzero(ok)
-    if len(idx) == 0:
-        return None
-    i = int(idx[-1])
-    nxt = choice[:i + 1].copy()
-    nxt[i] += 1
-    return nxt
+#: Schedules between progress-bar updates (when there is a bar).
+PROGRESS_EVERY = 256
+
+
+def _failure(ld, x):
+    """The last run of ``ld`` (still in its decision log) as a :class:`Failure`."""
+    outcome, d = int(x[K.X_OUTCOME]), int(x[K.X_D])
+    choice = ld.last_log(d)[1]
+    return Failure(choice.tolist(), int(x[K.X_NPRE]), d, OUTCOMES[outcome], int(x[K.X_LOST]),
+                   outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK))
 
 
 def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first=False,
@@ -165,6 +161,9 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         Show a progress bar (tqdm) on stderr when stderr is a terminal.
     stop_at_first : bool
         Stop at the first failing schedule.
+    max_steps : int, optional
+        Steps after which a schedule counts as livelocked (outcome ``step-limit``); default
+        ``DEFAULT_MAX_STEPS``.
 
     Returns
     -------
@@ -175,59 +174,47 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     if max_schedules is not None and (isinstance(max_schedules, bool)
                                       or not isinstance(max_schedules, int) or max_schedules < 1):
         raise ValueError(f"max_schedules={max_schedules!r}: must be a positive int or None")
+    max_steps = DEFAULT_MAX_STEPS if max_steps is None else check_int("max_steps", max_steps, 1)
     ld = scenario if isinstance(scenario, Loaded) else scenario.build()
-    kw = {} if max_steps is None else {"max_steps": max_steps}
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(desc=f"exploring {ld.scenario.name} (bound {bound})", unit=" schedules",
                    leave=False, disable=None)          # None: no bar when stderr is no TTY
     t0 = time.perf_counter()
-    prefix = np.zeros(0, np.int64)
-    n = 0
-    outcomes = {}
-    failures = 0
-    deadlocks = 0
-    max_lost = 0
+    x = ld.dfs_state()
+    ask = K.DFS_FAILED if stop_at_first else 0
     best = None
-    best_key = None
     lockdep = ""
     complete = True
     while True:
-        outcome, d, npre, lost = ld.run_raw(prefix, **kw)
-        n += 1
-        name = OUTCOMES[outcome]
-        outcomes[name] = outcomes.get(name, 0) + 1
-        nalt, choice, lon, act = ld.last_log(d)
-        if not lockdep:
-            lockdep = ld.lockdep()
-        failed = lost > 0 or outcome != K.RUN_DONE
-        if failed:
-            failures += 1
-            max_lost = max(max_lost, lost)
-            deadlocks += outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK)
-            first = int(np.flatnonzero((lon != 0) & (choice != 0))[0]) if npre else 0
-            key = (npre, d, -lost, first)       # fewest preemptions, shortest, worst, earliest
-            if best is None or key < best_key:
-                best_key = key
-                best = Failure(choice.tolist(), int(npre), int(d), name, int(lost),
-                               outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK))
-            if stop_at_first:
-                complete = False
-                break
+        limit = PROGRESS_EVERY if bar is not None else 1 << 62
+        if max_schedules is not None:
+            limit = min(limit, max_schedules - int(x[K.X_RUNS]))
+        ran = int(x[K.X_RUNS])
+        why = ld.dfs(bound, max_steps, limit, ask | (0 if lockdep else K.DFS_LOCKDEP), x)
         if bar is not None:
-            bar.update(1)
-        if max_schedules is not None and n >= max_schedules:
-            complete = _next_prefix(nalt, choice, lon, bound) is None
+            bar.update(int(x[K.X_RUNS]) - ran)
+        if why & K.DFS_BEST:
+            best = _failure(ld, x)
+        if why & K.DFS_LOCKDEP:
+            lockdep = ld.lockdep()
+        if why & K.DFS_FAILED and stop_at_first:
+            complete = False
             break
-        prefix = _next_prefix(nalt, choice, lon, bound)
-        if prefix is None:
+        if why & K.DFS_DONE:
+            break
+        if max_schedules is not None and x[K.X_RUNS] >= max_schedules:
+            complete = False
             break
     if bar is not None:
         bar.close()
     secs = time.perf_counter() - t0
-    ex = Exploration(ld.scenario.name, bound, n, complete, secs, failures, outcomes, max_lost,
-                     deadlocks, best, lockdep)
+    seen = sorted((o for o in range(K.NRUN) if x[K.X_COUNT + o]), key=lambda o: x[K.X_SEEN + o])
+    outcomes = {OUTCOMES[o]: int(x[K.X_COUNT + o]) for o in seen}      # in order of appearance
+    ex = Exploration(ld.scenario.name, bound, int(x[K.X_RUNS]), complete, secs,
+                     int(x[K.X_FAILURES]), outcomes, int(x[K.X_MAX_LOST]),
+                     int(x[K.X_DEADLOCKS]), best, lockdep)
     if best is not None:
         ex.replay = make_token(ld.scenario, best.choices)
         ex.switches = describe_choices(ld, best.choices)

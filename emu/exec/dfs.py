@@ -1,0 +1,124 @@
+"""Preemption-bounded depth-first exploration in one jitted loop.
+
+:func:`explore_dfs` runs schedule after schedule without returning to Python: restore the
+snapshot, run the choice prefix (then the non-preemptive default), judge the run, keep the
+counts, step to the DFS successor within the bound. It returns when the exploration is over
+or has run the schedules asked for, and when Python has something to record: a new best
+failure (whose choices are still in the decision log), lockdep's first inconsistent run, or
+any failure under ``stop_at_first``. :func:`emu.exec.explore.explore` drives it;
+``Loaded.run_raw`` runs one schedule through it.
+"""
+
+from .. import consts as K
+from .._jit import flat, inline, njit
+from ..dma.oracle import final_check, lost_bytes
+from .sched import run
+from .snapshot import _restore
+
+
+@flat
+def run_schedule(S, B, S0, B0, prefix, plen, max_steps, nalt, choice, pre, act, alts):
+    """From the snapshot ``(S0, B0)``, run the DFS schedule ``prefix[:plen]`` and judge it.
+    Returns ``(outcome, decisions, preemptions, lost bytes)``; the decision log holds the run."""
+    _restore(S, B, S0, B0)
+    S[S[K.H_R_TRACE] + K.TR_ON] = 0
+    S[K.H_YIELD] = 1
+    # K.P_SWITCH_NONE, not a literal 0: numba would compile run() again for Literal[int](0)
+    outcome, d, npre = run(S, B, K.SCHED_DFS, prefix, plen, K.P_SWITCH_NONE, max_steps, nalt,
+                           choice, pre, act, alts)
+    S[K.H_YIELD] = 0
+    lost = final_check(S, B) if outcome == K.RUN_DONE else lost_bytes(S)
+    return outcome, d, npre, lost
+
+
+@inline
+def next_prefix(nalt, choice, lon, d, bound, prefix):
+    """The DFS successor of the run logged in ``choice[:d]``, written to ``prefix``; returns
+    its length, or -1 if there is none. The last decision with an untried alternative whose
+    preemptions (those before it, plus its own if it is a preemption point) stay within
+    ``bound`` takes its next alternative; the decisions before it are kept."""
+    last = -1
+    before = 0                                  # preemptions before decision i
+    for i in range(d):
+        if choice[i] + 1 < nalt[i] and before + lon[i] <= bound:
+            last = i
+        if lon[i] != 0 and choice[i] != 0:
+            before += 1
+    if last < 0:
+        return -1
+    for i in range(last):
+        prefix[i] = choice[i]
+    prefix[last] = choice[last] + 1
+    return last + 1
+
+
+@inline
+def first_preemption(choice, lon, d):
+    for i in range(d):
+        if lon[i] != 0 and choice[i] != 0:
+            return i
+    return 0
+
+
+@inline
+def _record_failure(x, outcome, d, npre, lost, choice, lon):
+    """Count a failing run; True if it is the best so far: fewest preemptions, then shortest,
+    then most bytes lost, then earliest first preemption."""
+    x[K.X_FAILURES] += 1
+    if lost > x[K.X_MAX_LOST]:
+        x[K.X_MAX_LOST] = lost
+    if outcome == K.RUN_DEADLOCK or outcome == K.RUN_IRQ_DEADLOCK:
+        x[K.X_DEADLOCKS] += 1
+    first = first_preemption(choice, lon, d) if npre else 0
+    key = (npre, d, -lost, first)
+    if x[K.X_BEST_NPRE] >= 0 and key >= (x[K.X_BEST_NPRE], x[K.X_BEST_D],
+                                          x[K.X_BEST_NEGLOST], x[K.X_BEST_FIRST]):
+        return False
+    x[K.X_BEST_NPRE], x[K.X_BEST_D], x[K.X_BEST_NEGLOST], x[K.X_BEST_FIRST] = key
+    return True
+
+
+@inline
+def lockdep_inconsistent(S):
+    """kmap_lock was taken in hardirq context and elsewhere with IRQs enabled."""
+    usage = S[S[K.H_R_LOCK] + K.LK_USAGE]
+    return (usage & K.USAGE_IN_HARDIRQ) != 0 and (usage & K.USAGE_HARDIRQ_ON) != 0
+
+
+@njit
+def explore_dfs(S, B, S0, B0, prefix, bound, max_steps, limit, ask, x, nalt, choice, pre, act,
+                alts):
+    """Run DFS schedules from ``prefix[:x[X_PLEN]]``, at most ``limit`` of them.
+
+    ``ask``: ``DFS_LOCKDEP`` to return after the first run lockdep objects to,
+    ``DFS_FAILED`` to return after any failing run (stop_at_first). ``x`` (``X_*`` slots)
+    carries the counts across calls and the last run's result; on return ``prefix[:x[X_PLEN]]``
+    is the next schedule. Returns the ``DFS_*`` bits that say why it stopped.
+    """
+    n = 0
+    while True:
+        outcome, d, npre, lost = run_schedule(S, B, S0, B0, prefix, x[K.X_PLEN], max_steps,
+                                              nalt, choice, pre, act, alts)
+        n += 1
+        x[K.X_RUNS] += 1
+        x[K.X_DECISIONS] += d
+        if x[K.X_COUNT + outcome] == 0:
+            x[K.X_SEEN + outcome] = x[K.X_RUNS]
+        x[K.X_COUNT + outcome] += 1
+        x[K.X_OUTCOME], x[K.X_D], x[K.X_NPRE], x[K.X_LOST] = outcome, d, npre, lost
+        why = 0
+        if lost > 0 or outcome != K.RUN_DONE:
+            why |= K.DFS_FAILED
+            if _record_failure(x, outcome, d, npre, lost, choice, pre):
+                why |= K.DFS_BEST
+        if ask & K.DFS_LOCKDEP and lockdep_inconsistent(S):
+            why |= K.DFS_LOCKDEP
+        if why & K.DFS_FAILED and ask & K.DFS_FAILED:
+            return why
+        x[K.X_PLEN] = next_prefix(nalt, choice, pre, d, bound, prefix)
+        if x[K.X_PLEN] < 0:
+            why |= K.DFS_DONE
+        if n >= limit:
+            why |= K.DFS_LIMIT
+        if why & (K.DFS_DONE | K.DFS_LIMIT | K.DFS_BEST | K.DFS_LOCKDEP):
+            return why

@@ -1,0 +1,89 @@
+"""emu.exec.dfs (the jitted exploration loop behind explore) against tests/naive_explore.py:
+the same schedules in the same order, the same counts, outcomes in order of appearance, the
+same minimal failure and lockdep report; with caps, stop_at_first and progress chunks."""
+
+from dataclasses import astuple
+
+import numpy as np
+import pytest
+
+from emu import consts as K
+from emu.exec import builtin, explore as explore_mod
+from emu.exec.explore import explore
+from emu.exec.loaded import DEFAULT_MAX_STEPS
+
+from naive_explore import naive_explore, successor
+
+SCENARIOS = {
+    "i-page_address": lambda: builtin.race(4, 1, "page_address"),
+    "i-kmap_high_get": lambda: builtin.race(4, 1, "kmap_high_get"),
+    "ii-page_address": lambda: builtin.race(4, 2, "page_address"),
+    "iii-plain": lambda: builtin.irq_getter(False, 4),
+    "iii-irq": lambda: builtin.irq_getter(True, 4),
+}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return {k: f().build() for k, f in SCENARIOS.items()}
+
+
+def _as_dict(ex):
+    d = {k: getattr(ex, k) for k in ("schedules", "complete", "failures", "outcomes",
+                                     "max_lost_bytes", "deadlocks", "lockdep")}
+    d["minimal"] = astuple(ex.minimal) if ex.minimal else None
+    return d
+
+
+@pytest.mark.parametrize("bound", [0, 1, 2])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_explore_is_the_naive_dfs(loaded, name, bound):
+    ld = loaded[name]
+    want = naive_explore(ld, bound)
+    got = _as_dict(explore(ld, bound))
+    assert list(got["outcomes"].items()) == list(want["outcomes"].items())
+    assert got == want
+    assert got["schedules"] > (1 if bound else 0)
+
+
+@pytest.mark.parametrize("cap", [1, 2, 7, 300])
+@pytest.mark.parametrize("name", ["i-page_address", "iii-plain"])
+def test_max_schedules_and_stop_at_first(loaded, name, cap):
+    ld = loaded[name]
+    assert _as_dict(explore(ld, 2, max_schedules=cap)) == naive_explore(ld, 2, cap)
+    assert _as_dict(explore(ld, 2, stop_at_first=True)) == naive_explore(ld, 2,
+                                                                       stop_at_first=True)
+
+
+def test_progress_chunks_change_nothing(loaded, monkeypatch):
+    ld = loaded["ii-page_address"]
+    whole = _as_dict(explore(ld, 2))
+    monkeypatch.setattr(explore_mod, "PROGRESS_EVERY", 3)
+    assert _as_dict(explore(ld, 2, progress=True)) == whole
+
+
+def test_the_loop_steps_through_the_naive_successors(loaded):
+    """One schedule per call: the prefix buffer holds each next schedule in turn."""
+    ld = loaded["i-page_address"]
+    x = ld.dfs_state()
+    prefix = np.zeros(0, np.int64)
+    n = 0
+    while True:
+        why = ld.dfs(2, DEFAULT_MAX_STEPS, 1, 0, x)
+        n += 1
+        outcome, d = int(x[K.X_OUTCOME]), int(x[K.X_D])
+        assert (outcome, d) == ld.run_raw(prefix)[:2]
+        nalt, choice, lon, _ = ld.last_log(d)
+        prefix = successor(nalt, choice, lon, 2)
+        if prefix is None:
+            assert why & K.DFS_DONE
+            break
+        assert why & K.DFS_LIMIT and not why & K.DFS_DONE
+        assert ld.next_prefix(x).tolist() == prefix.tolist()
+    assert n == int(x[K.X_RUNS]) == explore(ld, 2).schedules
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
+def test_max_steps_is_checked(loaded, bad):
+    with pytest.raises(ValueError, match="max_steps"):
+        explore(loaded["i-page_address"], 1, max_steps=bad)
