@@ -31,8 +31,10 @@ _lowering = threading.local()
 
 
 def _raw(context):
-    """True while an emu function's own body is being lowered."""
-    return context.active_code_library is getattr(_lowering, "library", None)
+    """True while an emu function's own body is being lowered (outside any emu lowering this
+    touches nothing of numba's)."""
+    lib = getattr(_lowering, "library", None)
+    return lib is not None and context.active_code_library is lib
 
 
 def _unsigned(context, builder, idxty, idx):
