@@ -313,6 +313,9 @@ def main(argv=None):
     except (ValueError, OSError) as e:
         print(f"emu {a.cmd}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:                   # Ctrl-C: explorations stop within a few ms
+        print(f"emu {a.cmd}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

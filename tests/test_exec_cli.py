@@ -193,6 +193,27 @@ def test_explore_fail_flag(files):
     assert "minimal failing schedule (1 preemptions" in out and DMA_SWITCH in out
 
 
+def test_ctrl_c_during_an_exploration_exits_130_without_a_traceback(files, monkeypatch):
+    """The jitted loop hands back to Python every CHUNK schedules, where Ctrl-C lands."""
+    from emu.exec import explore as explore_mod
+    from emu.exec.loaded import Loaded
+    calls = []
+    real = Loaded.dfs
+
+    def dfs(self, bound, max_steps, limit, ask, x, prefix=None):
+        assert limit <= explore_mod.CHUNK
+        calls.append(limit)
+        if len(calls) == 3:
+            raise KeyboardInterrupt                 # what Python raises at SIGINT
+        return real(self, bound, max_steps, limit, ask, x, prefix)
+
+    monkeypatch.setattr(explore_mod, "CHUNK", 2)
+    monkeypatch.setattr(Loaded, "dfs", dfs)
+    rc, out, err = call("explore", files["racy"], "--bound", "2", "--json")
+    assert (rc, out, err) == (130, "", "emu explore: interrupted\n")
+    assert calls == [2, 2, 2]
+
+
 def test_run_explicit_schedule(files):
     doc = call_json("run", files["racy"], "--schedule", DMA_SWITCH, "--json")
     assert doc["outcome"] == "done" and doc["preemptions"] == 1 and doc["lost_bytes"] == 128

@@ -55,11 +55,12 @@ def test_max_schedules_and_stop_at_first(loaded, name, cap):
                                                                        stop_at_first=True)
 
 
-def test_progress_chunks_change_nothing(loaded, monkeypatch):
+def test_chunks_change_nothing(loaded, monkeypatch):
     ld = loaded["ii-page_address"]
     whole = _as_dict(explore(ld, 2))
-    monkeypatch.setattr(explore_mod, "PROGRESS_EVERY", 3)
-    assert _as_dict(explore(ld, 2, progress=True)) == whole
+    for chunk in (1, 3, 1 << 40):
+        monkeypatch.setattr(explore_mod, "CHUNK", chunk)
+        assert _as_dict(explore(ld, 2, progress=True)) == whole
 
 
 def test_the_loop_steps_through_the_naive_successors(loaded):

@@ -133,8 +133,9 @@ def replay(token, trace=True):
     return ld, ld.run(K.SCHED_DFS, choices, trace=trace)
 
 
-#: Schedules between progress-bar updates (when there is a bar).
-PROGRESS_EVERY = 256
+#: Schedules per call of the jitted loop: between two calls Python updates the progress bar
+#: and Ctrl-C takes effect (numba code does not look at signals), a few ms apart.
+CHUNK = 256
 
 
 def _failure(ld, x):
@@ -188,7 +189,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     lockdep = ""
     complete = True
     while True:
-        limit = PROGRESS_EVERY if bar is not None else 1 << 62
+        limit = CHUNK
         if max_schedules is not None:
             limit = min(limit, max_schedules - int(x[K.X_RUNS]))
         ran = int(x[K.X_RUNS])
