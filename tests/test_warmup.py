@@ -69,3 +69,15 @@ def test_compile_jobs_use_the_signatures_their_callers_use():
         index = k._cache._cache_file._index_path
         versions = glob.glob(index[:-len(".nbi")] + ".*.nbc")
         assert len(versions) == 1, (k.py_func.__qualname__, versions)
+
+
+@pytest.mark.skipif(not JIT, reason="no compile jobs with NUMBA_DISABLE_JIT=1")
+def test_every_routine_the_executor_dispatches_has_a_compile_job():
+    """warmup._jobs lists the step functions by hand; a routine added to core.dispatch but not
+    there would compile inside the executors only, without the parallel warm-up."""
+    from emu.exec import core
+    steps = {getattr(core, n) for n in core.dispatch.py_func.__code__.co_names
+             if n.endswith("_step")}
+    jobs = {job.func.__self__ for job in _jobs() if isinstance(job, partial)}
+    assert len(steps) == len(core.R2SITE) - 1           # every routine but R_USER's slot
+    assert steps <= jobs
