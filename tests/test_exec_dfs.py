@@ -46,7 +46,7 @@ def test_explore_is_the_naive_dfs(loaded, name, bound):
     assert got["schedules"] > (1 if bound else 0)
 
 
-@pytest.mark.parametrize("cap", [1, 2, 7, 300])
+@pytest.mark.parametrize("cap", [1, 2, 7, 10, 300])   # (iii) plain has exactly 10
 @pytest.mark.parametrize("name", ["i-page_address", "iii-plain"])
 def test_max_schedules_and_stop_at_first(loaded, name, cap):
     ld = loaded[name]
