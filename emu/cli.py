@@ -27,6 +27,13 @@ def _positive(s):
     return v
 
 
+def _cpus(s):
+    v = int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{s}: must be 0 (one per CPU) or a positive int")
+    return v
+
+
 def _sizes(s):
     try:
         vals = tuple(int(x) for x in s.split(",") if x)
@@ -121,7 +128,8 @@ def cmd_explore(a):
     from .exec.scenario import Scenario
     sc = Scenario.from_toml(a.file)
     _warm()
-    ex = explore(sc, bound=a.bound, max_schedules=a.max_schedules, progress=not a.json)
+    ex = explore(sc, bound=a.bound, max_schedules=a.max_schedules, progress=not a.json,
+                 jobs=a.jobs)
     out = {"scenario": ex.scenario, "bound": ex.bound, "schedules_explored": ex.schedules,
            "complete": ex.complete, "failures": ex.failures,
            "outcomes": ex.outcomes, "data_lost": ex.data_lost, "lost_bytes": ex.max_lost_bytes,
@@ -251,6 +259,9 @@ def build_parser():
     e.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
     e.add_argument("--max-schedules", type=_positive, default=None, metavar="N",
                    help="stop after N schedules (default: no cap)")
+    e.add_argument("--jobs", type=_cpus, default=1, metavar="N",
+                   help="worker processes, 0 for one per CPU (default 1; same result, faster "
+                        "on long explorations; serial with --max-schedules)")
     e.add_argument("--json", action="store_true", help=js)
     e.add_argument("--fail", action="store_true", help="exit 1 if a schedule fails")
     e.set_defaults(fn=cmd_explore)

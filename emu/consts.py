@@ -630,7 +630,8 @@ X_BEST_D = 10             # earliest first preemption); X_BEST_NPRE < 0: none ye
 X_BEST_NEGLOST = 11
 X_BEST_FIRST = 12
 X_DECISIONS = 13          # scheduling decisions (steps) taken, all schedules
-X_COUNT = 14              # [NRUN] schedules per outcome
+X_FLOOR = 14              # decisions before this one stay as the first prefix has them
+X_COUNT = 15              # [NRUN] schedules per outcome
 X_SEEN = X_COUNT + NRUN   # [NRUN] 1 + the schedule at which each outcome first appeared
 X_W = X_SEEN + NRUN
 

@@ -185,6 +185,12 @@ def test_explore_json_calm_file(files):
     assert doc["data_lost"] is False and doc["minimal_schedule"] == [] and doc["replay"] == ""
 
 
+def test_explore_with_two_jobs_prints_the_same_document(files):
+    one = call_json("explore", files["racy"], "--bound", "2", "--json")
+    assert call_json("explore", files["racy"], "--bound", "2", "--json", "--jobs", "2") == one
+    assert call("explore", files["racy"], "--jobs", "-1")[0] == 2
+
+
 def test_explore_fail_flag(files):
     assert call("explore", files["racy"], "--bound", "1", "--fail")[0] == 1
     assert call("explore", files["calm"], "--bound", "1", "--fail")[0] == 0

@@ -32,15 +32,15 @@ def run_schedule(S, B, S0, B0, prefix, plen, max_steps, nalt, choice, pre, act, 
 
 
 @inline
-def next_prefix(nalt, choice, lon, d, bound, prefix):
+def next_prefix(nalt, choice, lon, d, bound, floor, prefix):
     """The DFS successor of the run logged in ``choice[:d]``, written to ``prefix``; returns
-    its length, or -1 if there is none. The last decision with an untried alternative whose
-    preemptions (those before it, plus its own if it is a preemption point) stay within
-    ``bound`` takes its next alternative; the decisions before it are kept."""
+    its length, or -1 if there is none. The last decision from ``floor`` on with an untried
+    alternative whose preemptions (those before it, plus its own if it is a preemption point)
+    stay within ``bound`` takes its next alternative; the decisions before it are kept."""
     last = -1
     before = 0                                  # preemptions before decision i
     for i in range(d):
-        if choice[i] + 1 < nalt[i] and before + lon[i] <= bound:
+        if i >= floor and choice[i] + 1 < nalt[i] and before + lon[i] <= bound:
             last = i
         if lon[i] != 0 and choice[i] != 0:
             before += 1
@@ -88,7 +88,8 @@ def lockdep_inconsistent(S):
 @njit
 def explore_dfs(S, B, S0, B0, prefix, bound, max_steps, limit, ask, x, nalt, choice, pre, act,
                 alts):
-    """Run DFS schedules from ``prefix[:x[X_PLEN]]``, at most ``limit`` of them.
+    """Run DFS schedules from ``prefix[:x[X_PLEN]]``, at most ``limit`` of them, varying only
+    decisions from ``x[X_FLOOR]`` on (0: every schedule within the bound).
 
     ``ask``: ``DFS_LOCKDEP`` to return after the first run lockdep objects to,
     ``DFS_FAILED`` to return after any failing run (stop_at_first). ``x`` (``X_*`` slots)
@@ -115,7 +116,7 @@ def explore_dfs(S, B, S0, B0, prefix, bound, max_steps, limit, ask, x, nalt, cho
             why |= K.DFS_LOCKDEP
         if why & K.DFS_FAILED and ask & K.DFS_FAILED:
             return why
-        x[K.X_PLEN] = next_prefix(nalt, choice, pre, d, bound, prefix)
+        x[K.X_PLEN] = next_prefix(nalt, choice, pre, d, bound, x[K.X_FLOOR], prefix)
         if x[K.X_PLEN] < 0:
             why |= K.DFS_DONE
         if n >= limit:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .. import consts as K
 from .._args import check_int
 from .loaded import DEFAULT_MAX_STEPS, OUTCOMES, Loaded
+from .parallel import available_cpus, walk_parallel
 from .scenario import Scenario
 
 TOKEN_PREFIX = "emu1:"
@@ -146,8 +147,52 @@ def _failure(ld, x):
                    outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK))
 
 
+@dataclass
+class Walk:
+    """What a depth-first search over some schedules found: the jitted loop's ``X_*`` counts,
+    the best failure (``best_key``: fewest preemptions, shortest, most lost, earliest first
+    preemption), the first lockdep report, and whether it covered everything it was given."""
+
+    x: object
+    best: Failure = None
+    best_key: tuple = None
+    lockdep: str = ""
+    complete: bool = True
+
+
+def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_first=False,
+         bar=None):
+    """Depth-first search from the schedule ``prefix``, varying decisions from ``floor`` on
+    (``floor=0``: every schedule within ``bound``; ``floor=len(prefix)``: those that start
+    with ``prefix``). Hands back to Python every :data:`CHUNK` schedules."""
+    w = Walk(ld.dfs_state(prefix, floor))
+    x = w.x
+    ask = K.DFS_FAILED if stop_at_first else 0
+    while True:
+        limit = CHUNK
+        if max_schedules is not None:
+            limit = min(limit, max_schedules - int(x[K.X_RUNS]))
+        ran = int(x[K.X_RUNS])
+        why = ld.dfs(bound, max_steps, limit, ask | (0 if w.lockdep else K.DFS_LOCKDEP), x)
+        if bar is not None:
+            bar.update(int(x[K.X_RUNS]) - ran)
+        if why & K.DFS_BEST:
+            w.best = _failure(ld, x)
+            w.best_key = tuple(int(v) for v in x[K.X_BEST_NPRE:K.X_BEST_FIRST + 1])
+        if why & K.DFS_LOCKDEP:
+            w.lockdep = ld.lockdep()
+        if why & K.DFS_FAILED and stop_at_first:
+            w.complete = False
+            return w
+        if why & K.DFS_DONE:
+            return w
+        if max_schedules is not None and x[K.X_RUNS] >= max_schedules:
+            w.complete = False
+            return w
+
+
 def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first=False,
-            max_steps=None):
+            max_steps=None, jobs=1):
     """Run every schedule of ``scenario`` with at most ``bound`` preemptions.
 
     Parameters
@@ -165,6 +210,11 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     max_steps : int, optional
         Steps after which a schedule counts as livelocked (outcome ``step-limit``); default
         ``DEFAULT_MAX_STEPS``.
+    jobs : int
+        Worker processes (0: one per CPU). With more than one, the schedules are split into
+        subtrees that workers search (see :mod:`emu.exec.parallel`); the result is the same as
+        with one, ``seconds`` aside. ``max_schedules`` and ``stop_at_first`` are orders of the
+        serial search, so with either of them the search is serial.
 
     Returns
     -------
@@ -176,6 +226,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
                                       or not isinstance(max_schedules, int) or max_schedules < 1):
         raise ValueError(f"max_schedules={max_schedules!r}: must be a positive int or None")
     max_steps = DEFAULT_MAX_STEPS if max_steps is None else check_int("max_steps", max_steps, 1)
+    jobs = check_int("jobs", jobs, 0) or available_cpus()
     ld = scenario if isinstance(scenario, Loaded) else scenario.build()
     bar = None
     if progress:
@@ -183,42 +234,25 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         bar = tqdm(desc=f"exploring {ld.scenario.name} (bound {bound})", unit=" schedules",
                    leave=False, disable=None)          # None: no bar when stderr is no TTY
     t0 = time.perf_counter()
-    x = ld.dfs_state()
-    ask = K.DFS_FAILED if stop_at_first else 0
-    best = None
-    lockdep = ""
-    complete = True
-    while True:
-        limit = CHUNK
-        if max_schedules is not None:
-            limit = min(limit, max_schedules - int(x[K.X_RUNS]))
-        ran = int(x[K.X_RUNS])
-        why = ld.dfs(bound, max_steps, limit, ask | (0 if lockdep else K.DFS_LOCKDEP), x)
+    try:
+        if jobs > 1 and max_schedules is None and not stop_at_first:
+            w = walk_parallel(ld, bound, max_steps, jobs, bar)
+        else:
+            w = walk(ld, bound, max_steps, max_schedules=max_schedules,
+                     stop_at_first=stop_at_first, bar=bar)
+    finally:
         if bar is not None:
-            bar.update(int(x[K.X_RUNS]) - ran)
-        if why & K.DFS_BEST:
-            best = _failure(ld, x)
-        if why & K.DFS_LOCKDEP:
-            lockdep = ld.lockdep()
-        if why & K.DFS_FAILED and stop_at_first:
-            complete = False
-            break
-        if why & K.DFS_DONE:
-            break
-        if max_schedules is not None and x[K.X_RUNS] >= max_schedules:
-            complete = False
-            break
-    if bar is not None:
-        bar.close()
+            bar.close()
     secs = time.perf_counter() - t0
+    x = w.x
     seen = sorted((o for o in range(K.NRUN) if x[K.X_COUNT + o]), key=lambda o: x[K.X_SEEN + o])
     outcomes = {OUTCOMES[o]: int(x[K.X_COUNT + o]) for o in seen}      # in order of appearance
-    ex = Exploration(ld.scenario.name, bound, int(x[K.X_RUNS]), complete, secs,
+    ex = Exploration(ld.scenario.name, bound, int(x[K.X_RUNS]), w.complete, secs,
                      int(x[K.X_FAILURES]), outcomes, int(x[K.X_MAX_LOST]),
-                     int(x[K.X_DEADLOCKS]), best, lockdep)
-    if best is not None:
-        ex.replay = make_token(ld.scenario, best.choices)
-        ex.switches = describe_choices(ld, best.choices)
+                     int(x[K.X_DEADLOCKS]), w.best, w.lockdep)
+    if w.best is not None:
+        ex.replay = make_token(ld.scenario, w.best.choices)
+        ex.switches = describe_choices(ld, w.best.choices)
     return ex
 
 

@@ -271,16 +271,22 @@ class Loaded:
         buf = self._one                                     # not dfs()'s prefix buffer
         n = min(len(choices), len(buf))                     # the log ends a run there anyway
         buf[:n] = np.asarray(choices, dtype=np.int64)[:n]
-        x = self.dfs_state(n)
+        x = self.dfs_state()
+        x[K.X_PLEN] = n
         self.dfs(0, max_steps, 1, 0, x, buf)
         return int(x[K.X_OUTCOME]), int(x[K.X_D]), int(x[K.X_NPRE]), int(x[K.X_LOST])
 
-    def dfs_state(self, plen=0):
-        """A fresh ``X_*`` state for :meth:`dfs`: nothing counted, the prefix buffer's first
-        ``plen`` choices are the next schedule."""
+    def dfs_state(self, prefix=(), floor=0):
+        """A fresh ``X_*`` state for :meth:`dfs`, nothing counted: the next schedule is
+        ``prefix`` (put in the prefix buffer), and only decisions from ``floor`` on vary, so
+        with ``floor = len(prefix)`` the search covers the schedules that start with
+        ``prefix``."""
+        n = min(len(prefix), len(self._prefix))
+        self._prefix[:n] = np.asarray(prefix, dtype=np.int64)[:n]
         x = np.zeros(K.X_W, np.int64)
         x[K.X_BEST_NPRE] = -1
-        x[K.X_PLEN] = plen
+        x[K.X_PLEN] = n
+        x[K.X_FLOOR] = floor
         return x
 
     def dfs(self, bound, max_steps, limit, ask, x, prefix=None):

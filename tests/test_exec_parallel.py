@@ -1,0 +1,103 @@
+"""emu.exec.parallel: explorations split over worker processes give the serial result."""
+
+from dataclasses import astuple
+
+import numba
+import pytest
+
+from emu import consts as K
+from emu.exec import builtin
+from emu.exec.explore import explore
+from emu.exec.loaded import DEFAULT_MAX_STEPS
+from emu.exec.parallel import merge, subtrees
+
+from naive_explore import naive_explore
+
+JIT = not numba.config.DISABLE_JIT
+needs_jit = pytest.mark.skipif(not JIT, reason="slow as plain Python (NUMBA_DISABLE_JIT=1)")
+
+
+def _as_dict(ex):
+    d = dict(vars(ex))
+    d.pop("seconds")
+    d["minimal"] = astuple(ex.minimal) if ex.minimal else None
+    return d
+
+
+def _schedules(ld, bound, prefix=(), floor=0):
+    """The schedules a search visits, in order (one jitted call per schedule)."""
+    x = ld.dfs_state(prefix, floor)
+    out = []
+    while True:
+        out.append(tuple(ld.next_prefix(x)))        # the schedule about to run
+        if ld.dfs(bound, DEFAULT_MAX_STEPS, 1, 0, x) & K.DFS_DONE:
+            return out
+
+
+@needs_jit
+@pytest.mark.parametrize("bound", [0, 1, 2])
+@pytest.mark.parametrize("make", [lambda: builtin.race(4, 1, "page_address"),
+                                  lambda: builtin.race(4, 2, "page_address"),
+                                  lambda: builtin.irq_getter(False, 4)],
+                         ids=["i", "ii", "iii-plain"])
+def test_the_subtrees_are_the_search_cut_in_order(make, bound):
+    ld = make().build()
+    whole = _schedules(ld, bound)
+    parts = [s for prefix, floor in subtrees(ld, bound)
+             for s in _schedules(ld, bound, prefix, floor)]
+    assert parts == whole and len(whole) > 1
+
+
+@needs_jit
+@pytest.mark.parametrize("name,make,bound", [
+    ("i", lambda: builtin.race(4, 1, "page_address"), 2),
+    ("i-fixed", lambda: builtin.race(4, 1, "kmap_high_get"), 1),
+    ("ii", lambda: builtin.race(4, 2, "page_address"), 1),
+    ("iii-plain", lambda: builtin.irq_getter(False, 4), 2),
+])
+def test_two_workers_give_the_serial_exploration(name, make, bound):
+    sc = make()
+    serial = _as_dict(explore(sc, bound))
+    assert _as_dict(explore(sc, bound, jobs=2)) == serial
+    naive = naive_explore(sc.build(), bound)
+    assert serial["schedules"] == naive["schedules"] and serial["lockdep"] == naive["lockdep"]
+
+
+def test_merge_keeps_search_order_for_ties_and_first_appearances():
+    from emu.exec.explore import Failure, Walk
+    import numpy as np
+
+    def w(runs, counts, seen, best=None, key=None, lockdep=""):
+        x = np.zeros(K.X_W, np.int64)
+        x[K.X_RUNS] = runs
+        for o, (n, s) in enumerate(zip(counts, seen)):
+            x[K.X_COUNT + o], x[K.X_SEEN + o] = n, s
+        x[K.X_FAILURES] = runs - counts[K.RUN_DONE]
+        return Walk(x, best, key, lockdep)
+
+    a = Failure([0, 1], 1, 9, "done", 64, False)
+    b = Failure([1], 1, 9, "done", 64, False)               # same key, later in the search
+    walks = [w(3, [3, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]),
+             w(4, [2, 2, 0, 0, 0, 0], [3, 1, 0, 0, 0, 0], a, (1, 9, -64, 1), "first"),
+             w(5, [1, 0, 0, 4, 0, 0], [5, 0, 0, 1, 0, 0], b, (1, 9, -64, 1), "second")]
+    m = merge(walks)
+    assert m.x[K.X_RUNS] == 12 and m.best is a and m.lockdep == "first"
+    order = sorted((o for o in range(K.NRUN) if m.x[K.X_COUNT + o]),
+                   key=lambda o: m.x[K.X_SEEN + o])
+    assert order == [K.RUN_DONE, K.RUN_DEADLOCK, K.RUN_ERROR]
+    assert list(m.x[K.X_COUNT:K.X_COUNT + K.NRUN]) == [6, 2, 0, 4, 0, 0]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_jobs_is_checked(bad):
+    with pytest.raises(ValueError, match="jobs"):
+        explore(builtin.race(4, 1, "page_address"), 1, jobs=bad)
+
+
+@needs_jit
+def test_a_cap_or_stop_at_first_searches_serially():
+    sc = builtin.race(4, 1, "page_address")
+    assert _as_dict(explore(sc, 2, max_schedules=50, jobs=2)) == \
+        _as_dict(explore(sc, 2, max_schedules=50))
+    assert _as_dict(explore(sc, 2, stop_at_first=True, jobs=2)) == \
+        _as_dict(explore(sc, 2, stop_at_first=True))
