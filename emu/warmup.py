@@ -144,15 +144,19 @@ _helper_main(sys.argv[1])
 """
 
 
+def available_cpus():
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                          # not on Linux
+        return os.cpu_count() or 1
+
+
 def _start_helper(claims):
     """Start the helper process, or return None if there is no second CPU, no Python
     interpreter to start (emu embedded in another program) or no process."""
-    try:
-        ncpu = len(os.sched_getaffinity(0))
-    except AttributeError:
-        ncpu = os.cpu_count() or 1
     exe = sys.executable or ""
-    if ncpu < 2 or "python" not in Path(exe).name.lower():
+    if available_cpus() < 2 or "python" not in Path(exe).name.lower():
         return None
     pkg = str(Path(__file__).resolve().parent)
     try:

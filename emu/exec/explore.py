@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from .. import consts as K
 from .._args import check_int
 from .loaded import DEFAULT_MAX_STEPS, OUTCOMES, Loaded
-from .parallel import available_cpus, walk_parallel
+from ..warmup import available_cpus
+from .parallel import walk_parallel
 from .scenario import Scenario
 
 TOKEN_PREFIX = "emu1:"

@@ -12,7 +12,6 @@ serial search's.
 """
 
 import multiprocessing
-import os
 
 import numpy as np
 
@@ -20,14 +19,6 @@ from .. import consts as K
 from .loaded import DEFAULT_LOG
 
 _worker = {}                    # in a worker process: its Loaded scenario
-
-
-def available_cpus():
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:                          # not on Linux
-        return os.cpu_count() or 1
 
 
 def subtrees(ld, bound):
