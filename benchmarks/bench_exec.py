@@ -151,3 +151,27 @@ def test_find_minimal_schedule(benchmark, bench_report, last_pkmap):
     if target is not None:
         assert secs < target, f"{secs:.3f} s >= {target} s"
 
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) the same exploration on every CPU (emu.exec.parallel), no target
+# ---------------------------------------------------------------------------------------------
+
+
+def test_explore_on_every_cpu(benchmark, bench_report):
+    from emu.warmup import available_cpus
+    ld = scenario_i(8)
+    bound = 4 if benchmark.enabled else 2
+    serial = explore(ld, bound=bound)
+    jobs = max(2, available_cpus())
+    par = benchmark.pedantic(lambda: explore(ld, bound=bound, jobs=jobs), rounds=1)
+    assert (par.schedules, par.outcomes, par.minimal, par.replay) == \
+        (serial.schedules, serial.outcomes, serial.minimal, serial.replay)
+    if benchmark.disabled:
+        return
+    wall, _ = _min_time(lambda: explore(ld, bound=bound, jobs=jobs), 3)
+    one, _ = _min_time(lambda: explore(ld, bound=bound), 3)
+    bench_report.seconds(f"explore (i) bound 4 ({serial.schedules} schedules), {jobs} worker "
+                         f"processes", wall, None,
+                         how=f"explore(jobs={jobs}) incl. starting the workers (~1 s); "
+                             f"serial: {one:.2f} s, so {one / wall:.2f}x; min of 3")
