@@ -24,6 +24,8 @@ import numba
 import numba.core.config
 from numba.core.registry import CPUDispatcher
 
+from ._numbacache import safe_cache
+
 try:
     from ._rawindex import EmuCompiler
 except ImportError:         # a numba whose internals moved: its own pipeline (Python indexing,
@@ -101,7 +103,10 @@ def njit(*args, **kwargs):
     kwargs.setdefault("error_model", "numpy")
     kwargs.setdefault("_nrt", False)
     kwargs.setdefault("pipeline_class", EmuCompiler)
-    return numba.njit(*args, **kwargs)
+    out = numba.njit(*args, **kwargs)
+    if args and callable(args[0]):                  # @njit
+        return safe_cache(out)
+    return lambda fn: safe_cache(out(fn))           # @njit(...)
 
 
 def entry(disp, sig):
@@ -136,7 +141,7 @@ def _kernel_only(**options):
                           no_cfunc_wrapper=True, pipeline_class=EmuCompiler, **options)(fn)
         if isinstance(disp, CPUDispatcher):             # not under NUMBA_DISABLE_JIT
             disp.__class__ = KernelOnly
-        return disp
+        return safe_cache(disp)
     return wrap
 
 
