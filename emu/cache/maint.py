@@ -12,7 +12,7 @@ one call. Feroceon's range variant is a single hardware operation with IRQs mask
 
 from .. import consts as K
 from .._jit import flat, hot, inline, njit
-from ..cost.account import uop
+from ..cost.account import uop, uops4
 from ..exec.cpu import _irqs_masked, _irqs_unmasked
 from .kernels import _stat, cache_load, flush_index, line_alloc, line_op, range_lines
 
@@ -194,9 +194,8 @@ def _window(S):
     """Toggle and return the displacement window (``eor rd, rd, #CACHESIZE``)."""
     t = S[K.H_C_TOGGLE] ^ 1
     S[K.H_C_TOGGLE] = t
-    uop(S, K.UOP_LOAD, 2)                           # ldr rs, =clean_addr; ldr rd, [rs]
-    uop(S, K.UOP_ALU, 2)                            # eor; add
-    uop(S, K.UOP_STORE, 1)                          # str rd, [rs]
+    uops4(S, 2, 2, 1, 0)                            # ldr rs, =clean_addr; ldr rd, [rs];
+                                                    # eor; add; str rd, [rs]
     return S[K.H_C_WIN_VA] + t * S[K.H_C_WIN_SIZE]
 
 

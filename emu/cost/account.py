@@ -19,6 +19,18 @@ def uop(S, u, n):
 
 
 @tiny
+def uops4(S, load, alu, store, branch):
+    """:func:`uop` of a load/ALU/store/branch mix at once (one clock update)."""
+    r = S[K.H_UOPCUR]
+    S[r + K.UOP_LOAD] += load
+    S[r + K.UOP_ALU] += alu
+    S[r + K.UOP_STORE] += store
+    S[r + K.UOP_BRANCH] += branch
+    S[K.H_NOW] += (load * S[K.H_COST + K.UOP_LOAD] + alu * S[K.H_COST + K.UOP_ALU]
+                   + store * S[K.H_COST + K.UOP_STORE] + branch * S[K.H_COST + K.UOP_BRANCH])
+
+
+@tiny
 def _row(S):
     S[K.H_UOPCUR] = S[K.H_R_UOPS] + (S[K.H_CUR_SITE] * K.NKINDS + S[K.H_CUR_KIND]) * K.NUOPS
 

@@ -28,6 +28,12 @@ def push(S, c, routine, a0, a1, a2, a3):
     sp = S[cr + K.CTX_SP]
     if sp >= K.MAXDEPTH:
         return -1
+    return push_at(S, cr, sp, routine, a0, a1, a2, a3)
+
+
+@tiny
+def push_at(S, cr, sp, routine, a0, a1, a2, a3):
+    """:func:`push` onto context record ``cr`` whose stack depth the caller knows is ``sp``."""
     f = cr + K.CTX_FRAMES + sp * K.FW
     S[f + K.F_ROUTINE] = routine
     S[f + K.F_PC] = 0
