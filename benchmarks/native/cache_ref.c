@@ -75,15 +75,7 @@ static inline i64 log2_bucket(i64 x)
 {
     if (x <= 0)
         return 0;
-    i64 b = 1;
-    if (x >= (i64)1 << 32) { x >>= 32; b += 32; }
-    if (x >= (i64)1 << 16) { x >>= 16; b += 16; }
-    if (x >= (i64)1 << 8) { x >>= 8; b += 8; }
-    if (x >= (i64)1 << 4) { x >>= 4; b += 4; }
-    if (x >= (i64)1 << 2) { x >>= 2; b += 2; }
-    if (x >= (i64)1 << 1)
-        b += 1;
-    return imin(b, NHIST - 1);
+    return imin(64 - __builtin_clzll((unsigned long long)x), NHIST - 1);   /* bit length */
 }
 
 static inline void irqs_masked(i64 *S, i64 cr)

@@ -7,6 +7,9 @@ the old CPSR, ``local_irq_restore`` = ``msr cpsr_c``. Masking and unmasking also
 irqsoff tracer's records (longest section with start and end sites, log2 histogram).
 """
 
+import numba
+from numba.cpython.unsafe.numbers import leading_zeros
+
 from .. import consts as K
 from .._jit import hot, inline, tiny
 from ..cost.account import uop
@@ -25,30 +28,23 @@ def cur_cpu(S):
     return S[K.H_CPUREC]
 
 
+if numba.config.DISABLE_JIT:
+    def bit_length(x):
+        """Bits needed for ``x > 0`` (``int.bit_length``); jitted: one ``lzcnt``."""
+        return int(x).bit_length()
+else:
+    @tiny
+    def bit_length(x):
+        """Bits needed for ``x > 0`` (``int.bit_length``); jitted: one ``lzcnt``."""
+        return 64 - leading_zeros(x)
+
+
 @inline
 def log2_bucket(x):
     """Histogram bucket of a duration: 0 for 0, else its bit length (capped at NHIST - 1)."""
     if x <= 0:
         return 0
-    b = 1
-    if x >= 1 << 32:
-        x >>= 32
-        b += 32
-    if x >= 1 << 16:
-        x >>= 16
-        b += 16
-    if x >= 1 << 8:
-        x >>= 8
-        b += 8
-    if x >= 1 << 4:
-        x >>= 4
-        b += 4
-    if x >= 1 << 2:
-        x >>= 2
-        b += 2
-    if x >= 1 << 1:
-        b += 1
-    return min(b, K.NHIST - 1)
+    return min(bit_length(x), K.NHIST - 1)
 
 
 @hot
