@@ -13,7 +13,7 @@ emu models), so ``handle >> PAGE_SHIFT`` is the page again.
 """
 
 from .. import consts as K
-from .._jit import inline, njit
+from .._jit import hot, inline, njit
 from ..cache.maint import RANGE_DONE, RANGE_START, dma_range_step
 from ..cost.account import uop
 from ..exec.frames import bug, fail, push, set_ret
@@ -68,7 +68,9 @@ def _v3_outer(S, f):
         outer_op(S, K.OUTER_CLEAN, lo, hi)
 
 
-@njit
+# hot (inlined into the context runner): the step an exploration of (i) runs most (a line
+# of the invalidate loop each); scheduler 15.6 -> 16.7 M steps/s
+@hot
 def dma_cache_maint_page_step(S, B, c, f):
     """``dma_cache_maint_page(page, offset, size, dir)`` (dm:562-586), one chunk at a time.
 
