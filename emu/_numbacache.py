@@ -6,7 +6,9 @@ versions of one function at the same time (emu's first-run warm-up and the helpe
 it starts, or exploration workers: a function compiled for two signatures, or the two
 ``_make_kernels`` variants, which share a name) can pick the same N: one data file
 overwrites the other and the index points a key at the other version's machine code, which
-numba loads without checking. A 2-way cache then ran the 4-way kernel.
+numba loads without checking. A 2-way cache then ran the 4-way kernel. (The same symptom has
+a second cause, kernels sharing a qualified name, which emu.cache.kernels avoids and
+tests/test_numbacache.py checks.)
 
 :func:`safe_cache` gives a dispatcher's cache a ``save`` that names the data file after the
 key (so two keys never share a file and two writers of one key write the same bytes), writes

@@ -81,3 +81,31 @@ def test_emu_kernels_use_the_safe_save():
     for disp in (dfs.explore_dfs, kernels._findg, kernels._find4, kernels.find):
         assert disp._cache._cache_file.save.__func__ is _save
     assert safe_cache(object()) is not None             # nothing to patch: unchanged
+
+
+def test_no_two_emu_kernels_share_a_qualified_name():
+    """numba names a function's machine code after its module, qualified name and a
+    per-process counter. Two kernels sharing a qualified name (the ``_make_kernels``
+    variants did) can get one symbol in two processes (the warm-up and its helper); a third
+    process loading both from the cache then links one's callers to the other's code."""
+    import gc
+    import importlib
+    import pkgutil
+
+    import emu
+    from numba.core.dispatcher import Dispatcher
+
+    if _jit.numba.config.DISABLE_JIT:
+        pytest.skip("no dispatchers under NUMBA_DISABLE_JIT")
+    for mod in pkgutil.walk_packages(emu.__path__, "emu."):
+        if not mod.name.endswith(("plot", "chrome")):      # matplotlib-only modules
+            importlib.import_module(mod.name)
+    seen = {}
+    for obj in gc.get_objects():
+        if issubclass(type(obj), Dispatcher) and obj.py_func.__module__.startswith("emu."):
+            name = (obj.py_func.__module__, obj.py_func.__qualname__)
+            assert seen.setdefault(name, obj) is obj, f"two kernels named {name}"
+    kernels = [n for n in seen if n[0] == "emu.cache.kernels"]
+    assert ("emu.cache.kernels", "_make_kernels.<locals>.victim_4way") in kernels
+    assert ("emu.cache.kernels", "_make_kernels.<locals>.victim_anyway") in kernels
+    assert len(seen) > 100

@@ -200,13 +200,24 @@ def xorshift(S):
 def _make_kernels(WAYS):
     """Build find/victim/access/range/replay kernels for ``WAYS`` ways (0: read from S)."""
 
+    def variant(fn):
+        # Each variant's functions get their own qualified name. numba names machine code
+        # after the qualified name and a per-process counter, so with shared names two
+        # processes (the first run's warm-up and its helper) could give the 4-way and the
+        # generic victim() the same symbol; a process loading both from the cache then linked
+        # one variant's callers to the other's code (a 2-way cache ran 4-way code).
+        fn.__qualname__ = f"{fn.__qualname__}_{WAYS or 'any'}way"
+        return fn
+
     @inline
+    @variant
     def nways(S):
         if WAYS:
             return WAYS
         return S[K.H_C_WAYS]
 
     @inline
+    @variant
     def find(S, lva):
         """Index of the valid line tagged ``lva``, or -1."""
         ways = nways(S)
@@ -220,6 +231,7 @@ def _make_kernels(WAYS):
         return -1
 
     @inline
+    @variant
     def victim(S, lva):
         """The line a miss on ``lva`` fills (not yet evicted)."""
         ways = nways(S)
@@ -246,6 +258,7 @@ def _make_kernels(WAYS):
         return base + best
 
     @inline
+    @variant
     def lookup_or_fill(S, B, lva, lpa):
         """Line holding ``lva`` after a miss fill; returns (index, hit)."""
         i = find(S, lva)
@@ -258,6 +271,7 @@ def _make_kernels(WAYS):
         return i, False
 
     @njit
+    @variant
     def load(S, B, va, pa, n, out, oo):
         """CPU load of ``n`` bytes (within one line) at ``va``/``pa`` into ``out[oo:]``."""
         lmask = S[K.H_C_LINE] - 1
@@ -269,6 +283,7 @@ def _make_kernels(WAYS):
         return hit
 
     @inline
+    @variant
     def store_core(S, B, va, pa, n, src, so, has_data):
         """A CPU store; ``has_data`` False (trace replay) marks bytes dirty without new data.
 
@@ -309,11 +324,13 @@ def _make_kernels(WAYS):
         return hit
 
     @njit
+    @variant
     def store(S, B, va, pa, n, src, so):
         """CPU store of ``n`` bytes (within one line) from ``src[so:]`` at ``va``/``pa``."""
         return store_core(S, B, va, pa, n, src, so, True)
 
     @njit
+    @variant
     def line_op(S, B, op, va):
         """One CP15 operation by MVA on the line holding ``va``.
 
@@ -336,6 +353,7 @@ def _make_kernels(WAYS):
         return 2 if dirty else 1
 
     @hot
+    @variant
     def range_lines(S, B, op, two_ops, va, end, one):
         """The body of a ``dma_*_range`` loop: line op ``op`` by MVA on each line from ``va``
         (line-aligned) while below ``end``, at least once; only one line if ``one``.
@@ -381,6 +399,7 @@ def _make_kernels(WAYS):
         return va, n, nd
 
     @njit
+    @variant
     def line_alloc(S, B, va):
         """XScale ``mcr c7,c2,5``: allocate the line for ``va`` without fetching (evicts)."""
         lva = va & ~(S[K.H_C_LINE] - 1)
@@ -391,6 +410,7 @@ def _make_kernels(WAYS):
         install(S, B, i, lva, K.NO_PA, False, False)
 
     @njit
+    @variant
     def _replay_miss(S, B, lva, off, n, store):
         """The miss path of a replayed access (fills, evictions, write-through)."""
         if store:
@@ -415,6 +435,7 @@ def _make_kernels(WAYS):
             install(S, B, i, lva, lva, True, True)
 
     @njit
+    @variant
     def replay(S, B, kinds, addrs, sizes, scratch):
         """Run a trace identity-mapped (pa = va), splitting accesses at line boundaries as
         Dinero IV's ``d4_splitm`` does; returns the number of records replayed. The hit path
