@@ -18,6 +18,7 @@ import sys
 
 from . import consts as K
 from .exec.builtin import SCENARIO_IDS
+from .exec.report import count_of
 
 
 def _positive(s):
@@ -83,7 +84,7 @@ def cmd_race(a):
     for r in res:
         sched = "; ".join(r.minimal_schedule) if r.minimal_schedule else "-"
         if r.minimal_schedule:
-            sched += f"  ({r.preemptions} preemption{'s' if r.preemptions != 1 else ''})"
+            sched += f"  ({count_of(r.preemptions, 'preemption')})"
         print(f"{r.scenario:4s} {r.dma_pinning:14s} {str(r.kmap_high_get):13s} {r.ncpus:4d} "
               f"{r.last_pkmap:4d} {r.schedules_explored:9d} {r.lost_bytes:10d} "
               f"{'yes' if r.deadlock else 'no':>8s}  {sched}")
@@ -111,7 +112,8 @@ def _print_result(r, ld):
     for line in r.trace:
         print(line)
     print()
-    print(f"outcome: {r.outcome}; {r.decisions} steps, {r.preemptions} preemptions")
+    print(f"outcome: {r.outcome}; {count_of(r.decisions, 'step')}, "
+          f"{count_of(r.preemptions, 'preemption')}")
     if r.message:
         print(r.message)
     for f in r.findings:
@@ -143,7 +145,7 @@ def cmd_explore(a):
               f"{'' if ex.complete else ', stopped early'}) in {ex.seconds:.2f} s; "
               f"{ex.failures} failing")
         if ex.minimal:
-            print(f"minimal failing schedule ({ex.minimal.preemptions} preemptions, "
+            print(f"minimal failing schedule ({count_of(ex.minimal.preemptions, 'preemption')}, "
                   f"{ex.minimal.outcome}, {ex.minimal.lost_bytes} bytes lost):")
             for s in ex.switches or ["(no preemption)"]:
                 print("  " + s)

@@ -5,6 +5,7 @@ import time
 from . import consts as K
 from .exec.builtin import irq_getter, race
 from .exec.explore import explore, read_token
+from .exec.report import count_of
 from .warmup import warmup
 
 KEY_EVENTS = ("<-- switch", "pte_clear", "set_pte", "flush_cache", "flush_tlb", "!!",
@@ -44,7 +45,7 @@ def run_demo(a, out=print):
     out(f"  unpinned (page_address): {bad.schedules} schedules with <= 2 preemptions explored "
         f"in {bad.seconds:.2f} s: {bad.failures} lose data, up to {bad.max_lost_bytes} bytes.")
     if bad.minimal:
-        out(f"  minimal failing schedule ({bad.minimal.preemptions} preemption): "
+        out(f"  minimal failing schedule ({count_of(bad.minimal.preemptions, 'preemption')}): "
             f"{'; '.join(bad.switches)}")
         for line in _excerpt(bad.replay):
             out("    " + line)

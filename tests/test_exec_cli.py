@@ -127,7 +127,7 @@ def test_replay_text(race):
     for s in ("<-- switch", "writer: pte_clear slot 1 (was page 300)",
               "writer: set_pte slot 1 -> page 1200", "!! dirty line 0xbfe01800 (page 1200",
               "lost-write: 32 bytes", "expected " + "ab" * 32,
-              "outcome: done", "1 preemptions", "data lost: 128 bytes"):
+              "outcome: done", "1 preemption", "data lost: 128 bytes"):
         assert s in out, s
     assert out.index("<-- switch") < out.index("pte_clear slot 1") \
         < out.index("set_pte slot 1 -> page 1200") < out.index("!! dirty line")
@@ -196,7 +196,7 @@ def test_explore_fail_flag(files):
     assert call("explore", files["calm"], "--bound", "1", "--fail")[0] == 0
     rc, out, err = call("explore", files["racy"], "--bound", "1")
     assert rc == 0
-    assert "minimal failing schedule (1 preemptions" in out and DMA_SWITCH in out
+    assert "minimal failing schedule (1 preemption," in out and DMA_SWITCH in out
 
 
 def test_ctrl_c_during_an_exploration_exits_130_without_a_traceback(files, monkeypatch):
@@ -225,7 +225,7 @@ def test_run_explicit_schedule(files):
     assert doc["outcome"] == "done" and doc["preemptions"] == 1 and doc["lost_bytes"] == 128
     rc, out, err = call("run", files["racy"], "--schedule", DMA_SWITCH)
     assert rc == 0, err
-    assert "1 preemptions" in out and "data lost: 128 bytes" in out
+    assert "1 preemption\n" in out and "data lost: 128 bytes" in out
     assert "writer: set_pte slot 1 -> page 1200" in out
 
 

@@ -4,6 +4,11 @@ from .. import consts as K
 from .errors import bug_message, dma_debug_message
 
 
+def count_of(n, word):
+    """``1 preemption``, ``2 preemptions``: a count with its noun."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _ctx_name(ld, c):
     return ld.names[c] if 0 <= c < len(ld.names) else f"ctx{c}"
 
