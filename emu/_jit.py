@@ -170,7 +170,8 @@ def hot(fn):
     numba re-optimises a function's code inside every library that links it. The lock, IRQ and
     page_address ones took the kmap_high+kunmap_high pair from ~196 to ~150 ns for ~5 s more
     first-run compile; marking every ``inline`` helper also reached ~150 ns but cost ~23 s.
-    The kmap_high and kunmap_high steps are marked too (pair ~75 -> ~67 ns, ~3 s)."""
+    The kmap_high and kunmap_high steps are marked too (pair ~75 -> ~67 ns; first-run compile
+    ~4 s more on two CPUs, ~11 s on one)."""
     return _kernel_only(forceinline=True)(fn)
 
 

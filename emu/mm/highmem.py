@@ -202,7 +202,7 @@ def _count_up_and_unlock(S, c, f, lk, flavour, pfn, vaddr, which):
 
 
 # hot (inlined into the context runner): a call passing both arrays' fields was ~8 ns of the
-# ~75 ns kmap_high + kunmap_high pair, for ~3 s more first-run compile
+# ~75 ns kmap_high + kunmap_high pair; first-run compile ~4 s more on two CPUs, ~11 s on one
 @hot
 def kmap_high_step(S, B, c, f):
     """``kmap_high(page)`` (hm:198-214); ``F_A0`` = pfn. Returns the vaddr in ``CTX_RET``."""
