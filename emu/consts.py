@@ -596,6 +596,7 @@ SCHED_DFS = 0             # choices from a prefix, then the non-preemptive defau
 SCHED_RANDOM = 1          # seeded random choices
 SCHED_TIMED = 2           # the CPU with the lowest clock runs; timed IRQs; time slices
 P_SWITCH_NONE = 0         # run()'s p_switch where it is unused (DFS mode)
+RUN_START = 0             # run()'s d0 and pre0 for a run from decision 0
 
 # action encoding: a context id, or ACT_IRQ + line
 ACT_IRQ = 1 << 20
@@ -633,7 +634,9 @@ X_DECISIONS = 13          # scheduling decisions (steps) taken, all schedules
 X_FLOOR = 14              # decisions before this one stay as the first prefix has them
 X_COUNT = 15              # [NRUN] schedules per outcome
 X_SEEN = X_COUNT + NRUN   # [NRUN] 1 + the schedule at which each outcome first appeared
-X_W = X_SEEN + NRUN
+X_EXECUTED = X_SEEN + NRUN  # decisions actually run: X_DECISIONS less those a schedule took
+                            # over from a shared-prefix checkpoint (emu.exec.dfs.run_schedule)
+X_W = X_EXECUTED + 1
 
 # trace events, S[H_R_TRACE + TR_HDR + i*TR_W + TE_*]
 TR_COUNT = 0

@@ -88,3 +88,28 @@ def test_the_loop_steps_through_the_naive_successors(loaded):
 def test_max_steps_is_checked(loaded, bad):
     with pytest.raises(ValueError, match="max_steps"):
         explore(loaded["i-page_address"], 1, max_steps=bad)
+
+
+@pytest.mark.parametrize("name", ["i-page_address", "ii-page_address", "iii-plain"])
+def test_checkpointed_schedules_end_as_runs_from_scratch(loaded, name):
+    """Schedules sharing their first preemption go on from a checkpoint (run_schedule). The
+    last schedule of each call (calls of 2, 3 and 5 schedules, so mostly a resumed one) ends
+    with the machine state, decision log and result of the same schedule run from the
+    snapshot by Loaded.run (sched.run from decision 0, no checkpoint)."""
+    ld = loaded[name]
+    m = ld.machine
+    tail = int(m._S[K.H_S_TAIL])
+    x = ld.dfs_state()
+    for call in range(60):
+        done = ld.dfs(2, DEFAULT_MAX_STEPS, (2, 3, 5)[call % 3], 0, x) & K.DFS_DONE
+        d = int(x[K.X_D])
+        log = [a.copy() for a in ld.last_log(d)]
+        S, B = m._S[:tail].copy(), m._B.copy()
+        r = ld.run(choices=log[1])
+        assert (r.decisions, r.preemptions) == (d, int(x[K.X_NPRE]))
+        assert np.array_equal(m._S[:tail], S) and np.array_equal(m._B, B)
+        assert all(np.array_equal(a, b) for a, b in zip(log, ld.last_log(d)))
+        if done:
+            break
+    if name != "iii-plain":                     # (iii): 10 schedules, none sharing
+        assert x[K.X_EXECUTED] < 0.9 * x[K.X_DECISIONS]        # checkpoints were used

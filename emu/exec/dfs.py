@@ -2,7 +2,9 @@
 
 :func:`explore_dfs` runs schedule after schedule without returning to Python: restore the
 snapshot, run the choice prefix (then the non-preemptive default), judge the run, keep the
-counts, step to the DFS successor within the bound. It returns when the exploration is over
+counts, step to the DFS successor within the bound. Schedules that share their first
+preemption go on from a checkpoint saved there instead of running the shared decisions again
+(:func:`run_schedule`). It returns when the exploration is over
 or has run the schedules asked for, and when Python has something to record: a new best
 failure (whose choices are still in the decision log), lockdep's first inconsistent run, or
 any failure under ``stop_at_first``. :func:`emu.exec.explore.explore` drives it;
@@ -13,22 +15,94 @@ from .. import consts as K
 from .._jit import flat, inline, njit
 from ..dma.oracle import final_check, lost_bytes
 from .sched import run
-from .snapshot import _restore
+from .._bytes import next_nonzero
+from .snapshot import _restore, copy_page, copy_regions, revert_pages
+
+
+@inline
+def first_choice(prefix, plen):
+    """Index of the first non-default choice of ``prefix[:plen]``, or -1."""
+    for i in range(plen):
+        if prefix[i] != 0:
+            return i
+    return -1
 
 
 @flat
-def run_schedule(S, B, S0, B0, prefix, plen, max_steps, nalt, choice, pre, act, alts):
+def save_checkpoint(S, B, CS, CB, cpp):
+    """``(CS, CB)`` := the machine's state now, of RAM only the pages written since the last
+    restore from the snapshot (listed in ``cpp[1:cpp[0]+1]``)."""
+    copy_regions(CS, CB, S, B)
+    rd = S[K.H_B_RAMDIRTY]
+    npages = S[K.H_NPAGES]
+    n = 0
+    p = next_nonzero(B, rd, npages, 0)
+    while p < npages:
+        copy_page(S, CB, B, p)
+        cpp[1 + n] = p
+        n += 1
+        p = next_nonzero(B, rd, npages, p + 1)
+    cpp[0] = n
+
+
+@flat
+def restore_checkpoint(S, B, B0, CS, CB, cpp):
+    """The state :func:`save_checkpoint` saved: pages written since then go back to the
+    snapshot's ``B0``, the checkpoint's own pages come from ``CB`` and stay marked written
+    (they differ from the snapshot, so its next restore puts them back)."""
+    copy_regions(S, B, CS, CB)
+    revert_pages(S, B, B0)
+    rd = S[K.H_B_RAMDIRTY]
+    for i in range(cpp[0]):
+        copy_page(S, B, CB, cpp[1 + i])
+        B[rd + cpp[1 + i]] = 1
+
+
+@flat
+def run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix, plen, max_steps, nalt, choice, pre,
+                 act, alts):
     """From the snapshot ``(S0, B0)``, run the DFS schedule ``prefix[:plen]`` and judge it.
-    Returns ``(outcome, decisions, preemptions, lost bytes)``; the decision log holds the run."""
-    _restore(S, B, S0, B0)
-    S[S[K.H_R_TRACE] + K.TR_ON] = 0
-    S[K.H_YIELD] = 1
-    # K.P_SWITCH_NONE, not a literal 0: numba would compile run() again for Literal[int](0)
-    outcome, d, npre = run(S, B, K.SCHED_DFS, prefix, plen, K.P_SWITCH_NONE, max_steps, nalt,
-                           choice, pre, act, alts)
+    Returns ``(outcome, decisions, preemptions, lost bytes, decisions run here)``; the
+    decision log holds the run.
+
+    The schedules of a DFS share long prefixes: all those whose first non-default choice is
+    ``c`` at decision ``k`` (``cpx[0]``, ``cpx[1]``) run the same first ``k + 1`` decisions.
+    The first of them saves the state there (``CS``, ``CB``, ``cpp``; ``cpx[2:4]`` the
+    decision count and preemptions), the others go on from it: same runs, fewer steps.
+    """
+    k = first_choice(prefix, plen)
+    d0 = K.RUN_START            # K constants, not literal 0s: numba would compile run() again
+    pre0 = K.RUN_START          # for Literal[int](0) arguments
+    skipped = 0                                 # decisions taken over from the checkpoint
+    if k >= 0 and cpx[0] == k and cpx[1] == prefix[k]:
+        restore_checkpoint(S, B, B0, CS, CB, cpp)
+        d0 = cpx[2]
+        pre0 = cpx[3]
+        skipped = d0
+    else:
+        _restore(S, B, S0, B0)
+        S[S[K.H_R_TRACE] + K.TR_ON] = 0
+        S[K.H_YIELD] = 1
+        if k >= 0:
+            e = k + 1
+            outcome, d, npre = run(S, B, K.SCHED_DFS, prefix, plen, K.P_SWITCH_NONE,
+                                   max_steps, d0, pre0, nalt[:e], choice[:e], pre[:e],
+                                   act[:e], alts[:e * K.MAXALT])
+            if outcome != K.RUN_LOG_FULL or d != e:     # over within those k + 1 decisions
+                return _judged(S, B, outcome, d, npre, d)
+            save_checkpoint(S, B, CS, CB, cpp)
+            cpx[0], cpx[1], cpx[2], cpx[3] = k, prefix[k], d, npre
+            d0, pre0 = d, npre
+    outcome, d, npre = run(S, B, K.SCHED_DFS, prefix, plen, K.P_SWITCH_NONE, max_steps, d0,
+                           pre0, nalt, choice, pre, act, alts)
+    return _judged(S, B, outcome, d, npre, d - skipped)
+
+
+@flat
+def _judged(S, B, outcome, d, npre, ran):
     S[K.H_YIELD] = 0
     lost = final_check(S, B) if outcome == K.RUN_DONE else lost_bytes(S)
-    return outcome, d, npre, lost
+    return outcome, d, npre, lost, ran
 
 
 @inline
@@ -86,8 +160,8 @@ def lockdep_inconsistent(S):
 
 
 @njit
-def explore_dfs(S, B, S0, B0, prefix, bound, max_steps, limit, ask, x, nalt, choice, pre, act,
-                alts):
+def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x, nalt,
+                choice, pre, act, alts):
     """Run DFS schedules from ``prefix[:x[X_PLEN]]``, at most ``limit`` of them, varying only
     decisions from ``x[X_FLOOR]`` on (0: every schedule within the bound).
 
@@ -97,12 +171,15 @@ def explore_dfs(S, B, S0, B0, prefix, bound, max_steps, limit, ask, x, nalt, cho
     is the next schedule. Returns the ``DFS_*`` bits that say why it stopped.
     """
     n = 0
+    cpx[0] = -1                 # the decision log may have changed since the last call
     while True:
-        outcome, d, npre, lost = run_schedule(S, B, S0, B0, prefix, x[K.X_PLEN], max_steps,
-                                              nalt, choice, pre, act, alts)
+        outcome, d, npre, lost, ran = run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix,
+                                                   x[K.X_PLEN], max_steps, nalt, choice, pre,
+                                                   act, alts)
         n += 1
         x[K.X_RUNS] += 1
         x[K.X_DECISIONS] += d
+        x[K.X_EXECUTED] += ran
         if x[K.X_COUNT + outcome] == 0:
             x[K.X_SEEN + outcome] = x[K.X_RUNS]
         x[K.X_COUNT + outcome] += 1

@@ -22,9 +22,9 @@ OUTCOMES = ("done", "deadlock", "irq-deadlock", "error", "step-limit", "log-full
 assert len(OUTCOMES) == K.NRUN
 DEFAULT_MAX_STEPS = 200_000
 DEFAULT_LOG = 1 << 16
-_DFS_SIG = ("int64(int64[::1], uint8[::1], int64[::1], uint8[::1], int64[::1], int64, int64, "
-            "int64, int64, int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], "
-            "int64[::1])")
+_DFS_SIG = ("int64(int64[::1], uint8[::1], int64[::1], uint8[::1], int64[::1], uint8[::1], "
+            "int64[::1], int64[::1], int64[::1], int64, int64, int64, int64, int64[::1], "
+            "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1])")
 
 
 @functools.cache
@@ -139,6 +139,7 @@ class Loaded:
         self._log = empty_log(DEFAULT_LOG)
         self._prefix = np.zeros(DEFAULT_LOG, np.int64)      # dfs(): the next schedule
         self._one = np.zeros(DEFAULT_LOG, np.int64)         # run_raw(): its schedule
+        self._checkpoint = None                             # dfs(): see _checkpoint_arrays
 
     # -- construction -----------------------------------------------------------------------------
     def _rebase_buffers(self, S, rows, dp):
@@ -260,7 +261,7 @@ class Loaded:
         prefix = np.asarray(choices, dtype=np.int64)
         nalt, choice, pre, act, alts = self._log
         outcome, d, npre = _run(S, m._B, mode, prefix, len(prefix), int(p_switch), max_steps,
-                                nalt, choice, pre, act, alts)
+                                0, 0, nalt, choice, pre, act, alts)
         S[K.H_YIELD] = 0
         lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
         return self._result(int(outcome), int(d), int(npre), lost, trace)
@@ -295,8 +296,21 @@ class Loaded:
         returns why it stopped (``DFS_*`` bits). See :func:`emu.exec.dfs.explore_dfs`."""
         m = self.machine
         buf = self._prefix if prefix is None else prefix
-        return _explore_dfs()(m._S, m._B, self.snapshot.S, self.snapshot.B, buf, bound,
-                              max_steps, limit, ask, x, *self._log)
+        return _explore_dfs()(m._S, m._B, self.snapshot.S, self.snapshot.B,
+                              *self._checkpoint_arrays(), buf, bound, max_steps, limit, ask, x,
+                              *self._log)
+
+    def _checkpoint_arrays(self):
+        """Where :meth:`dfs` keeps the state its schedules share a prefix of (see
+        :func:`emu.exec.dfs.run_schedule`): ``S`` and ``B`` shaped arrays (zeroed lazily by
+        the OS: only the parts a checkpoint holds are ever written), its RAM page list, and
+        its key."""
+        if self._checkpoint is None:
+            S, B = self.machine._S, self.machine._B
+            self._checkpoint = (np.zeros_like(S), np.zeros_like(B),
+                                np.zeros(int(S[K.H_NPAGES]) + 1, np.int64),
+                                np.full(4, -1, np.int64))
+        return self._checkpoint
 
     def next_prefix(self, x):
         """The schedule :meth:`dfs` runs next (a copy), given its state ``x``."""

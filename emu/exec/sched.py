@@ -335,18 +335,21 @@ def _idle_until(S, due):
 
 
 @njit
-def run(S, B, mode, prefix, nprefix, p_switch, max_steps, log_nalt, log_choice, log_pre,
-        log_act, log_alts):
+def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, log_choice,
+        log_pre, log_act, log_alts):
     """One run of the loaded scenario from the current state.
 
     Returns ``(outcome, decisions, preemptions)``. The decision log records, per scheduling
     point, the number of alternatives, the index chosen, whether a non-default choice there
     is a preemption, the action taken and (up to ``MAXALT``) the alternatives themselves.
+    ``d0``, ``pre0``: the run goes on from a state saved at decision ``d0`` with ``pre0``
+    preemptions before it (the log holds decisions ``0 .. d0-1``); 0, 0 from the start. A run
+    stops at the log's end (``RUN_LOG_FULL``), before taking that decision.
     """
     cap = len(log_nalt)
-    d = 0
-    pre = 0
-    steps = 0
+    d = d0
+    pre = pre0
+    steps = d0                                  # one step per decision
     timed = mode == K.SCHED_TIMED
     while True:
         if timed:

@@ -3,18 +3,23 @@
 ``S`` is copied whole (tens of KiB). Of ``B`` only what a run can change and later read is
 restored: cache line data, the scenario data pool, and the RAM, shadow and touched flag of
 each page a run wrote (``H_B_RAMDIRTY``); the other byte buffers are written before they are
-read. A restore therefore costs microseconds, not a copy of RAM.
+read. A restore therefore costs microseconds, not a copy of RAM. The exploration loop keeps
+a checkpoint the same way (emu.exec.dfs.save_checkpoint: these regions, and the pages written
+since the snapshot).
 """
 
 import numpy as np
 
 from .. import consts as K
 from .._bytes import copy_bytes, next_nonzero
-from .._jit import njit
+from .._jit import flat, njit
 
 
-@njit
-def _restore(S, B, S0, B0):
+@flat
+def copy_regions(S, B, S0, B0):
+    """Copy into ``(S, B)`` from ``(S0, B0)`` (same layout) everything of a machine's state a
+    run can change except RAM: ``S`` up to its tail, the log headers, the live dma-debug
+    entries, the cache line data and the scenario data pool."""
     copy_bytes(S, 0, S0, 0, S0[K.H_S_TAIL])
     for slot, hdr in ((K.H_R_EV, K.EV_HDR), (K.H_R_FIND, K.FIND_HDR),
                       (K.H_R_TRACE, K.TR_HDR)):
@@ -25,20 +30,36 @@ def _restore(S, B, S0, B0):
     copy_bytes(B, c, B0, c, S[K.H_C_NLINES] * S[K.H_C_LINE])
     d = S[K.H_B_DATA]
     copy_bytes(B, d, B0, d, S[K.H_DATA_SIZE])
-    rd = S[K.H_B_RAMDIRTY]
+
+
+@flat
+def copy_page(S, B, B0, p):
+    """RAM page ``p`` of ``B`` from ``B0``, with its oracle shadow and touched flag."""
+    o = p << K.PAGE_SHIFT
     ram = S[K.H_B_RAM]
-    sh = S[K.H_B_SHADOW]
-    oracle = S[K.H_ORACLE]
+    copy_bytes(B, ram + o, B0, ram + o, K.PAGE_SIZE)
+    if S[K.H_ORACLE]:
+        sh = S[K.H_B_SHADOW]
+        copy_bytes(B, sh + o, B0, sh + o, K.PAGE_SIZE)
+        B[S[K.H_B_TOUCHED] + p] = B0[S[K.H_B_TOUCHED] + p]
+
+
+@flat
+def revert_pages(S, B, B0):
+    """Every RAM page written since the last restore (``H_B_RAMDIRTY``) back to ``B0``'s."""
+    rd = S[K.H_B_RAMDIRTY]
     npages = S[K.H_NPAGES]
     p = next_nonzero(B, rd, npages, 0)
     while p < npages:
         B[rd + p] = 0
-        o = p << K.PAGE_SHIFT
-        copy_bytes(B, ram + o, B0, ram + o, K.PAGE_SIZE)
-        if oracle:
-            copy_bytes(B, sh + o, B0, sh + o, K.PAGE_SIZE)
-            B[S[K.H_B_TOUCHED] + p] = B0[S[K.H_B_TOUCHED] + p]
+        copy_page(S, B, B0, p)
         p = next_nonzero(B, rd, npages, p + 1)
+
+
+@njit
+def _restore(S, B, S0, B0):
+    copy_regions(S, B, S0, B0)
+    revert_pages(S, B, B0)
 
 
 class Snapshot:
