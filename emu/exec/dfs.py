@@ -4,18 +4,18 @@
 snapshot, run the choice prefix (then the non-preemptive default), judge the run, keep the
 counts, step to the DFS successor within the bound. Schedules that share their first
 preemption go on from a checkpoint saved there instead of running the shared decisions again
-(:func:`run_schedule`). It returns when the exploration is over
-or has run the schedules asked for, and when Python has something to record: a new best
-failure (whose choices are still in the decision log), lockdep's first inconsistent run, or
-any failure under ``stop_at_first``. :func:`emu.exec.explore.explore` drives it;
+(:func:`run_schedule`). It returns when the exploration is over or has run the schedules
+asked for, and when Python has something to record: a new best failure (whose choices are
+still in the decision log), lockdep's first inconsistent run, or any failure under
+``stop_at_first``. :func:`emu.exec.explore.explore` drives it;
 ``Loaded.run_raw`` runs one schedule through it.
 """
 
 from .. import consts as K
+from .._bytes import next_nonzero
 from .._jit import flat, inline, njit
 from ..dma.oracle import final_check, lost_bytes
 from .sched import run
-from .._bytes import next_nonzero
 from .snapshot import _restore, copy_page, copy_regions, revert_pages
 
 
