@@ -266,6 +266,7 @@ H_R_REGS = _h()           # one result register per program row
 H_R_IRQ = _h()            # [MAXIRQ][IRQ_W] interrupt lines
 H_R_TRACE = _h()          # trace event buffer
 H_LAST_CTX = _h()         # context that ran the last step (-1 none)
+H_SAME_SET = _h()         # 1: the last step only went on with a line loop (sched.run)
 H_TIMESLICE = _h()        # timed mode: cycles a task runs before a preemptible point switches
 H_SCHED_RNG = _h()        # xorshift state of random schedules
 H_NTASKS = _h()           # contexts 1..H_NTASKS are tasks (0 is the direct-call task)

@@ -21,6 +21,7 @@ from emu.exec.explore import (describe_choices, explicit_choices, explore, make_
                               read_token, run_random)
 from emu.exec.report import _events
 from emu.exec.scenario import Scenario
+from emu.exec.sched import alternatives
 
 PKMAP_BASE = 0xBFE00000
 IRQ0 = K.ACT_IRQ + 0
@@ -360,6 +361,45 @@ def states_before_each_decision(ld, choices, probe):
             assert r.outcome == "step-limit" and r.decisions == d
         out.append((alts[d], probe(ld)))
     return full, out
+
+
+def listed_afresh(ld):
+    """The actions enabled in the machine's state now, as the executor's own listing gives
+    them (emu.exec.sched.alternatives, which a step of a line loop lets it skip)."""
+    buf = np.zeros(K.MAXALT, np.int64)
+    n, _ = alternatives(_S(ld), buf, True)
+    return buf[:n].tolist()
+
+
+def fillers():
+    """Two tasks writing and reading 256 bytes (8 lines) of a page each, and an IRQ."""
+    sc = Scenario("fillers", machine={"last_pkmap": 8})
+    for t, pfn in (("t1", 300), ("t2", 301)):
+        sc.task(t, [{"op": "kmap_high", "pfn": pfn, "as": "v"},
+                    {"op": "fill", "va": "v+1000", "byte": 0xAB, "n": 256},
+                    {"op": "read", "va": "v+1000", "n": 256},
+                    {"op": "kunmap_high", "pfn": pfn}])
+    sc.irq("nic", [{"op": "kmap_high_get", "pfn": 300}], line=0)
+    return sc.build()
+
+
+@pytest.mark.parametrize("which", ["race_i", "fillers"])
+def test_alternatives_kept_over_a_line_loop_are_the_ones_listed_afresh(which, race_i):
+    """After a step that only went on with a cache-maintenance loop (race_i) or a CPU access
+    (fillers) the executor keeps the last decision's alternatives (H_SAME_SET); they must be
+    what listing the state afresh gives, at every decision of preempting random runs."""
+    ld = race_i if which == "race_i" else fillers()
+    kept = preemptions = 0
+    for seed in SEEDS:
+        r = _random(ld, seed, trace=False)
+        preemptions += r.preemptions
+        arow = ld._log[4][:r.decisions]                 # the row each decision's list is in
+        kept += int(np.count_nonzero(arow != np.arange(r.decisions)))
+        full, seen = states_before_each_decision(ld, r.choices, listed_afresh)
+        assert full.choices == r.choices
+        for d, (logged, fresh) in enumerate(seen):
+            assert logged == fresh, f"seed {seed}, decision {d}"
+    assert kept > 0 and preemptions > 0, "no decision kept its alternatives: vacuous test"
 
 
 @pytest.mark.parametrize("schedule", [[], ["after step 2 of t1 run t2"],

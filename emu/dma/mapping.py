@@ -16,7 +16,7 @@ from .. import consts as K
 from .._jit import hot, inline, njit
 from ..cache.maint import RANGE_DONE, RANGE_START, dma_range_step
 from ..cost.account import uop
-from ..exec.frames import bug, fail, push, set_ret
+from ..exec.frames import bug, fail, push, set_ret, yield_same
 from ..exec.trace import trace
 from ..mm.page_address import page_address
 from ..mm.pgtable import lowmem_address, page_is_highmem
@@ -134,6 +134,8 @@ def dma_cache_maint_page_step(S, B, c, f):
             S[K.H_DMA_HI] = -1
             if cur != RANGE_DONE:
                 S[f + K.F_A5] = cur
+                if cur0 != RANGE_START:             # this step was one more line, nothing else
+                    return yield_same(S)
                 return K.ST_YIELD                   # between two cache lines
             pinned = (S[K.H_DMA_PIN] == K.PIN_KMAP_HIGH_GET
                       and page_is_highmem(S, S[f + K.F_A0]))

@@ -60,7 +60,7 @@ def restore_checkpoint(S, B, B0, CS, CB, cpp):
 
 @flat
 def run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix, plen, max_steps, nalt, choice, pre,
-                 act, alts):
+                 act, arow, alts):
     """From the snapshot ``(S0, B0)``, run the DFS schedule ``prefix[:plen]`` and judge it.
     Returns ``(outcome, decisions, preemptions, lost bytes, decisions run here)``; the
     decision log holds the run.
@@ -87,14 +87,14 @@ def run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix, plen, max_steps, nalt, 
             e = k + 1
             outcome, d, npre = run(S, B, K.SCHED_DFS, prefix, plen, K.P_SWITCH_NONE,
                                    max_steps, d0, pre0, nalt[:e], choice[:e], pre[:e],
-                                   act[:e], alts[:e * K.MAXALT])
+                                   act[:e], arow[:e], alts[:e * K.MAXALT])
             if outcome != K.RUN_LOG_FULL or d != e:     # over within those k + 1 decisions
                 return _judged(S, B, outcome, d, npre, d)
             save_checkpoint(S, B, CS, CB, cpp)
             cpx[0], cpx[1], cpx[2], cpx[3] = k, prefix[k], d, npre
             d0, pre0 = d, npre
     outcome, d, npre = run(S, B, K.SCHED_DFS, prefix, plen, K.P_SWITCH_NONE, max_steps, d0,
-                           pre0, nalt, choice, pre, act, alts)
+                           pre0, nalt, choice, pre, act, arow, alts)
     return _judged(S, B, outcome, d, npre, d - skipped)
 
 
@@ -161,7 +161,7 @@ def lockdep_inconsistent(S):
 
 @njit
 def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x, nalt,
-                choice, pre, act, alts):
+                choice, pre, act, arow, alts):
     """Run DFS schedules from ``prefix[:x[X_PLEN]]``, at most ``limit`` of them, varying only
     decisions from ``x[X_FLOOR]`` on (0: every schedule within the bound).
 
@@ -175,7 +175,7 @@ def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit,
     while True:
         outcome, d, npre, lost, ran = run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix,
                                                    x[K.X_PLEN], max_steps, nalt, choice, pre,
-                                                   act, alts)
+                                                   act, arow, alts)
         n += 1
         x[K.X_RUNS] += 1
         x[K.X_DECISIONS] += d

@@ -84,6 +84,15 @@ def set_ret(S, c, value):
     S[ctx_rec(S, c) + K.CTX_RET] = value
 
 
+@tiny
+def yield_same(S):
+    """``ST_YIELD`` from a step that only went on with a line loop (one more cache line or
+    piece of an access, no lock, sleep or IRQ change): the executor keeps the last
+    scheduling point's alternatives instead of listing them again."""
+    S[K.H_SAME_SET] = 1
+    return K.ST_YIELD
+
+
 @inline
 def fail(S, code, a, b, c, d):
     """Record an error for Python to raise; the routine then returns ``ST_ERROR``."""

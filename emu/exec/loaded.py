@@ -24,7 +24,7 @@ DEFAULT_MAX_STEPS = 200_000
 DEFAULT_LOG = 1 << 16
 _DFS_SIG = ("int64(int64[::1], uint8[::1], int64[::1], uint8[::1], int64[::1], uint8[::1], "
             "int64[::1], int64[::1], int64[::1], int64, int64, int64, int64, int64[::1], "
-            "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1])")
+            "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1])")
 
 
 @functools.cache
@@ -259,9 +259,9 @@ class Loaded:
         S[tr + K.TR_ON] = 1 if trace else 0
         S[K.H_YIELD] = 1
         prefix = np.asarray(choices, dtype=np.int64)
-        nalt, choice, pre, act, alts = self._log
+        nalt, choice, pre, act, arow, alts = self._log
         outcome, d, npre = _run(S, m._B, mode, prefix, len(prefix), int(p_switch), max_steps,
-                                0, 0, nalt, choice, pre, act, alts)
+                                0, 0, nalt, choice, pre, act, arow, alts)
         S[K.H_YIELD] = 0
         lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
         return self._result(int(outcome), int(d), int(npre), lost, trace)
@@ -325,7 +325,7 @@ class Loaded:
 
     def _result(self, outcome, d, npre, lost, trace):
         m = self.machine
-        nalt, choice, pre, act, alts = self._log
+        nalt, choice, pre, act, arow, alts = self._log
         findings = m.findings()
         if outcome != K.RUN_DONE:
             lost = sum(f.bad_bytes for f in findings if f.kind == "lost-write")
@@ -339,13 +339,14 @@ class Loaded:
     def alternatives_at(self, d):
         """(count, alternatives) of decision ``d`` of the last run; alternative 0 is the
         non-preemptive default when the last context could go on."""
-        nalt, choice, pre, act, alts = self._log
+        nalt, choice, pre, act, arow, alts = self._log
         n = int(nalt[d])
-        return n, alts[d * K.MAXALT:d * K.MAXALT + n].tolist()
+        r = int(arow[d])
+        return n, alts[r * K.MAXALT:r * K.MAXALT + n].tolist()
 
     def last_log(self, d):
         """Arrays (nalt, choice, pre) of the last run's first ``d`` decisions."""
-        nalt, choice, pre, act, alts = self._log
+        nalt, choice, pre, act, arow, alts = self._log
         return nalt[:d], choice[:d], pre[:d], act[:d]
 
 

@@ -228,8 +228,9 @@ def next_due(S):
 
 
 @flat
-def run_action(S, B, a):
-    """Perform action ``a``; returns the step's status (``ST_*``), or -1 for an IRQ raise."""
+def run_action(S, B, a, tracing):
+    """Perform action ``a``; returns the step's status (``ST_*``), or -1 for an IRQ raise.
+    ``tracing``: the trace is on (read once a run: the step events need no test of S)."""
     if a >= K.ACT_IRQ:
         line = a - K.ACT_IRQ
         S[irq_rec(S, line) + K.IRQ_BUDGET] -= 1
@@ -248,8 +249,9 @@ def run_action(S, B, a):
         S[r + K.CPU_CUR] = c
         S[cr + K.CTX_SLICE_AT] = S[K.H_NOW]
         trace(S, K.T_SWITCH, c, 0)
-    f = cr + K.CTX_FRAMES + (S[cr + K.CTX_SP] - 1) * K.FW
-    trace(S, K.T_STEP, S[f + K.F_ROUTINE], S[f + K.F_A0])
+    if tracing:
+        f = cr + K.CTX_FRAMES + (S[cr + K.CTX_SP] - 1) * K.FW
+        trace(S, K.T_STEP, S[f + K.F_ROUTINE], S[f + K.F_A0])
     st = run_step(S, B, c)
     S[K.H_LAST_CTX] = c
     S[cr + K.CTX_SPIN] = 1 if st == K.ST_SPIN else 0
@@ -259,7 +261,8 @@ def run_action(S, B, a):
             irq_exit(S, c)
         else:
             S[cr + K.CTX_STATE] = K.CTX_DONE
-    trace(S, K.T_STEP_END, st, 0)
+    if tracing:
+        trace(S, K.T_STEP_END, st, 0)
     if S[S[K.H_R_EV] + K.EV_COUNT] != S[K.H_EV_SEEN]:
         judge_discards(S, B)
     return st
@@ -336,12 +339,14 @@ def _idle_until(S, due):
 
 @njit
 def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, log_choice,
-        log_pre, log_act, log_alts):
+        log_pre, log_act, log_arow, log_alts):
     """One run of the loaded scenario from the current state.
 
     Returns ``(outcome, decisions, preemptions)``. The decision log records, per scheduling
     point, the number of alternatives, the index chosen, whether a non-default choice there
-    is a preemption, the action taken and (up to ``MAXALT``) the alternatives themselves.
+    is a preemption, the action taken, and the row of ``log_alts`` that holds (up to
+    ``MAXALT``) the alternatives themselves: row ``d`` if they were listed at decision ``d``,
+    the row of decision ``d - 1`` if they cannot have changed since (``H_SAME_SET``).
     ``d0``, ``pre0``: the run goes on from a state saved at decision ``d0`` with ``pre0``
     preemptions before it (the log holds decisions ``0 .. d0-1``); 0, 0 from the start. A run
     stops at the log's end (``RUN_LOG_FULL``), before taking that decision.
@@ -351,15 +356,23 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     pre = pre0
     steps = d0                                  # one step per decision
     timed = mode == K.SCHED_TIMED
+    same = False
+    row = 0
+    n = 0
+    last_on = False
+    tracing = S[S[K.H_R_TRACE] + K.TR_ON] != 0
+    S[K.H_SAME_SET] = 0
     while True:
         if timed:
             fire_timed(S, B)
-        if not unfinished(S):
+        if not same and not unfinished(S):
             return K.RUN_DONE, d, pre
         if d >= cap:
             return K.RUN_LOG_FULL, d, pre
-        alts = log_alts[d * K.MAXALT:(d + 1) * K.MAXALT]
-        n, last_on = alternatives(S, alts, not timed)
+        if not same:                            # list them (else: the last row holds them)
+            row = d
+            n, last_on = alternatives(S, log_alts[d * K.MAXALT:(d + 1) * K.MAXALT], not timed)
+        alts = log_alts[row * K.MAXALT:(row + 1) * K.MAXALT]
         if n == 0:
             if timed:
                 due = next_due(S)
@@ -386,8 +399,13 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
         log_choice[d] = j
         log_pre[d] = 1 if last_on else 0        # a non-default choice here is a preemption
         log_act[d] = a
+        log_arow[d] = row
         d += 1
-        st = run_action(S, B, a)
+        st = run_action(S, B, a, tracing)
+        # the default context went on with a line loop and nothing else: the next scheduling
+        # point has this one's alternatives (and the context is unfinished)
+        same = S[K.H_SAME_SET] != 0 and cost == 0 and last_on and not timed
+        S[K.H_SAME_SET] = 0
         if st == K.ST_ERROR:
             S[K.H_FAIL_CTX] = a
             return K.RUN_ERROR, d, pre

@@ -83,6 +83,7 @@ class Snapshot:
 
 
 def empty_log(cap):
-    """Decision-log arrays for :func:`emu.exec.sched.run`."""
+    """Decision-log arrays for :func:`emu.exec.sched.run`: alternatives count, choice,
+    preemption flag, action, row of the alternatives table, the table (``MAXALT`` a row)."""
     return (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
-            np.zeros(cap, np.int64), np.zeros(cap * K.MAXALT, np.int64))
+            np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap * K.MAXALT, np.int64))

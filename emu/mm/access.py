@@ -10,7 +10,7 @@ from .. import consts as K
 from .._jit import njit
 from ..cache.kernels import cache_load, cache_store
 from ..cost.account import uop
-from ..exec.frames import fail, set_ret
+from ..exec.frames import fail, set_ret, yield_same
 from ..exec.trace import trace
 from .pgtable import translate
 from .ram import check_load, shadow_store
@@ -23,6 +23,7 @@ def cpu_access_step(S, B, c, f, write):
     n = S[f + K.F_A1]
     buf = S[f + K.F_A2]
     line = S[K.H_C_LINE]
+    resumed = S[f + K.F_A3] > 0                 # this step goes on with the same access
     while True:
         done = S[f + K.F_A3]
         if done >= n:
@@ -49,7 +50,7 @@ def cpu_access_step(S, B, c, f, write):
             uop(S, K.UOP_LOAD, words - 1)
         S[f + K.F_A3] = done + k
         if S[f + K.F_A3] < n and S[K.H_YIELD]:
-            return K.ST_YIELD
+            return yield_same(S) if resumed else K.ST_YIELD
 
 
 @njit
