@@ -8,6 +8,8 @@
     schedule takes over from a shared-prefix checkpoint are not counted as steps (they are
     in the second figure, decisions covered per second). Also every schedule of it through
     ``Loaded.run_raw`` (one jitted call per schedule from Python). Stats on and off.
+(a') the executor's own rate: one long seeded random schedule of (i)'s tasks repeated over
+    32 pages each (4,600 decisions, one restore and final check).
 (b) exhaustive bound-2 exploration of (i) with LAST_PKMAP 8, after warm-up.
 (c) time to find (i)'s minimal failing schedule: a complete bound-1 exploration (the minimal
     schedule has one preemption).
@@ -25,6 +27,7 @@ from emu import consts as K
 from emu.exec.builtin import race
 from emu.exec.explore import explore
 from emu.exec.loaded import DEFAULT_MAX_STEPS
+from emu.exec.scenario import Scenario
 
 JIT = not numba.config.DISABLE_JIT
 ROUNDS = 5 if JIT else 1
@@ -104,6 +107,60 @@ def test_scheduler_steps_per_second(benchmark, bench_report, stats):
                       steps / t_eng / 1e6, None, None, "M decisions", how=how)
     bench_report.rate(f"scheduler on (i), Loaded.run_raw per schedule ({label})",
                       steps / t_py / 1e6, None, None, "M steps", how=how)
+    assert rate >= 50, f"{rate:.1f} M steps/s < 50"
+
+
+# (a') the executor on one long schedule: (i)'s two tasks, each repeated over many pages, so
+# that the rate is the executor's own and not the per-schedule restore and final check.
+LONG_PAGES = 32                 # dma_map_page (4096-byte invalidate) + device write + unmap each
+LONG_P_SWITCH = 10_000          # a switch at 1 % of the preemptible scheduling points
+
+
+def long_schedule(stats=True):
+    """(i)'s dma and writer tasks over LONG_PAGES pages each (the DMA pages lazily mapped by
+    the setup, as in (i)), loaded; and the choices of a seeded random schedule of it."""
+    dma, writer = [], []
+    for k in range(LONG_PAGES):
+        dma += [{"op": "dma_map_page", "pfn": 300 + k, "offset": 0, "size": 4096,
+                 "direction": "FROM_DEVICE", "as": f"h{k}"},
+                {"op": "device_write", "dma_addr": f"h{k}", "byte": 0xD0, "n": 4096},
+                {"op": "dma_unmap_page", "dma_addr": f"h{k}", "size": 4096,
+                 "direction": "FROM_DEVICE"}]
+        writer += [{"op": "kmap_high", "pfn": 600 + k, "as": f"v{k}"},
+                   {"op": "fill", "va": f"v{k}+2048", "byte": 0xAB, "n": 128},
+                   {"op": "kunmap_high", "pfn": 600 + k}]
+    sc = Scenario(name="(i) over many pages", machine={
+        "last_pkmap": 512, "lowmem_mb": 1, "highmem_mb": 4, "stats": stats})
+    sc.setup = [{"op": "kmap", "pfn": 300, "repeat": LONG_PAGES},
+                {"op": "kunmap", "pfn": 300, "repeat": LONG_PAGES}]
+    sc.task("dma", dma)
+    sc.task("writer", writer)
+    ld = sc.build()
+    r = ld.run(K.SCHED_RANDOM, (), LONG_P_SWITCH, seed=1)
+    assert r.outcome == "done" and r.preemptions > 0, r.message
+    return ld, np.asarray(r.choices, np.int64)
+
+
+@pytest.mark.parametrize("stats", [True, False], ids=["stats", "nostats"])
+def test_executor_one_long_schedule(benchmark, bench_report, stats):
+    ld, choices = long_schedule(stats)
+
+    def run():
+        outcome, d, npre, lost = ld.run_raw(choices)
+        assert outcome == K.RUN_DONE and lost == 0
+        return d
+
+    steps = benchmark.pedantic(run, rounds=ROUNDS if benchmark.enabled else 1)
+    assert steps == len(choices) > 4000
+    if benchmark.disabled:
+        return
+    t, _ = _min_time(run, 20 * ROUNDS)
+    label = "stats on" if stats else "stats off"
+    rate = bench_report.rate(
+        f"executor on one long schedule ({label})", steps / t / 1e6, None, 50, "M steps",
+        how=f"{steps} decisions of a seeded random schedule (1 % switches) of (i)'s two tasks "
+            f"over {LONG_PAGES} pages each, replayed by Loaded.run_raw (one restore and final "
+            f"check in all); min of {20 * ROUNDS}")
     assert rate >= 50, f"{rate:.1f} M steps/s < 50"
 
 
