@@ -376,8 +376,7 @@ static inline int direct_begin(i64 *S, direct_t *k, i64 routine, i64 site, i64 a
         S[H_CPUREC] = S[H_R_CPU] + cpu * CPU_W;
     }
     S[H_CUR_CTX] = c;
-    S[H_CUR_KIND] = S[cr + CTX_KIND];
-    S[H_UOPCUR] = S[H_R_UOPS] + (S[H_CUR_SITE] * NKINDS + S[H_CUR_KIND]) * NUOPS;
+    S[H_CUR_KIND] = S[cr + CTX_KIND];              /* its row: set_site below */
     S[cr + CTX_STEPS] += 1;
     S[H_STEP] += 1;
     k->t0 = S[H_NOW];
