@@ -345,7 +345,7 @@ class Loaded:
         return n, alts[r * K.MAXALT:r * K.MAXALT + n].tolist()
 
     def last_log(self, d):
-        """Arrays (nalt, choice, pre) of the last run's first ``d`` decisions."""
+        """Arrays (nalt, choice, pre, act) of the last run's first ``d`` decisions."""
         nalt, choice, pre, act, arow, alts = self._log
         return nalt[:d], choice[:d], pre[:d], act[:d]
 

@@ -346,7 +346,8 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     point, the number of alternatives, the index chosen, whether a non-default choice there
     is a preemption, the action taken, and the row of ``log_alts`` that holds (up to
     ``MAXALT``) the alternatives themselves: row ``d`` if they were listed at decision ``d``,
-    the row of decision ``d - 1`` if they cannot have changed since (``H_SAME_SET``).
+    else the row the previous decision used (the default context's step only went on with a
+    line loop, ``H_SAME_SET``, so they cannot have changed).
     ``d0``, ``pre0``: the run goes on from a state saved at decision ``d0`` with ``pre0``
     preemptions before it (the log holds decisions ``0 .. d0-1``); 0, 0 from the start. A run
     stops at the log's end (``RUN_LOG_FULL``), before taking that decision.
