@@ -383,12 +383,38 @@ def fillers():
     return sc.build()
 
 
-@pytest.mark.parametrize("which", ["race_i", "fillers"])
+def dma_round(pfn, offset, size, direction):
+    """dma_map_page then dma_unmap_page of one buffer (its handle named ``h``)."""
+    return [{"op": "dma_map_page", "pfn": pfn, "offset": offset, "size": size,
+             "direction": direction, "as": "h"},
+            {"op": "dma_unmap_page", "dma_addr": "h", "size": size, "direction": direction}]
+
+
+def mixed(ncpus):
+    """Line loops everywhere: tasks filling, reading and syncing mapped highmem pages for DMA
+    on one or two CPUs, and an IRQ handler running dma_map_page on a lowmem page."""
+    sc = Scenario("mixed", machine={"last_pkmap": 8, "ncpus": ncpus})
+    sc.task("t1", [{"op": "kmap_high", "pfn": 300, "as": "v"},
+                   {"op": "fill", "va": "v+100", "byte": 0x11, "n": 256},
+                   *dma_round(300, 512, 1024, "FROM_DEVICE"),
+                   {"op": "read", "va": "v+100", "n": 200},
+                   {"op": "kunmap_high", "pfn": 300}])
+    sc.task("t2", [{"op": "kmap_high", "pfn": 302, "as": "w"},
+                   {"op": "fill", "va": "w", "byte": 0x22, "n": 300},
+                   *dma_round(302, 0, 2048, "TO_DEVICE"),
+                   {"op": "kunmap_high", "pfn": 302}], cpu=ncpus - 1)
+    sc.irq("nic", dma_round(10, 0, 512, "FROM_DEVICE"), line=0, cpu=0)
+    return sc.build()
+
+
+@pytest.mark.parametrize("which", ["race_i", "fillers", "mixed-UP", "mixed-SMP"])
 def test_alternatives_kept_over_a_line_loop_are_the_ones_listed_afresh(which, race_i):
-    """After a step that only went on with a cache-maintenance loop (race_i) or a CPU access
-    (fillers) the executor keeps the last decision's alternatives (H_SAME_SET); they must be
-    what listing the state afresh gives, at every decision of preempting random runs."""
-    ld = race_i if which == "race_i" else fillers()
+    """After a step that only went on with a cache-maintenance loop or a CPU access the
+    executor keeps the last decision's alternatives (H_SAME_SET); they must be what listing
+    the state afresh gives, at every decision of preempting random runs (tasks, an IRQ
+    handler, one CPU or two)."""
+    ld = {"race_i": lambda: race_i, "fillers": fillers, "mixed-UP": lambda: mixed(1),
+          "mixed-SMP": lambda: mixed(2)}[which]()
     kept = preemptions = 0
     for seed in SEEDS:
         r = _random(ld, seed, trace=False)
