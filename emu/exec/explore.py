@@ -3,9 +3,9 @@
 Exploration is depth-first search over the choice made at each scheduling point
 (CHESS-style): every schedule with at most ``bound`` preemptions, each run from the same
 snapshot (or from a checkpoint of the decisions it shares with the schedules before it, with
-the same result: emu.exec.dfs). A failing schedule (data lost, deadlock, kernel BUG) is kept if it beats the best
-so far on (preemptions, length); its replay token carries the scenario and the choices, so
-``emu replay TOKEN`` reproduces it exactly anywhere.
+the same result: emu.exec.dfs). A failing schedule (data lost, deadlock, kernel BUG) is kept
+if it beats the best so far on (preemptions, length); its replay token carries the scenario
+and the choices, so ``emu replay TOKEN`` reproduces it exactly anywhere.
 """
 
 import base64

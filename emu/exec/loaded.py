@@ -261,7 +261,8 @@ class Loaded:
         prefix = np.asarray(choices, dtype=np.int64)
         nalt, choice, pre, act, arow, alts = self._log
         outcome, d, npre = _run(S, m._B, mode, prefix, len(prefix), int(p_switch), max_steps,
-                                0, 0, nalt, choice, pre, act, arow, alts)
+                                K.RUN_START, K.RUN_START, nalt, choice, pre, act, arow,
+                                alts)
         S[K.H_YIELD] = 0
         lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
         return self._result(int(outcome), int(d), int(npre), lost, trace)

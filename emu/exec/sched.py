@@ -405,7 +405,7 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
         st = run_action(S, B, a, tracing)
         # the default context went on with a line loop and nothing else: the next scheduling
         # point has this one's alternatives (and the context is unfinished)
-        same = S[K.H_SAME_SET] != 0 and cost == 0 and last_on and not timed
+        same = S[K.H_SAME_SET] != 0 and last_on and j == 0 and not timed
         S[K.H_SAME_SET] = 0
         if st == K.ST_ERROR:
             S[K.H_FAIL_CTX] = a

@@ -257,7 +257,7 @@ def kunmap_high_step(S, B, c, f):
         return bug(S, K.BUG_KUNMAP_NO_VADDR, pfn, 0, 0)
     nr = pkmap_nr(S, vaddr)
     cnt = _count(S, nr)
-    uops4(S, 1, 3, 1, 2)
+    uops4(S, 1, 3, 1, 2)                        # ldr; add, PKMAP_NR, cmp; str; 2 branches
     if S[cnt] <= 1:
         unlock(S, lk, flavour, S[f + K.F_FLAGS])
         return bug(S, K.BUG_KUNMAP_UNBALANCED, pfn, nr, S[cnt])
