@@ -371,7 +371,7 @@ def listed_afresh(ld):
     return buf[:n].tolist()
 
 
-def fillers():
+def fillers(trace_events=0):
     """Two tasks writing and reading 256 bytes (8 lines) of a page each, and an IRQ."""
     sc = Scenario("fillers", machine={"last_pkmap": 8})
     for t, pfn in (("t1", 300), ("t2", 301)):
@@ -380,7 +380,7 @@ def fillers():
                     {"op": "read", "va": "v+1000", "n": 256},
                     {"op": "kunmap_high", "pfn": pfn}])
     sc.irq("nic", [{"op": "kmap_high_get", "pfn": 300}], line=0)
-    return sc.build()
+    return sc.build(trace_events)
 
 
 def dma_round(pfn, offset, size, direction):
@@ -390,7 +390,7 @@ def dma_round(pfn, offset, size, direction):
             {"op": "dma_unmap_page", "dma_addr": "h", "size": size, "direction": direction}]
 
 
-def mixed(ncpus):
+def mixed(ncpus, trace_events=0):
     """Line loops everywhere: tasks filling, reading and syncing mapped highmem pages for DMA
     on one or two CPUs, and an IRQ handler running dma_map_page on a lowmem page."""
     sc = Scenario("mixed", machine={"last_pkmap": 8, "ncpus": ncpus})
@@ -404,7 +404,7 @@ def mixed(ncpus):
                    *dma_round(302, 0, 2048, "TO_DEVICE"),
                    {"op": "kunmap_high", "pfn": 302}], cpu=ncpus - 1)
     sc.irq("nic", dma_round(10, 0, 512, "FROM_DEVICE"), line=0, cpu=0)
-    return sc.build()
+    return sc.build(trace_events)
 
 
 @pytest.mark.parametrize("which", ["race_i", "fillers", "mixed-UP", "mixed-SMP"])
@@ -426,6 +426,45 @@ def test_alternatives_kept_over_a_line_loop_are_the_ones_listed_afresh(which, ra
         for d, (logged, fresh) in enumerate(seen):
             assert logged == fresh, f"seed {seed}, decision {d}"
     assert kept > 0 and preemptions > 0, "no decision kept its alternatives: vacuous test"
+
+
+def state_after(ld, choices, trace):
+    """S (its trace buffer and switch left out), B and the decision log after a DFS-mode run
+    of ``choices`` (its final check included)."""
+    r = ld.run(K.SCHED_DFS, choices, trace=trace)
+    S = ld.machine._S.copy()
+    tr = int(S[K.H_R_TRACE])
+    S[tr:tr + K.TR_HDR + int(S[tr + K.TR_CAP]) * K.TR_W] = 0
+    log = [a[:r.decisions].copy() for a in ld._log[:5]]
+    rows = [ld.alternatives_at(d) for d in range(r.decisions)]
+    return r, S, ld.machine._B.copy(), log, rows
+
+
+@pytest.mark.parametrize("which", ["race_i", "fillers", "mixed-UP", "mixed-SMP"])
+def test_steps_run_without_the_scheduler_leave_what_step_by_step_runs_leave(which, race_i):
+    """Where the schedule takes the default at decisions that keep their alternatives, sched.run
+    lets run_step go on through them (H_BATCH), logging each, unless the trace is on. So a
+    replay with the trace off must leave the machine, every counter and clock and the
+    decision log exactly as the same replay with the trace on, decision by decision."""
+    ld = {"race_i": lambda: race_i, "fillers": lambda: fillers(1 << 16),
+          "mixed-UP": lambda: mixed(1, 1 << 16), "mixed-SMP": lambda: mixed(2, 1 << 16)}[which]()
+    batched = 0
+    for seed in SEEDS:
+        choices = _random(ld, seed, trace=False).choices
+        r0, S0, B0, log0, rows0 = state_after(ld, choices, trace=False)
+        r1, S1, B1, log1, rows1 = state_after(ld, choices, trace=True)
+        assert (r0.outcome, r0.decisions, r0.preemptions, r0.lost_bytes) == \
+            (r1.outcome, r1.decisions, r1.preemptions, r1.lost_bytes)
+        assert r0.findings == r1.findings and r0.actions == r1.actions
+        for a, b in zip(log0, log1):
+            np.testing.assert_array_equal(a, b)
+        assert rows0 == rows1
+        np.testing.assert_array_equal(S0, S1)
+        np.testing.assert_array_equal(B0, B1)
+        # decisions that kept the last one's list and took the default: run without sched.run
+        batched += sum(1 for d in range(1, r0.decisions)
+                       if log0[4][d] != d and choices[d] == 0 and log0[4][d - 1] != d - 1)
+    assert batched > 0, "no run of kept default decisions: vacuous test"
 
 
 @pytest.mark.parametrize("schedule", [[], ["after step 2 of t1 run t2"],

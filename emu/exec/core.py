@@ -3,7 +3,9 @@
 ``run_step(S, B, c)`` runs context ``c`` until its next scheduling point (``ST_YIELD``), or until
 it spins, sleeps, fails or finishes. With ``S[H_YIELD] == 0`` scheduling points are passed
 through, so a direct call runs to completion in one call. The interleaving executor
-(:mod:`emu.exec.sched`) calls ``run_step`` for whichever context its schedule picks.
+(:mod:`emu.exec.sched`) calls ``run_step`` for whichever context its schedule picks; when
+the schedule already says that context goes on (``H_BATCH``), ``run_step`` passes that many
+more line-loop scheduling points (``H_SAME_SET``) and counts each as a step.
 """
 
 from .. import consts as K
@@ -138,9 +140,26 @@ def _run(S, B, c, cr):
             if st == K.ST_RET_YIELD and S[K.H_YIELD]:
                 return K.ST_YIELD
             continue
-        if st == K.ST_YIELD and S[K.H_YIELD] == 0:
-            continue
+        if st == K.ST_YIELD:
+            if S[K.H_YIELD] == 0:
+                continue
+            if S[K.H_BATCH] > 0 and S[K.H_SAME_SET] != 0 \
+                    and S[S[K.H_R_EV] + K.EV_COUNT] == S[K.H_EV_SEEN]:
+                _next_step(S, cr)
+                continue
         return st
+
+
+@tiny
+def _next_step(S, cr):
+    """The schedule goes on with this context at the same-yield just reached (sched.run
+    said so in ``H_BATCH``): count a new step, as run_step would. Its cycles go to the
+    context at the end of the call (the sum is the same; ``H_STEP_T0`` stays)."""
+    S[K.H_SAME_SET] = 0
+    S[K.H_BATCH] -= 1
+    S[K.H_BATCHED] += 1
+    S[cr + K.CTX_STEPS] += 1
+    S[K.H_STEP] += 1
 
 
 @flat

@@ -338,6 +338,14 @@ def _idle_until(S, due):
 
 
 @njit
+def _next_choice(prefix, nprefix, d):
+    """The first index ``>= d`` of ``prefix`` with a non-default choice (``nprefix`` if none)."""
+    while d < nprefix and prefix[d] == 0:
+        d += 1
+    return d
+
+
+@njit
 def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, log_choice,
         log_pre, log_act, log_arow, log_alts):
     """One run of the loaded scenario from the current state.
@@ -348,6 +356,11 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     ``MAXALT``) the alternatives themselves: row ``d`` if they were listed at decision ``d``,
     else the row the previous decision used (the default context's step only went on with a
     line loop, ``H_SAME_SET``, so they cannot have changed).
+    Where a DFS-mode schedule takes the default at such decisions, the run does not come back
+    here for each: ``H_BATCH`` lets ``run_step`` go on through that many of them as steps of
+    their own (each counted as ``run_step`` counts one; it stops early at a discard event the
+    oracle must judge), and they are logged afterwards, all alike. Not with the trace on (its
+    step events) nor in random or timed mode (a draw or a clock decides at each).
     ``d0``, ``pre0``: the run goes on from a state saved at decision ``d0`` with ``pre0``
     preemptions before it (the log holds decisions ``0 .. d0-1``); 0, 0 from the start. A run
     stops at the log's end (``RUN_LOG_FULL``), before taking that decision.
@@ -363,6 +376,7 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     last_on = False
     tracing = S[S[K.H_R_TRACE] + K.TR_ON] != 0
     S[K.H_SAME_SET] = 0
+    nz = -1                                     # the next prefix index with a non-default choice
     while True:
         if timed:
             fire_timed(S, B)
@@ -402,7 +416,25 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
         log_act[d] = a
         log_arow[d] = row
         d += 1
+        k = 0
+        if last_on and j == 0 and mode == K.SCHED_DFS and not tracing:
+            if nz < d:
+                nz = _next_choice(prefix, nprefix, d)
+            k = min(min(nz, cap) if nz < nprefix else cap, d + max_steps - steps - 1) - d
+        S[K.H_BATCH] = k
+        S[K.H_BATCHED] = 0
         st = run_action(S, B, a, tracing)
+        k = S[K.H_BATCHED]
+        S[K.H_BATCH] = 0
+        if k:                                   # decisions run_step took: the default each
+            for i in range(d, d + k):
+                log_nalt[i] = n
+                log_choice[i] = 0
+                log_pre[i] = 1
+                log_act[i] = a
+                log_arow[i] = row
+            d += k
+            steps += k
         # the default context went on with a line loop and nothing else: the next scheduling
         # point has this one's alternatives (and the context is unfinished)
         same = S[K.H_SAME_SET] != 0 and last_on and j == 0 and not timed
