@@ -113,6 +113,7 @@ OP_INV = 0
 OP_CLEAN = 1
 OP_FLUSH = 2
 OP_NAMES = ("inv", "clean", "flush")
+RANGE_ALL = 1 << 62       # range_lines' line limit when the loop runs to its end (no yields)
 
 # Access kinds (trace replay; the Dinero IV din labels)
 ACC_LOAD = 0              # read

@@ -354,11 +354,15 @@ def _make_kernels(WAYS):
 
     @hot
     @variant
-    def range_lines(S, B, op, two_ops, va, end, one):
+    def range_lines(S, B, op, two_ops, va, end, nmax):
         """The body of a ``dma_*_range`` loop: line op ``op`` by MVA on each line from ``va``
-        (line-aligned) while below ``end``, at least once; only one line if ``one``.
+        (line-aligned) while below ``end``, at least once and at most ``nmax`` lines.
         ``two_ops``: flush as clean then invalidate (XScale, v4wb). Returns the next line
-        address, lines visited and dirty lines met (written back, or discarded by OP_INV)."""
+        address, lines visited and dirty lines met (written back, or discarded by OP_INV).
+
+        ``nmax`` below ``RANGE_ALL``: each line after the first is a scheduling point the
+        schedule goes on through (``sched.run``'s ``H_BATCH``), a step of its own: ``H_STEP``
+        counts it, and the loop stops after a discard (the oracle judges it between steps)."""
         lshift = S[K.H_C_LSHIFT]
         setmask = S[K.H_C_SETMASK]
         tagb = S[K.H_R_TAG]
@@ -385,8 +389,12 @@ def _make_kernels(WAYS):
                     S[tagb + i] = K.TAG_INVALID
             n += 1
             va += 1 << lshift
-            if va >= end or one:
+            if va >= end or n >= nmax:
                 break
+            if nmax != K.RANGE_ALL:
+                if op == K.OP_INV and nd:
+                    break
+                S[K.H_STEP] += 1
         if op == K.OP_INV:
             _stat(S, K.CS_LINE_INVALIDATES, n)
         elif op == K.OP_CLEAN:
@@ -554,12 +562,12 @@ def line_op(S, B, op, va):
 
 
 @flat
-def range_lines(S, B, op, two_ops, va, end, one):
+def range_lines(S, B, op, two_ops, va, end, nmax):
     """Line ops of a range loop; see ``_make_kernels``. Returns (next va, lines, dirty)."""
     w = S[K.H_C_WAYS]
     if w == 4:
-        return _range4(S, B, op, two_ops, va, end, one)
-    return _rangeg(S, B, op, two_ops, va, end, one)
+        return _range4(S, B, op, two_ops, va, end, nmax)
+    return _rangeg(S, B, op, two_ops, va, end, nmax)
 
 
 @njit

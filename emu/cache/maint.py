@@ -14,6 +14,7 @@ from .. import consts as K
 from .._jit import flat, hot, inline, njit
 from ..cost.account import uop, uops4
 from ..exec.cpu import _irqs_masked, _irqs_unmasked
+from ..exec.frames import steps_passed
 from .kernels import _stat, cache_load, flush_index, line_alloc, line_op, range_lines
 
 RANGE_START = -1
@@ -113,6 +114,7 @@ def dma_range_step(S, B, op, start, end, cursor):
     Returns the cursor of the next line, or ``RANGE_DONE``.
     """
     style = S[K.H_C_STYLE]
+    going_on = cursor != RANGE_START            # this step is one more line, nothing else
     if cursor == RANGE_START:
         _stat(S, K.CS_RANGE_OPS, 1)
         if style == K.STYLE_FEROCEON:
@@ -131,7 +133,12 @@ def dma_range_step(S, B, op, start, end, cursor):
         cursor = start & ~lmask
     # xscale_dma_flush_range / v4wb_coherent_kern_range: clean then invalidate each line
     two_ops = op == K.OP_FLUSH and (style == K.STYLE_XSCALE or style == K.STYLE_V4WB)
-    cursor, n, nd = range_lines(S, B, op, two_ops, cursor, end, S[K.H_YIELD] != 0)
+    nmax = K.RANGE_ALL
+    if S[K.H_YIELD]:
+        nmax = 1 + (S[K.H_BATCH] if going_on else 0)
+    cursor, n, nd = range_lines(S, B, op, two_ops, cursor, end, nmax)
+    if n > 1 and nmax != K.RANGE_ALL:
+        steps_passed(S, n - 1)                      # lines after the first: steps of their own
     _account_loop(S, op, two_ops, n, nd)
     if cursor < end:
         return cursor                               # a scheduling point between two lines

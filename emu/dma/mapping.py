@@ -132,8 +132,8 @@ def dma_cache_maint_page_step(S, B, c, f):
             cur = dma_range_step(S, B, _chunk_op(S, f), start, start + S[f + K.F_A4], cur0)
             S[K.H_DMA_LO] = -1
             S[K.H_DMA_HI] = -1
+            S[f + K.F_A5] = cur
             if cur != RANGE_DONE:
-                S[f + K.F_A5] = cur
                 if cur0 != RANGE_START:             # this step was one more line, nothing else
                     return yield_same(S)
                 return K.ST_YIELD                   # between two cache lines

@@ -17,7 +17,7 @@ from ..mm.highmem import (kmap_flush_unused_step, kmap_high_get_step, kmap_high_
                           kmap_step, kunmap_high_step, kunmap_step)
 from ..cost.account import set_site
 from .cpu import cpu_rec
-from .frames import ctx_rec, fail, push_at, routine_returned
+from .frames import ctx_rec, fail, push_at, routine_returned, steps_passed
 from .program import program_step
 
 # The site each routine's own instructions are charged to.
@@ -145,21 +145,19 @@ def _run(S, B, c, cr):
                 continue
             if S[K.H_BATCH] > 0 and S[K.H_SAME_SET] != 0 \
                     and S[S[K.H_R_EV] + K.EV_COUNT] == S[K.H_EV_SEEN]:
-                _next_step(S, cr)
+                _next_step(S)
                 continue
         return st
 
 
 @tiny
-def _next_step(S, cr):
+def _next_step(S):
     """The schedule goes on with this context at the same-yield just reached (sched.run
     said so in ``H_BATCH``): count a new step, as run_step would. Its cycles go to the
     context at the end of the call (the sum is the same; ``H_STEP_T0`` stays)."""
     S[K.H_SAME_SET] = 0
-    S[K.H_BATCH] -= 1
-    S[K.H_BATCHED] += 1
-    S[cr + K.CTX_STEPS] += 1
     S[K.H_STEP] += 1
+    steps_passed(S, 1)
 
 
 @flat

@@ -93,6 +93,16 @@ def yield_same(S):
     return K.ST_YIELD
 
 
+@tiny
+def steps_passed(S, k):
+    """The running context went on through ``k`` more scheduling points that ``sched.run``
+    let it pass (``H_BATCH``): each is a step (``run_step``'s counts; ``H_STEP`` is the
+    caller's, as it must be current during the step)."""
+    S[K.H_BATCH] -= k
+    S[K.H_BATCHED] += k
+    S[ctx_rec(S, S[K.H_CUR_CTX]) + K.CTX_STEPS] += k
+
+
 @inline
 def fail(S, code, a, b, c, d):
     """Record an error for Python to raise; the routine then returns ``ST_ERROR``."""

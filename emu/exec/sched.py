@@ -422,10 +422,10 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
                 nz = _next_choice(prefix, nprefix, d)
             k = min(min(nz, cap) if nz < nprefix else cap, d + max_steps - steps - 1) - d
         S[K.H_BATCH] = k
-        S[K.H_BATCHED] = 0
         st = run_action(S, B, a, tracing)
         k = S[K.H_BATCHED]
         S[K.H_BATCH] = 0
+        S[K.H_BATCHED] = 0
         if k:                                   # decisions run_step took: the default each
             for i in range(d, d + k):
                 log_nalt[i] = n
