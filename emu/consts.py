@@ -277,6 +277,7 @@ H_FAIL_CTX = _h()         # context whose step ended a run with an error or dead
 H_B_RAMDIRTY = _h()       # [npages] 1 if RAM or shadow bytes of the page changed since a snapshot
 H_B_DATA = _h()           # scenario data pool (bytes programs write and read)
 H_DATA_SIZE = _h()
+H_DATA_RW = _h()          # bytes at the data pool's start that runs may write (restored)
 H_STEP_T0 = _h()          # H_NOW when the running step began (inclusive routine cycles)
 H_R_PROFR = _h()          # [nroutines][PR_W] calls and inclusive cycles per routine
 H_R_ISCRATCH = _h()       # [2 nlines + lines per page] int scratch (kernels never allocate: they run without NRT)

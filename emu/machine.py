@@ -202,6 +202,7 @@ class Machine:
         tr = lay.s_region(K.H_R_TRACE, K.TR_HDR + trace_cap * K.TR_W)
         lay.s_fill.append((tr + K.TR_CAP, 1, trace_cap))
         p(K.H_DATA_SIZE, data)
+        p(K.H_DATA_RW, data)        # bytes of it runs may write (a scenario's read buffers)
         # B: state that snapshots copy first; then write-before-read buffers; RAM last
         lay.b_region(K.H_B_DATA, data)
         lay.b_region(K.H_B_IO, IO_BYTES)

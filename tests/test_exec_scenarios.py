@@ -186,6 +186,28 @@ def test_fill_is_a_read_then_a_write():
     assert wr.machine.read(v, 64) == b"\xab" * 64
 
 
+def test_data_pool_read_buffers_first_restored_for_every_run():
+    """The data pool holds the read buffers first (``H_DATA_RW`` bytes, what a run can
+    write, restored with the snapshot) and then the data that operations write (left
+    alone by restores): a read sees what the write before it stored, every run."""
+    ld = _one_task([{"op": "kmap_high", "pfn": 300, "as": "v"},
+                    {"op": "write", "va": "v+8", "data": "a1a2a3a4"},
+                    {"op": "read", "va": "v+6", "n": 6, "as": "r"},
+                    {"op": "fill", "va": "v+64", "byte": 0x5C, "n": 3}]).build()
+    S, B = ld.machine._S, ld.machine._B
+    dp, rw, size = int(S[K.H_B_DATA]), int(S[K.H_DATA_RW]), int(S[K.H_DATA_SIZE])
+    assert (rw, size) == (6 + 3, 6 + 3 + 4 + 3)
+    assert bytes(B[dp + rw:dp + size]) == bytes.fromhex("a1a2a3a4") + b"\x5c" * 3
+    for _ in range(2):
+        assert bytes(B[dp:dp + rw]) == bytes(rw)
+        assert ld.run().outcome == "done"
+        fresh = bytes([K.RAM_POISON])                       # never-written RAM
+        assert bytes(B[dp:dp + 6]) == fresh * 2 + bytes.fromhex("a1a2a3a4")
+        assert bytes(B[dp + 6:dp + rw]) == fresh * 3            # what the fill read
+        assert bytes(B[dp + rw:dp + size]) == bytes.fromhex("a1a2a3a4") + b"\x5c" * 3
+        ld.snapshot.restore(ld.machine)
+
+
 def test_setup_repeat_advances_the_pfn():
     ld = _one_task([{"op": "kmap_flush_unused"}],
                    setup=[{"op": "kmap", "pfn": 300, "repeat": 3}]).build()

@@ -58,11 +58,20 @@ class RunResult:
         return self.data_lost or self.deadlock or self.outcome in ("error", "step-limit")
 
 
+# The argument of a program operation that is a data-pool offset: data it writes (or the
+# device does), or its buffer for what it reads.
+SOURCE_ARG = {"write": 2, "device_write": 2, "device_start": 3}
+DEST_ARG = {"read": 2, "device_read": 2}
+
+
 def _compile(programs):
     """Program rows and data pool for every (where, ops) program. Returns the rows, the data
-    pool and each program's (first row, row count); result references are made relative to
-    the program's first row (its register file), data offsets relative to the pool."""
+    pool, each program's (first row, row count) and how many bytes at the pool's start runs
+    can write (the read buffers; the written data follows, and restores leave it alone);
+    result references are made relative to the program's first row (its register file),
+    data offsets relative to the pool."""
     rows, data, spans = [], bytearray(), []
+    dst = bytearray()                           # read buffers (data: what is written)
     for where, ops in programs:
         names, start = {}, len(rows)
 
@@ -80,8 +89,8 @@ def _compile(programs):
                 n = val(w, op, "n")
                 if n[1] >= 0 or n[0] <= 0:
                     raise ValueError(f"{w}: n={op.get('n')!r}: must be a positive int")
-                args = [val(w, op, OPS[kind][0]), n, (len(data), -1), nil, nil]
-                data += bytes(n[0])
+                args = [val(w, op, OPS[kind][0]), n, (len(dst), -1), nil, nil]
+                dst += bytes(n[0])
             elif kind in ("write", "fill", "device_write", "device_start"):
                 blob = parse_data(op, w)
                 first = val(w, op, OPS[kind][0])
@@ -89,8 +98,8 @@ def _compile(programs):
                 data += blob
                 args = [first, (len(blob), -1), buf, nil, nil]
                 if kind == "fill":                      # read the lines in, then write them
-                    rd = [first, (len(blob), -1), (len(data), -1), nil, nil]
-                    data += bytes(len(blob))             # the read's own buffer
+                    rd = [first, (len(blob), -1), (len(dst), -1), nil, nil]
+                    dst += bytes(len(blob))              # the read's own buffer
                     rows.append([K.P_READ] + [a[0] for a in rd] + [a[1] for a in rd])
                 elif kind == "device_start":
                     args = [first, (len(blob), -1), val(w, op, "line"), buf,
@@ -112,7 +121,11 @@ def _compile(programs):
             if "as" in op:
                 names[op["as"]] = len(rows) - 1
         spans.append((start, len(rows) - start))
-    return rows, bytes(data), spans
+    for r in rows:                              # the written data goes after the read buffers
+        k = SOURCE_ARG.get(K.PROG_NAMES[r[0]])
+        if k is not None:
+            r[1 + k] += len(dst)
+    return rows, bytes(dst + data), spans, len(dst)
 
 
 class Loaded:
@@ -122,8 +135,9 @@ class Loaded:
         self.scenario = sc
         progs = [(f"task {t.name!r}", t.ops) for t in sc.tasks] + \
                 [(f"irq {q.name!r}", q.ops) for q in sc.irqs]
-        rows, data, spans = _compile(progs)
+        rows, data, spans, writable = _compile(progs)
         self.machine = m = make_machine(sc, max(len(rows), 1), max(len(data), 1), trace_events)
+        m._S[K.H_DATA_RW] = writable
         self.names = ["direct"] + [t.name for t in sc.tasks] + [q.name for q in sc.irqs]
         self._setup(m, sc)
         S, B = m._S, m._B
@@ -147,8 +161,7 @@ class Loaded:
         base = int(S[K.H_R_PROG])
         for i, r in enumerate(rows):
             op = K.PROG_NAMES[r[0]]
-            k = {"read": 2, "write": 2, "device_write": 2, "device_read": 2,
-                 "device_start": 3}.get(op)
+            k = SOURCE_ARG.get(op, DEST_ARG.get(op))
             if k is not None:
                 S[base + i * K.PW + K.PO_A + k] += dp
 

@@ -19,7 +19,7 @@ from .._jit import flat, njit
 def copy_regions(S, B, S0, B0):
     """Copy into ``(S, B)`` from ``(S0, B0)`` (same layout) everything of a machine's state a
     run can change except RAM: ``S`` up to its tail, the log headers, the live dma-debug
-    entries, the cache line data and the scenario data pool."""
+    entries, the cache line data and the scenario data pool's read buffers."""
     copy_bytes(S, 0, S0, 0, S0[K.H_S_TAIL])
     for slot, hdr in ((K.H_R_EV, K.EV_HDR), (K.H_R_FIND, K.FIND_HDR),
                       (K.H_R_TRACE, K.TR_HDR)):
@@ -29,7 +29,7 @@ def copy_regions(S, B, S0, B0):
     c = S[K.H_B_CDATA]
     copy_bytes(B, c, B0, c, S[K.H_C_NLINES] * S[K.H_C_LINE])
     d = S[K.H_B_DATA]
-    copy_bytes(B, d, B0, d, S[K.H_DATA_SIZE])
+    copy_bytes(B, d, B0, d, S[K.H_DATA_RW])
 
 
 @flat
