@@ -622,6 +622,7 @@ DFS_LIMIT = 2             # ran as many schedules as asked
 DFS_BEST = 4              # the last schedule is the best failure so far
 DFS_LOCKDEP = 8           # the last schedule took kmap_lock in and outside hardirq (lockdep)
 DFS_FAILED = 16           # the last schedule failed (returned at once under stop_at_first)
+DFS_NO_NEXT = 32          # ask: one run, no successor (a replay of one schedule)
 X_RUNS = 0                # schedules run, all calls
 X_FAILURES = 1
 X_DEADLOCKS = 2

@@ -106,18 +106,20 @@ def _judged(S, B, outcome, d, npre, ran):
 
 
 @inline
-def next_prefix(nalt, choice, lon, d, bound, floor, prefix):
-    """The DFS successor of the run logged in ``choice[:d]``, written to ``prefix``; returns
-    its length, or -1 if there is none. The last decision from ``floor`` on with an untried
-    alternative whose preemptions (those before it, plus its own if it is a preemption point)
-    stay within ``bound`` takes its next alternative; the decisions before it are kept."""
+def next_prefix(nalt, choice, lon, d, npre, bound, floor, prefix):
+    """The DFS successor of the run logged in ``choice[:d]`` (``npre`` preemptions), written
+    to ``prefix``; returns its length, or -1 if there is none. The last decision from
+    ``floor`` on with an untried alternative whose preemptions (those before it, plus its
+    own if it is a preemption point) stay within ``bound`` takes its next alternative; the
+    decisions before it are kept. Searched from the end: it is usually among the last."""
     last = -1
-    before = 0                                  # preemptions before decision i
-    for i in range(d):
-        if i >= floor and choice[i] + 1 < nalt[i] and before + lon[i] <= bound:
+    after = 0                                   # preemptions after decision i
+    for i in range(d - 1, floor - 1, -1):
+        here = 1 if lon[i] != 0 and choice[i] != 0 else 0
+        if choice[i] + 1 < nalt[i] and npre - after - here + lon[i] <= bound:
             last = i
-        if lon[i] != 0 and choice[i] != 0:
-            before += 1
+            break
+        after += here
     if last < 0:
         return -1
     for i in range(last):
@@ -166,7 +168,8 @@ def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit,
     decisions from ``x[X_FLOOR]`` on (0: every schedule within the bound).
 
     ``ask``: ``DFS_LOCKDEP`` to return after the first run lockdep objects to,
-    ``DFS_FAILED`` to return after any failing run (stop_at_first). ``x`` (``X_*`` slots)
+    ``DFS_FAILED`` to return after any failing run (stop_at_first), ``DFS_NO_NEXT`` to run
+    one schedule and not look for the next (``Loaded.run_raw``). ``x`` (``X_*`` slots)
     carries the counts across calls and the last run's result; on return ``prefix[:x[X_PLEN]]``
     is the next schedule. Returns the ``DFS_*`` bits that say why it stopped.
     """
@@ -193,7 +196,9 @@ def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit,
             why |= K.DFS_LOCKDEP
         if why & K.DFS_FAILED and ask & K.DFS_FAILED:
             return why
-        x[K.X_PLEN] = next_prefix(nalt, choice, pre, d, bound, x[K.X_FLOOR], prefix)
+        if ask & K.DFS_NO_NEXT:
+            return why | K.DFS_LIMIT
+        x[K.X_PLEN] = next_prefix(nalt, choice, pre, d, npre, bound, x[K.X_FLOOR], prefix)
         if x[K.X_PLEN] < 0:
             why |= K.DFS_DONE
         if n >= limit:

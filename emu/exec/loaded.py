@@ -288,7 +288,7 @@ class Loaded:
         buf[:n] = np.asarray(choices, dtype=np.int64)[:n]
         x = self.dfs_state()
         x[K.X_PLEN] = n
-        self.dfs(0, max_steps, 1, 0, x, buf)
+        self.dfs(0, max_steps, 1, K.DFS_NO_NEXT, x, buf)
         return int(x[K.X_OUTCOME]), int(x[K.X_D]), int(x[K.X_NPRE]), int(x[K.X_LOST])
 
     def dfs_state(self, prefix=(), floor=0):
