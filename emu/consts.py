@@ -172,6 +172,11 @@ del _e
 
 # RAM
 RAM_POISON = 0x5A         # POISON_INUSE (include/linux/poison.h): never-written RAM reads as this
+# A page's written and touched flags (H_B_RAMDIRTY, H_B_TOUCHED) are masks of its 512-byte
+# blocks: restores and the final check then copy and compare only the blocks a run wrote.
+BLOCK_SHIFT = 9
+BLOCK_SIZE = 1 << BLOCK_SHIFT
+PAGE_BLOCKS = 8           # PAGE_SIZE // BLOCK_SIZE: one bit each in the page's flag byte
 
 # ---------------------------------------------------------------------------------------------
 # Accounting: contexts, sites (routines) and micro-ops

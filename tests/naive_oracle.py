@@ -1,7 +1,7 @@
 """A naive model of the integrity oracle's final check (``emu.dma.oracle.final_check``), read
-straight off a machine's arrays: for every touched page and every line of it, RAM with each
-dirty cache line holding that physical line laid over it (in line-index order, dirty granules
-only) must equal the shadow."""
+straight off a machine's arrays: for every touched 512-byte block (a bit of its page's flag
+byte) and every line of it, RAM with each dirty cache line holding that physical line laid
+over it (in line-index order, dirty granules only) must equal the shadow."""
 
 from emu import consts as K
 
@@ -26,6 +26,8 @@ def naive_final_check(m):
         if not B[touched + pfn]:
             continue
         for lpa in range(pfn * K.PAGE_SIZE, (pfn + 1) * K.PAGE_SIZE, line):
+            if not B[touched + pfn] >> ((lpa % K.PAGE_SIZE) // K.BLOCK_SIZE) & 1:
+                continue                        # a block nothing wrote (no bit in the mask)
             found = bytearray(b ^ K.RAM_POISON for b in B[ram + lpa:ram + lpa + line])
             expect = bytes(b ^ K.RAM_POISON for b in B[sh + lpa:sh + lpa + line])
             va = -1

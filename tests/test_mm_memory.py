@@ -381,3 +381,23 @@ def test_addresses_past_the_last_slot_fault_and_change_nothing(last):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"child died with status {r.returncode}: {r.stderr[-500:]}"
     assert r.stdout.strip().splitlines()[-1] == "OK", r.stdout[-1500:]
+
+
+def test_written_and_touched_flags_are_masks_of_512_byte_blocks():
+    """A page's H_B_RAMDIRTY and H_B_TOUCHED bytes carry one bit per 512-byte block, so a
+    snapshot restore and the final check cover only the blocks written: a CPU store into
+    block 3, a device write across blocks 6-7 and into the next page, a RAM-only write."""
+    m = machine()
+    S, B = m._S, m._B
+    rd, tb = int(S[emu.consts.H_B_RAMDIRTY]), int(S[emu.consts.H_B_TOUCHED])
+    pa = 40 * 4096
+    B[rd:rd + int(S[emu.consts.H_NPAGES])] = 0
+    B[tb:tb + int(S[emu.consts.H_NPAGES])] = 0
+    m.phys_write(pa + 3 * 512 + 7, b"\x01\x02")
+    assert (B[rd + 40], B[tb + 40]) == (1 << 3, 1 << 3)
+    m.device.write(pa + 6 * 512 + 500, bytes(524 + 4096 + 10))  # to page 42's block 0
+    assert (B[rd + 40], B[tb + 40]) == ((1 << 3) | 0xC0, (1 << 3) | 0xC0)
+    assert (B[rd + 41], B[tb + 41]) == (0xFF, 0xFF)
+    assert (B[rd + 42], B[tb + 42]) == (1, 1)
+    m.cache.ram_write(pa + 4096 * 2 + 1024, b"\x09")          # what a lost write looks like
+    assert (B[rd + 42], B[tb + 42]) == (1 | 1 << 2, 1 | 1 << 2)

@@ -120,16 +120,18 @@ static inline void irqs_unmasked(i64 *S, i64 cr)
 /* RAM (stored XOR RAM_POISON)                                                                  */
 /* ------------------------------------------------------------------------------------------- */
 
-/* Note that the RAM page of pa changed (snapshots restore only such pages); slot 0 = no map.
+/* Note that the RAM block of pa changed (snapshots restore only such blocks: one bit per
+ * 512-byte block in the page's flag byte); slot 0 = no map.
  * A negative index wraps around the end of B as numba's indexing does. */
 static inline void mark_ram_dirty(i64 *S, u8 *B, i64 pa)
 {
     i64 m = S[H_B_RAMDIRTY];
     if (m) {
-        i64 j = m + (pa >> 12);
+        i64 b = pa >> BLOCK_SHIFT;
+        i64 j = m + (b >> 3);
         if (j < 0)
             j += S[H_B_SIZE];
-        B[j] = 1;
+        B[j] |= (u8)(1 << (b & 7));
     }
 }
 

@@ -198,7 +198,19 @@ class Cache:
             k = min(self.line - ((va + o) & (self.line - 1)), n - o)
             _k.cache_store(self._S, self._B, va + o, pa + o, k, src, o)
             o += k
+        self._unshadowed(K.H_B_TOUCHED, pa, n)
         self._done()
+
+    def _unshadowed(self, slot, pa, n):
+        """On a machine, mark the 512-byte blocks of ``[pa, pa + n)`` in the page flag bytes
+        at ``S[slot]``: a store straight into the cache (or RAM) that the oracle's shadow does
+        not know of is ``H_B_TOUCHED`` (the final check compares only touched blocks); a RAM
+        write is ``H_B_RAMDIRTY`` too (snapshots restore it). A standalone cache has neither."""
+        flags = int(self._S[slot]) if slot < len(self._S) else 0
+        if not flags or n <= 0 or (slot == K.H_B_TOUCHED and not self._S[K.H_ORACLE]):
+            return
+        for b in range(pa >> K.BLOCK_SHIFT, ((pa + n - 1) >> K.BLOCK_SHIFT) + 1):
+            self._B[flags + (b >> 3)] |= 1 << (b & 7)
 
     # -- maintenance --------------------------------------------------------------------------
     def _line(self, op, va):
@@ -343,6 +355,8 @@ class Cache:
         pa, _, n = self._split(pa, pa, len(src))
         r = int(self._S[K.H_B_RAM]) + pa
         self._B[r:r + n] = src ^ K.RAM_POISON
+        self._unshadowed(K.H_B_RAMDIRTY, pa, n)
+        self._unshadowed(K.H_B_TOUCHED, pa, n)
 
     # -- traces --------------------------------------------------------------------------------
     def replay(self, kinds, addrs, sizes=None):

@@ -25,20 +25,29 @@ from ..cost.account import uop
 
 
 @inline
+def mark_blocks(B, flags, pa, n):
+    """Set the bits of the 512-byte blocks of ``[pa, pa + n)`` in the page flag bytes at
+    ``B[flags:]`` (one byte a page, one bit a block)."""
+    if n > 0:
+        for b in range(pa >> K.BLOCK_SHIFT, ((pa + n - 1) >> K.BLOCK_SHIFT) + 1):
+            B[flags + (b >> 3)] |= 1 << (b & 7)
+
+
+@inline
 def mark_ram_dirty(S, B, pa):
-    """Note that RAM page of ``pa`` changed (snapshots restore only such pages). A machine
-    without the map (a standalone cache) has the slot at 0."""
+    """Note that the RAM block of ``pa`` changed (snapshots restore only such blocks). A
+    machine without the map (a standalone cache) has the slot at 0."""
     m = S[K.H_B_RAMDIRTY]
     if m:
-        B[m + (pa >> 12)] = 1
+        b = pa >> K.BLOCK_SHIFT
+        B[m + (b >> 3)] |= 1 << (b & 7)
 
 
 @inline
 def mark_ram_range(S, B, pa, n):
-    """:func:`mark_ram_dirty` for every page of ``[pa, pa + n)``."""
-    if S[K.H_B_RAMDIRTY] and n > 0:
-        for p in range(pa >> 12, ((pa + n - 1) >> 12) + 1):
-            B[S[K.H_B_RAMDIRTY] + p] = 1
+    """:func:`mark_ram_dirty` for every block of ``[pa, pa + n)``."""
+    if S[K.H_B_RAMDIRTY]:
+        mark_blocks(B, S[K.H_B_RAMDIRTY], pa, n)
 
 
 @inline

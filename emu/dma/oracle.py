@@ -8,7 +8,7 @@ in order; :mod:`emu.mm.ram`). Two checks use it:
   the running maintenance hands to the device. Inside that range the device owns the bytes,
   so the drop is accepted and the shadow takes RAM's value;
 * :func:`final_check`: RAM with the dirty cache lines laid over it must equal the shadow on
-  every touched page — a write that is neither cached nor in RAM was lost.
+  every touched 512-byte block — a write that is neither cached nor in RAM was lost.
 
 Stale reads are caught on each CPU load (``check_load``).
 """
@@ -69,7 +69,7 @@ def judge_discards(S, B):
 
 @njit
 def final_check(S, B):
-    """Compare RAM with the dirty lines laid over it against the shadow on touched pages; log
+    """Compare RAM with the dirty lines laid over it against the shadow on touched blocks; log
     each differing line as ``FIND_FINAL``. Returns the number of differing bytes. Changes
     nothing but the findings log."""
     if S[K.H_ORACLE] == 0:
@@ -86,7 +86,7 @@ def final_check(S, B):
     npages = S[K.H_NPAGES]
     pfn = next_nonzero(B, touched, npages, 0)
     while pfn < npages:
-        total += _check_page(S, B, pfn, nd)
+        total += _check_page(S, B, pfn, nd, B[touched + pfn])
         pfn = next_nonzero(B, touched, npages, pfn + 1)
     return total
 
@@ -122,10 +122,11 @@ def _line_equal(B, rw, sw, ram, sh, lpa, s, line):
 
 
 @njit
-def _check_page(S, B, pfn, nd):
-    """:func:`final_check` of one touched page; the first ``nd`` ISCRATCH entries list the
-    dirty lines. Each line slot of the page gets the list of dirty lines holding it (in index
-    order: when aliases hold the same bytes, the later index is laid over last)."""
+def _check_page(S, B, pfn, nd, mask):
+    """:func:`final_check` of the touched blocks (``mask``) of one page; the first ``nd``
+    ISCRATCH entries list the dirty lines. Each line slot of the page gets the list of dirty
+    lines holding it (in index order: when aliases hold the same bytes, the later index is
+    laid over last). A dirty line lies in a touched block: a CPU store dirtied it."""
     line = S[K.H_C_LINE]
     slots = K.PAGE_SIZE // line
     base = pfn << K.PAGE_SHIFT
@@ -147,7 +148,12 @@ def _check_page(S, B, pfn, nd):
     sh = S[K.H_B_SHADOW]
     rw = B[ram + base:ram + base + K.PAGE_SIZE].view(np.uint64)   # compared 8 bytes at a time
     sw = B[sh + base:sh + base + K.PAGE_SIZE].view(np.uint64)
-    same = _words_equal(rw, sw, 0, K.PAGE_SIZE >> 3)
+    wb = K.BLOCK_SIZE >> 3                         # words a block
+    same = True
+    for b in range(K.PAGE_BLOCKS):
+        if mask & (1 << b) and not _words_equal(rw, sw, b * wb, b * wb + wb):
+            same = False
+            break
     if same and not any_dirty:
         return 0
     gshift = S[K.H_C_DGSHIFT]
@@ -158,7 +164,8 @@ def _check_page(S, B, pfn, nd):
     for s in range(slots):
         lpa = base + s * line
         j = S[heads + s]
-        if j < 0 and (same or _line_equal(B, rw, sw, ram, sh, lpa, s, line)):
+        if j < 0 and (same or not mask & (1 << ((s * line) >> K.BLOCK_SHIFT))
+                      or _line_equal(B, rw, sw, ram, sh, lpa, s, line)):
             continue                               # no dirty line, RAM holds the shadow
         copy_xor(B, eff, B, ram + lpa, line, K.RAM_POISON)
         copy_xor(B, exp, B, sh + lpa, line, K.RAM_POISON)

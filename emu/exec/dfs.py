@@ -30,16 +30,18 @@ def first_choice(prefix, plen):
 
 @flat
 def save_checkpoint(S, B, CS, CB, cpp):
-    """``(CS, CB)`` := the machine's state now, of RAM only the pages written since the last
-    restore from the snapshot (listed in ``cpp[1:cpp[0]+1]``)."""
+    """``(CS, CB)`` := the machine's state now, of RAM only the blocks written since the last
+    restore from the snapshot (``cpp[1:cpp[0]+1]`` lists each such page with its block mask
+    in the low ``PAGE_BLOCKS`` bits)."""
     copy_regions(CS, CB, S, B)
     rd = S[K.H_B_RAMDIRTY]
     npages = S[K.H_NPAGES]
     n = 0
     p = next_nonzero(B, rd, npages, 0)
     while p < npages:
-        copy_page(S, CB, B, p)
-        cpp[1 + n] = p
+        mask = B[rd + p]
+        copy_page(S, CB, B, p, mask)
+        cpp[1 + n] = (p << K.PAGE_BLOCKS) | mask
         n += 1
         p = next_nonzero(B, rd, npages, p + 1)
     cpp[0] = n
@@ -54,8 +56,10 @@ def restore_checkpoint(S, B, B0, CS, CB, cpp):
     revert_pages(S, B, B0)
     rd = S[K.H_B_RAMDIRTY]
     for i in range(cpp[0]):
-        copy_page(S, B, CB, cpp[1 + i])
-        B[rd + cpp[1 + i]] = 1
+        p = cpp[1 + i] >> K.PAGE_BLOCKS
+        mask = cpp[1 + i] & ((1 << K.PAGE_BLOCKS) - 1)
+        copy_page(S, B, CB, p, mask)
+        B[rd + p] = mask
 
 
 @flat

@@ -1,8 +1,8 @@
 """Snapshots of a machine, restored before every schedule of an exploration.
 
 ``S`` is copied whole (tens of KiB). Of ``B`` only what a run can change and later read is
-restored: cache line data, the scenario data pool, and the RAM, shadow and touched flag of
-each page a run wrote (``H_B_RAMDIRTY``); the other byte buffers are written before they are
+restored: cache line data, the scenario data pool's read buffers, and the RAM, shadow and
+touched flags of each 512-byte block a run wrote (``H_B_RAMDIRTY``, a bit mask a page); the other byte buffers are written before they are
 read. A restore therefore costs microseconds, not a copy of RAM. The exploration loop keeps
 a checkpoint the same way (emu.exec.dfs.save_checkpoint: these regions, and the pages written
 since the snapshot).
@@ -33,26 +33,38 @@ def copy_regions(S, B, S0, B0):
 
 
 @flat
-def copy_page(S, B, B0, p):
-    """RAM page ``p`` of ``B`` from ``B0``, with its oracle shadow and touched flag."""
+def copy_page(S, B, B0, p, mask):
+    """The blocks in ``mask`` of RAM page ``p`` of ``B`` from ``B0``, with their oracle
+    shadow, and the page's touched flags."""
     o = p << K.PAGE_SHIFT
     ram = S[K.H_B_RAM]
-    copy_bytes(B, ram + o, B0, ram + o, K.PAGE_SIZE)
-    if S[K.H_ORACLE]:
-        sh = S[K.H_B_SHADOW]
-        copy_bytes(B, sh + o, B0, sh + o, K.PAGE_SIZE)
+    oracle = S[K.H_ORACLE] != 0
+    sh = S[K.H_B_SHADOW]
+    if mask == (1 << K.PAGE_BLOCKS) - 1:
+        copy_bytes(B, ram + o, B0, ram + o, K.PAGE_SIZE)
+        if oracle:
+            copy_bytes(B, sh + o, B0, sh + o, K.PAGE_SIZE)
+    else:
+        for b in range(K.PAGE_BLOCKS):
+            if mask & (1 << b):
+                ob = o + (b << K.BLOCK_SHIFT)
+                copy_bytes(B, ram + ob, B0, ram + ob, K.BLOCK_SIZE)
+                if oracle:
+                    copy_bytes(B, sh + ob, B0, sh + ob, K.BLOCK_SIZE)
+    if oracle:
         B[S[K.H_B_TOUCHED] + p] = B0[S[K.H_B_TOUCHED] + p]
 
 
 @flat
 def revert_pages(S, B, B0):
-    """Every RAM page written since the last restore (``H_B_RAMDIRTY``) back to ``B0``'s."""
+    """Every RAM block written since the last restore (``H_B_RAMDIRTY``) back to ``B0``'s."""
     rd = S[K.H_B_RAMDIRTY]
     npages = S[K.H_NPAGES]
     p = next_nonzero(B, rd, npages, 0)
     while p < npages:
+        mask = B[rd + p]
         B[rd + p] = 0
-        copy_page(S, B, B0, p)
+        copy_page(S, B, B0, p, mask)
         p = next_nonzero(B, rd, npages, p + 1)
 
 

@@ -2,14 +2,14 @@
 
 RAM bytes are stored XOR ``RAM_POISON`` so a never-written (OS-zeroed, lazily allocated) page
 reads as the poison pattern. The shadow holds what each byte *should* hold after every CPU
-store and device write, in order (same encoding); a page is marked touched when either writes
-it, which bounds the final check.
+store and device write, in order (same encoding); a 512-byte block of a page is marked
+touched when either writes it, which bounds the final check.
 """
 
 from .. import consts as K
 from .._bytes import copy_bytes, copy_xor, count_diff
 from .._jit import inline
-from ..cache.kernels import mark_ram_range
+from ..cache.kernels import mark_blocks, mark_ram_range
 
 
 @inline
@@ -18,9 +18,7 @@ def shadow_store(S, B, pa, src, so, n):
     if S[K.H_ORACLE] == 0:
         return
     copy_xor(B, S[K.H_B_SHADOW] + pa, src, so, n, K.RAM_POISON)
-    t = S[K.H_B_TOUCHED]
-    for p in range(pa >> K.PAGE_SHIFT, ((pa + n - 1) >> K.PAGE_SHIFT) + 1):
-        B[t + p] = 1
+    mark_blocks(B, S[K.H_B_TOUCHED], pa, n)
     mark_ram_range(S, B, pa, n)
 
 
