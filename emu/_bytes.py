@@ -8,10 +8,10 @@ when written; emu's kernels now have no wraparound check anywhere, see emu._rawi
 
 import numpy as np
 
-from ._jit import inline
+from ._jit import hot, inline
 
 
-@inline
+@hot
 def copy_bytes(dst, do, src, so, n):
     """``dst[do:do+n] = src[so:so+n]`` for arrays of any one dtype (no overlap)."""
     d = dst[do:do + n]
@@ -20,7 +20,7 @@ def copy_bytes(dst, do, src, so, n):
         d[k] = s[k]
 
 
-@inline
+@hot
 def copy_xor(dst, do, src, so, n, x):
     """``dst[do:do+n] = src[so:so+n] ^ x`` (RAM and the shadow are stored XOR RAM_POISON)."""
     d = dst[do:do + n]
@@ -29,14 +29,14 @@ def copy_xor(dst, do, src, so, n, x):
         d[k] = s[k] ^ x
 
 
-@inline
+@hot
 def fill_bytes(dst, do, n, v):
     d = dst[do:do + n]
     for k in range(n):
         d[k] = v
 
 
-@inline
+@hot
 def count_diff(a, ao, b, bo, n, x):
     """How many ``k < n`` have ``a[ao+k] != b[bo+k] ^ x``."""
     p = a[ao:ao + n]
