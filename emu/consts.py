@@ -31,7 +31,7 @@ H_S_SIZE = _h()           # len(S)
 H_B_SIZE = _h()           # len(B)
 H_YIELD = _h()            # 1: return to the executor at every scheduling point; 0: run through
 H_STEP = _h()             # global step counter (ordering of events)
-H_S_TAIL = _h()           # S[H_S_TAIL:] holds only logs (events, findings, dma-debug, trace)
+H_S_TAIL = _h()           # S[H_S_TAIL:]: program rows, scratch, logs (restores copy their headers)
 # -- cache geometry and policy (emu.cache) --
 H_C_NSETS = _h()
 H_C_WAYS = _h()

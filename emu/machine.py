@@ -184,7 +184,6 @@ class Machine:
         lay.s_region(K.H_R_PROF, K.PROF_W)
         lay.s_region(K.H_R_OUTER, K.NOUTER)
         lay.s_region(K.H_R_PROFR, len(K.ROUTINE_NAMES) * K.PR_W)
-        lay.s_region(K.H_R_PROG, rows * K.PW)
         lay.s_region(K.H_R_REGS, rows)
         irq = lay.s_region(K.H_R_IRQ, K.MAXIRQ * K.IRQ_W)
         for line in range(K.MAXIRQ):
@@ -192,7 +191,9 @@ class Machine:
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_DUE, 1, -1))
         # logs last: a snapshot restore copies S up to here, then only their headers
         p(K.H_S_TAIL, lay.s_size)
-        # scratch is written before it is read: restores leave it alone
+        # scenario programs are written once, when loaded; scratch is written before it is
+        # read: restores leave both alone
+        lay.s_region(K.H_R_PROG, rows * K.PW)
         lay.s_region(K.H_R_ISCRATCH, 2 * cache_cfg.nlines + K.PAGE_SIZE // cache_cfg.line)
         add_events(lay, cache_cfg)
         fr = lay.s_region(K.H_R_FIND, K.FIND_HDR + FIND_CAPACITY * K.FIND_W)
