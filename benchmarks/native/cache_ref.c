@@ -498,7 +498,8 @@ static inline void mcr_line(i64 *S, u8 *B, i64 op, i64 va)
     account_line(S, op, r);
 }
 
-/* kernels.py range_lines: the line ops of a range loop, at least one line; one only if `one` */
+/* kernels.py range_lines: the line ops of a range loop, at least one line; one only if `one`
+ * (numba's nmax of 1; the references run no executor, so never the H_BATCH lines after it) */
 static inline i64 range_lines(i64 *S, u8 *B, i64 op, int two_ops, i64 va, i64 end, int one,
                               i64 *pn, i64 *pnd)
 {

@@ -644,8 +644,8 @@ static i64 dma_cache_maint_page(i64 *S, uint8_t *B, i64 c, i64 pfn, i64 off, i64
             S[H_DMA_LO] = pa;
             S[H_DMA_HI] = pa + n;
             trace(S, T_MAINT, start, pa);
-            ref_dma_range_step(S, B, op, start, start + n, RANGE_START);   /* dmac_*_range */
-            S[H_DMA_LO] = -1;
+            S[f + F_A5] = ref_dma_range_step(S, B, op, start, start + n, RANGE_START);
+            S[H_DMA_LO] = -1;                           /* (dmac_*_range; cursor: RANGE_DONE) */
             S[H_DMA_HI] = -1;
             if (pinned) {                               /* kunmap_high(page) */
                 S[f + F_PC] = 4;                        /* _OUTER */
