@@ -163,7 +163,7 @@ def cmd_run(a):
     if a.random is not None:
         if not 0 <= a.p_switch <= 1:
             raise ValueError(f"p_switch={a.p_switch!r}: must be a probability in [0, 1]")
-        r = ld.run(K.SCHED_RANDOM, (), int(a.p_switch * 1_000_000), a.random, trace=True)
+        r = ld.run(K.SCHED_RANDOM, (), int(a.p_switch * K.P_SWITCH_SCALE), a.random, trace=True)
     else:
         choices = explicit_choices(ld, a.schedule or [])
         r = ld.run(K.SCHED_DFS, choices, trace=True)

@@ -428,10 +428,13 @@ def test_alternatives_kept_over_a_line_loop_are_the_ones_listed_afresh(which, ra
     assert kept > 0 and preemptions > 0, "no decision kept its alternatives: vacuous test"
 
 
-def state_after(ld, choices, trace):
+def state_after(ld, choices, trace, seed=None, p_switch=0):
     """S (its trace buffer and switch left out), B and the decision log after a DFS-mode run
-    of ``choices`` (its final check included)."""
-    r = ld.run(K.SCHED_DFS, choices, trace=trace)
+    of ``choices`` (its final check included), or a random one of ``seed``."""
+    if seed is None:
+        r = ld.run(K.SCHED_DFS, choices, trace=trace)
+    else:
+        r = ld.run(K.SCHED_RANDOM, (), p_switch, seed, trace=trace)
     S = ld.machine._S.copy()
     tr = int(S[K.H_R_TRACE])
     S[tr:tr + K.TR_HDR + int(S[tr + K.TR_CAP]) * K.TR_W] = 0
@@ -440,19 +443,25 @@ def state_after(ld, choices, trace):
     return r, S, ld.machine._B.copy(), log, rows
 
 
+@pytest.mark.parametrize("mode", ["replay", "random", "random-p0"])
 @pytest.mark.parametrize("which", ["race_i", "fillers", "mixed-UP", "mixed-SMP"])
-def test_steps_run_without_the_scheduler_leave_what_step_by_step_runs_leave(which, race_i):
+def test_steps_run_without_the_scheduler_leave_what_step_by_step_runs_leave(which, mode,
+                                                                             race_i):
     """Where the schedule takes the default at decisions that keep their alternatives, sched.run
     lets run_step go on through them (H_BATCH), logging each, unless the trace is on. So a
-    replay with the trace off must leave the machine, every counter and clock and the
-    decision log exactly as the same replay with the trace on, decision by decision."""
+    run with the trace off must leave the machine, every counter and clock, the random
+    generator and the decision log exactly as the same run with the trace on, decision by
+    decision: a replay of a random run's choices, a random run, one that never switches."""
     ld = {"race_i": lambda: race_i, "fillers": lambda: fillers(1 << 16),
           "mixed-UP": lambda: mixed(1, 1 << 16), "mixed-SMP": lambda: mixed(2, 1 << 16)}[which]()
+    p = 0 if mode == "random-p0" else int(P_SWITCH * K.P_SWITCH_SCALE)
     batched = 0
     for seed in SEEDS:
         choices = _random(ld, seed, trace=False).choices
-        r0, S0, B0, log0, rows0 = state_after(ld, choices, trace=False)
-        r1, S1, B1, log1, rows1 = state_after(ld, choices, trace=True)
+        how = dict(seed=None) if mode == "replay" else dict(seed=seed, p_switch=p)
+        r0, S0, B0, log0, rows0 = state_after(ld, choices, False, **how)
+        r1, S1, B1, log1, rows1 = state_after(ld, choices, True, **how)
+        choices = r0.choices
         assert (r0.outcome, r0.decisions, r0.preemptions, r0.lost_bytes) == \
             (r1.outcome, r1.decisions, r1.preemptions, r1.lost_bytes)
         assert r0.findings == r1.findings and r0.actions == r1.actions

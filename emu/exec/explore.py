@@ -268,7 +268,7 @@ def run_random(scenario, seed=0, runs=1, p_switch=0.05, max_steps=None):
     runs = check_int("runs", runs, 1)
     ld = scenario if isinstance(scenario, Loaded) else scenario.build()
     kw = {} if max_steps is None else {"max_steps": max_steps}
-    return [ld.run(K.SCHED_RANDOM, (), int(p_switch * 1_000_000), seed + i, **kw)
+    return [ld.run(K.SCHED_RANDOM, (), int(p_switch * K.P_SWITCH_SCALE), seed + i, **kw)
             for i in range(runs)]
 
 

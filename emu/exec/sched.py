@@ -22,7 +22,7 @@ rotates tasks every time slice (profiles).
 
 
 from .. import consts as K
-from .._jit import flat, inline, njit
+from .._jit import flat, inline, njit, tiny
 from ..cost.account import set_site, uop
 from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
@@ -337,6 +337,24 @@ def _idle_until(S, due):
             S[K.H_NOW] = due
 
 
+@tiny
+def _switch(S, p_switch):
+    """A random schedule's draw at a preemption point: switch (``p_switch`` per million)?"""
+    return _rand(S) % K.P_SWITCH_SCALE < p_switch
+
+
+@njit
+def _quiet_draws(S, limit, p_switch):
+    """How many of the next ``limit`` draws of a random schedule keep the running context
+    (no switch at a preemption point); the generator is left as it was."""
+    x0 = S[K.H_SCHED_RNG]
+    k = 0
+    while k < limit and not _switch(S, p_switch):
+        k += 1
+    S[K.H_SCHED_RNG] = x0
+    return k
+
+
 @njit
 def _next_choice(prefix, nprefix, d):
     """The first index ``>= d`` of ``prefix`` with a non-default choice (``nprefix`` if none)."""
@@ -359,8 +377,9 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     Where a DFS-mode schedule takes the default at such decisions, the run does not come back
     here for each: ``H_BATCH`` lets ``run_step`` go on through that many of them as steps of
     their own (each counted as ``run_step`` counts one; it stops early at a discard event the
-    oracle must judge), and they are logged afterwards, all alike. Not with the trace on (its
-    step events) nor in random or timed mode (a draw or a clock decides at each).
+    oracle must judge), and they are logged afterwards, all alike. In random mode the draws
+    are looked at ahead (``BATCH_DRAWS`` at a time) and made once those decisions are taken.
+    Not with the trace on (its step events) nor in timed mode (a clock decides at each).
     ``d0``, ``pre0``: the run goes on from a state saved at decision ``d0`` with ``pre0``
     preemptions before it (the log holds decisions ``0 .. d0-1``); 0, 0 from the start. A run
     stops at the log's end (``RUN_LOG_FULL``), before taking that decision.
@@ -401,7 +420,7 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
                 j = 0
         elif mode == K.SCHED_RANDOM:
             j = 0
-            if n > 1 and (not last_on or (_rand(S) % 1000000) < p_switch):
+            if n > 1 and (not last_on or _switch(S, p_switch)):
                 j = (1 + _rand(S) % (n - 1)) if last_on else _rand(S) % n
         else:
             j = _timed_pick(S, alts, n)
@@ -417,15 +436,24 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
         log_arow[d] = row
         d += 1
         k = 0
-        if last_on and j == 0 and mode == K.SCHED_DFS and not tracing:
-            if nz < d:
-                nz = _next_choice(prefix, nprefix, d)
-            k = min(min(nz, cap) if nz < nprefix else cap, d + max_steps - steps - 1) - d
+        if last_on and j == 0 and not timed and not tracing:
+            lim = min(cap, d + max_steps - steps - 1) - d
+            if mode == K.SCHED_DFS:
+                if nz < d:
+                    nz = _next_choice(prefix, nprefix, d)
+                k = min(nz - d, lim) if nz < nprefix else lim
+            elif n == 1:
+                k = lim                         # no draw: the one context goes on
+            else:
+                k = _quiet_draws(S, min(lim, K.BATCH_DRAWS), p_switch)
         S[K.H_BATCH] = k
         st = run_action(S, B, a, tracing)
         k = S[K.H_BATCHED]
         S[K.H_BATCH] = 0
         S[K.H_BATCHED] = 0
+        if k and mode == K.SCHED_RANDOM and n > 1:
+            for i in range(k):                  # the draws those decisions made
+                _rand(S)
         if k:                                   # decisions run_step took: the default each
             for i in range(d, d + k):
                 log_nalt[i] = n
