@@ -163,7 +163,7 @@ def inline(fn):
 def hot(fn):
     """A helper on a hot path (lock halves, IRQ-masking bookkeeping, the page_address hash
     walk, the range loop's line ops and their accounting, the byte primitives of
-    :mod:`emu._bytes`), compiled on its own like
+    :mod:`emu._bytes`, a CPU access's shadow store and stale-read check), compiled on its own like
     :func:`inline` but marked LLVM ``alwaysinline`` (numba's ``forceinline``), so callers get
     its body without a call.
 

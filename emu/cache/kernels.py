@@ -543,7 +543,10 @@ def find(S, lva):
     return _findg(S, lva)
 
 
-@njit
+# forceinline (callers get the dispatch, and LLVM may take the variant in too): the CPU access
+# step with these, shadow_store and check_load inlined ran a 128-byte fill ~25 % faster, for
+# ~4.5 s more first-run compile on two CPUs
+@njit(forceinline=True)
 def cache_load(S, B, va, pa, n, out, oo):
     """Load ``n`` bytes (within one line); True on a hit."""
     w = S[K.H_C_WAYS]
@@ -552,7 +555,7 @@ def cache_load(S, B, va, pa, n, out, oo):
     return _loadg(S, B, va, pa, n, out, oo)
 
 
-@njit
+@njit(forceinline=True)
 def cache_store(S, B, va, pa, n, src, so):
     """Store ``n`` bytes (within one line); True on a hit."""
     w = S[K.H_C_WAYS]

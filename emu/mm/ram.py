@@ -8,11 +8,11 @@ touched when either writes it, which bounds the final check.
 
 from .. import consts as K
 from .._bytes import copy_bytes, copy_xor, count_diff
-from .._jit import inline
+from .._jit import hot, inline
 from ..cache.kernels import mark_blocks, mark_ram_range
 
 
-@inline
+@hot
 def shadow_store(S, B, pa, src, so, n):
     """A CPU store or device write of ``src[so:so+n]`` at ``pa``: what memory should now hold."""
     if S[K.H_ORACLE] == 0:
@@ -55,7 +55,7 @@ def record_finding(S, B, kind, pa, va, expect, eo, found, fo, n, bad, dma_lo, dm
     S[r + K.FD_DMA_HI] = dma_hi
 
 
-@inline
+@hot
 def check_load(S, B, va, pa, dst, n):
     """Stale-read check: the ``n`` bytes a CPU load just put at ``B[dst:]`` against the shadow."""
     if S[K.H_ORACLE] == 0:
