@@ -273,8 +273,6 @@ H_R_IRQ = _h()            # [MAXIRQ][IRQ_W] interrupt lines
 H_R_TRACE = _h()          # trace event buffer
 H_LAST_CTX = _h()         # context that ran the last step (-1 none)
 H_SAME_SET = _h()         # 1: the last step only went on with a line loop (sched.run)
-H_BATCH = _h()            # same-yields run_step may still pass through as steps of their own
-H_BATCHED = _h()          # steps run_step passed through so (sched.run logs their decisions)
 H_TIMESLICE = _h()        # timed mode: cycles a task runs before a preemptible point switches
 H_SCHED_RNG = _h()        # xorshift state of random schedules
 H_NTASKS = _h()           # contexts 1..H_NTASKS are tasks (0 is the direct-call task)
@@ -282,12 +280,17 @@ H_FAIL_CTX = _h()         # context whose step ended a run with an error or dead
 H_B_RAMDIRTY = _h()       # [npages] 1 if RAM or shadow bytes of the page changed since a snapshot
 H_B_DATA = _h()           # scenario data pool (bytes programs write and read)
 H_DATA_SIZE = _h()
-H_DATA_RW = _h()          # bytes at the data pool's start that runs may write (restored)
 H_STEP_T0 = _h()          # H_NOW when the running step began (inclusive routine cycles)
 H_R_PROFR = _h()          # [nroutines][PR_W] calls and inclusive cycles per routine
 H_R_ISCRATCH = _h()       # [2 nlines + lines per page] int scratch (kernels never allocate: they run without NRT)
 H_CPUREC = _h()           # offset of the running CPU's record
 H_PROFILE = _h()          # 1: keep lock_stat, irqsoff, IRQ latency and per-routine records
+# New slots go here, at the end: inserting H_BATCH, H_BATCHED and H_DATA_RW among the others
+# (shifting the later hot slots by two and three words) slowed the kmap pair from ~52 to
+# 75-150 ns, varying from process to process (not explained; kept out of the way since)
+H_BATCH = _h()            # same-yields run_step may still pass through as steps of their own
+H_BATCHED = _h()          # steps run_step passed through so (sched.run logs their decisions)
+H_DATA_RW = _h()          # bytes at the data pool's start that runs may write (restored)
 HDR_SIZE = _h()
 del _h
 
