@@ -1,6 +1,6 @@
 """Compile every kernel once, saying so if it takes a while.
 
-The first run of emu on a machine compiles its numba kernels (30-35 s with two CPUs, 65 s
+The first run of emu on a machine compiles its numba kernels (35-41 s with two CPUs, 70 s
 with one); the compiled code is cached on disk, so later runs start in about a second.
 Commands call :func:`warmup` up front so the compile happens in one visible place rather than
 inside a measurement.
