@@ -446,7 +446,7 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
                 k = lim                         # no draw: the one context goes on
             else:
                 k = _quiet_draws(S, min(lim, K.BATCH_DRAWS), p_switch)
-        S[K.H_BATCH] = k
+        S[K.H_BATCH] = max(k, 0)                # (lim < 0: the step limit is reached)
         st = run_action(S, B, a, tracing)
         k = S[K.H_BATCHED]
         S[K.H_BATCH] = 0
