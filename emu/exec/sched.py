@@ -355,6 +355,17 @@ def _quiet_draws(S, limit, p_switch):
     return k
 
 
+@tiny
+def _log(log_nalt, log_choice, log_pre, log_act, log_arow, d, n, j, last_on, a, row):
+    """Decision ``d``: ``n`` alternatives (in row ``row`` of the table), ``j`` chosen, action
+    ``a``; a non-default choice there is a preemption if the last context could go on."""
+    log_nalt[d] = n
+    log_choice[d] = j
+    log_pre[d] = 1 if last_on else 0
+    log_act[d] = a
+    log_arow[d] = row
+
+
 @njit
 def _next_choice(prefix, nprefix, d):
     """The first index ``>= d`` of ``prefix`` with a non-default choice (``nprefix`` if none)."""
@@ -429,14 +440,14 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
         a = alts[j]
         cost = 1 if (last_on and j != 0) else 0
         pre += cost
-        log_nalt[d] = n
-        log_choice[d] = j
-        log_pre[d] = 1 if last_on else 0        # a non-default choice here is a preemption
-        log_act[d] = a
-        log_arow[d] = row
+        _log(log_nalt, log_choice, log_pre, log_act, log_arow, d, n, j, last_on, a, row)
         d += 1
+        # the non-preemptive default: if this step only goes on with a line loop, the next
+        # decisions have these alternatives, and where the schedule also takes the default
+        # there the step goes on through them (H_BATCH)
+        default = last_on and j == 0 and not timed
         k = 0
-        if last_on and j == 0 and not timed and not tracing:
+        if default and not tracing:
             lim = min(cap, d + max_steps - steps - 1) - d
             if mode == K.SCHED_DFS:
                 if nz < d:
@@ -451,21 +462,13 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
         k = S[K.H_BATCHED]
         S[K.H_BATCH] = 0
         S[K.H_BATCHED] = 0
-        if k and mode == K.SCHED_RANDOM and n > 1:
-            for i in range(k):                  # the draws those decisions made
-                _rand(S)
-        if k:                                   # decisions run_step took: the default each
-            for i in range(d, d + k):
-                log_nalt[i] = n
-                log_choice[i] = 0
-                log_pre[i] = 1
-                log_act[i] = a
-                log_arow[i] = row
-            d += k
-            steps += k
-        # the default context went on with a line loop and nothing else: the next scheduling
-        # point has this one's alternatives (and the context is unfinished)
-        same = S[K.H_SAME_SET] != 0 and last_on and j == 0 and not timed
+        for i in range(d, d + k):               # decisions run_step took: the default each
+            _log(log_nalt, log_choice, log_pre, log_act, log_arow, i, n, 0, True, a, row)
+            if mode == K.SCHED_RANDOM and n > 1:
+                _rand(S)                        # the draw that decision made
+        d += k
+        steps += k
+        same = default and S[K.H_SAME_SET] != 0   # (and the context is unfinished)
         S[K.H_SAME_SET] = 0
         if st == K.ST_ERROR:
             S[K.H_FAIL_CTX] = a

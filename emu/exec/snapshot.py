@@ -2,10 +2,10 @@
 
 ``S`` is copied whole (tens of KiB). Of ``B`` only what a run can change and later read is
 restored: cache line data, the scenario data pool's read buffers, and the RAM, shadow and
-touched flags of each 512-byte block a run wrote (``H_B_RAMDIRTY``, a bit mask a page); the other byte buffers are written before they are
-read. A restore therefore costs microseconds, not a copy of RAM. The exploration loop keeps
-a checkpoint the same way (emu.exec.dfs.save_checkpoint: these regions, and the pages written
-since the snapshot).
+touched flags of each 512-byte block a run wrote (``H_B_RAMDIRTY``, a bit mask a page); the
+other byte buffers are written before they are read. A restore therefore costs microseconds,
+not a copy of RAM. The exploration loop keeps a checkpoint the same way
+(emu.exec.dfs.save_checkpoint: these regions, and the blocks written since the snapshot).
 """
 
 import numpy as np
@@ -40,17 +40,12 @@ def copy_page(S, B, B0, p, mask):
     ram = S[K.H_B_RAM]
     oracle = S[K.H_ORACLE] != 0
     sh = S[K.H_B_SHADOW]
-    if mask == (1 << K.PAGE_BLOCKS) - 1:
-        copy_bytes(B, ram + o, B0, ram + o, K.PAGE_SIZE)
-        if oracle:
-            copy_bytes(B, sh + o, B0, sh + o, K.PAGE_SIZE)
-    else:
-        for b in range(K.PAGE_BLOCKS):
-            if mask & (1 << b):
-                ob = o + (b << K.BLOCK_SHIFT)
-                copy_bytes(B, ram + ob, B0, ram + ob, K.BLOCK_SIZE)
-                if oracle:
-                    copy_bytes(B, sh + ob, B0, sh + ob, K.BLOCK_SIZE)
+    for b in range(K.PAGE_BLOCKS):
+        if mask & (1 << b):
+            ob = o + (b << K.BLOCK_SHIFT)
+            copy_bytes(B, ram + ob, B0, ram + ob, K.BLOCK_SIZE)
+            if oracle:
+                copy_bytes(B, sh + ob, B0, sh + ob, K.BLOCK_SIZE)
     if oracle:
         B[S[K.H_B_TOUCHED] + p] = B0[S[K.H_B_TOUCHED] + p]
 
