@@ -277,7 +277,7 @@ H_TIMESLICE = _h()        # timed mode: cycles a task runs before a preemptible 
 H_SCHED_RNG = _h()        # xorshift state of random schedules
 H_NTASKS = _h()           # contexts 1..H_NTASKS are tasks (0 is the direct-call task)
 H_FAIL_CTX = _h()         # context whose step ended a run with an error or deadlock
-H_B_RAMDIRTY = _h()       # [npages] 1 if RAM or shadow bytes of the page changed since a snapshot
+H_B_RAMDIRTY = _h()       # [npages] mask of the page's 512-byte blocks written since a restore
 H_B_DATA = _h()           # scenario data pool (bytes programs write and read)
 H_DATA_SIZE = _h()
 H_STEP_T0 = _h()          # H_NOW when the running step began (inclusive routine cycles)
@@ -291,6 +291,8 @@ H_PROFILE = _h()          # 1: keep lock_stat, irqsoff, IRQ latency and per-rout
 H_BATCH = _h()            # same-yields run_step may still pass through as steps of their own
 H_BATCHED = _h()          # steps run_step passed through so (sched.run logs their decisions)
 H_DATA_RW = _h()          # bytes at the data pool's start that runs may write (restored)
+H_S_COUNTERS = _h()       # S[H_S_COUNTERS:H_S_TAIL]: cost and profile counters, which no kernel
+                          # decision reads (the exploration loop does not restore them)
 HDR_SIZE = _h()
 del _h
 

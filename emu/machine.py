@@ -151,7 +151,6 @@ class Machine:
         npages = mm.npages
         lay = Layout(K.HDR_SIZE)
         add_cache(lay, cache_cfg, self.seed)
-        add_accounting(lay)
         p = lay.param
         p(K.H_PAGE_OFFSET, mm.page_offset)
         p(K.H_PKMAP_BASE, mm.pkmap_base)
@@ -181,14 +180,17 @@ class Machine:
         lay.s_region(K.H_R_CTX, nctx * K.CTX_W)
         lay.s_region(K.H_R_LOCK, K.LOCK_W)
         lay.s_region(K.H_R_WAITQ, 1 + nctx)
-        lay.s_region(K.H_R_PROF, K.PROF_W)
         lay.s_region(K.H_R_OUTER, K.NOUTER)
-        lay.s_region(K.H_R_PROFR, len(K.ROUTINE_NAMES) * K.PR_W)
         lay.s_region(K.H_R_REGS, rows)
         irq = lay.s_region(K.H_R_IRQ, K.MAXIRQ * K.IRQ_W)
         for line in range(K.MAXIRQ):
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_CTX, 1, -1))
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_DUE, 1, -1))
+        # then the counters, which only the reports read: the exploration loop skips them
+        p(K.H_S_COUNTERS, lay.s_size)
+        add_accounting(lay)
+        lay.s_region(K.H_R_PROF, K.PROF_W)
+        lay.s_region(K.H_R_PROFR, len(K.ROUTINE_NAMES) * K.PR_W)
         # logs last: a snapshot restore copies S up to here, then only their headers
         p(K.H_S_TAIL, lay.s_size)
         # scenario programs are written once, when loaded; scratch is written before it is

@@ -95,21 +95,51 @@ def test_checkpointed_schedules_end_as_runs_from_scratch(loaded, name):
     """Schedules sharing their first preemption go on from a checkpoint (run_schedule). The
     last schedule of each call (calls of 2, 3 and 5 schedules, so mostly a resumed one) ends
     with the machine state, decision log and result of the same schedule run from the
-    snapshot by Loaded.run (sched.run from decision 0, no checkpoint)."""
+    snapshot by Loaded.run (sched.run from decision 0, no checkpoint); but for the cost and
+    profile counters, which the loop leaves as the snapshot's."""
     ld = loaded[name]
     m = ld.machine
-    tail = int(m._S[K.H_S_TAIL])
+    cnt, tail = int(m._S[K.H_S_COUNTERS]), int(m._S[K.H_S_TAIL])
+    assert 0 < cnt < tail
     x = ld.dfs_state()
     for call in range(60):
         done = ld.dfs(2, DEFAULT_MAX_STEPS, (2, 3, 5)[call % 3], 0, x) & K.DFS_DONE
+        assert np.array_equal(m._S[cnt:tail], ld.snapshot.S[cnt:tail])
         d = int(x[K.X_D])
         log = [a.copy() for a in ld.last_log(d)]
-        S, B = m._S[:tail].copy(), m._B.copy()
+        S, B = m._S[:cnt].copy(), m._B.copy()
         r = ld.run(choices=log[1])
         assert (r.decisions, r.preemptions) == (d, int(x[K.X_NPRE]))
-        assert np.array_equal(m._S[:tail], S) and np.array_equal(m._B, B)
+        assert np.array_equal(m._S[:cnt], S) and np.array_equal(m._B, B)
         assert all(np.array_equal(a, b) for a, b in zip(log, ld.last_log(d)))
         if done:
             break
     if name != "iii-plain":                     # (iii): 10 schedules, none sharing
         assert x[K.X_EXECUTED] < 0.9 * x[K.X_DECISIONS]        # checkpoints were used
+
+
+@pytest.mark.parametrize("name", ["i-page_address", "ii-page_address", "iii-irq"])
+def test_no_outcome_depends_on_the_counters(loaded, name):
+    """The loop does not restore the counters between schedules, so no kernel decision may
+    read them: with every counter of the snapshot scrambled, the same exploration; and runs
+    from the snapshot (which restore them) count the same cost, however they were left."""
+    ld = loaded[name]
+    m = ld.machine
+    cnt, tail = int(m._S[K.H_S_COUNTERS]), int(m._S[K.H_S_TAIL])
+    want = _as_dict(explore(ld, 2))
+    r0 = ld.run(choices=())
+    uops0 = m._S[cnt:tail].copy()
+    assert uops0.any()
+    saved = ld.snapshot.S[cnt:tail].copy()
+    junk = np.random.default_rng(5).integers(0, 1 << 40, tail - cnt)
+    try:
+        ld.snapshot.S[cnt:tail] = junk
+        m._S[cnt:tail] = junk
+        assert _as_dict(explore(ld, 2)) == want
+        ld.run_raw(())
+        assert np.array_equal(m._S[cnt:tail], junk)      # left as the snapshot's
+    finally:
+        ld.snapshot.S[cnt:tail] = saved
+    r1 = ld.run(choices=())
+    assert np.array_equal(m._S[cnt:tail], uops0)
+    assert (r1.decisions, r1.outcome) == (r0.decisions, r0.outcome)

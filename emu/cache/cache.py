@@ -120,6 +120,7 @@ class Cache:
                              f"({cfg.line} bytes)")
         lay = Layout(K.HDR_SIZE)            # machine-only header slots stay 0 (unused)
         add_cache(lay, cfg, seed)
+        lay.param(K.H_S_COUNTERS, lay.s_size)
         _add_accounting(lay)
         lay.param(K.H_S_TAIL, lay.s_size)
         add_events(lay, cfg, events)

@@ -12,11 +12,11 @@ still in the decision log), lockdep's first inconsistent run, or any failure und
 """
 
 from .. import consts as K
-from .._bytes import next_nonzero
+from .._bytes import copy_bytes, next_nonzero
 from .._jit import flat, inline, njit
 from ..dma.oracle import final_check, lost_bytes
 from .sched import run
-from .snapshot import _restore, copy_page, copy_regions, revert_pages
+from .snapshot import copy_page, copy_regions, restore_state, revert_pages
 
 
 @inline
@@ -30,10 +30,10 @@ def first_choice(prefix, plen):
 
 @flat
 def save_checkpoint(S, B, CS, CB, cpp):
-    """``(CS, CB)`` := the machine's state now, of RAM only the blocks written since the last
-    restore from the snapshot (``cpp[1:cpp[0]+1]`` lists each such page with its block mask
-    in the low ``PAGE_BLOCKS`` bits)."""
-    copy_regions(CS, CB, S, B)
+    """``(CS, CB)`` := the machine's state now but its counters, of RAM only the blocks written
+    since the last restore from the snapshot (``cpp[1:cpp[0]+1]`` lists each such page with
+    its block mask in the low ``PAGE_BLOCKS`` bits)."""
+    copy_regions(CS, CB, S, B, False)
     rd = S[K.H_B_RAMDIRTY]
     npages = S[K.H_NPAGES]
     n = 0
@@ -52,7 +52,7 @@ def restore_checkpoint(S, B, B0, CS, CB, cpp):
     """The state :func:`save_checkpoint` saved: pages written since then go back to the
     snapshot's ``B0``, the checkpoint's own pages come from ``CB`` and stay marked written
     (they differ from the snapshot, so its next restore puts them back)."""
-    copy_regions(S, B, CS, CB)
+    copy_regions(S, B, CS, CB, False)
     revert_pages(S, B, B0)
     rd = S[K.H_B_RAMDIRTY]
     for i in range(cpp[0]):
@@ -84,7 +84,7 @@ def run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix, plen, max_steps, nalt, 
         pre0 = cpx[3]
         skipped = d0
     else:
-        _restore(S, B, S0, B0)
+        restore_state(S, B, S0, B0, False)
         S[S[K.H_R_TRACE] + K.TR_ON] = 0
         S[K.H_YIELD] = 1
         if k >= 0:
@@ -176,7 +176,21 @@ def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit,
     one schedule and not look for the next (``Loaded.run_raw``). ``x`` (``X_*`` slots)
     carries the counts across calls and the last run's result; on return ``prefix[:x[X_PLEN]]``
     is the next schedule. Returns the ``DFS_*`` bits that say why it stopped.
+
+    The schedules' runs do not restore the cost and profile counters (their outcomes do not
+    depend on them): on return the counters are the snapshot's. ``Loaded.run`` and replays
+    restore everything and report them.
     """
+    why = _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x,
+                   nalt, choice, pre, act, arow, alts)
+    c = S0[K.H_S_COUNTERS]
+    copy_bytes(S, c, S0, c, S0[K.H_S_TAIL] - c)
+    return why
+
+
+@flat
+def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x, nalt,
+             choice, pre, act, arow, alts):
     n = 0
     cpx[0] = -1                 # the decision log may have changed since the last call
     while True:

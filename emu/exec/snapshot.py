@@ -1,11 +1,13 @@
 """Snapshots of a machine, restored before every schedule of an exploration.
 
-``S`` is copied whole (tens of KiB). Of ``B`` only what a run can change and later read is
+``S`` is copied up to its logs (tens of KiB; the exploration loop leaves out the cost and
+profile counters at its end, which only reports read). Of ``B`` only what a run can change and later read is
 restored: cache line data, the scenario data pool's read buffers, and the RAM, shadow and
 touched flags of each 512-byte block a run wrote (``H_B_RAMDIRTY``, a bit mask a page); the
 other byte buffers are written before they are read. A restore therefore costs microseconds,
 not a copy of RAM. The exploration loop keeps a checkpoint the same way
-(emu.exec.dfs.save_checkpoint: these regions, and the blocks written since the snapshot).
+(emu.exec.dfs.save_checkpoint: these regions, and the blocks written since the snapshot), and
+when it returns puts the counters back to the snapshot's.
 """
 
 import numpy as np
@@ -16,11 +18,12 @@ from .._jit import flat, njit
 
 
 @flat
-def copy_regions(S, B, S0, B0):
+def copy_regions(S, B, S0, B0, counters):
     """Copy into ``(S, B)`` from ``(S0, B0)`` (same layout) everything of a machine's state a
-    run can change except RAM: ``S`` up to its tail, the log headers, the live dma-debug
-    entries, the cache line data and the scenario data pool's read buffers."""
-    copy_bytes(S, 0, S0, 0, S0[K.H_S_TAIL])
+    run can change except RAM: ``S`` up to its tail (``counters=False``: up to the cost and
+    profile counters, ``H_S_COUNTERS``), the log headers, the live dma-debug entries, the
+    cache line data and the scenario data pool's read buffers."""
+    copy_bytes(S, 0, S0, 0, S0[K.H_S_TAIL] if counters else S0[K.H_S_COUNTERS])
     for slot, hdr in ((K.H_R_EV, K.EV_HDR), (K.H_R_FIND, K.FIND_HDR),
                       (K.H_R_TRACE, K.TR_HDR)):
         copy_bytes(S, S0[slot], S0, S0[slot], hdr)
@@ -63,10 +66,17 @@ def revert_pages(S, B, B0):
         p = next_nonzero(B, rd, npages, p + 1)
 
 
+@flat
+def restore_state(S, B, S0, B0, counters):
+    """Back to the snapshot ``(S0, B0)``; ``counters=False`` leaves the cost and profile
+    counters as they are (the exploration loop: no schedule's outcome depends on them)."""
+    copy_regions(S, B, S0, B0, counters)
+    revert_pages(S, B, B0)
+
+
 @njit
 def _restore(S, B, S0, B0):
-    copy_regions(S, B, S0, B0)
-    revert_pages(S, B, B0)
+    restore_state(S, B, S0, B0, True)
 
 
 class Snapshot:
