@@ -51,6 +51,24 @@ def count_diff(a, ao, b, bo, n, x):
 
 
 @inline
+def next_other(a, ao, n, i, v):
+    """The first ``k >= i`` with ``a[ao+k] != v``, or ``n``: a scan of a mostly-``v`` word
+    array (a cache's tags or dirty masks) that skips eight equal words at a time."""
+    while i < n:
+        if (i & 7) == 0 and i + 8 <= n:
+            acc = a[ao + i] ^ v
+            for k in range(1, 8):
+                acc |= a[ao + i + k] ^ v
+            if acc == 0:
+                i += 8
+                continue
+        if a[ao + i] != v:
+            return i
+        i += 1
+    return n
+
+
+@inline
 def next_nonzero(a, ao, n, i):
     """The first ``k >= i`` with ``a[ao+k] != 0``, or ``n``: a scan of a byte-flag array
     (one flag per page) that skips zero flags eight at a time."""

@@ -11,6 +11,7 @@ one call. Feroceon's range variant is a single hardware operation with IRQs mask
 """
 
 from .. import consts as K
+from .._bytes import next_other
 from .._jit import flat, hot, inline, njit
 from ..cost.account import uop, uops4
 from ..exec.cpu import _irqs_masked, _irqs_unmasked
@@ -163,13 +164,16 @@ def _flush_all_arm926(S, B):
     """
     tag = S[K.H_R_TAG]
     dirty = S[K.H_R_DIRTY]
+    nlines = S[K.H_C_NLINES]
     iters = 1
-    for i in range(S[K.H_C_NLINES]):
-        if S[tag + i] != K.TAG_INVALID and S[dirty + i] != 0:
+    i = next_other(S, dirty, nlines, 0, 0)
+    while i < nlines:
+        if S[tag + i] != K.TAG_INVALID:
             flush_index(S, B, i)
             _stat(S, K.CS_LINE_FLUSHES, 1)
             uop(S, K.UOP_WRITEBACK, 1)
             iters += 1
+        i = next_other(S, dirty, nlines, i + 1, 0)
     for i in range(S[K.H_C_NLINES]):
         S[tag + i] = K.TAG_INVALID
     uop(S, K.UOP_TCI_ITER, iters)

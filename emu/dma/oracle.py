@@ -16,7 +16,7 @@ Stale reads are caught on each CPU load (``check_load``).
 import numpy as np
 
 from .. import consts as K
-from .._bytes import copy_bytes, copy_xor, count_diff, next_nonzero
+from .._bytes import copy_bytes, copy_xor, count_diff, next_nonzero, next_other
 from .._jit import inline, njit
 from ..mm.ram import record_finding, shadow_accept
 
@@ -76,11 +76,13 @@ def final_check(S, B):
         return 0
     dirty = S[K.H_R_ISCRATCH]                      # dirty lines, in index order
     nd = 0
-    for i in range(S[K.H_C_NLINES]):
-        if S[S[K.H_R_TAG] + i] != K.TAG_INVALID and S[S[K.H_R_DIRTY] + i] != 0 \
-                and S[S[K.H_R_LPA] + i] != K.NO_PA:
+    nlines = S[K.H_C_NLINES]
+    i = next_other(S, S[K.H_R_DIRTY], nlines, 0, 0)
+    while i < nlines:
+        if S[S[K.H_R_TAG] + i] != K.TAG_INVALID and S[S[K.H_R_LPA] + i] != K.NO_PA:
             S[dirty + nd] = i
             nd += 1
+        i = next_other(S, S[K.H_R_DIRTY], nlines, i + 1, 0)
     total = 0
     touched = S[K.H_B_TOUCHED]
     npages = S[K.H_NPAGES]
