@@ -293,6 +293,8 @@ H_BATCHED = _h()          # steps run_step passed through so (sched.run logs the
 H_DATA_RW = _h()          # bytes at the data pool's start that runs may write (restored)
 H_S_COUNTERS = _h()       # S[H_S_COUNTERS:H_S_TAIL]: cost and profile counters, which no kernel
                           # decision reads (the exploration loop does not restore them)
+H_B_CMARK = _h()          # [nlines] 1: the line's tag, pa, dirty mask, stamp or data changed since
+                          # the exploration loop's last restore (it restores only those lines)
 HDR_SIZE = _h()
 del _h
 

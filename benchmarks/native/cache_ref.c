@@ -186,6 +186,12 @@ static inline i64 granule_mask(i64 *S, i64 off, i64 n)
     return (((i64)1 << (last + 1)) - 1) ^ (((i64)1 << first) - 1);
 }
 
+/* kernels.py mark_line: line i changed (the exploration loop restores only marked lines) */
+static inline void mark_line(i64 *S, u8 *B, i64 i)
+{
+    B[S[H_B_CMARK] + i] = 1;
+}
+
 static inline int write_back(i64 *S, u8 *B, i64 i)
 {
     i64 dm = S[S[H_R_DIRTY] + i];
@@ -194,6 +200,7 @@ static inline int write_back(i64 *S, u8 *B, i64 i)
     i64 line = S[H_C_LINE];
     line_to_ram(S, B, S[S[H_R_LPA] + i], S[H_B_CDATA] + i * line, line, S[H_C_DGSHIFT], dm);
     S[S[H_R_DIRTY] + i] = 0;
+    mark_line(S, B, i);
     cstat(S, CS_WRITEBACKS, 1);
     return 1;
 }
@@ -230,6 +237,7 @@ static inline int drop(i64 *S, u8 *B, i64 i)
     }
     S[S[H_R_TAG] + i] = TAG_INVALID;
     S[S[H_R_DIRTY] + i] = 0;
+    mark_line(S, B, i);
     return dirty;
 }
 
@@ -237,6 +245,7 @@ static inline int flush_index(i64 *S, u8 *B, i64 i)
 {
     int dirty = write_back(S, B, i);
     S[S[H_R_TAG] + i] = TAG_INVALID;
+    mark_line(S, B, i);
     return dirty;
 }
 
@@ -260,6 +269,7 @@ static inline void install(i64 *S, u8 *B, i64 i, i64 lva, i64 lpa, int fetch, in
     i64 clk = S[H_C_CLOCK];
     S[S[H_R_STAMP] + i] = clk;
     S[H_C_CLOCK] = clk + 1;
+    mark_line(S, B, i);
     i64 d = S[H_B_CDATA] + i * line;
     if (fetch) {
         ram_to_line(S, B, lpa, d, line);
@@ -273,12 +283,13 @@ static inline void install(i64 *S, u8 *B, i64 i, i64 lva, i64 lpa, int fetch, in
     }
 }
 
-static inline void touch(i64 *S, i64 i)
+static inline void touch(i64 *S, u8 *B, i64 i)
 {
     if (S[H_C_REPL] == REPL_LRU) {
         i64 clk = S[H_C_CLOCK];
         S[S[H_R_STAMP] + i] = clk;
         S[H_C_CLOCK] = clk + 1;
+        mark_line(S, B, i);
     }
 }
 
@@ -341,7 +352,7 @@ static inline i64 lookup_or_fill(i64 *S, u8 *B, i64 lva, i64 lpa, int *hit)
 {
     i64 i = find(S, lva);
     if (i >= 0) {
-        touch(S, i);
+        touch(S, B, i);
         *hit = 1;
         return i;
     }
@@ -377,7 +388,7 @@ static inline int store_core(i64 *S, u8 *B, i64 va, i64 pa, i64 n, const u8 *src
     i64 i = find(S, va - off);
     int hit = i >= 0;
     if (hit) {
-        touch(S, i);
+        touch(S, B, i);
         cstat(S, CS_STORE_HITS, 1);
     } else {
         cstat(S, CS_STORE_MISSES, 1);
@@ -396,6 +407,7 @@ static inline int store_core(i64 *S, u8 *B, i64 va, i64 pa, i64 n, const u8 *src
          * no data, so it copies RAM into the line without counting a fetch */
         install(S, B, i, va - off, pa - off, n < line || !has_data, n < line);
     }
+    mark_line(S, B, i);
     if (has_data) {
         i64 d = S[H_B_CDATA] + i * line + off;
         for (i64 k = 0; k < n; k++)
@@ -433,8 +445,10 @@ i64 ref_line_op(i64 *S, u8 *B, i64 op, i64 va)
     if (i < 0)
         return 0;
     int dirty = write_back(S, B, i);
-    if (op == OP_FLUSH)
+    if (op == OP_FLUSH) {
         S[S[H_R_TAG] + i] = TAG_INVALID;
+        mark_line(S, B, i);
+    }
     return dirty ? 2 : 1;
 }
 
@@ -518,8 +532,10 @@ static inline i64 range_lines(i64 *S, u8 *B, i64 op, int two_ops, i64 va, i64 en
                 write_back(S, B, i);
                 nd += 1;
             }
-            if (op == OP_FLUSH)
+            if (op == OP_FLUSH) {
                 S[tagb + i] = TAG_INVALID;
+                mark_line(S, B, i);
+            }
         }
         n += 1;
         va += (i64)1 << lshift;
@@ -663,7 +679,10 @@ static inline void flush_all_arm926(i64 *S, u8 *B)
         }
     }
     for (i64 i = 0; i < S[H_C_NLINES]; i++)
-        S[tag + i] = TAG_INVALID;
+        if (S[tag + i] != TAG_INVALID) {
+            S[tag + i] = TAG_INVALID;
+            mark_line(S, B, i);
+        }
     uop(S, UOP_TCI_ITER, iters);
     uop(S, UOP_DCACHE_SCAN, S[H_C_NLINES]);
     uop(S, UOP_BRANCH, iters);

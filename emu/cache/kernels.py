@@ -4,7 +4,9 @@ A line ``i = set * ways + way`` has a virtual tag (the line's virtual address, o
 ``TAG_INVALID``), the physical address it was filled from (the ARM926 keeps this PA tag for
 write-back), a dirty-granule mask, a replacement stamp and ``line`` data bytes in ``B``.
 Lookups compare virtual tags only: that is what makes the cache VIVT, and why an invalidate
-through a recycled virtual address drops another page's data.
+through a recycled virtual address drops another page's data. Every kernel that changes any of
+a line's fields marks the line (:func:`mark_line`, ``H_B_CMARK``): the exploration loop restores
+only marked lines between schedules (the C references mark the same lines).
 
 The hot kernels are built by :func:`_make_kernels` twice: for 4 ways and a generic one reading
 ``ways`` from ``S``: with ``ways`` a compile-time constant numba unrolls the tag
@@ -48,6 +50,12 @@ def mark_ram_range(S, B, pa, n):
     """:func:`mark_ram_dirty` for every block of ``[pa, pa + n)``."""
     if S[K.H_B_RAMDIRTY]:
         mark_blocks(B, S[K.H_B_RAMDIRTY], pa, n)
+
+
+@tiny
+def mark_line(S, B, i):
+    """Note that line ``i`` changed (the exploration loop restores only such lines)."""
+    B[S[K.H_B_CMARK] + i] = 1
 
 
 @inline
@@ -112,6 +120,7 @@ def write_back(S, B, i):
     line_to_ram(S, B, S[S[K.H_R_LPA] + i], S[K.H_B_CDATA] + i * line, line,
                 S[K.H_C_DGSHIFT], dm)
     S[S[K.H_R_DIRTY] + i] = 0
+    mark_line(S, B, i)
     _stat(S, K.CS_WRITEBACKS, 1)
     return True
 
@@ -145,6 +154,7 @@ def drop(S, B, i):
         _stat(S, K.CS_DIRTY_DISCARDS, 1)
     S[S[K.H_R_TAG] + i] = K.TAG_INVALID
     S[S[K.H_R_DIRTY] + i] = 0
+    mark_line(S, B, i)
     return dirty
 
 
@@ -153,6 +163,7 @@ def flush_index(S, B, i):
     """Clean and invalidate line ``i`` by index (set/way ops); True if it was dirty."""
     dirty = write_back(S, B, i)
     S[S[K.H_R_TAG] + i] = K.TAG_INVALID
+    mark_line(S, B, i)
     return dirty
 
 
@@ -176,6 +187,7 @@ def install(S, B, i, lva, lpa, fetch, count):
     clk = S[K.H_C_CLOCK]
     S[S[K.H_R_STAMP] + i] = clk
     S[K.H_C_CLOCK] = clk + 1
+    mark_line(S, B, i)
     d = S[K.H_B_CDATA] + i * line
     if fetch:
         ram_to_line(S, B, lpa, d, line)
@@ -187,12 +199,13 @@ def install(S, B, i, lva, lpa, fetch, count):
 
 
 @inline
-def touch(S, i):
+def touch(S, B, i):
     """A hit: LRU moves the line to most recently used; FIFO and round-robin ignore hits."""
     if S[K.H_C_REPL] == K.REPL_LRU:
         clk = S[K.H_C_CLOCK]
         S[S[K.H_R_STAMP] + i] = clk
         S[K.H_C_CLOCK] = clk + 1
+        mark_line(S, B, i)
 
 
 @inline
@@ -272,7 +285,7 @@ def _make_kernels(WAYS):
         """Line holding ``lva`` after a miss fill; returns (index, hit)."""
         i = find(S, lva)
         if i >= 0:
-            touch(S, i)
+            touch(S, B, i)
             return i, True
         i = victim(S, lva)
         evict(S, B, i)
@@ -305,7 +318,7 @@ def _make_kernels(WAYS):
         i = find(S, va - off)
         hit = i >= 0
         if hit:
-            touch(S, i)
+            touch(S, B, i)
             _stat(S, K.CS_STORE_HITS, 1)
         else:
             _stat(S, K.CS_STORE_MISSES, 1)
@@ -321,6 +334,7 @@ def _make_kernels(WAYS):
             # a store covering the whole line needs no fetch (Dinero IV); a replayed one
             # carries no data, so it copies RAM into the line without counting a fetch
             install(S, B, i, va - off, pa - off, n < line or not has_data, n < line)
+        mark_line(S, B, i)                          # its data or dirty mask changes
         if has_data:
             copy_bytes(B, S[K.H_B_CDATA] + i * line + off, src, so, n)
         if S[K.H_C_WB]:
@@ -359,6 +373,7 @@ def _make_kernels(WAYS):
         dirty = write_back(S, B, i)
         if op == K.OP_FLUSH:
             S[S[K.H_R_TAG] + i] = K.TAG_INVALID
+            mark_line(S, B, i)
         return 2 if dirty else 1
 
     @hot
@@ -396,6 +411,7 @@ def _make_kernels(WAYS):
                     nd += 1
                 if op == K.OP_FLUSH:
                     S[tagb + i] = K.TAG_INVALID
+                    mark_line(S, B, i)
             n += 1
             va += 1 << lshift
             if va >= end or n >= nmax:
@@ -465,6 +481,7 @@ def _make_kernels(WAYS):
         tagb = S[K.H_R_TAG]
         dirtyb = S[K.H_R_DIRTY]
         stampb = S[K.H_R_STAMP]
+        markb = S[K.H_B_CMARK]
         ways = WAYS if WAYS else S[K.H_C_WAYS]
         lru = S[K.H_C_REPL] == K.REPL_LRU
         wb = S[K.H_C_WB]
@@ -503,6 +520,8 @@ def _make_kernels(WAYS):
                         clk = S[K.H_C_CLOCK]
                         S[stampb + i] = clk
                         S[K.H_C_CLOCK] = clk + 1
+                        B[markb + i] = 1
+                    B[markb + i] |= st                  # as store_core marks a store's line
                     if wb:
                         last = (off + n - 1) >> gshift
                         S[dirtyb + i] |= (((1 << (last + 1)) - 1) ^ ((1 << (off >> gshift)) - 1)) * st

@@ -16,7 +16,8 @@ from .._jit import flat, hot, inline, njit
 from ..cost.account import uop, uops4
 from ..exec.cpu import _irqs_masked, _irqs_unmasked
 from ..exec.frames import steps_passed
-from .kernels import _stat, cache_load, flush_index, line_alloc, line_op, range_lines
+from .kernels import (_stat, cache_load, flush_index, line_alloc, line_op, mark_line,
+                      range_lines)
 
 RANGE_START = -1
 RANGE_DONE = -2
@@ -174,8 +175,11 @@ def _flush_all_arm926(S, B):
             uop(S, K.UOP_WRITEBACK, 1)
             iters += 1
         i = next_other(S, dirty, nlines, i + 1, 0)
-    for i in range(S[K.H_C_NLINES]):
+    i = next_other(S, tag, nlines, 0, K.TAG_INVALID)
+    while i < nlines:                               # the whole D-cache invalidated
         S[tag + i] = K.TAG_INVALID
+        mark_line(S, B, i)
+        i = next_other(S, tag, nlines, i + 1, K.TAG_INVALID)
     uop(S, K.UOP_TCI_ITER, iters)
     uop(S, K.UOP_DCACHE_SCAN, S[K.H_C_NLINES])     # the hardware walks every line once
     uop(S, K.UOP_BRANCH, iters)

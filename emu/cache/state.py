@@ -24,6 +24,7 @@ def add_cache(layout, cfg, seed=0):
     p(K.H_C_WIN_VA, cfg.window)
     p(K.H_C_WIN_SIZE, cfg.size)
     p(K.H_C_RNG, seed_state(seed, 0x2545F4914F6CDD1D))
+    # TAG, LPA, DIRTY and STAMP in this order, then RR: restores copy [H_R_TAG, H_R_RR) by line
     layout.s_region(K.H_R_TAG, cfg.nlines, fill=K.TAG_INVALID)
     layout.s_region(K.H_R_LPA, cfg.nlines, fill=K.NO_PA)
     layout.s_region(K.H_R_DIRTY, cfg.nlines)
@@ -31,6 +32,7 @@ def add_cache(layout, cfg, seed=0):
     layout.s_region(K.H_R_RR, cfg.nsets)
     layout.s_region(K.H_R_CSTAT, K.NCSTAT)
     layout.b_region(K.H_B_CDATA, cfg.nlines * cfg.line)
+    layout.b_region(K.H_B_CMARK, cfg.nlines)
     layout.param(K.H_DMA_LO, -1)
     layout.param(K.H_DMA_HI, -1)
 

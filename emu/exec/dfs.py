@@ -33,7 +33,9 @@ def save_checkpoint(S, B, CS, CB, cpp):
     """``(CS, CB)`` := the machine's state now but its counters, of RAM only the blocks written
     since the last restore from the snapshot (``cpp[1:cpp[0]+1]`` lists each such page with
     its block mask in the low ``PAGE_BLOCKS`` bits)."""
-    copy_regions(CS, CB, S, B, False)
+    copy_regions(CS, CB, S, B, False, True)
+    mk = S[K.H_B_CMARK]
+    copy_bytes(CB, mk, B, mk, S[K.H_C_NLINES])     # the lines changed since the snapshot
     rd = S[K.H_B_RAMDIRTY]
     npages = S[K.H_NPAGES]
     n = 0
@@ -52,7 +54,9 @@ def restore_checkpoint(S, B, B0, CS, CB, cpp):
     """The state :func:`save_checkpoint` saved: pages written since then go back to the
     snapshot's ``B0``, the checkpoint's own pages come from ``CB`` and stay marked written
     (they differ from the snapshot, so its next restore puts them back)."""
-    copy_regions(S, B, CS, CB, False)
+    copy_regions(S, B, CS, CB, False, False)
+    mk = S[K.H_B_CMARK]
+    copy_bytes(B, mk, CB, mk, S[K.H_C_NLINES])     # they differ from the snapshot's
     revert_pages(S, B, B0)
     rd = S[K.H_B_RAMDIRTY]
     for i in range(cpp[0]):
@@ -64,7 +68,7 @@ def restore_checkpoint(S, B, B0, CS, CB, cpp):
 
 @flat
 def run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix, plen, max_steps, nalt, choice, pre,
-                 act, arow, alts):
+                 act, arow, alts, full):
     """From the snapshot ``(S0, B0)``, run the DFS schedule ``prefix[:plen]`` and judge it.
     Returns ``(outcome, decisions, preemptions, lost bytes, decisions run here)``; the
     decision log holds the run.
@@ -73,6 +77,9 @@ def run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix, plen, max_steps, nalt, 
     ``c`` at decision ``k`` (``cpx[0]``, ``cpx[1]``) run the same first ``k + 1`` decisions.
     The first of them saves the state there (``CS``, ``CB``, ``cpp``; ``cpx[2:4]`` the
     decision count and preemptions), the others go on from it: same runs, fewer steps.
+
+    Restores copy only the cache lines the kernels marked changed since the last one; with
+    ``full`` (a call's first schedule: what ran since the last call is not known) every line.
     """
     k = first_choice(prefix, plen)
     d0 = K.RUN_START            # K constants, not literal 0s: numba would compile run() again
@@ -84,7 +91,7 @@ def run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix, plen, max_steps, nalt, 
         pre0 = cpx[3]
         skipped = d0
     else:
-        restore_state(S, B, S0, B0, False)
+        restore_state(S, B, S0, B0, False, full)
         S[S[K.H_R_TRACE] + K.TR_ON] = 0
         S[K.H_YIELD] = 1
         if k >= 0:
@@ -196,7 +203,7 @@ def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, as
     while True:
         outcome, d, npre, lost, ran = run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix,
                                                    x[K.X_PLEN], max_steps, nalt, choice, pre,
-                                                   act, arow, alts)
+                                                   act, arow, alts, n == 0)
         n += 1
         x[K.X_RUNS] += 1
         x[K.X_DECISIONS] += d

@@ -1,7 +1,8 @@
 """Snapshots of a machine, restored before every schedule of an exploration.
 
 ``S`` is copied up to its logs (tens of KiB; the exploration loop leaves out the cost and
-profile counters at its end, which only reports read). Of ``B`` only what a run can change and later read is
+profile counters at its end, which only reports read, and of the cache's lines copies only
+those the kernels marked changed, ``H_B_CMARK``). Of ``B`` only what a run can change and later read is
 restored: cache line data, the scenario data pool's read buffers, and the RAM, shadow and
 touched flags of each 512-byte block a run wrote (``H_B_RAMDIRTY``, a bit mask a page); the
 other byte buffers are written before they are read. A restore therefore costs microseconds,
@@ -13,26 +14,56 @@ when it returns puts the counters back to the snapshot's.
 import numpy as np
 
 from .. import consts as K
-from .._bytes import copy_bytes, next_nonzero
-from .._jit import flat, njit
+from .._bytes import copy_bytes, fill_bytes, next_nonzero
+from .._jit import flat, inline, njit
 
 
 @flat
-def copy_regions(S, B, S0, B0, counters):
+def copy_regions(S, B, S0, B0, counters, lines):
     """Copy into ``(S, B)`` from ``(S0, B0)`` (same layout) everything of a machine's state a
     run can change except RAM: ``S`` up to its tail (``counters=False``: up to the cost and
     profile counters, ``H_S_COUNTERS``), the log headers, the live dma-debug entries, the
-    cache line data and the scenario data pool's read buffers."""
-    copy_bytes(S, 0, S0, 0, S0[K.H_S_TAIL] if counters else S0[K.H_S_COUNTERS])
+    cache lines and the scenario data pool's read buffers.
+
+    ``lines=True`` copies every cache line and clears the line marks (``H_B_CMARK``);
+    ``lines=False`` only the lines marked changed, whose marks it clears: the exploration
+    loop, between restores of the same snapshot or checkpoint."""
+    end = S0[K.H_S_TAIL] if counters else S0[K.H_S_COUNTERS]
+    nlines = S[K.H_C_NLINES]
+    if lines:
+        copy_bytes(S, 0, S0, 0, end)
+        c = S[K.H_B_CDATA]
+        copy_bytes(B, c, B0, c, nlines * S[K.H_C_LINE])
+        fill_bytes(B, S[K.H_B_CMARK], nlines, 0)
+    else:
+        copy_bytes(S, 0, S0, 0, S0[K.H_R_TAG])      # the line arrays lie in [TAG, RR)
+        r = S0[K.H_R_RR]
+        copy_bytes(S, r, S0, r, end - r)
+        copy_marked_lines(S, B, S0, B0)
     for slot, hdr in ((K.H_R_EV, K.EV_HDR), (K.H_R_FIND, K.FIND_HDR),
                       (K.H_R_TRACE, K.TR_HDR)):
         copy_bytes(S, S0[slot], S0, S0[slot], hdr)
     o = S0[K.H_R_DMADBG]                          # live dma-debug entries too
     copy_bytes(S, o, S0, o, K.DD_HDR + S0[o + K.DD_COUNT] * K.DD_W)
-    c = S[K.H_B_CDATA]
-    copy_bytes(B, c, B0, c, S[K.H_C_NLINES] * S[K.H_C_LINE])
     d = S[K.H_B_DATA]
     copy_bytes(B, d, B0, d, S[K.H_DATA_RW])
+
+
+@inline
+def copy_marked_lines(S, B, S0, B0):
+    """Each cache line marked changed: its tag, pa, dirty mask, stamp and data from
+    ``(S0, B0)``; its mark cleared."""
+    mk = S[K.H_B_CMARK]
+    nlines = S[K.H_C_NLINES]
+    line = S[K.H_C_LINE]
+    cdata = S[K.H_B_CDATA]
+    i = next_nonzero(B, mk, nlines, 0)
+    while i < nlines:
+        B[mk + i] = 0
+        for slot in (K.H_R_TAG, K.H_R_LPA, K.H_R_DIRTY, K.H_R_STAMP):
+            S[S[slot] + i] = S0[S[slot] + i]
+        copy_bytes(B, cdata + i * line, B0, cdata + i * line, line)
+        i = next_nonzero(B, mk, nlines, i + 1)
 
 
 @flat
@@ -67,16 +98,17 @@ def revert_pages(S, B, B0):
 
 
 @flat
-def restore_state(S, B, S0, B0, counters):
+def restore_state(S, B, S0, B0, counters, lines):
     """Back to the snapshot ``(S0, B0)``; ``counters=False`` leaves the cost and profile
-    counters as they are (the exploration loop: no schedule's outcome depends on them)."""
-    copy_regions(S, B, S0, B0, counters)
+    counters as they are (the exploration loop: no schedule's outcome depends on them),
+    ``lines=False`` restores only the cache lines marked changed (see :func:`copy_regions`)."""
+    copy_regions(S, B, S0, B0, counters, lines)
     revert_pages(S, B, B0)
 
 
 @njit
 def _restore(S, B, S0, B0):
-    restore_state(S, B, S0, B0, True)
+    restore_state(S, B, S0, B0, True, True)
 
 
 class Snapshot:
