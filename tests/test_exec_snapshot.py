@@ -150,3 +150,13 @@ def test_restores_of_marked_lines_end_as_full_restores(loaded):
         if done:
             break
     assert x[K.X_RUNS] >= 100 and x[K.X_EXECUTED] < x[K.X_DECISIONS]
+
+
+def test_the_line_arrays_lie_together(loaded):
+    """Restores of marked lines copy S around ``[H_R_TAG, H_R_RR)`` and the four line arrays
+    inside it line by line (emu/cache/state.py lays them out so): nothing else may be there."""
+    S = loaded.machine._S
+    n = int(S[K.H_C_NLINES])
+    offsets = [int(S[s]) for s in (K.H_R_TAG, K.H_R_LPA, K.H_R_DIRTY, K.H_R_STAMP, K.H_R_RR)]
+    assert offsets == [offsets[0] + k * n for k in range(5)]
+    assert int(S[K.H_S_COUNTERS]) > offsets[4]      # RR and what follows: copied whole
