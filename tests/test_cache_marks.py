@@ -16,14 +16,19 @@ OPS = ("load", "store", "inv_line", "clean_line", "flush_line", "inv_range", "cl
 WEIGHTED = ("load", "store") * 4 + OPS         # mostly accesses: hits on lines filled before
 
 
-def _lines(c):
-    S, B = c._S, c._B
+def line_rows(S, B):
+    """Each cache line's tag, pa, dirty mask, stamp and data, one row a line (also used by
+    test_exec_snapshot.py)."""
     n, line = int(S[K.H_C_NLINES]), int(S[K.H_C_LINE])
     words = np.stack([S[int(S[s]):int(S[s]) + n] for s in (K.H_R_TAG, K.H_R_LPA, K.H_R_DIRTY,
                                                            K.H_R_STAMP)], axis=1)
     d = int(S[K.H_B_CDATA])
     return np.concatenate([words.view(np.uint8).reshape(n, -1),
                            B[d:d + n * line].reshape(n, line)], axis=1)
+
+
+def _lines(c):
+    return line_rows(c._S, c._B)
 
 
 def _marks(c):

@@ -12,6 +12,8 @@ from emu.cache.config import PRESETS
 from emu.exec.loaded import DEFAULT_MAX_STEPS
 from emu.exec.scenario import Scenario
 
+from test_cache_marks import line_rows
+
 PAGE_OFFSET = 0xC0000000
 
 
@@ -75,16 +77,6 @@ def loaded(request):
     return warm(*request.param).build()
 
 
-def _lines(S, B):
-    """Each cache line's tag, pa, dirty mask, stamp and data, one row a line."""
-    n, line = int(S[K.H_C_NLINES]), int(S[K.H_C_LINE])
-    words = np.stack([S[int(S[s]):int(S[s]) + n] for s in (K.H_R_TAG, K.H_R_LPA, K.H_R_DIRTY,
-                                                           K.H_R_STAMP)], axis=1)
-    c = int(S[K.H_B_CDATA])
-    data = B[c:c + n * line].reshape(n, line)
-    return np.concatenate([words.view(np.uint8).reshape(n, -1), data], axis=1)
-
-
 def test_the_snapshot_holds_a_warm_cache(loaded):
     S = loaded.snapshot.S
     n = int(S[K.H_C_NLINES])
@@ -102,7 +94,7 @@ def test_every_line_a_run_changes_is_marked(loaded, seed):
     r = loaded.run(K.SCHED_RANDOM, (), 3000, seed=seed)
     assert r.outcome == "done", r.message
     n = int(m._S[K.H_C_NLINES])
-    changed = (_lines(m._S, m._B) != _lines(snap.S, snap.B)).any(axis=1)
+    changed = (line_rows(m._S, m._B) != line_rows(snap.S, snap.B)).any(axis=1)
     mk = int(m._S[K.H_B_CMARK])
     marked = m._B[mk:mk + n] != 0
     assert not (changed & ~marked).any(), np.flatnonzero(changed & ~marked)
@@ -116,7 +108,7 @@ def _state(m, cnt):
     scenario uses."""
     S, B = m._S, m._B
     npages = int(S[K.H_NPAGES])
-    out = [S[:cnt].copy(), _lines(S, B)]
+    out = [S[:cnt].copy(), line_rows(S, B)]
     for slot, n in ((K.H_B_CMARK, int(S[K.H_C_NLINES])), (K.H_B_RAMDIRTY, npages),
                     (K.H_B_TOUCHED, npages)):
         out.append(B[int(S[slot]):int(S[slot]) + n].copy())

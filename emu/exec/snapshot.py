@@ -2,11 +2,11 @@
 
 ``S`` is copied up to its logs (tens of KiB; the exploration loop leaves out the cost and
 profile counters at its end, which only reports read, and of the cache's lines copies only
-those the kernels marked changed, ``H_B_CMARK``). Of ``B`` only what a run can change and later read is
-restored: cache line data, the scenario data pool's read buffers, and the RAM, shadow and
-touched flags of each 512-byte block a run wrote (``H_B_RAMDIRTY``, a bit mask a page); the
-other byte buffers are written before they are read. A restore therefore costs microseconds,
-not a copy of RAM. The exploration loop keeps a checkpoint the same way
+those the kernels marked changed, ``H_B_CMARK``). Of ``B`` only what a run can change and
+later read is restored: cache line data, the scenario data pool's read buffers, and the RAM,
+shadow and touched flags of each 512-byte block a run wrote (``H_B_RAMDIRTY``, a bit mask a
+page); the other byte buffers are written before they are read. A restore therefore costs
+microseconds, not a copy of RAM. The exploration loop keeps a checkpoint the same way
 (emu.exec.dfs.save_checkpoint: these regions, and the blocks written since the snapshot), and
 when it returns puts the counters back to the snapshot's.
 """
