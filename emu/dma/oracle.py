@@ -140,14 +140,15 @@ def _check_page(S, B, pfn, nd, mask):
     for s in range(slots):
         S[heads + s] = -1
     lpas = S[K.H_R_LPA]
-    any_dirty = False
+    dblocks = 0                                    # blocks holding a dirty line's slot
     for j in range(nd - 1, -1, -1):                # push-front in reverse: lists in order
         lpa = S[lpas + S[dirty + j]]
         if lpa >> K.PAGE_SHIFT == pfn:
             s = (lpa - base) // line
             S[nxt + j] = S[heads + s]
             S[heads + s] = j
-            any_dirty = True
+            dblocks |= 1 << ((lpa - base) >> K.BLOCK_SHIFT)
+    any_dirty = dblocks != 0
     ram = S[K.H_B_RAM]
     sh = S[K.H_B_SHADOW]
     rw = B[ram + base:ram + base + K.PAGE_SIZE].view(np.uint64)   # compared 8 bytes at a time
@@ -165,29 +166,33 @@ def _check_page(S, B, pfn, nd, mask):
     eff = S[K.H_B_SCRATCH]
     exp = eff + line
     total = 0
-    for s in range(slots):
-        lpa = base + s * line
-        j = S[heads + s]
-        if j < 0 and (same or not mask & (1 << ((s * line) >> K.BLOCK_SHIFT))
-                      or _line_equal(B, rw, sw, ram, sh, lpa, s, line)):
-            continue                               # no dirty line, RAM holds the shadow
-        copy_xor(B, eff, B, ram + lpa, line, K.RAM_POISON)
-        copy_xor(B, exp, B, sh + lpa, line, K.RAM_POISON)
-        va = -1
-        while j >= 0:
-            i = S[dirty + j]
-            va = S[S[K.H_R_TAG] + i]
-            d = S[K.H_B_CDATA] + i * line
-            m = S[S[K.H_R_DIRTY] + i]
-            if m == full:
-                copy_bytes(B, eff, B, d, line)
-            else:
-                for k in range(line):
-                    if m & (1 << (k >> gshift)):
-                        B[eff + k] = B[d + k]
-            j = S[nxt + j]
-        bad = count_diff(B, eff, B, exp, line, 0)
-        if bad:
-            record_finding(S, B, K.FIND_FINAL, lpa, va, B, exp, B, eff, line, bad, -1, -1)
-            total += bad
+    spb = K.BLOCK_SIZE // line                     # slots a block (lines are <= 256 bytes)
+    for b in range(K.PAGE_BLOCKS):
+        if not (mask | dblocks) & (1 << b):
+            continue                               # untouched, no dirty line: RAM is right
+        for s in range(b * spb, b * spb + spb):
+            lpa = base + s * line
+            j = S[heads + s]
+            if j < 0 and (same or not mask & (1 << b)
+                          or _line_equal(B, rw, sw, ram, sh, lpa, s, line)):
+                continue                           # no dirty line, RAM holds the shadow
+            copy_xor(B, eff, B, ram + lpa, line, K.RAM_POISON)
+            copy_xor(B, exp, B, sh + lpa, line, K.RAM_POISON)
+            va = -1
+            while j >= 0:
+                i = S[dirty + j]
+                va = S[S[K.H_R_TAG] + i]
+                d = S[K.H_B_CDATA] + i * line
+                m = S[S[K.H_R_DIRTY] + i]
+                if m == full:
+                    copy_bytes(B, eff, B, d, line)
+                else:
+                    for k in range(line):
+                        if m & (1 << (k >> gshift)):
+                            B[eff + k] = B[d + k]
+                j = S[nxt + j]
+            bad = count_diff(B, eff, B, exp, line, 0)
+            if bad:
+                record_finding(S, B, K.FIND_FINAL, lpa, va, B, exp, B, eff, line, bad, -1, -1)
+                total += bad
     return total
