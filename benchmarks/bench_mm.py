@@ -13,6 +13,7 @@ rounds (as bench_cache.py). With ``--benchmark-disable`` every body runs once an
 equality checks run.
 """
 
+import sys
 
 import numba
 import numpy as np
@@ -351,3 +352,27 @@ def test_kmap_churn(benchmark, bench_report):
                       None, None, "M pairs", how=how)
     bench_report.rate("churn over 4 x LAST_PKMAP pages, Python API", CHURN_N / t_api / 1e6,
                       None, None, "M pairs", how=how)
+
+
+# ---------------------------------------------------------------------------------------------
+# placement.py: the slow processes' cause (run by hand; here only that it works)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not JIT or not sys.platform.startswith("linux"),
+                    reason="loads machine code copies and remaps their pages (Linux, jitted)")
+def test_placement_copies_and_renewed_pages_run(capsys):
+    import placement
+    assert placement.main(["--copies", "2"]) == 0
+    assert "ns per pair, copy by copy:" in capsys.readouterr().out
+    m, pfn = fast_path_machine(stats=False)
+    f = emu_njit(_pair_loop.py_func)
+    assert f(m._S, m._B, pfn, 10) == 0
+    code = placement.code_pages(f)
+    assert 4 <= len(code) < 1000
+    libc = placement._libc()
+    for p in code:                     # every page onto a fresh frame: the same program
+        placement.renew_page(libc, p)
+    S2, B2 = m._S.copy(), m._B.copy()
+    assert f(m._S, m._B, pfn, 1000) == 0 and _pair_loop(S2, B2, pfn, 1000) == 0
+    assert_same(m._S, m._B, S2, B2, "a copy with renewed pages vs the loaded loop")
