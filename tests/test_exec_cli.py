@@ -6,6 +6,8 @@ Stable JSON fields: API.md "Stable outputs".
 
 import io
 import json
+import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
@@ -189,6 +191,19 @@ def test_explore_with_two_jobs_prints_the_same_document(files):
     one = call_json("explore", files["racy"], "--bound", "2", "--json")
     assert call_json("explore", files["racy"], "--bound", "2", "--json", "--jobs", "2") == one
     assert call("explore", files["racy"], "--jobs", "-1")[0] == 2
+
+
+def test_python_dash_m_emu_runs_the_command_with_workers(files):
+    """``python -m emu`` is the command; spawned explore workers must not run it again."""
+    cmd = [sys.executable, "-m", "emu", "explore", str(files["racy"]), "--bound", "1",
+           "--json", "--jobs", "2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == call_json("explore", files["racy"], "--bound", "1",
+                                                "--json")
+    bad = subprocess.run([sys.executable, "-m", "emu", "explore", str(files["missing"])],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "missing.toml" in bad.stderr
 
 
 def test_explore_fail_flag(files):
