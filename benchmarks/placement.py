@@ -55,13 +55,14 @@ def renew_page(libc, page):
 
 def code_pages(f):
     """The pages of the loop's machine code in copy ``f``, just loaded: from the function to
-    its CPython wrapper, which the object file places after it. (The engine resolves a name
-    to the newest definition, so this must run before the next copy loads.)"""
+    its CPython wrapper, which the object file places after it (numba 0.68). The engine
+    resolves a name to the newest definition, so this must run before the next copy loads."""
     ov = next(iter(f.overloads.values()))
-    lo = ov.library.get_pointer_to_function(ov.fndesc.llvm_func_name)
-    hi = ov.library.get_pointer_to_function(ov.fndesc.llvm_cpython_wrapper_name)
-    if not lo or hi < lo:
+    a = ov.library.get_pointer_to_function(ov.fndesc.llvm_func_name)
+    b = ov.library.get_pointer_to_function(ov.fndesc.llvm_cpython_wrapper_name)
+    if not a or not b:
         raise RuntimeError("cannot locate the loop's machine code")
+    lo, hi = min(a, b), max(a, b)
     return list(range(lo & -PAGE, (hi & -PAGE) + PAGE, PAGE))
 
 
