@@ -4,5 +4,5 @@ import sys
 
 from .cli import main
 
-if __name__ == "__main__":          # explore --jobs workers (spawn) import this module too
+if __name__ == "__main__":          # importing the module (tools, tests) runs nothing
     sys.exit(main())

@@ -194,7 +194,8 @@ def test_explore_with_two_jobs_prints_the_same_document(files):
 
 
 def test_python_dash_m_emu_runs_the_command_with_workers(files):
-    """``python -m emu`` is the command; spawned explore workers must not run it again."""
+    """``python -m emu`` is the command, explore's spawned workers included (multiprocessing
+    does not re-run a ``__main__`` module of a package in them)."""
     cmd = [sys.executable, "-m", "emu", "explore", str(files["racy"]), "--bound", "1",
            "--json", "--jobs", "2"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
