@@ -370,7 +370,7 @@ def test_placement_copies_and_renewed_pages_run(capsys):
     assert f(m._S, m._B, pfn, 10) == 0
     code = placement.code_pages(f)
     assert 4 <= len(code) < 1000
-    libc = placement._libc()
+    libc = placement.open_libc()
     for p in code:                     # every page onto a fresh frame: the same program
         placement.renew_page(libc, p)
     S2, B2 = m._S.copy(), m._B.copy()

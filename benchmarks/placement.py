@@ -29,7 +29,8 @@ MREMAP_MAYMOVE_FIXED = 3
 SLOW_FACTOR = 1.25                             # slower than the fastest copy by this: slow
 
 
-def _libc():
+def open_libc():
+    """libc through ctypes, with the types of the three calls :func:`renew_page` makes."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
     libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
@@ -105,7 +106,7 @@ def main(argv=None):
     print("ns per pair, copy by copy:", " ".join(f"{t:.1f}" for t in times))
     if not args.renew:
         return 0
-    libc = _libc()
+    libc = open_libc()
     for k, ((f, code), t) in enumerate(zip(copies, times)):
         if t < fast * SLOW_FACTOR:
             continue
