@@ -244,7 +244,8 @@ def test_explore_on_every_cpu(benchmark, bench_report):
         return
     wall, _ = _min_time(lambda: explore(ld, bound=bound, jobs=jobs), 3)
     one, _ = _min_time(lambda: explore(ld, bound=bound), 3)
-    bench_report.seconds(f"explore (i) bound 4 ({serial.schedules} schedules), {jobs} worker "
+    bench_report.seconds(f"explore (i) bound 4 ({serial.schedules} schedules), {jobs} "
                          f"processes", wall, None,
-                         how=f"explore(jobs={jobs}) incl. starting the workers (~1 s); "
+                         how=f"explore(jobs={jobs}): this process and {jobs - 1} worker(s), "
+                             f"which join after ~1 s; "
                              f"serial: {one:.2f} s, so {one / wall:.2f}x; min of 3")

@@ -262,8 +262,8 @@ def build_parser():
     e.add_argument("--max-schedules", type=_positive, default=None, metavar="N",
                    help="stop after N schedules (default: no cap)")
     e.add_argument("--jobs", type=_cpus, default=1, metavar="N",
-                   help="worker processes, 0 for one per CPU (default 1; same result, faster "
-                        "on long explorations; serial with --max-schedules)")
+                   help="processes to search with, 0 for one per CPU (default 1; same "
+                        "result, faster on long explorations; serial with --max-schedules)")
     e.add_argument("--json", action="store_true", help=js)
     e.add_argument("--fail", action="store_true", help="exit 1 if a schedule fails")
     e.set_defaults(fn=cmd_explore)

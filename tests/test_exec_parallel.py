@@ -9,7 +9,7 @@ from emu import consts as K
 from emu.exec import builtin
 from emu.exec.explore import explore
 from emu.exec.loaded import DEFAULT_MAX_STEPS
-from emu.exec.parallel import merge, subtrees
+from emu.exec.parallel import _Search, merge, subtrees
 
 from naive_explore import naive_explore
 
@@ -101,3 +101,38 @@ def test_a_cap_or_stop_at_first_searches_serially():
         _as_dict(explore(sc, 2, max_schedules=50))
     assert _as_dict(explore(sc, 2, stop_at_first=True, jobs=2)) == \
         _as_dict(explore(sc, 2, stop_at_first=True))
+
+
+@needs_jit
+@pytest.mark.parametrize("fault", ["exit-after-claim", "raise-after-claim"])
+def test_a_subtree_a_worker_lost_is_searched_by_the_caller(fault):
+    """A worker that dies (or raises) holding a subtree: the caller searches it again and the
+    result is still the serial one; nothing waits for the lost worker."""
+    from emu.exec.explore import walk
+    ld = builtin.race(4, 1, "page_address").build()
+    serial = merge([walk(ld, 2, DEFAULT_MAX_STEPS, prefix, floor)    # explore()'s result: as
+                    for prefix, floor in subtrees(ld, 2)])          # the test above shows
+    s = _Search(ld, 2, DEFAULT_MAX_STEPS, 2, None, fault)
+    try:
+        w = s.run()
+        claimed = [i for i in range(len(s.tasks)) if s.owner[i] == 2]
+        assert claimed == [s.order[0]]                # the worker took the first, then failed
+        assert not s.procs[1].is_alive() or fault == "raise-after-claim"
+    finally:
+        s.stop()
+    assert list(w.x) == list(serial.x)
+    assert (w.best, w.best_key, w.lockdep) == (serial.best, serial.best_key, serial.lockdep)
+
+
+@needs_jit
+def test_the_caller_searches_alongside_its_workers():
+    """jobs=2 is this process and one worker; every subtree is claimed once, by one of them."""
+    ld = builtin.race(4, 1, "page_address").build()
+    s = _Search(ld, 3, DEFAULT_MAX_STEPS, 2, None, None)
+    try:
+        assert len(s.procs) == 1
+        s.run()
+    finally:
+        s.stop()
+    assert set(s.owner) <= {1, 2} and 1 in set(s.owner)
+    assert not any(p.is_alive() for p in s.procs.values())

@@ -213,10 +213,12 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         Steps after which a schedule counts as livelocked (outcome ``step-limit``); default
         ``DEFAULT_MAX_STEPS``.
     jobs : int
-        Worker processes (0: one per CPU). With more than one, the schedules are split into
-        subtrees that workers search (see :mod:`emu.exec.parallel`); the result is the same as
-        with one, ``seconds`` aside. ``max_schedules`` and ``stop_at_first`` are orders of the
-        serial search, so with either of them the search is serial.
+        Processes to search with (0: one per CPU). With more than one, the schedules are split
+        into subtrees that this process and ``jobs - 1`` workers search (see
+        :mod:`emu.exec.parallel`); this one starts at once, so a search that ends before the
+        workers are up (about a second) takes what a serial one does. The result is the same
+        as with one, ``seconds`` aside. ``max_schedules`` and ``stop_at_first`` are orders of
+        the serial search, so with either of them the search is serial.
 
     Returns
     -------

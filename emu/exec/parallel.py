@@ -5,24 +5,38 @@ default run (every choice 0) splits that order into subtrees: the default schedu
 then, for each decision ``k`` of it from the last to the first and each other choice ``c``
 the bound allows there, the schedules that start ``[0] * k + [c]`` (until ``k`` they ran as
 the default run did, so its log says how many choices there were and whether one is a
-preemption). Worker processes search the subtrees (largest first: those that branch
-earliest); the results merge in search order, which is what makes counts, the order of
-outcomes, the best failure (ties go to the earlier schedule) and the lockdep report the
-serial search's.
+preemption). The calling process and ``jobs - 1`` worker processes search the subtrees
+(largest first: those that branch earliest), each claiming the next one from a shared
+counter: the caller starts at once while the workers start up (about a second: a fresh
+interpreter, numpy, numba and the cached kernels), so a search that ends before they are
+ready costs what the serial one does. The results merge in search order, which is what makes
+counts, the order of outcomes, the best failure (ties go to the earlier schedule) and the
+lockdep report the serial search's, whoever searched which subtree.
+
+A worker that fails or dies leaves its claimed subtree to the caller, which searches it
+again; nothing waits on a process that is gone.
 """
 
 import multiprocessing
+import os
+import queue
+import time
+import traceback
 
 import numpy as np
 
 from .. import consts as K
-from .loaded import DEFAULT_LOG
 
-_worker = {}                    # in a worker process: its Loaded scenario
+#: Seconds to wait for the claim counter's lock; it is held for a few instructions, so
+#: running out means a process died holding it.
+CLAIM_TIMEOUT = 30
+#: Seconds between checks that the workers are alive while waiting for their results.
+POLL = 0.2
 
 
 def subtrees(ld, bound):
     """``(prefix, floor)`` of every subtree, in search order (see the module docstring)."""
+    from .loaded import DEFAULT_LOG
     outcome, d, npre, lost = ld.run_raw(())
     nalt, choice, lon, _ = ld.last_log(d)
     out = [((), DEFAULT_LOG)]                       # floor past every decision: this one only
@@ -31,17 +45,6 @@ def subtrees(ld, bound):
             continue
         out.extend(((0,) * k + (c,), k + 1) for c in range(1, int(nalt[k])))
     return out
-
-
-def _init(scenario_dict):
-    from .scenario import Scenario
-    _worker["ld"] = Scenario.from_dict(scenario_dict).build()
-
-
-def _search(task):
-    from .explore import walk
-    i, prefix, floor, bound, max_steps = task
-    return i, walk(_worker["ld"], bound, max_steps, prefix, floor)
 
 
 def merge(walks):
@@ -62,21 +65,135 @@ def merge(walks):
     return Walk(x, best.best if best else None, best.best_key if best else None, lockdep)
 
 
-def walk_parallel(ld, bound, max_steps, jobs, bar=None):
-    """The search :func:`emu.exec.explore.walk` does from the start, on ``jobs`` processes."""
-    tasks = subtrees(ld, bound)
-    order = sorted(range(len(tasks)), key=lambda i: tasks[i][1])    # earliest branch first
-    work = [(i, tasks[i][0], tasks[i][1], bound, max_steps) for i in order]
-    walks = [None] * len(tasks)
-    ctx = multiprocessing.get_context("spawn")      # no fork of a process that holds numba
-    pool = ctx.Pool(min(jobs, len(tasks)), _init, (ld.scenario.to_dict(),))
+def claim(counter, owner, who, order):
+    """The next unclaimed subtree in ``order`` for process ``who`` (0: the caller), or None
+    when all are claimed. ``counter`` is a shared int (claims so far), ``owner`` a shared
+    array: the claimant of each subtree, ``who + 1``."""
+    lock = counter.get_lock()
+    if not lock.acquire(timeout=CLAIM_TIMEOUT):
+        raise RuntimeError(f"exploration: no claim on a subtree in {CLAIM_TIMEOUT} s "
+                           "(a worker process died holding the claim lock)")
     try:
-        for i, w in pool.imap_unordered(_search, work):
-            walks[i] = w
-            if bar is not None:
-                bar.update(int(w.x[K.X_RUNS]))
-        pool.close()
+        k = counter.value
+        if k >= len(order):
+            return None
+        counter.value = k + 1
+        owner[order[k]] = who + 1
+        return order[k]
     finally:
-        pool.terminate()                            # Ctrl-C or an error: stop the workers now
-        pool.join()
-    return merge(walks)
+        lock.release()
+
+
+def _worker(who, scenario_dict, tasks, order, bound, max_steps, counter, owner, results,
+            fault):
+    """A worker process: search subtrees until none is left, sending ``(who, i, walk)`` for
+    each, or ``(who, None, traceback)`` if it cannot go on (the caller then searches what it
+    claimed)."""
+    try:
+        from .explore import walk
+        from .scenario import Scenario
+        ld = Scenario.from_dict(scenario_dict).build()
+        while (i := claim(counter, owner, who, order)) is not None:
+            if fault == "exit-after-claim":             # tests: die holding a claimed subtree
+                os._exit(3)
+            if fault == "raise-after-claim":
+                raise RuntimeError("injected fault")
+            prefix, floor = tasks[i]
+            results.put((who, i, walk(ld, bound, max_steps, prefix, floor)))
+    except BaseException:                               # reported, then the process ends
+        results.put((who, None, traceback.format_exc()))
+
+
+class _Search:
+    """One parallel search, the caller's side: it claims and searches subtrees too, takes in
+    the workers' results and searches again what a lost worker had claimed."""
+
+    def __init__(self, ld, bound, max_steps, jobs, bar, fault):
+        self.ld, self.bound, self.max_steps, self.bar = ld, bound, max_steps, bar
+        self.tasks = tasks = subtrees(ld, bound)        # in search order, as merge wants
+        self.order = sorted(range(len(tasks)), key=lambda i: tasks[i][1])  # earliest first
+        self.walks = [None] * len(tasks)
+        self.gave_up = set()                            # workers that sent a traceback
+        ctx = multiprocessing.get_context("spawn")      # no fork of a process that holds numba
+        self.counter = ctx.Value("q", 0)
+        self.owner = ctx.Array("i", len(tasks), lock=False)
+        self.results = ctx.Queue()
+        args = (ld.scenario.to_dict(), tasks, self.order, bound, max_steps, self.counter,
+                self.owner, self.results, fault)
+        self.procs = {}
+        for who in range(1, min(jobs, len(tasks))):
+            p = ctx.Process(target=_worker, args=(who, *args), daemon=True)
+            try:
+                p.start()
+            except OSError:                             # no process: fewer workers
+                continue
+            self.procs[who] = p
+        if fault and self.procs:                        # tests: let a worker claim first
+            deadline = time.monotonic() + CLAIM_TIMEOUT
+            while self.counter.value == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def update(self, n):
+        """Progress of the caller's own search (``walk`` calls it every chunk); also takes in
+        what the workers sent meanwhile."""
+        if self.bar is not None:
+            self.bar.update(n)
+        self.drain(block=False)
+
+    def drain(self, block):
+        """Take in the workers' messages (waiting up to :data:`POLL` s for one if ``block``)."""
+        while True:
+            try:
+                who, i, w = self.results.get(block, POLL)
+            except queue.Empty:
+                return
+            block = False
+            if i is None:
+                self.gave_up.add(who)
+            elif self.walks[i] is None:
+                self.walks[i] = w
+                if self.bar is not None:
+                    self.bar.update(int(w.x[K.X_RUNS]))
+
+    def search(self, i):
+        from .explore import walk
+        prefix, floor = self.tasks[i]
+        self.walks[i] = walk(self.ld, self.bound, self.max_steps, prefix, floor, bar=self)
+
+    def orphans(self):
+        """Subtrees claimed by workers that are gone or gave up, with no result from them."""
+        gone = {who for who, p in self.procs.items() if not p.is_alive()}
+        if gone:
+            self.drain(block=False)                     # what they sent before they went
+        lost = {who + 1 for who in gone | self.gave_up}
+        return [i for i, w in enumerate(self.walks) if w is None and self.owner[i] in lost]
+
+    def run(self):
+        while (i := claim(self.counter, self.owner, 0, self.order)) is not None:
+            self.search(i)
+        while any(w is None for w in self.walks):
+            self.drain(block=True)
+            for i in self.orphans():
+                self.search(i)
+        return merge(self.walks)
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.is_alive():
+                p.terminate()                           # done, Ctrl-C or an error: stop now
+        for p in self.procs.values():
+            p.join()
+        self.results.close()
+        self.results.cancel_join_thread()
+
+
+def walk_parallel(ld, bound, max_steps, jobs, bar=None, _fault=None):
+    """The search :func:`emu.exec.explore.walk` does from the start, on ``jobs`` processes:
+    this one and ``jobs - 1`` workers. ``_fault`` is for tests: ``"exit-after-claim"`` or
+    ``"raise-after-claim"`` makes each worker fail once it holds a subtree (and the caller
+    lets a worker claim first)."""
+    s = _Search(ld, bound, max_steps, jobs, bar, _fault)
+    try:
+        return s.run()
+    finally:
+        s.stop()
