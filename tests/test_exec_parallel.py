@@ -112,9 +112,11 @@ def test_a_subtree_a_worker_lost_is_searched_by_the_caller(fault):
     ld = builtin.race(4, 1, "page_address").build()
     serial = merge([walk(ld, 2, DEFAULT_MAX_STEPS, prefix, floor)    # explore()'s result: as
                     for prefix, floor in subtrees(ld, 2)])          # the test above shows
-    s = _Search(ld, 2, DEFAULT_MAX_STEPS, 2, None, fault)
+    s = _Search(ld, 2, DEFAULT_MAX_STEPS, None)
     try:
-        w = s.run()
+        s.start(1, fault)
+        with pytest.warns(RuntimeWarning, match="worker 1 stopped .*(exit code 3|injected)"):
+            w = s.run()
         claimed = [i for i in range(len(s.tasks)) if s.owner[i] == 2]
         assert claimed == [s.order[0]]                # the worker took the first, then failed
         assert not s.procs[1].is_alive() or fault == "raise-after-claim"
@@ -128,8 +130,9 @@ def test_a_subtree_a_worker_lost_is_searched_by_the_caller(fault):
 def test_the_caller_searches_alongside_its_workers():
     """jobs=2 is this process and one worker; every subtree is claimed once, by one of them."""
     ld = builtin.race(4, 1, "page_address").build()
-    s = _Search(ld, 3, DEFAULT_MAX_STEPS, 2, None, None)
+    s = _Search(ld, 3, DEFAULT_MAX_STEPS, None)
     try:
+        s.start(1)
         assert len(s.procs) == 1
         s.run()
     finally:

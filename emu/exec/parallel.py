@@ -14,7 +14,7 @@ counts, the order of outcomes, the best failure (ties go to the earlier schedule
 lockdep report the serial search's, whoever searched which subtree.
 
 A worker that fails or dies leaves its claimed subtree to the caller, which searches it
-again; nothing waits on a process that is gone.
+again and says so (a ``RuntimeWarning``); nothing waits on a process that is gone.
 """
 
 import multiprocessing
@@ -22,6 +22,7 @@ import os
 import queue
 import time
 import traceback
+import warnings
 
 import numpy as np
 
@@ -108,21 +109,25 @@ class _Search:
     """One parallel search, the caller's side: it claims and searches subtrees too, takes in
     the workers' results and searches again what a lost worker had claimed."""
 
-    def __init__(self, ld, bound, max_steps, jobs, bar, fault):
+    def __init__(self, ld, bound, max_steps, bar):
         self.ld, self.bound, self.max_steps, self.bar = ld, bound, max_steps, bar
         self.tasks = tasks = subtrees(ld, bound)        # in search order, as merge wants
         self.order = sorted(range(len(tasks)), key=lambda i: tasks[i][1])  # earliest first
         self.walks = [None] * len(tasks)
-        self.gave_up = set()                            # workers that sent a traceback
-        ctx = multiprocessing.get_context("spawn")      # no fork of a process that holds numba
-        self.counter = ctx.Value("q", 0)
-        self.owner = ctx.Array("i", len(tasks), lock=False)
-        self.results = ctx.Queue()
-        args = (ld.scenario.to_dict(), tasks, self.order, bound, max_steps, self.counter,
-                self.owner, self.results, fault)
+        self.ctx = multiprocessing.get_context("spawn")  # no fork of a process holding numba
+        self.counter = self.ctx.Value("q", 0)
+        self.owner = self.ctx.Array("i", len(tasks), lock=False)
+        self.results = self.ctx.Queue()
         self.procs = {}
-        for who in range(1, min(jobs, len(tasks))):
-            p = ctx.Process(target=_worker, args=(who, *args), daemon=True)
+        self.lost = {}                                  # worker -> why it is gone
+
+    def start(self, workers, fault=None):
+        """Start up to ``workers`` worker processes (fewer if there are fewer subtrees or the
+        system will not start more). ``fault`` is for tests (see :func:`walk_parallel`)."""
+        args = (self.ld.scenario.to_dict(), self.tasks, self.order, self.bound, self.max_steps,
+                self.counter, self.owner, self.results, fault)
+        for who in range(1, min(workers + 1, len(self.tasks))):
+            p = self.ctx.Process(target=_worker, args=(who, *args), daemon=True)
             try:
                 p.start()
             except OSError:                             # no process: fewer workers
@@ -149,7 +154,7 @@ class _Search:
                 return
             block = False
             if i is None:
-                self.gave_up.add(who)
+                self._lose(who, w.strip().splitlines()[-1])
             elif self.walks[i] is None:
                 self.walks[i] = w
                 if self.bar is not None:
@@ -160,12 +165,23 @@ class _Search:
         prefix, floor = self.tasks[i]
         self.walks[i] = walk(self.ld, self.bound, self.max_steps, prefix, floor, bar=self)
 
+    def _lose(self, who, why):
+        if who not in self.lost:
+            self.lost[who] = why
+            warnings.warn(f"explore: worker {who} stopped ({why}); this process searches "
+                          f"what it had claimed", RuntimeWarning, stacklevel=2)
+
     def orphans(self):
         """Subtrees claimed by workers that are gone or gave up, with no result from them."""
-        gone = {who for who, p in self.procs.items() if not p.is_alive()}
+        gone = [who for who, p in self.procs.items() if not p.is_alive()]
         if gone:
             self.drain(block=False)                     # what they sent before they went
-        lost = {who + 1 for who in gone | self.gave_up}
+        for who in gone:
+            code = self.procs[who].exitcode
+            if code or any(w is None and self.owner[i] == who + 1
+                           for i, w in enumerate(self.walks)):
+                self._lose(who, f"exit code {code}")
+        lost = {who + 1 for who in self.lost}
         return [i for i, w in enumerate(self.walks) if w is None and self.owner[i] in lost]
 
     def run(self):
@@ -192,8 +208,9 @@ def walk_parallel(ld, bound, max_steps, jobs, bar=None, _fault=None):
     this one and ``jobs - 1`` workers. ``_fault`` is for tests: ``"exit-after-claim"`` or
     ``"raise-after-claim"`` makes each worker fail once it holds a subtree (and the caller
     lets a worker claim first)."""
-    s = _Search(ld, bound, max_steps, jobs, bar, _fault)
+    s = _Search(ld, bound, max_steps, bar)
     try:
+        s.start(jobs - 1, _fault)
         return s.run()
     finally:
         s.stop()
