@@ -27,14 +27,17 @@ def copy_regions(S, B, S0, B0, counters, lines):
 
     ``lines=True`` copies every cache line and clears the line marks (``H_B_CMARK``);
     ``lines=False`` only the lines marked changed, whose marks it clears: the exploration
-    loop, between restores of the same snapshot or checkpoint."""
+    loop, between restores of the same snapshot or checkpoint.
+
+    Sizes and offsets come from the source ``S0``: the destination may be a checkpoint's
+    arrays that nothing has been saved to yet (all zeros)."""
     end = S0[K.H_S_TAIL] if counters else S0[K.H_S_COUNTERS]
-    nlines = S[K.H_C_NLINES]
+    nlines = S0[K.H_C_NLINES]
     if lines:
         copy_bytes(S, 0, S0, 0, end)
-        c = S[K.H_B_CDATA]
-        copy_bytes(B, c, B0, c, nlines * S[K.H_C_LINE])
-        fill_bytes(B, S[K.H_B_CMARK], nlines, 0)
+        c = S0[K.H_B_CDATA]
+        copy_bytes(B, c, B0, c, nlines * S0[K.H_C_LINE])
+        fill_bytes(B, S0[K.H_B_CMARK], nlines, 0)
     else:
         copy_bytes(S, 0, S0, 0, S0[K.H_R_TAG])      # the line arrays lie in [TAG, RR)
         r = S0[K.H_R_RR]
@@ -45,8 +48,8 @@ def copy_regions(S, B, S0, B0, counters, lines):
         copy_bytes(S, S0[slot], S0, S0[slot], hdr)
     o = S0[K.H_R_DMADBG]                          # live dma-debug entries too
     copy_bytes(S, o, S0, o, K.DD_HDR + S0[o + K.DD_COUNT] * K.DD_W)
-    d = S[K.H_B_DATA]
-    copy_bytes(B, d, B0, d, S[K.H_DATA_RW])
+    d = S0[K.H_B_DATA]
+    copy_bytes(B, d, B0, d, S0[K.H_DATA_RW])
 
 
 @inline
