@@ -28,7 +28,7 @@ from .layout import Layout, s_view
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
 from .rng import seed_state
-from ._args import check_choice, check_int
+from ._args import INT64_MAX, check_choice, check_int, check_real
 from .warmup import warmup
 
 SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generator
@@ -37,6 +37,8 @@ _R_KMAP_HIGH, _R_KUNMAP_HIGH, _R_DMA_MAP_PAGE = K.R_KMAP_HIGH, K.R_KUNMAP_HIGH, 
 _BAD_ARGS = K.DIRECT_BAD_ARGS
 IO_BYTES = 1 << 16          # bytes a direct read/write moves per kernel call
 FIND_CAPACITY = 1024
+MAX_RAM_MB = K.ADDR_SPACE >> 20     # lowmem_mb and highmem_mb: each at most the 32-bit space
+MAX_BUFFER = 1 << 32                # program_rows, data_bytes, trace_events (scenario buffers)
 DMADBG_CAPACITY = 4096
 
 
@@ -64,7 +66,8 @@ class Machine:
     cpu : str
         Core preset: ``"arm926"``, ``"feroceon"``, ``"xscale"`` or ``"sa110"``.
     lowmem_mb, highmem_mb : float
-        RAM mapped linearly at PAGE_OFFSET, and RAM above it (multiples of 4 KiB).
+        RAM mapped linearly at PAGE_OFFSET, and RAM above it (MiB, multiples of 4 KiB; the
+        linear map must end by 0xF0000000 and all RAM fit in 32 bits).
     last_pkmap : int
         LAST_PKMAP, pkmap slots (a power of two, 2..512).
     kmap_high_get : bool
@@ -87,7 +90,12 @@ class Machine:
     dma_debug_strict : bool
         A dma-debug error raises :class:`emu.DmaDebugError` (else it is only counted).
     costs : dict, optional
-        Overrides of the core's cycle table, ``{"mrs": 2, ...}``.
+        Overrides of the core's cycle table, ``{"mrs": 2, ...}``: cycles an int in
+        ``[0, 1_000_000]`` (``emu.cost.tables.MAX_CYCLES``), ``core_mhz`` / ``bus_mhz`` a
+        number in ``[1, 10_000]`` (see :func:`emu.cost.tables.validate_overrides`).
+    timeslice : int
+        Timed mode: cycles a task runs before a preemptible point switches (0: off; at most
+        ``2**63 - 1``).
     stats : bool
         Keep the profiler's records: lock_stat times, irqs-off sections, IRQ latency and
         per-routine cycles (micro-op counts and clocks are always kept). Off, the kmap fast
@@ -102,6 +110,9 @@ class Machine:
                  costs=None, contexts=1, program_rows=0, data_bytes=0, trace_events=0,
                  timeslice=0, stats=True, _force_kmap_high_get=False):
         cache_cfg = preset(cpu)
+        lowmem_mb = check_real("lowmem_mb", lowmem_mb, 0, MAX_RAM_MB)
+        highmem_mb = check_real("highmem_mb", highmem_mb, 0, MAX_RAM_MB)
+        page_offset = check_int("page_offset", page_offset, 0, K.ADDR_SPACE - 1)
         self.memmap = MemoryMap(lowmem_mb, highmem_mb, last_pkmap, page_offset)
         self._npages = self.memmap.npages
         self._lowmem = self.memmap.lowmem_pages
@@ -117,10 +128,10 @@ class Machine:
         ncpus = check_int("ncpus", ncpus, 1, 8)
         seed = check_int("seed", seed, 0)
         contexts = check_int("contexts", contexts, 1, 64)
-        program_rows = check_int("program_rows", program_rows, 0)
-        data_bytes = check_int("data_bytes", data_bytes, 0)
-        trace_events = check_int("trace_events", trace_events, 0)
-        timeslice = check_int("timeslice", timeslice, 0)
+        program_rows = check_int("program_rows", program_rows, 0, MAX_BUFFER)
+        data_bytes = check_int("data_bytes", data_bytes, 0, MAX_BUFFER)
+        trace_events = check_int("trace_events", trace_events, 0, MAX_BUFFER)
+        timeslice = check_int("timeslice", timeslice, 0, INT64_MAX)
         for name, v in (("preempt", preempt), ("oracle", oracle),
                         ("dma_debug_strict", dma_debug_strict), ("stats", stats)):
             if not isinstance(v, bool):
@@ -393,13 +404,15 @@ class Machine:
             out += self._B[io:io + k].tobytes()
         return bytes(out)
 
-    def _check_phys(self, paddr, n):
-        paddr = check_int("paddr", paddr, 0)
-        n = check_int("n", n, 0)
+    def _check_phys(self, paddr, n, addr_name="paddr", n_name="n"):
+        """``(paddr, n)`` as ints with ``[paddr, paddr + n)`` inside RAM; the error names
+        ``n`` if it is more than all of RAM, else the address."""
         size = self.memmap.npages * K.PAGE_SIZE
+        paddr = check_int(addr_name, paddr, 0)
+        n = check_int(n_name, n, 0, size)
         if paddr + n > size:
-            raise ValueError(f"paddr={paddr:#x}: paddr + n must lie within RAM "
-                             f"[0, {size:#x})")
+            raise ValueError(f"{addr_name}={paddr:#x}: {addr_name} + {n_name} ({n:#x}) must "
+                             f"lie within RAM [0, {size:#x})")
         return paddr, n
 
     def phys_read(self, paddr, n):
@@ -411,13 +424,14 @@ class Machine:
     def phys_write(self, paddr, data):
         """Write RAM directly (no cache): what a bus master or a loader would do."""
         src = _as_bytes(data)
-        paddr, n = self._check_phys(paddr, len(src))
+        paddr, n = self._check_phys(paddr, len(src), n_name="len(data)")
         if n:
             _kernel.phys_write(self._S, self._B, paddr, src)
 
     # -- streaming DMA (arch/arm/mm/dma-mapping.c) --------------------------------------------------
     def _dir(self, direction):
-        if isinstance(direction, bool) or direction not in (0, 1, 2):
+        if isinstance(direction, bool) or not isinstance(direction, (int, np.integer)) \
+                or direction not in (0, 1, 2):
             raise ValueError(f"direction={direction!r}: not a valid DMA direction "
                              f"(valid_dma_direction() accepts DMA_BIDIRECTIONAL=0, "
                              f"DMA_TO_DEVICE=1, DMA_FROM_DEVICE=2)")
@@ -426,11 +440,12 @@ class Machine:
     def _dma_span(self, start_name, start, size, size_name="size"):
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
             raise ValueError(f"{size_name}={size!r}: must be a positive number of bytes")
+        size = int(size)                    # a numpy int would overflow in the sum below
         end = self.memmap.npages * K.PAGE_SIZE
         if start + size > end:
-            raise ValueError(f"size={size}: {start_name} + size passes the end of RAM "
-                             f"({start + size:#x} > {end:#x})")
-        return int(size)
+            raise ValueError(f"{size_name}={size}: {start_name} + {size_name} passes the end "
+                             f"of RAM ({start + size:#x} > {end:#x})")
+        return size
 
     def dma_map_page(self, pfn, offset, size, direction):
         """``dma_map_page(dev, page, offset, size, dir)``: cache maintenance for handing
@@ -602,10 +617,12 @@ class Device:
         """The device writes ``data`` to RAM at ``dma_addr``."""
         src = _as_bytes(data)
         m = self._m
-        addr, n = m._check_phys(dma_addr, len(src))
+        addr, n = m._check_phys(dma_addr, len(src), "dma_addr", "len(data)")
         if n:
             _kernel.device_write_direct(m._S, m._B, addr, src)
 
     def read(self, dma_addr, n):
         """The device reads ``n`` bytes of RAM at ``dma_addr``."""
-        return self._m.phys_read(dma_addr, n)
+        m = self._m
+        addr, n = m._check_phys(dma_addr, n, "dma_addr")
+        return m.phys_read(addr, n)

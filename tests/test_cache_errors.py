@@ -204,3 +204,78 @@ def test_empty_replay_is_fine():
     before = snapshot(c)
     assert c.replay(A([], np.int64), A([], np.int64), A([], np.int64)) == 0
     assert snapshot(c) == before
+
+
+# trace arrays that are not 1-D int arrays, hold values no int64 can, or whose addr + size
+# would wrap around int64 (and pass a naive bounds check): refused, naming the element
+BIG = 1 << 62
+BAD_RAW_REPLAYS = [
+    ((None, None), "kinds:"),
+    (({}, {}), "kinds:"),
+    (("01", [0, 0]), "kinds:"),
+    (([[0], [1, 2]], [0, 0]), "kinds:"),                    # ragged
+    ((["a"], [0]), "kinds[0]='a'"),
+    (([0.7], [0]), "kinds[0]=0.7"),
+    (([0, 1.0], [0, 0]), "kinds[1]=1.0"),
+    (([0, True], [0, 0]), "kinds[1]=True"),
+    (([0, 2**64], [0, 0]), "kinds[1]="),
+    (([0], [2**64]), "addrs[0]=0x10000000000000000"),
+    (([0], [-(2**70)]), "addrs[0]="),
+    (([0], [None]), "addrs[0]=None"),
+    (([0], A([2**64 - 1], np.uint64)), "addrs[0]=0xffffffffffffffff"),
+    (([0, 1], [BIG, BIG], [BIG, BIG]), "addrs[0]=0x4000000000000000"),
+    (([0, 1], [0x100, 0x100], [4, BIG]), "sizes[1]="),
+    (([1, 0], [0x100, 0x104], [4, 2**64]), "sizes[1]="),
+    (([0], [0x100], [1.0]), "sizes[0]=1.0"),
+    (([0], [0x100], 5), "sizes:"),
+    (([0, 1], [0x100, 0x100], [4]), "same length"),
+]
+
+
+@pytest.mark.parametrize("args, name", BAD_RAW_REPLAYS,
+                         ids=[f"{i}-{n}" for i, (_, n) in enumerate(BAD_RAW_REPLAYS)])
+def test_bad_raw_replay_names_the_element_and_changes_nothing(args, name):
+    c = busy_cache()
+    raw = (c._S.copy(), c._B.copy())
+    assert_rejected(c, c.replay, *args, name=name)
+    assert np.array_equal(raw[0], c._S) and np.array_equal(raw[1], c._B)
+    c.flush_all()                                           # still usable
+
+
+def test_replay_takes_lists_tuples_and_any_int_dtype():
+    c1, c2 = busy_cache(), busy_cache()
+    assert c1.replay([1, 0, 5], (0x1004, 0x2000, 0x1000), [4, 8, 1]) == 3
+    assert c2.replay(A([1, 0, 5], np.uint8), A([0x1004, 0x2000, 0x1000], np.uint32),
+                     A([4, 8, 1], np.int16)) == 3
+    assert c1.replay([], []) == 0
+    assert snapshot(c1) == snapshot(c2)
+
+
+BAD_SEEDS = [None, [1], "x", -1, 1.5, True]
+
+
+@pytest.mark.parametrize("seed", BAD_SEEDS, ids=repr)
+def test_bad_seed_names_it(seed):
+    with pytest.raises(ValueError, match=r"^seed="):
+        Cache(size=1024, ways=4, ram_size=RAM, seed=seed)
+
+
+def test_good_seeds():
+    assert Cache(size=1024, ram_size=RAM, replacement="random", seed=np.int64(3)) is not None
+    assert Cache(size=1024, ram_size=RAM, seed=2**70) is not None
+
+
+def test_preset_rejects_an_unknown_argument_naming_it():
+    with pytest.raises(ValueError, match=r"^foo=1: not an argument of Cache.*ram_size"):
+        Cache.from_preset("arm926", foo=1)
+
+
+@pytest.mark.parametrize("method, args, name", [
+    ("ram_read", (-1, 4), "pa=-0x1"),
+    ("ram_read", (RAM - 2, 4), "pa=0xfffe"),
+    ("ram_read", (TOP - 2, 4), "pa + n"),
+    ("ram_write", (-1, b"ab"), "pa=-0x1"),
+])
+def test_ram_access_names_pa(method, args, name):
+    c = busy_cache()
+    assert_rejected(c, getattr(c, method), *args, name=name)

@@ -309,3 +309,37 @@ def test_machine_accepts_the_tables():
     assert int(m._S[K.H_COST + K.UOP_IRQ_SAVE]) == 5 + 1 + 3
     with pytest.raises(ValueError, match="'bogus': unknown micro-op"):
         emu.Machine(cpu="arm926", costs={"bogus": 1})
+
+
+# -- limits: costs and clocks that would overflow the int64 vector or the cycle counters ------
+@pytest.mark.parametrize("bad, match", [
+    ({"mrs": 2**70}, r"mrs=1180591620717411303424: cycles must be a non-negative int <= 1000000"),
+    ({"mrs": 2**62}, r"mrs=4611686018427387904: cycles must be"),
+    ({"irq_save": T.MAX_CYCLES + 1}, r"irq_save=1000001"),
+    ({"mrs": np.uint64(2**64 - 1)}, r"mrs=.*18446744073709551615"),
+    ({"bus_mhz": 1e-300}, r"bus_mhz=1e-300: must be a positive number of MHz in \[1, 10000\]"),
+    ({"bus_mhz": 0.5}, r"bus_mhz=0\.5"),
+    ({"bus_mhz": float("nan")}, r"bus_mhz=nan"),
+    ({"core_mhz": float("inf")}, r"core_mhz=inf"),
+    ({"core_mhz": 1e300}, r"core_mhz=1e\+300"),
+    ({"core_mhz": 2**70}, r"core_mhz=1180591620717411303424"),
+    ({"core_mhz": True}, r"core_mhz=True"),
+])
+def test_overrides_past_the_limits_are_rejected(bad, match):
+    with pytest.raises(ValueError, match=r"^costs: " + match):
+        T.cost_vector("arm926", bad)
+
+
+@pytest.mark.parametrize("cpu", CORES)
+def test_overrides_at_the_limits_stay_below_max_cycles(cpu):
+    for c, b in ((T.MAX_MHZ, T.MIN_MHZ), (T.MIN_MHZ, T.MAX_MHZ)):
+        v = vec(cpu, {"core_mhz": c, "bus_mhz": b})
+        assert 0 <= min(v.values()) and max(v.values()) <= T.MAX_CYCLES
+    v = vec(cpu, {n: T.MAX_CYCLES for n in BASE})
+    assert max(v.values()) == 6 * T.MAX_CYCLES             # smp_lock sums six parts
+
+
+@pytest.mark.parametrize("mhz", [float("nan"), float("inf"), 0.5, 1e300, -1])
+def test_cycles_to_us_rejects_a_bad_clock(mhz):
+    with pytest.raises(ValueError, match=r"^core_mhz="):
+        T.cycles_to_us("arm926", 1, core_mhz=mhz)

@@ -483,3 +483,67 @@ def test_ram_is_untouched_by_maintenance_of_clean_lines():
     m.dma_map_page(LOW, 0, 4096, emu.DMA_BIDIRECTIONAL)
     assert m.phys_read(0, NPAGES * 4096) == ram
     assert np.array_equal(m.pkmap_count, np.zeros(8, dtype=m.pkmap_count.dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# directions that compare equal to a valid one but are not ints, numpy sizes that would
+# overflow, and the device naming its own argument: rejected, every byte of state unchanged
+# ---------------------------------------------------------------------------------------------
+
+def assert_raw_unchanged(m, raw):
+    assert np.array_equal(raw[0], m._S) and np.array_equal(raw[1], m._B)
+
+
+U64_MAX = np.uint64(2**64 - 1)
+DIRECT_BAD = {
+    "map direction 1.0": ("dma_map_page", (5, 0, 64, 1.0), r"^direction=1\.0.*valid_dma"),
+    "map direction np.float64": ("dma_map_page", (LOW, 0, 16, np.float64(2)),
+                                 r"direction=.*valid_dma_direction"),
+    "map direction np.bool_": ("dma_map_page", (LOW, 0, 16, np.True_), r"direction=.*valid_dma"),
+    "map size uint64 max": ("dma_map_page", (HIGH, 0, U64_MAX, 1),
+                            r"^size=18446744073709551615.*end of RAM"),
+    "map offset uint64 max": ("dma_map_page", (HIGH, U64_MAX, 16, 1), r"^size=16.*end of RAM"),
+    "unmap direction 1.0": ("dma_unmap_page", (0xB000, 512, 1.0), r"^direction=1\.0"),
+    "unmap size uint64 max": ("dma_unmap_page", (0xB000, U64_MAX, 1),
+                              r"^size=18446744073709551615"),
+    "unmap dma_addr uint64 max": ("dma_unmap_page", (U64_MAX, 512, 1), r"^size=512.*end of RAM"),
+    "sync_for_cpu direction 2.0": ("dma_sync_single_for_cpu", (0xB000, 512, 2.0),
+                                   r"^direction=2\.0"),
+    "sync_for_device direction 0.0": ("dma_sync_single_for_device", (0xB000, 512, 0.0),
+                                      r"^direction=0\.0"),
+    "map_sg direction 1.0": ("dma_map_sg", ([(LOW, 0, 16)], 1.0), r"^direction=1\.0"),
+    "unmap_sg direction 1.0": ("dma_unmap_sg", ([(LOW, 0, 16)], 1.0), r"^direction=1\.0"),
+    "sync_sg_for_cpu direction 1.0": ("dma_sync_sg_for_cpu", ([(LOW, 0, 16)], 1.0),
+                                      r"^direction=1\.0"),
+    "sync_sg_for_device direction 1.0": ("dma_sync_sg_for_device", ([(LOW, 0, 16)], 1.0),
+                                         r"^direction=1\.0"),
+    "sg length uint64 max": ("dma_map_sg", ([(LOW, 0, U64_MAX)], 1),
+                             r"^sg\[0\] length=18446744073709551615"),
+    "device read negative": ("device.read", (-1, 4), r"^dma_addr=-1"),
+    "device read past RAM": ("device.read", (NPAGES * 4096 - 2, 4), r"^dma_addr=0x13fffe"),
+    "device read n": ("device.read", (0, 2**64), r"^n=18446744073709551616"),
+    "device write past RAM": ("device.write", (2**40, b"x"), r"^dma_addr=0x10000000000"),
+    "device write float": ("device.write", (4096.0, b"x"), r"^dma_addr=4096\.0"),
+    "device write too long": ("device.write", (0, bytes(NPAGES * 4096 + 1)), r"^len\(data\)="),
+}
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")    # no numpy overflow on the way
+@pytest.mark.parametrize("case", list(DIRECT_BAD))
+def test_non_int_directions_and_huge_numpy_sizes_are_rejected(case):
+    call, args, msg = DIRECT_BAD[case]
+    m, h = busy_machine()
+    raw = (m._S.copy(), m._B.copy())
+    before = snapshot(m)
+    fn = m.device if call.startswith("device.") else m
+    with pytest.raises(ValueError, match=msg):
+        getattr(fn, call.split(".")[-1])(*args)
+    assert_raw_unchanged(m, raw)
+    assert_unchanged(m, before, h)
+
+
+def test_numpy_int_directions_are_accepted():
+    m = machine()
+    h = m.dma_map_page(LOW, 0, 64, np.int8(1))
+    m.dma_unmap_page(h, 64, np.uint64(1))
+    assert m.dma_debug_errors == 0

@@ -1,5 +1,8 @@
 """Small public conveniences of Machine and Cache not covered elsewhere."""
 
+import numpy as np
+import pytest
+
 import emu
 from emu.cache import Cache
 
@@ -32,3 +35,35 @@ def test_reset_stats_zeroes_the_counters_only():
     c.reset_stats()
     assert set(c.stats.values()) == {0}
     assert c.probe(0) == line
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine.cache.replay: a trace is checked against the machine's RAM before anything runs
+# ---------------------------------------------------------------------------------------------
+
+RAM = (64 + 256) * 4096
+BAD_TRACES = [
+    (([0, 1], [2**62, 2**62], [2**62, 2**62]), r"^addrs\[0\]=0x4000000000000000: must be in "
+                                               r"\[0x0, 0x140000\)"),
+    (([1, 1], [0x100, 0x200], [4, 2**62]), r"^sizes\[1\]=4611686018427387904"),
+    (([1, 1], [0x100, RAM - 2], [4, 4]), r"^addrs\[1\]=0x13fffe: with sizes\[1\]=4 passes"),
+    ((None, None), r"^kinds: must be a 1-D array of ints"),
+    (({0: 1}, {0: 2}), r"^kinds: must be a 1-D array"),
+    ((["a"], [0]), r"^kinds\[0\]='a': must be an int in \[0, 6\)"),
+    (([0], [2**64]), r"^addrs\[0\]=0x10000000000000000"),
+    (([0.7], [0]), r"^kinds\[0\]=0\.7"),
+    (([6], [0]), r"^kinds\[0\]=6: must be in \[0, 6\)"),
+]
+
+
+@pytest.mark.parametrize("args, match", BAD_TRACES, ids=[str(i) for i in range(len(BAD_TRACES))])
+def test_machine_cache_replay_rejects_bad_traces_and_changes_nothing(args, match):
+    m = emu.Machine(lowmem_mb=0.25, highmem_mb=1, last_pkmap=8)
+    m.write(m.page_address(3), b"dirty")
+    raw = (m._S.copy(), m._B.copy())
+    with pytest.raises(ValueError, match=match):
+        m.cache.replay(*args)
+    assert np.array_equal(raw[0], m._S) and np.array_equal(raw[1], m._B)
+    m.cache.flush_all()                          # used to write back to pa 2**62 and crash
+    assert m.phys_read(3 * 4096, 5) == b"dirty"
+    assert m.cache.replay([0, 1], [0x100, RAM - 4], [4, 4]) == 2

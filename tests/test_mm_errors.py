@@ -5,6 +5,8 @@ BUGs raise ``KernelBug``; and after every rejected call the machine is exactly a
 the RAM the machine touched) and keeps working.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,27 @@ BAD_MACHINE_ARGS = [
     ("dma_pinning", dict(kmap_high_get=False, dma_pinning="kmap_high_get")),
     ("seed", dict(seed=-1)),
     ("seed", dict(seed=1.5)),
+    # not finite, or too big to become a page count / an int64 header slot
+    ("lowmem_mb", dict(lowmem_mb=float("inf"))),
+    ("lowmem_mb", dict(lowmem_mb=1e308)),
+    ("lowmem_mb", dict(lowmem_mb=float("nan"))),
+    ("highmem_mb", dict(highmem_mb=float("inf"))),
+    ("highmem_mb", dict(highmem_mb=-float("inf"))),
+    ("highmem_mb", dict(highmem_mb=1e308)),
+    ("highmem_mb", dict(highmem_mb=float("nan"))),
+    ("highmem_mb", dict(highmem_mb=2**80)),
+    ("page_offset", dict(page_offset=3221225472.0)),
+    ("page_offset", dict(page_offset="0xC0000000")),
+    ("page_offset", dict(page_offset=True)),
+    ("page_offset", dict(page_offset=0xD0000000)),
+    ("page_offset", dict(page_offset=2**70)),
+    ("timeslice", dict(timeslice=2**70)),
+    ("timeslice", dict(timeslice=2**63)),
+    ("timeslice", dict(timeslice=-1)),
+    ("timeslice", dict(timeslice=1.5)),
+    ("program_rows", dict(program_rows=2**70)),
+    ("data_bytes", dict(data_bytes=2**70)),
+    ("trace_events", dict(trace_events=2**70)),
 ]
 
 
@@ -92,6 +115,32 @@ def test_good_machine_arguments():
     m = machine(kmap_high_get=True, dma_pinning="page_address")
     assert m.dma_pinning == "page_address" and m.kmap_high_get(100) == 0
     assert machine(ncpus=8).ncpus == 8
+
+
+BAD_COSTS = [
+    ({"mrs": 2**70}, r"^costs: mrs=1180591620717411303424: cycles must be a non-negative int"),
+    ({"mrs": 2**62}, r"^costs: mrs=4611686018427387904: .*<= 1000000"),
+    ({"mrs": 1_000_001}, r"^costs: mrs=1000001"),
+    ({"bus_mhz": 1e-300}, r"^costs: bus_mhz=1e-300: must be a positive number of MHz in"),
+    ({"bus_mhz": float("nan")}, r"^costs: bus_mhz=nan"),
+    ({"core_mhz": float("inf")}, r"^costs: core_mhz=inf"),
+    ({"core_mhz": 1e300}, r"^costs: core_mhz=1e\+300"),
+]
+
+
+@pytest.mark.parametrize("costs, match", BAD_COSTS, ids=[repr(c) for c, _ in BAD_COSTS])
+def test_bad_costs_name_the_key(costs, match):
+    with pytest.raises(ValueError, match=match):
+        machine(costs=costs)
+
+
+def test_good_machine_arguments_at_the_limits():
+    m = machine(lowmem_mb=np.float64(0.25), highmem_mb=np.int64(1),
+                page_offset=np.int64(0x80000000), timeslice=2**63 - 1)
+    assert m.PAGE_OFFSET == 0x80000000 and len(m.highmem_pfns) == 256
+    m = machine(costs={"mrs": 1_000_000, "bus_mhz": 1, "core_mhz": 10_000})
+    m.kmap_high(64)
+    assert 0 < m.cycles[0] < 2**40
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,3 +364,26 @@ def test_would_sleep_keeps_only_the_scan_effects_and_the_machine_recovers(busy):
     busy.kunmap(64)
     assert busy.kmap(89) == 0xBFE01000
     assert busy.page_address(64) == 0 and busy.last_pkmap_nr == 1
+
+
+BAD_PHYS = [
+    ("n", lambda m: m.phys_read(0, 2**64)),
+    ("n", lambda m: m.phys_read(0, NPAGES * 4096 + 1)),
+    ("n", lambda m: m.phys_read(0, np.uint64(2**64 - 1))),
+    ("len(data)", lambda m: m.phys_write(0, bytes(NPAGES * 4096 + 1))),
+    ("paddr", lambda m: m.phys_read(2**64, 1)),
+    ("paddr", lambda m: m.phys_read(NPAGES * 4096 - 2, 4)),
+    ("paddr", lambda m: m.phys_write(4096.0, b"x")),
+]
+
+
+@pytest.mark.parametrize("name, call", BAD_PHYS, ids=[f"{i}-{n}" for i, (n, _) in
+                                                      enumerate(BAD_PHYS)])
+def test_bad_phys_access_names_the_bad_argument(busy, name, call):
+    raw = (busy._S.copy(), busy._B.copy())
+    before = snapshot(busy)
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}="):
+        call(busy)
+    assert np.array_equal(raw[0], busy._S) and np.array_equal(raw[1], busy._B)
+    assert_unchanged(busy, before)
+    assert_still_works(busy)

@@ -5,11 +5,13 @@ works on the machine's own arrays. Every method validates its arguments first an
 ``ValueError`` naming the bad one, so a rejected call changes nothing.
 """
 
+import inspect
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from .. import consts as K
+from .._args import check_int, check_int_array
 from ..cost.account import add_regions as _add_accounting
 from ..layout import Layout, b_view, s_view
 from . import kernels as _k
@@ -92,7 +94,7 @@ class Cache:
     window : int
         Base of the ``flush_all`` displacement window (XScale, v4wb).
     seed : int
-        Seed of the random replacement policy.
+        Seed of the random replacement policy (a non-negative int).
     ram_size : int
         Bytes of backing RAM (allocated lazily; default the whole 32-bit space).
     events : int
@@ -111,6 +113,7 @@ class Cache:
                  ram_size=ADDR_LIMIT, events=DEFAULT_EVENT_CAPACITY):
         cfg = CacheConfig(size, ways, line, replacement, write_back, write_allocate, style,
                           dirty_granule, window)
+        seed = check_int("seed", seed, 0)
         if isinstance(ram_size, bool) or not isinstance(ram_size, int) or not 0 < ram_size <= ADDR_LIMIT:
             raise ValueError(f"ram_size={ram_size!r}: must be an int in (0, 2**32]")
         if isinstance(events, bool) or not isinstance(events, int) or events < 0:
@@ -131,8 +134,25 @@ class Cache:
 
     @classmethod
     def from_preset(cls, name, **overrides):
-        """A standalone cache with core preset ``name``'s geometry (``"arm926"`` ...)."""
+        """A standalone cache with a core preset's geometry.
+
+        Parameters
+        ----------
+        name : str
+            Core preset: ``"arm926"``, ``"feroceon"``, ``"xscale"`` or ``"sa110"``.
+        **overrides
+            Any argument of :class:`Cache` (``size=``, ``ram_size=``, ``seed=`` ...).
+
+        Returns
+        -------
+        Cache
+        """
         cfg = preset(name)
+        accepted = tuple(inspect.signature(cls).parameters)
+        for key, value in overrides.items():
+            if key not in accepted:
+                raise ValueError(f"{key}={value!r}: not an argument of Cache; accepted "
+                                 f"arguments are " + ", ".join(accepted))
         kw = dict(size=cfg.size, ways=cfg.ways, line=cfg.line, replacement=cfg.replacement,
                   write_back=cfg.write_back, write_allocate=cfg.write_allocate, style=cfg.style,
                   dirty_granule=cfg.dirty_granule, window=cfg.window)
@@ -164,19 +184,20 @@ class Cache:
             self._after()
 
     # -- CPU accesses -------------------------------------------------------------------------
-    def _split(self, va, pa, n):
-        va = _check_addr("va", va)
+    def _split(self, va, pa, n, va_name="va"):
+        va = _check_addr(va_name, va)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n={n!r}: must be a non-negative int")
+        n = int(n)
         if va + n > ADDR_LIMIT:
-            raise ValueError(f"n={n}: va + n must not pass the end of the 32-bit space")
+            raise ValueError(f"n={n}: {va_name} + n must not pass the end of the 32-bit space")
         pa = va if pa is None else _check_addr("pa", pa)
         if (pa ^ va) & (self.line - 1):
             raise ValueError(f"pa={pa:#x}: must have the same offset within a line as "
                              f"va={va:#x} (translation keeps the offset)")
         if pa + n > self._ram_size:
             raise ValueError(f"pa={pa:#x}: pa + n must be within RAM ({self._ram_size:#x} bytes)")
-        return va, pa, int(n)
+        return va, pa, n
 
     def load(self, va, n, pa=None):
         """CPU load of ``n`` bytes at virtual ``va`` (physical ``pa``, default ``va``)."""
@@ -347,13 +368,13 @@ class Cache:
     # -- RAM (standalone caches) ---------------------------------------------------------------
     def ram_read(self, pa, n):
         """RAM bytes as a bus master sees them (no cache)."""
-        pa, _, n = self._split(pa, pa, n)
+        pa, _, n = self._split(pa, pa, n, "pa")
         r = int(self._S[K.H_B_RAM]) + pa
         return (self._B[r:r + n] ^ K.RAM_POISON).tobytes()
 
     def ram_write(self, pa, data):
         src = _as_bytes(data)
-        pa, _, n = self._split(pa, pa, len(src))
+        pa, _, n = self._split(pa, pa, len(src), "pa")
         r = int(self._S[K.H_B_RAM]) + pa
         self._B[r:r + n] = src ^ K.RAM_POISON
         self._unshadowed(K.H_B_RAMDIRTY, pa, n)
@@ -369,33 +390,37 @@ class Cache:
             Dinero IV labels: 0 load, 1 store, 2 instruction fetch (ignored by a D-cache),
             3 misc load, 4 copy-back (clean) one line, 5 invalidate one line.
         addrs : array of int
-            Byte addresses (used as both virtual and physical address).
+            Byte addresses in RAM (used as both virtual and physical address).
         sizes : array of int, optional
-            Bytes per access (default 1); an access crossing a line boundary is split.
+            Bytes per access (default 1; 0 counts as 1 for the bounds); an access crossing a
+            line boundary is split. ``addr + size`` must not pass the end of RAM.
 
         Returns
         -------
         int
             Number of trace records replayed.
         """
-        kinds = np.ascontiguousarray(kinds, dtype=np.int64)
-        addrs = np.ascontiguousarray(addrs, dtype=np.int64)
-        sizes = (np.ones(len(kinds), np.int64) if sizes is None
-                 else np.ascontiguousarray(sizes, dtype=np.int64))
-        if not (kinds.ndim == addrs.ndim == sizes.ndim == 1
-                and len(kinds) == len(addrs) == len(sizes)):
-            raise ValueError("kinds, addrs, sizes: must be 1-D arrays of the same length")
-        if len(kinds):
-            if kinds.min() < 0 or kinds.max() > 5:
-                raise ValueError("kinds: accepted values are 0 (load), 1 (store), 2 (ifetch), "
-                                 "3 (misc), 4 (copy-back) and 5 (invalidate)")
-            if addrs.min() < 0 or (addrs + np.maximum(sizes, 1)).max() > self._ram_size:
-                raise ValueError(f"addrs: must lie in [0, {self._ram_size:#x}) with their sizes")
-            if sizes.min() < 0:
-                raise ValueError("sizes: must be non-negative")
+        kinds, addrs, sizes = self._trace(kinds, addrs, sizes)
         n = int(_k.replay(self._S, self._B, kinds, addrs, sizes))
         self._done()
         return n
+
+    def _trace(self, kinds, addrs, sizes):
+        """The checked int64 arrays of :meth:`replay` (ValueError naming the bad one)."""
+        ram = self._ram_size
+        kinds = check_int_array("kinds", kinds, 0, 6)
+        addrs = check_int_array("addrs", addrs, 0, ram, as_hex=True)
+        sizes = (np.ones(len(kinds), np.int64) if sizes is None
+                 else check_int_array("sizes", sizes, 0, ram + 1))
+        if not len(kinds) == len(addrs) == len(sizes):
+            raise ValueError(f"kinds, addrs, sizes: must have the same length (got "
+                             f"{len(kinds)}, {len(addrs)}, {len(sizes)})")
+        past = addrs + np.maximum(sizes, 1) > ram        # both < 2**33: no overflow
+        if past.any():
+            i = int(np.argmax(past))
+            raise ValueError(f"addrs[{i}]={int(addrs[i]):#x}: with sizes[{i}]={int(sizes[i])} "
+                             f"passes the end of RAM ({ram:#x} bytes)")
+        return kinds, addrs, sizes
 
     def __repr__(self):
         c = self.config

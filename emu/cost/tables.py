@@ -80,6 +80,11 @@ _COMPOSITE_SEQ = {
 BASE_UOPS = tuple(n for n in K.UOP_NAMES if n not in COMPOSITES)
 CLOCK_KEYS = ("core_mhz", "bus_mhz")
 ACCEPTED_KEYS = K.UOP_NAMES + CLOCK_KEYS
+#: Largest cycle count an override may give one micro-op (a composite sums up to 6 parts): far
+#: above any real cost, small enough that the int64 cycle counters cannot overflow.
+MAX_CYCLES = 1_000_000
+#: Accepted clock range in MHz: the memory-side terms scale by core_mhz / bus_mhz (<= 10 000).
+MIN_MHZ, MAX_MHZ = 1, 10_000
 
 # ---------------------------------------------------------------------------------------------
 # Clocks (spec §1.3 "Typical clocks", §2.1, §2.2)
@@ -447,9 +452,30 @@ def _accepted():
     return ", ".join(ACCEPTED_KEYS)
 
 
+def _check_mhz(name, val):
+    if (isinstance(val, bool) or not isinstance(val, numbers.Real)
+            or not MIN_MHZ <= val <= MAX_MHZ):          # NaN fails the comparison too
+        raise ValueError(f"{name}={val!r}: must be a positive number of MHz in "
+                         f"[{MIN_MHZ}, {MAX_MHZ}]")
+    return val
+
+
 def validate_overrides(overrides, where="costs"):
-    """Check an override dict; returns a plain ``dict`` copy. Raises ``ValueError`` naming the
-    offending key (``where`` prefixes the message, e.g. the TOML file and section)."""
+    """Check an override dict.
+
+    Parameters
+    ----------
+    overrides : Mapping or None
+        Micro-op name (base or composite) -> cycles, an int in ``[0, MAX_CYCLES]``; and
+        ``core_mhz`` / ``bus_mhz`` -> a number in ``[MIN_MHZ, MAX_MHZ]``.
+    where : str
+        Prefix of the error message (e.g. the TOML file and section).
+
+    Returns
+    -------
+    dict
+        A plain copy (cycles as ints). ``ValueError`` names the offending key.
+    """
     if overrides is None:
         return {}
     if not isinstance(overrides, Mapping):
@@ -461,15 +487,12 @@ def validate_overrides(overrides, where="costs"):
             raise ValueError(f"{where}: {key!r}: unknown micro-op; accepted names are "
                              f"{_accepted()}")
         if key in CLOCK_KEYS:
-            if (isinstance(val, bool) or not isinstance(val, numbers.Real)
-                    or not math.isfinite(val) or val <= 0):
-                raise ValueError(f"{where}: {key}={val!r}: must be a positive number of MHz")
-            out[key] = val
+            out[key] = _check_mhz(f"{where}: {key}", val)
             continue
-        if isinstance(val, bool) or not isinstance(val, numbers.Integral):
-            raise ValueError(f"{where}: {key}={val!r}: cycles must be a non-negative int")
-        if val < 0:
-            raise ValueError(f"{where}: {key}={val!r}: cycles must be a non-negative int")
+        if isinstance(val, bool) or not isinstance(val, numbers.Integral) \
+                or not 0 <= val <= MAX_CYCLES:
+            raise ValueError(f"{where}: {key}={val!r}: cycles must be a non-negative int "
+                             f"<= {MAX_CYCLES} (MAX_CYCLES)")
         out[key] = int(val)
     return out
 
@@ -493,9 +516,7 @@ def clocks(cpu, overrides=None):
 def cycles_to_us(cpu, cycles, core_mhz=None):
     """Microseconds that ``cycles`` core cycles take on ``cpu`` (at ``core_mhz`` if given)."""
     _check_cpu(cpu)
-    mhz = CLOCKS[cpu]["core_mhz"] if core_mhz is None else core_mhz
-    if isinstance(mhz, bool) or not isinstance(mhz, numbers.Real) or mhz <= 0:
-        raise ValueError(f"core_mhz={core_mhz!r}: must be a positive number of MHz")
+    mhz = CLOCKS[cpu]["core_mhz"] if core_mhz is None else _check_mhz("core_mhz", core_mhz)
     return cycles / mhz
 
 
