@@ -18,6 +18,7 @@ import sys
 
 from . import consts as K
 from .exec.builtin import SCENARIO_IDS
+from .errors import EmuError
 from .exec.report import count_of
 
 
@@ -323,7 +324,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         return a.fn(a) or 0
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EmuError) as e:    # EmuError: a scenario's setup op failed
         print(f"emu {a.cmd}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:                   # Ctrl-C: explorations stop within a few ms

@@ -228,6 +228,7 @@ ERR_BUG = 2               # A = BUG_* id, B.. = details
 ERR_WOULD_SLEEP = 3
 ERR_DEADLOCK = 4
 ERR_DMA_DEBUG = 5
+ERR_BAD_ARG = 6           # a program op's argument out of range: A = row, B = argument, C = value
 
 # ---------------------------------------------------------------------------------------------
 # Machine header slots (emu.mm, emu.exec, emu.dma): continue after HDR_FIXED_END
@@ -589,6 +590,11 @@ PROG2ROUTINE = (
     R_CPU_READ, R_CPU_WRITE, R_DMA_MAP_PAGE, R_DMA_UNMAP_PAGE, R_DMA_SYNC_SINGLE_FOR_CPU,
     R_DMA_SYNC_SINGLE_FOR_DEVICE, -1, -1, -1, -1,
 )
+MAX_REPEAT = 1 << 16      # a scenario op's ``repeat``
+MAX_IRQ_COUNT = 1 << 40   # an IRQ handler's ``count`` (raises or periodic firings)
+MAX_IRQ_TIME = 1 << 48    # cycles: a timed IRQ's ``period`` and ``first``
+MAXCPUS = 8               # ncpus
+MAX_OP_BYTES = 1 << 24    # bytes one scenario op reads or writes (``n``, ``data``)
 
 # ---------------------------------------------------------------------------------------------
 # Interleaving executor (emu.exec.sched)

@@ -125,7 +125,7 @@ class Machine:
             raise ValueError("dma_pinning='kmap_high_get': needs kmap_high_get=True "
                              "(without ARCH_NEEDS_KMAP_HIGH_GET only 'page_address' exists)")
         check_choice("dma_api", dma_api, K.API_NAMES)
-        ncpus = check_int("ncpus", ncpus, 1, 8)
+        ncpus = check_int("ncpus", ncpus, 1, K.MAXCPUS)
         seed = check_int("seed", seed, 0)
         contexts = check_int("contexts", contexts, 1, 64)
         program_rows = check_int("program_rows", program_rows, 0, MAX_BUFFER)

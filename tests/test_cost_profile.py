@@ -618,3 +618,16 @@ def test_feroceon_range_op_masks_irqs_and_the_tracer_sees_it(tmp_path):
         # the window covers the 128-line range walk: > 2 range MCRs + 128 drange_line
         c = cost("feroceon")
         assert io_["max_cycles"] >= 2 * c["drange_start"] + 128 * c["drange_line"], key
+
+
+def test_a_user_scenario_that_calls_kmap_high_get_profiles_both_variants(tmp_path):
+    """The plain-lock variant keeps the scenario's own kmap_high_get() calls (compiled in,
+    as in built-in scenario (iii)); the DMA pinning alone follows the variant."""
+    p = tmp_path / "khg.toml"
+    p.write_text('name = "khg"\n[machine]\nlast_pkmap = 8\n[[task]]\nname = "t"\nops = [\n'
+                 '  { op = "kmap", pfn = 300 }, { op = "kunmap", pfn = 300 },\n'
+                 '  { op = "kmap_high_get", pfn = 300 }, { op = "kunmap_high", pfn = 300 },\n]\n')
+    doc, _ = profile("arm926", str(p), 0)
+    for key in ("plain", "irq"):
+        assert doc["variants"][key]["routines"]["kmap_high_get"]["calls"] == 1
+    assert doc["variants"]["plain"]["dma_pinning"] == "page_address"

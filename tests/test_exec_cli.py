@@ -60,8 +60,17 @@ def files(tmp_path_factory):
     bad_op.write_text('[[task]]\nname = "t"\nops = [ { op = "frob", pfn = 300 } ]\n')
     bad_syntax = d / "bad_syntax.toml"
     bad_syntax.write_text("[[task]\nname = 't'\n")
+    setup_bug = d / "setup_bug.toml"
+    setup_bug.write_text('[[setup]]\nop = "kunmap"\npfn = 300\n'
+                         '[[task]]\nname = "t"\nops = [ { op = "kmap_flush_unused" } ]\n')
+    task_int = d / "task_int.toml"
+    task_int.write_text("task = 5\n")
+    ncpus_str = d / "ncpus_str.toml"
+    ncpus_str.write_text('[machine]\nncpus = "2"\n'
+                         '[[task]]\nname = "t"\nops = [ { op = "kmap_flush_unused" } ]\n')
     return {"racy": racy, "calm": calm, "bad_op": bad_op, "bad_syntax": bad_syntax,
-            "missing": d / "missing.toml"}
+            "missing": d / "missing.toml", "setup_bug": setup_bug, "task_int": task_int,
+            "ncpus_str": ncpus_str}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,6 +333,11 @@ BAD = [
      ["emu profile: error", "workload='nope'", "fastpath, churn, dma-irq"]),
     ("max schedules", lambda f: ["explore", f["calm"], "--max-schedules", "0"],
      ["must be a positive int"]),
+    ("setup op BUG", lambda f: ["explore", f["setup_bug"]],
+     ["emu explore: error", "setup op 0: kunmap_high: page 300 has no virtual address"]),
+    ("setup op BUG in run", lambda f: ["run", f["setup_bug"]], ["emu run: error", "setup op 0"]),
+    ("task not a list", lambda f: ["explore", f["task_int"]], ["task=5", "must be a list"]),
+    ("ncpus a string", lambda f: ["explore", f["ncpus_str"]], ["ncpus='2'"]),
 ]
 
 

@@ -278,7 +278,19 @@ def test_explore_validates_its_arguments():
     (lambda: builtin.race(1024), "last_pkmap=1024"),
     (lambda: builtin.race(8, 1, "kmap"), "dma_pinning='kmap': accepted values"),
     (lambda: builtin.irq_getter(True, 3), "last_pkmap=3"),
+    (lambda: builtin.race(8, "x"), "ncpus='x': must be an int"),
+    (lambda: builtin.race(8, 0), "ncpus=0"),
+    (lambda: builtin.irq_getter(1), "kmap_high_get=1: must be True or False"),
 ])
 def test_builtin_scenarios_reject_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("pin, lost", [("page_address", True), ("kmap_high_get", False)])
+def test_the_race_with_the_smallest_window(pin, lost):
+    """LAST_PKMAP 2 (slot 0 pinned, the DMA page lazily in slot 1): the writer's wrap still
+    frees the DMA page's slot, and the fix still holds."""
+    ex = explore(builtin.race(2, 1, pin), bound=2)
+    assert ex.complete and ex.data_lost == lost
+    assert (ex.max_lost_bytes > 0) == lost

@@ -367,6 +367,68 @@ BAD = [
      ["setup op 0", "pfn"]),
     ("setup op that cannot run in setup", _set(("setup",), [{"op": "wait_irq", "line": 0}]),
      ["setup op 0", "wait_irq"]),
+    # constant arguments out of the machine's range: reported when the scenario loads
+    ("pfn past RAM", _set(("task", 0, "ops", 0, "pfn"), 10 ** 9),
+     ["task 't' op 0", "kmap_high: pfn=1000000000", "highmem", "range(256, 512)"]),
+    ("lowmem pfn to kmap_high", _set(("task", 0, "ops", 0, "pfn"), 5),
+     ["task 't' op 0", "pfn=5", "range(256, 512)"]),
+    ("kmap of a pfn past RAM", _set(("task", 0, "ops", 0), {"op": "kmap", "pfn": 512, "as": "v"}),
+     ["task 't' op 0", "kmap: pfn=512", "range(0, 512)"]),
+    ("negative dma size", _set(("task", 0, "ops", 2, "size"), -4096),
+     ["task 't' op 2", "size=-4096", "positive"]),
+    ("dma page past RAM", _set(("task", 0, "ops", 2, "pfn"), 100000),
+     ["task 't' op 2", "dma_map_page: pfn=100000"]),
+    ("dma offset past RAM", _set(("task", 0, "ops", 2, "offset"), 1 << 40),
+     ["task 't' op 2", "offset="]),
+    ("unmap past RAM", lambda d: d["task"][0]["ops"].append(
+        {"op": "dma_unmap_page", "dma_addr": 1 << 40, "direction": 1}) or d,
+     ["task 't' op 3", "dma_addr=0x10000000000", "inside RAM"]),
+    ("device write past RAM", lambda d: d["task"][0]["ops"].append(
+        {"op": "device_write", "dma_addr": 1 << 40, "data": "aa"}) or d,
+     ["task 't' op 3", "device_write: dma_addr=0x10000000000"]),
+    ("device read past RAM", lambda d: d["task"][0]["ops"].append(
+        {"op": "device_read", "dma_addr": (512 << 12) - 2, "n": 4}) or d,
+     ["task 't' op 3", "device_read: dma_addr"]),
+    ("device_start on a missing line", lambda d: d["task"][0]["ops"].append(
+        {"op": "device_start", "dma_addr": 0, "data": "aa", "line": 99}) or d,
+     ["task 't' op 3", "line=99", f"0..{K.MAXIRQ - 1}"]),
+    ("wait_irq on a missing line", lambda d: d["task"][0]["ops"].append(
+        {"op": "wait_irq", "line": 99}) or d,
+     ["task 't' op 3", "wait_irq: line=99"]),
+    ("wait_irq for no interrupt", lambda d: d["task"][0]["ops"].append(
+        {"op": "wait_irq", "line": 0, "count": 0}) or d,
+     ["task 't' op 3", "count=0", ">= 1"]),
+    ("kmap_high_get without ARCH_NEEDS_KMAP_HIGH_GET", _set(("machine", "kmap_high_get"), False),
+     ["irq 'nic' op 0", "kmap_high_get", "kmap_high_get=False"]),
+    # sizes that would take the machine's memory or time
+    ("huge repeat", _set(("task", 0, "ops", 0, "repeat"), 10 ** 9),
+     ["task 't' op 0", "repeat=1000000000", str(K.MAX_REPEAT)]),
+    ("huge fill", _set(("task", 0, "ops", 1), {"op": "fill", "va": "v", "byte": 1, "n": 10 ** 11}),
+     ["task 't' op 1", "n=100000000000", str(K.MAX_OP_BYTES)]),
+    ("huge read", _set(("task", 0, "ops", 1), {"op": "read", "va": "v", "n": 10 ** 11}),
+     ["task 't' op 1", "n=100000000000"]),
+    # shapes and types
+    ("machine not a table", _set(("machine",), 5), ["machine=5", "table"]),
+    ("machine a string", _set(("machine",), "ab"), ["machine='ab'", "table"]),
+    ("task not a list", _set(("task",), 5), ["task=5", "list"]),
+    ("irq not a list", _set(("irq",), 5), ["irq=5", "list"]),
+    ("setup not a list", _set(("setup",), 5), ["setup=5", "list"]),
+    ("ops not a list", _set(("task", 0, "ops"), 5), ["task 't'", "ops=5", "list"]),
+    ("task name not a string", _set(("task", 0, "name"), [1]), ["names", "strings"]),
+    ("irq line not an int", _set(("irq", 0, "line"), [1]), ["irq line", "[1]"]),
+    ("op name not a string", _set(("task", 0, "ops", 1, "op"), ["kmap"]),
+     ["task 't' op 1", "op=['kmap']", "unknown"]),
+    ("result name not a name", _set(("task", 0, "ops", 0, "as"), ["v"]),
+     ["task 't' op 0", "as=['v']"]),
+    ("repeat step not an int", _set(("task", 0, "ops", 0),
+                                    {"op": "kmap_high", "pfn": 300, "repeat": 2, "step": "x"}),
+     ["task 't' op 0", "step='x'"]),
+    ("negative irq count", _set(("irq", 0, "count"), -1), ["irq 'nic'", "count=-1"]),
+    ("fractional irq count", _set(("irq", 0, "count"), 1.5), ["irq 'nic'", "count=1.5"]),
+    ("huge irq count", _set(("irq", 0, "count"), 10 ** 20), ["irq 'nic'", "count="]),
+    ("irq period a string", _set(("irq", 0, "period"), "x"), ["irq 'nic'", "period='x'"]),
+    ("irq first before time", _set(("irq", 0, "first"), -5), ["irq 'nic'", "first=-5"]),
+    ("ncpus a string", _set(("machine", "ncpus"), "2"), ["ncpus='2'"]),
 ]
 
 
@@ -378,6 +440,55 @@ def test_validation_errors_name_the_problem(mutate, parts):
     msg = str(ei.value)
     for p in parts:
         assert p in msg, f"{p!r} not in {msg!r}"
+
+
+def test_a_scenario_built_in_code_is_validated_when_it_builds():
+    sc = Scenario("x", {"last_pkmap": 8})
+    sc.task("a", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    sc.irq("q", [{"op": "kmap_high_get", "pfn": 300}], line=99)
+    with pytest.raises(ValueError, match="irq lines"):
+        sc.build()
+    with pytest.raises(ValueError, match="unique"):
+        Scenario("y").task("a", []).task("a", []).build()
+    with pytest.raises(ValueError, match="at least one"):
+        Scenario("z").build()
+    with pytest.raises(ValueError, match="machine: unknown key.*contexts"):
+        Scenario("w", {"contexts": 1}).task("a", []).build()
+    with pytest.raises(ValueError, match=r"task 'b': ops=None: must be a list"):
+        Scenario("v").task("b", None)
+
+
+def test_a_setup_op_that_fails_in_the_kernel_says_which_op():
+    """A setup op runs as a direct call; its KernelBug / PageFault / WouldSleep keeps its
+    type and says which setup op it was."""
+    from emu import KernelBug, PageFault, WouldSleep
+    for setup, err, text in [
+            ([{"op": "kunmap", "pfn": 300}], KernelBug, "setup op 0: kunmap_high: page 300"),
+            ([{"op": "write", "va": 0, "data": "00"}], PageFault, "setup op 0: Unable to handle"),
+            ([{"op": "kmap", "pfn": 300, "repeat": 3}], WouldSleep, "setup op 0: kmap_high")]:
+        d = base()
+        d["machine"]["last_pkmap"] = 2
+        d["setup"] = setup
+        with pytest.raises(err) as ei:
+            load(d)
+        assert str(ei.value).startswith(text), str(ei.value)
+
+
+def test_an_argument_computed_out_of_range_stops_the_run_with_a_finding():
+    """A result plus a constant is known only when the op runs: the run stops there as an
+    error naming the task, op and argument, and nothing reaches the kernel routine."""
+    d = base()
+    d["task"][0]["ops"].insert(1, {"op": "kmap", "pfn": "v+100000"})
+    ld = load(d)
+    r = ld.run()
+    assert r.outcome == "error" and r.failed
+    assert "task 't' op 1: kmap: pfn=" in r.message and "range(0, 512)" in r.message
+    d["task"][0]["ops"][1] = {"op": "device_write", "dma_addr": "h+0x10000000000", "data": "aa"}
+    d["task"][0]["ops"].append(d["task"][0]["ops"].pop(1))      # after the map that sets h
+    r = load(d).run()
+    assert r.outcome == "error" and "task 't' op 3: device_write: dma_addr=0x" in r.message
+    ok = load(base()).run()
+    assert ok.outcome == "done"
 
 
 def test_validation_errors_in_a_toml_file(tmp_path):

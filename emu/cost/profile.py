@@ -81,8 +81,12 @@ def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None
                          f"or the path of a scenario TOML file")
     sc = Scenario.from_toml(name)
     sc.machine.update({"cpu": cpu, "kmap_high_get": kmap_high_get, "seed": seed})
-    if sc.machine.get("dma_pinning") == "kmap_high_get" and not kmap_high_get:
-        sc.machine["dma_pinning"] = "page_address"
+    if not kmap_high_get:
+        # the plain-lock variant keeps the scenario's own kmap_high_get() calls, compiled in
+        # as built-in scenario (iii) has them; only the DMA pinning goes back to page_address
+        sc.machine["force_kmap_high_get"] = True
+        if sc.machine.get("dma_pinning") == "kmap_high_get":
+            sc.machine["dma_pinning"] = "page_address"
     if costs:
         sc.machine["costs"] = dict(costs)
     return sc

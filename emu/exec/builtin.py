@@ -17,7 +17,7 @@
 """
 
 from .. import consts as K
-from .._args import check_choice
+from .._args import check_choice, check_int
 from ..mm.memmap import MemoryMap
 from .scenario import Scenario
 
@@ -32,10 +32,11 @@ def _pinned_setup(last_pkmap):
     """Slot 1 lazily maps DMA_PAGE (count 1, with dirty lines of its user); every other slot
     is pinned (count 2); the cursor is at 0, so the next new mapping scans 1..L-1, wraps,
     flushes, and takes slot 1."""
+    pin = [{"op": "kmap", "pfn": PIN_BASE, "repeat": last_pkmap - 2}]     # slots 2..L-1
     return [
         {"op": "kmap", "pfn": DMA_PAGE, "as": "buf"},                        # slot 1
         {"op": "fill", "va": "buf", "byte": 0x11, "n": 256},                 # its user wrote
-        {"op": "kmap", "pfn": PIN_BASE, "repeat": last_pkmap - 2},           # slots 2..L-1
+        *(pin if last_pkmap > 2 else []),
         {"op": "kmap", "pfn": PIN_BASE + last_pkmap - 2},                    # wraps: slot 0
         {"op": "kunmap", "pfn": DMA_PAGE},                                   # count 1: lazy
     ]
@@ -49,6 +50,7 @@ def _check_last_pkmap(last_pkmap):
 def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
     """Scenario (i) (``ncpus=1``) or (ii) (``ncpus=2``)."""
     _check_last_pkmap(last_pkmap)
+    ncpus = check_int("ncpus", ncpus, 1, K.MAXCPUS)
     check_choice("dma_pinning", dma_pinning, K.PIN_NAMES)
     khg = dma_pinning == "kmap_high_get"
     sid = "i" if ncpus == 1 else "ii"
@@ -77,6 +79,8 @@ def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
 
 def irq_getter(kmap_high_get=True, last_pkmap=8):
     """Scenario (iii): kmap_high_get() in an IRQ handler, with or without irq-safe locking."""
+    if not isinstance(kmap_high_get, bool):
+        raise ValueError(f"kmap_high_get={kmap_high_get!r}: must be True or False")
     _check_last_pkmap(last_pkmap)
     sc = Scenario(
         name=f"iii: kmap_high_get from an IRQ handler "

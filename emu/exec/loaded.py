@@ -11,7 +11,9 @@ from .._jit import entry
 from ..dma.oracle import final_check
 from ..machine import SCHED_SALT
 from ..rng import seed_state
+from ..errors import EmuError
 from .frames import push
+from .program import bad_op_arg, op_arg_message
 from .scenario import (DEFAULTS, OPS, expand, make_machine, parse_data, parse_direction,
                        parse_value)
 from .dfs import explore_dfs
@@ -64,13 +66,28 @@ SOURCE_ARG = {"write": 2, "device_write": 2, "device_start": 3}
 DEST_ARG = {"read": 2, "device_read": 2}
 
 
+def _check_constants(S, rows, where):
+    """The program ops whose arguments are all constants, checked as they would be when they
+    run (:func:`emu.exec.program.bad_op_arg`), so a bad value is reported before any run;
+    and ``kmap_high_get`` only where the machine has it."""
+    for i, r in enumerate(rows):
+        kind = K.PROG_NAMES[r[0]]
+        if kind == "kmap_high_get" and not S[K.H_KHG]:
+            raise ValueError(f"{where[i]}: kmap_high_get() does not exist without "
+                             f"ARCH_NEEDS_KMAP_HIGH_GET (the machine has kmap_high_get=False)")
+        if all(ref < 0 for ref in r[1 + K.NARGS:]):
+            k = bad_op_arg(S, r[0], *r[1:1 + K.NARGS])
+            if k >= 0:
+                raise ValueError(f"{where[i]}: {op_arg_message(S, kind, k, r[1 + k])}")
+
+
 def _compile(programs):
     """Program rows and data pool for every (where, ops) program. Returns the rows, the data
     pool, each program's (first row, row count) and how many bytes at the pool's start runs
     can write (the read buffers; the written data follows, and restores leave it alone);
     result references are made relative to the program's first row (its register file),
-    data offsets relative to the pool."""
-    rows, data, spans = [], bytearray(), []
+    data offsets relative to the pool; and, per row, the task and op it comes from."""
+    rows, data, spans, row_where = [], bytearray(), [], []
     dst = bytearray()                           # read buffers (data: what is written)
     for where, ops in programs:
         names, start = {}, len(rows)
@@ -101,6 +118,7 @@ def _compile(programs):
                     rd = [first, (len(blob), -1), (len(dst), -1), nil, nil]
                     dst += bytes(len(blob))              # the read's own buffer
                     rows.append([K.P_READ] + [a[0] for a in rd] + [a[1] for a in rd])
+                    row_where.append(w)
                 elif kind == "device_start":
                     args = [first, (len(blob), -1), val(w, op, "line"), buf,
                             val(w, op, "cycles")]
@@ -118,6 +136,7 @@ def _compile(programs):
                 args = [nil] * K.NARGS
             code = K.PROG_NAMES.index("write" if kind == "fill" else kind)
             rows.append([code] + [a[0] for a in args] + [a[1] for a in args])
+            row_where.append(w)
             if "as" in op:
                 names[op["as"]] = len(rows) - 1
         spans.append((start, len(rows) - start))
@@ -125,7 +144,7 @@ def _compile(programs):
         k = SOURCE_ARG.get(K.PROG_NAMES[r[0]])
         if k is not None:
             r[1 + k] += len(dst)
-    return rows, bytes(dst + data), spans, len(dst)
+    return rows, bytes(dst + data), spans, len(dst), row_where
 
 
 class Loaded:
@@ -135,9 +154,10 @@ class Loaded:
         self.scenario = sc
         progs = [(f"task {t.name!r}", t.ops) for t in sc.tasks] + \
                 [(f"irq {q.name!r}", q.ops) for q in sc.irqs]
-        rows, data, spans, writable = _compile(progs)
+        rows, data, spans, writable, self.row_where = _compile(progs)
         self.machine = m = make_machine(sc, max(len(rows), 1), max(len(data), 1), trace_events)
         m._S[K.H_DATA_RW] = writable
+        _check_constants(m._S, rows, self.row_where)
         self.names = ["direct"] + [t.name for t in sc.tasks] + [q.name for q in sc.irqs]
         self._setup(m, sc)
         S, B = m._S, m._B
@@ -227,8 +247,8 @@ class Loaded:
                     r = m.device.write(v("dma_addr"), parse_data(op, w))
                 else:
                     raise ValueError(f"{kind} cannot run in setup (no task runs there)")
-            except ValueError as e:
-                raise ValueError(f"{w}: {e}") from None
+            except (ValueError, EmuError) as e:         # same type, saying which op
+                raise type(e)(f"{w}: {e}") from None
             results.append(int(r) if isinstance(r, (int, np.integer)) else 0)
             if "as" in op:
                 names[op["as"]] = len(results) - 1

@@ -4,13 +4,102 @@ Each operation is a row of ``PW`` words: an opcode (``P_*``) and ``NARGS`` argum
 immediate plus, optionally, the result of an earlier operation of the same program (so a
 ``write`` can go through the address ``kmap`` returned). Kernel operations push the routine
 and store its return value in the program's register for that row.
+
+An argument is checked when the operation runs (:func:`bad_op_arg`; a result plus a constant
+can land anywhere), so no value reaches a routine that would index outside the machine;
+``Loaded`` checks the constant ones when it loads the scenario.
 """
 
 from .. import consts as K
 from .._jit import inline, njit
 from ..dma.engine import device_read, device_write
-from .frames import ctx_rec, push
+from .frames import ctx_rec, fail, push
 from .trace import trace
+
+
+#: What each argument of a row means (``ARG_NAMES[op][k]``; None: a data-pool offset).
+ARG_NAMES = {
+    "kmap": ("pfn",), "kunmap": ("pfn",), "kmap_high": ("pfn",), "kunmap_high": ("pfn",),
+    "kmap_high_get": ("pfn",), "kmap_flush_unused": (), "read": ("va", "n"),
+    "write": ("va", "n"), "dma_map_page": ("pfn", "offset", "size", "direction"),
+    "dma_unmap_page": ("dma_addr", "size", "direction"),
+    "dma_sync_single_for_cpu": ("dma_addr", "size", "direction"),
+    "dma_sync_single_for_device": ("dma_addr", "size", "direction"),
+    "device_write": ("dma_addr", "n"), "device_read": ("dma_addr", "n"),
+    "device_start": ("dma_addr", "n", "line", None, "cycles"), "wait_irq": ("line", "count"),
+}
+
+
+@inline
+def _in_ram(S, addr, n):
+    """``[addr, addr + n)`` non-empty and inside RAM (no sum here can overflow)."""
+    ram = S[K.H_NPAGES] << K.PAGE_SHIFT
+    return 0 <= addr <= ram and 0 < n <= ram - addr
+
+
+@njit
+def bad_op_arg(S, op, a0, a1, a2, a3, a4):
+    """The first argument of program operation ``op`` that is out of range (its index), or -1.
+    The ranges are the Machine API's for the same calls (see :func:`op_arg_accepts`)."""
+    npages = S[K.H_NPAGES]
+    if op == K.P_KMAP or op == K.P_KUNMAP:
+        return -1 if 0 <= a0 < npages else 0
+    if op == K.P_KMAP_HIGH or op == K.P_KUNMAP_HIGH or op == K.P_KMAP_HIGH_GET:
+        return -1 if S[K.H_LOWMEM_PAGES] <= a0 < npages else 0
+    if op == K.P_DMA_MAP_PAGE:
+        if not 0 <= a0 < npages:
+            return 0
+        if not 0 <= a1 < (npages - a0) << K.PAGE_SHIFT:
+            return 1
+        if not 0 < a2 <= ((npages - a0) << K.PAGE_SHIFT) - a1:
+            return 2
+        return -1 if K.DMA_BIDIRECTIONAL <= a3 <= K.DMA_FROM_DEVICE else 3
+    if op == K.P_DMA_UNMAP_PAGE or op == K.P_DMA_SYNC_SINGLE_FOR_CPU \
+            or op == K.P_DMA_SYNC_SINGLE_FOR_DEVICE:
+        if not _in_ram(S, a0, 1):
+            return 0
+        if not _in_ram(S, a0, a1):
+            return 1
+        return -1 if K.DMA_BIDIRECTIONAL <= a2 <= K.DMA_FROM_DEVICE else 2
+    if op == K.P_DEVICE_WRITE or op == K.P_DEVICE_READ or op == K.P_DEVICE_START:
+        if not _in_ram(S, a0, a1):
+            return 0
+        if op == K.P_DEVICE_START:
+            if not 0 <= a2 < K.MAXIRQ:
+                return 2
+            return -1 if a4 >= 0 else 4
+        return -1
+    if op == K.P_WAIT_IRQ:
+        if not 0 <= a0 < K.MAXIRQ:
+            return 0
+        return -1 if a1 >= 1 else 1
+    return -1                                   # kmap_flush_unused; read / write fault cleanly
+
+
+def op_arg_accepts(S, kind, name):
+    """What argument ``name`` of program operation ``kind`` accepts, in words."""
+    npages, low = int(S[K.H_NPAGES]), int(S[K.H_LOWMEM_PAGES])
+    ram = npages << K.PAGE_SHIFT
+    if name == "pfn":
+        if kind in ("kmap_high", "kunmap_high", "kmap_high_get"):
+            return f"a highmem page frame number, in range({low}, {npages})"
+        return f"a page frame number, in range(0, {npages})"
+    if name == "dma_addr":
+        return f"a bus address whose buffer lies inside RAM [0, {ram:#x})"
+    if name in ("size", "n"):
+        return f"a positive byte count whose buffer lies inside RAM [0, {ram:#x})"
+    accepts = {"offset": "an offset >= 0 from the page's start that stays inside RAM",
+               "direction": "0, 1 or 2 (BIDIRECTIONAL, TO_DEVICE, FROM_DEVICE)",
+               "line": f"an IRQ line, 0..{K.MAXIRQ - 1}", "cycles": "a delay >= 0",
+               "count": "a number of interrupts >= 1"}
+    return accepts.get(name, "a valid value")
+
+
+def op_arg_message(S, kind, k, value):
+    """``name=value: must be ...`` for argument ``k`` of a ``kind`` row."""
+    name = ARG_NAMES[kind][k]
+    shown = f"{value:#x}" if name in ("dma_addr", "va") else f"{value}"
+    return f"{kind}: {name}={shown}: must be {op_arg_accepts(S, kind, name)}"
 
 
 @inline
@@ -43,6 +132,11 @@ def program_step(S, B, c, f):
         a1 = prog_arg(S, cr, row, 1)
         a2 = prog_arg(S, cr, row, 2)
         a3 = prog_arg(S, cr, row, 3)
+        a4 = prog_arg(S, cr, row, 4)
+        k = bad_op_arg(S, op, a0, a1, a2, a3, a4)
+        if k >= 0:
+            v = (a0, a1, a2, a3, a4)[k]
+            return fail(S, K.ERR_BAD_ARG, (row - S[K.H_R_PROG]) // K.PW, k, v, 0)
         r = K.PROG2ROUTINE[op]
         if r >= 0:
             if op == K.P_READ or op == K.P_WRITE:
@@ -61,7 +155,7 @@ def program_step(S, B, c, f):
             S[ir + K.IRQ_XFER_ADDR] = a0
             S[ir + K.IRQ_XFER_LEN] = a1
             S[ir + K.IRQ_XFER_SRC] = a3
-            S[ir + K.IRQ_DUE] = S[K.H_NOW] + prog_arg(S, cr, row, 4)
+            S[ir + K.IRQ_DUE] = S[K.H_NOW] + a4
             S[ir + K.IRQ_PERIOD] = 0
             S[ir + K.IRQ_BUDGET] += 1
             trace(S, K.T_DMA_START, a0, a1)

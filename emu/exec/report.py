@@ -2,6 +2,7 @@
 
 from .. import consts as K
 from .errors import bug_message, dma_debug_message
+from .program import op_arg_message
 
 
 def count_of(n, word):
@@ -76,6 +77,9 @@ def describe_outcome(ld, outcome):
             msg = "kernel BUG: " + bug_message(a, b, cc, d)
         elif err == K.ERR_DMA_DEBUG:
             msg = dma_debug_message(a, b, cc, d)
+        elif err == K.ERR_BAD_ARG:                  # a: program row, b: argument, cc: value
+            kind = K.PROG_NAMES[int(S[int(S[K.H_R_PROG]) + a * K.PW + K.PO_OP])]
+            return f"{ld.row_where[a]}: {op_arg_message(S, kind, b, cc)}"
         else:
             msg = f"error {err}"
         return f"{who}: {msg}"

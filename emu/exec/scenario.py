@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
+from .._args import check_int
 from ..machine import Machine
 
 # field kinds: "pfn", "int", "dir", "line", "data", "n"
@@ -118,8 +119,9 @@ def parse_data(op, where):
         b, n = op["byte"], op.get("n")
         if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 255:
             raise _where(where, f"byte={b!r}: must be an int 0..255")
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise _where(where, f"n={n!r}: must be a positive int (bytes to write)")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= K.MAX_OP_BYTES:
+            raise _where(where, f"n={n!r}: must be an int in [1, {K.MAX_OP_BYTES}] "
+                                f"(bytes to write)")
         return bytes([b]) * n
     raise _where(where, "needs data = \"hex\" or byte = N with n = LENGTH")
 
@@ -134,16 +136,19 @@ def expand(ops, where):
         w = f"{where} op {i}"
         if not isinstance(op, dict) or "op" not in op:
             raise _where(w, f"{op!r}: must be a table with an 'op' key")
-        if op["op"] not in OPS:
+        if not isinstance(op["op"], str) or op["op"] not in OPS:
             raise _where(w, f"op={op['op']!r}: unknown; accepted: {', '.join(OPS)}")
         unknown = set(op) - set(OPS[op["op"]]) - {"op", "as", "repeat", "step", "byte", "n",
                                                    "data"}
         if unknown:
             raise _where(w, f"unknown field(s) {sorted(unknown)} for op {op['op']!r}")
+        _check_op_fields(op, w)
         rep = op.get("repeat", 1)
-        if isinstance(rep, bool) or not isinstance(rep, int) or rep < 1:
-            raise _where(w, f"repeat={rep!r}: must be a positive int")
+        if isinstance(rep, bool) or not isinstance(rep, int) or not 1 <= rep <= K.MAX_REPEAT:
+            raise _where(w, f"repeat={rep!r}: must be an int in [1, {K.MAX_REPEAT}]")
         step = op.get("step", 1)
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise _where(w, f"step={step!r}: must be an int (added to pfn on each repeat)")
         for k in range(rep):
             o = {key: v for key, v in op.items() if key not in ("repeat", "step")}
             if k and "pfn" in o and isinstance(o["pfn"], int):
@@ -152,6 +157,26 @@ def expand(ops, where):
                 o["as"] = f"{o['as']}_{k}"
             out.append((w, o))
     return out
+
+
+def _check_op_fields(op, w):
+    """The fields whose type a program needs before any machine exists."""
+    if "as" in op and (not isinstance(op["as"], str) or not _REF.match(op["as"])
+                       or "+" in op["as"] or "-" in op["as"]):
+        raise _where(w, f"as={op['as']!r}: must be a name (letters, digits, _)")
+    n = op.get("n")
+    if n is not None and not isinstance(n, str) and (
+            isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= K.MAX_OP_BYTES):
+        raise _where(w, f"n={n!r}: must be an int in [1, {K.MAX_OP_BYTES}]")
+    d = op.get("data")
+    if isinstance(d, (str, bytes, bytearray)) and len(d) > 2 * K.MAX_OP_BYTES:
+        raise _where(w, f"data: {len(d)} characters; at most {K.MAX_OP_BYTES} bytes an op")
+
+
+def _check_int_field(where, name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not lo <= value <= hi:
+        raise _where(where, f"{name}={value!r}: must be an int in [{lo}, {hi}]")
 
 
 @dataclass
@@ -186,13 +211,14 @@ class Scenario:
 
     def task(self, name, ops, cpu=0):
         """Add a task running ``ops`` on ``cpu``."""
-        self.tasks.append(Task(name, list(ops), cpu))
+        self.tasks.append(Task(name, _ops_list(ops, f"task {name!r}"), cpu))
         return self
 
     def irq(self, name, ops, line=None, cpu=0, count=1, period=0, first=-1):
         """Add an IRQ handler running ``ops`` when ``line`` fires on ``cpu``."""
         line = len(self.irqs) if line is None else line
-        self.irqs.append(Irq(name, list(ops), line, cpu, count, period, first))
+        self.irqs.append(Irq(name, _ops_list(ops, f"irq {name!r}"), line, cpu, count, period,
+                             first))
         return self
 
     # -- data form ------------------------------------------------------------------------------
@@ -214,6 +240,11 @@ class Scenario:
         if unknown:
             raise ValueError(f"scenario: unknown section(s) {sorted(unknown)}; accepted: name, "
                              f"description, machine, setup, task, irq")
+        for key, kind, what in (("machine", dict, "a table"), ("setup", list, "a list"),
+                                ("task", list, "a list"), ("irq", list, "a list"),
+                                ("name", str, "a string"), ("description", str, "a string")):
+            if key in d and not isinstance(d[key], kind):
+                raise ValueError(f"scenario: {key}={d[key]!r}: must be {what}")
         sc = cls(d.get("name", "scenario"), dict(d.get("machine", {})),
                  list(d.get("setup", [])), [], [], d.get("description", ""))
         for i, t in enumerate(d.get("task", [])):
@@ -242,6 +273,9 @@ class Scenario:
     def validate(self):
         """Check the shape of everything that does not need the machine; ValueError names
         the task, op and field."""
+        if not isinstance(self.machine, dict):
+            raise ValueError(f"machine={self.machine!r}: must be a table (dict) of Machine "
+                             f"arguments")
         bad = set(self.machine) - set(MACHINE_KEYS)
         if bad:
             raise ValueError(f"machine: unknown key(s) {sorted(bad)}; accepted: "
@@ -249,13 +283,19 @@ class Scenario:
         if not self.tasks:
             raise ValueError("scenario: needs at least one [[task]]")
         names = [t.name for t in self.tasks] + [q.name for q in self.irqs]
+        if any(not isinstance(x, str) or not x for x in names):
+            raise ValueError(f"scenario: task and irq names must be non-empty strings: {names}")
         if len(set(names)) != len(names):
             raise ValueError(f"scenario: task and irq names must be unique: {names}")
         lines = [q.line for q in self.irqs]
-        if len(set(lines)) != len(lines) or any(
-                isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < K.MAXIRQ
-                for x in lines):
+        if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < K.MAXIRQ
+               for x in lines) or len(set(lines)) != len(lines):
             raise ValueError(f"irq lines: must be distinct ints 0..{K.MAXIRQ - 1}: {lines}")
+        for q in self.irqs:
+            w = f"irq {q.name!r}"
+            _check_int_field(w, "count", q.count, 0, K.MAX_IRQ_COUNT)
+            _check_int_field(w, "period", q.period, 0, K.MAX_IRQ_TIME)
+            _check_int_field(w, "first", q.first, -1, K.MAX_IRQ_TIME)
         for t in self.tasks:
             expand(t.ops, f"task {t.name!r}")
         for q in self.irqs:
@@ -271,9 +311,16 @@ class Scenario:
         return sc
 
     def build(self, trace_events=0):
-        """A :class:`~emu.exec.loaded.Loaded` machine: setup done, programs loaded."""
+        """A :class:`~emu.exec.loaded.Loaded` machine: setup done, programs loaded (after
+        :meth:`validate`; a scenario built in code is checked as a loaded one is)."""
         from .loaded import load
-        return load(self, trace_events)
+        return load(self.validate(), trace_events)
+
+
+def _ops_list(ops, where):
+    if not isinstance(ops, (list, tuple)):
+        raise _where(where, f"ops={ops!r}: must be a list of operations")
+    return list(ops)
 
 
 def _plain(ops):
@@ -297,7 +344,7 @@ def make_machine(sc, rows, data, trace_events):
     kw, force = machine_kwargs(sc)
     kw.setdefault("lowmem_mb", 1)
     kw.setdefault("highmem_mb", 1)
-    ncpus = kw.get("ncpus", 1)
+    ncpus = check_int("ncpus", kw.get("ncpus", 1), 1, K.MAXCPUS)
     for t in sc.tasks + sc.irqs:
         if isinstance(t.cpu, bool) or not isinstance(t.cpu, int) or not 0 <= t.cpu < ncpus:
             raise ValueError(f"{t.name!r}: cpu={t.cpu!r} must be in range(0, ncpus={ncpus})")
