@@ -635,6 +635,8 @@ RUN_ERROR = 3             # a kernel BUG / page fault / dma-debug error in some 
 RUN_LIMIT = 4             # step limit reached (livelock or too long)
 RUN_LOG_FULL = 5          # decision log full
 NRUN = 6
+RUN_BAD_CHOICE = NRUN     # not an outcome: a DFS prefix's choice its decision does not have
+                          # (the run stops there; callers raise ValueError)
 
 # emu.exec.dfs.explore_dfs: why it returned (bits), and its state/result slots X_*
 DFS_DONE = 1              # no schedule left within the bound
@@ -643,6 +645,7 @@ DFS_BEST = 4              # the last schedule is the best failure so far
 DFS_LOCKDEP = 8           # the last schedule took kmap_lock in and outside hardirq (lockdep)
 DFS_FAILED = 16           # the last schedule failed (returned at once under stop_at_first)
 DFS_NO_NEXT = 32          # ask: one run, no successor (a replay of one schedule)
+DFS_BAD_CHOICE = 64       # alone: the prefix's choice x[X_D] is no alternative of that decision
 X_RUNS = 0                # schedules run, all calls
 X_FAILURES = 1
 X_DEADLOCKS = 2

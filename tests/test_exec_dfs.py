@@ -84,7 +84,7 @@ def test_the_loop_steps_through_the_naive_successors(loaded):
     assert n == int(x[K.X_RUNS]) == explore(ld, 2).schedules
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10", 2 ** 70])
 def test_max_steps_is_checked(loaded, bad):
     with pytest.raises(ValueError, match="max_steps"):
         explore(loaded["i-page_address"], 1, max_steps=bad)

@@ -10,6 +10,7 @@
 import base64
 import hashlib
 import json
+import re
 import zlib
 
 import numpy as np
@@ -786,3 +787,225 @@ def test_replay_function_reproduces_the_exploration_failure():
     assert r.trace and ld.scenario.name == ex.scenario
     _, again = replay(ex.replay, trace=False)
     assert again.trace == [] and again.lost_bytes == r.lost_bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad arguments: a ValueError naming the argument, and the machine as it was
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain():
+    """two_tasks() without a trace buffer, and its default run."""
+    ld = two_tasks().build()
+    return ld, ld.run()
+
+
+def _state(ld):
+    return ld.machine._S.copy(), ld.machine._B.copy()
+
+
+def _check_untouched(ld, before, default):
+    """The machine state is ``before``, and a good run is still the default one."""
+    assert np.array_equal(ld.machine._S, before[0]) and np.array_equal(ld.machine._B, before[1])
+    assert ld.run() == default
+    assert ld.run_raw(()) == (K.RUN_DONE, default.decisions, 0, 0)
+
+
+BAD_CHOICES = [[-1], [0, -1], [2 ** 70], [99] * 5, [1_000_000], [K.MAXALT], [1.5], [0, True],
+               [None], ["1"], np.array([-1]), np.array([0.5]), np.array([K.MAXALT], np.uint8),
+               None, "01", 3, {0: 1}, [[0]]]
+BAD_RUN_ARGS = ([({"choices": c}, "choices") for c in BAD_CHOICES]
+                + [({"mode": m}, "mode=") for m in (99, -1, 3, "dfs", 1.0, True, None)]
+                + [({"max_steps": s}, "max_steps=") for s in ("x", -1, 0, 1.5, 2 ** 70, None)]
+                + [({"p_switch": p}, "p_switch=") for p in (-1, 0.5, K.P_SWITCH_SCALE + 1, "x")]
+                + [({"seed": s}, "seed=") for s in (-1, 1.5, "x")])
+
+
+@pytest.mark.parametrize("kw, name", BAD_RUN_ARGS, ids=[repr(kw) for kw, _ in BAD_RUN_ARGS])
+def test_run_rejects_bad_arguments_and_leaves_the_machine_alone(plain, kw, name):
+    ld, default = plain
+    before = _state(ld)
+    with pytest.raises(ValueError, match=re.escape(name)):
+        ld.run(**kw)
+    _check_untouched(ld, before, default)
+
+
+@pytest.mark.parametrize("kw, name", [(kw, n) for kw, n in BAD_RUN_ARGS
+                                      if set(kw) <= {"choices", "max_steps"}],
+                         ids=[repr(kw) for kw, _ in BAD_RUN_ARGS
+                              if set(kw) <= {"choices", "max_steps"}])
+def test_run_raw_rejects_bad_arguments_and_leaves_the_machine_alone(plain, kw, name):
+    ld, default = plain
+    before = _state(ld)
+    with pytest.raises(ValueError, match=re.escape(name)):
+        ld.run_raw(kw.get("choices", ()), **{k: v for k, v in kw.items() if k != "choices"})
+    _check_untouched(ld, before, default)
+
+
+def test_a_bad_choice_names_its_index():
+    with pytest.raises(ValueError, match=re.escape("choices[3]=-1: must be")):
+        two_tasks().build().run(choices=[0, 0, 0, -1])
+
+
+@pytest.mark.parametrize("one, extra", [(True, 0), (False, 0), (False, 5)],
+                         ids=["only-one", "next", "far"])
+@pytest.mark.parametrize("how", ["run", "run_raw", "dfs"])
+def test_a_choice_its_decision_does_not_have_stops_the_run(plain, how, one, extra):
+    """Known only when the run gets there: the scheduler stops at it (it would read past the
+    alternatives), the machine goes back to the snapshot and Python names the choice."""
+    ld, default = plain
+    ld.run()
+    d = next(d for d in range(default.decisions) if (ld.alternatives_at(d)[0] == 1) == one)
+    n = ld.alternatives_at(d)[0]
+    choices = [0] * d + [n + extra]
+    msg = f"[{d}]={n + extra}: decision {d} has only {n} alternative{'' if one else 's'}"
+    ex = explore(ld, 1)
+    with pytest.raises(ValueError, match=re.escape(msg)) as ei:
+        if how == "run":
+            ld.run(choices=choices)
+        elif how == "run_raw":
+            ld.run_raw(np.array(choices))
+        else:
+            ld.dfs(1, 1000, 10, 0, ld.dfs_state(choices))
+    assert str(ei.value).startswith("prefix" if how == "dfs" else "choices")
+    assert ld.run() == default and ld.run(choices=choices[:-1]) == default
+    assert explore(ld, 1).outcomes == ex.outcomes
+
+
+def test_the_scheduler_itself_stops_at_a_negative_choice(plain):
+    """Python checks choices before a run; the kernel does not rely on it (a buffer handed
+    to dfs() is not checked element by element)."""
+    ld, default = plain
+    buf = np.zeros(1 << 16, np.int64)
+    buf[2] = -3
+    x = ld.dfs_state()
+    x[K.X_PLEN] = 3
+    with pytest.raises(ValueError, match=re.escape("prefix[2]=-3: must be an int >= 0")):
+        ld.dfs(0, 1000, 1, K.DFS_NO_NEXT, x, buf)
+    assert ld.run() == default
+
+
+BAD_DFS = [
+    (lambda ld: ld.dfs(2 ** 70, 1000, 1, 0, ld.dfs_state()), "bound="),
+    (lambda ld: ld.dfs(-1, 1000, 1, 0, ld.dfs_state()), "bound="),
+    (lambda ld: ld.dfs(1, "x", 1, 0, ld.dfs_state()), "max_steps="),
+    (lambda ld: ld.dfs(1, 1000, 0, 0, ld.dfs_state()), "limit="),
+    (lambda ld: ld.dfs(1, 1000, 1, -1, ld.dfs_state()), "ask="),
+    (lambda ld: ld.dfs(1, 1000, 1, 0, np.zeros(3, np.int64)), "x:"),
+    (lambda ld: ld.dfs(1, 1000, 1, 0, [0] * K.X_W), "x:"),
+    (lambda ld: ld.dfs(1, 1000, 1, 0, ld.dfs_state(), np.zeros(8, np.int64)), "prefix:"),
+    (lambda ld: ld.dfs(1, 1000, 1, 0, ld.dfs_state(), [0] * (1 << 16)), "prefix:"),
+    (lambda ld: ld.dfs_state([-1]), "prefix[0]=-1"),
+    (lambda ld: ld.dfs_state(None), "prefix=None"),
+    (lambda ld: ld.dfs_state((), -1), "floor="),
+    (lambda ld: ld.dfs_state((), 2 ** 70), "floor="),
+]
+
+
+def _sc(ld):
+    return ld.scenario
+
+
+BAD_API = [
+    (lambda ld: explore(None), "scenario=None: must be a Scenario or a Loaded scenario"),
+    (lambda ld: explore("i"), "scenario='i'"),
+    (lambda ld: explore({}), "scenario={}"),
+    (lambda ld: explore(ld, bound=2 ** 70), "bound="),
+    (lambda ld: explore(ld, bound=-1), "bound=-1"),
+    (lambda ld: explore(ld, bound=1.5), "bound=1.5"),
+    (lambda ld: explore(ld, bound="2"), "bound='2'"),
+    (lambda ld: explore(ld, max_steps=2 ** 70), "max_steps="),
+    (lambda ld: run_random(None), "scenario=None"),
+    (lambda ld: run_random(ld, p_switch="x"), "p_switch='x'"),
+    (lambda ld: run_random(ld, p_switch=None), "p_switch=None"),
+    (lambda ld: run_random(ld, p_switch=float("nan")), "p_switch=nan"),
+    (lambda ld: run_random(ld, p_switch=-0.1), "p_switch=-0.1"),
+    (lambda ld: run_random(ld, p_switch=True), "p_switch=True"),
+    (lambda ld: run_random(ld, max_steps="x"), "max_steps='x'"),
+    (lambda ld: run_random(ld, max_steps=2 ** 70), "max_steps="),
+    (lambda ld: run_random(ld, max_steps=0), "max_steps=0"),
+    (lambda ld: run_random(ld, max_steps=-5), "max_steps=-5"),
+    (lambda ld: run_random(ld, seed=-1), "seed=-1"),
+    (lambda ld: run_random(ld, runs=0), "runs=0"),
+    (lambda ld: explicit_choices(ld, None), "directives=None"),
+    (lambda ld: explicit_choices(ld, "after step 1 of t1 run t2"), "directives="),
+    (lambda ld: explicit_choices(_sc(ld), []), "ld="),
+    (lambda ld: make_token(ld.scenario, [0, -1]), "choices[1]=-1"),
+    (lambda ld: make_token(ld.scenario, None), "choices=None"),
+    (lambda ld: make_token(ld.scenario, [0] * ((1 << 16) + 1)), "choices: 65537 of them"),
+]
+
+
+@pytest.mark.parametrize("call, name", BAD_DFS + BAD_API,
+                         ids=[n + str(i) for i, (_, n) in enumerate(BAD_DFS + BAD_API)])
+def test_schedule_api_rejects_bad_arguments(plain, call, name):
+    ld, default = plain
+    before = _state(ld)
+    with pytest.raises(ValueError, match=re.escape(name)):
+        call(ld)
+    _check_untouched(ld, before, default)
+
+
+BAD_STEPS = [({"after": "t1", "step": "x", "run": "t2"}, "step='x': must be an int"),
+             ({"after": "t1", "step": 1.7, "run": "t2"}, "step=1.7: must be an int"),
+             ({"after": "t1", "step": True, "run": "t2"}, "step=True"),
+             ({"after": "t1", "step": 0, "run": "t2"}, "step=0: must be in [1, "),
+             ({"after": "t1", "step": 2 ** 70, "irq": "nic"}, "step="),
+             ("after step 0 of t1 run t2", "step=0"),
+             ("after step -2 of t1 raise IRQ nic", "step=-2")]
+
+
+@pytest.mark.parametrize("directive, msg", BAD_STEPS, ids=[str(d) for d, _ in BAD_STEPS])
+def test_directive_step_must_be_a_positive_int(plain, directive, msg):
+    ld, default = plain
+    with pytest.raises(ValueError, match=re.escape(msg)) as ei:
+        explicit_choices(ld, [directive])
+    assert str(ei.value).startswith(f"schedule entry {directive!r}")
+    assert ld.run() == default
+
+
+def _tok_bytes(blob):
+    return "emu1:" + base64.urlsafe_b64encode(zlib.compress(blob)).decode()
+
+
+RACE = ["race", 8, 1, "page_address"]
+BAD_TOKEN_BODIES = {
+    "huge n": {"b": RACE, "c": [], "n": 10 ** 10},
+    "n past the log": {"b": RACE, "c": [], "n": (1 << 16) + 1},
+    "negative n": {"b": RACE, "c": [], "n": -1},
+    "float n": {"b": RACE, "c": [], "n": 2.0},
+    "bool n": {"b": RACE, "c": [], "n": True},
+    "choice 99": {"b": RACE, "c": [[1, 99]], "n": 3},
+    "negative choice": {"b": RACE, "c": [[1, -1]], "n": 3},
+    "bool choice": {"b": RACE, "c": [[1, True]], "n": 3},
+    "index past n": {"b": RACE, "c": [[3, 1]], "n": 3},
+    "not pairs": {"b": RACE, "c": [[1, 1, 1]], "n": 3},
+}
+
+
+@pytest.mark.parametrize("how", list(BAD_TOKEN_BODIES))
+def test_token_fields_out_of_range_are_corrupted(how):
+    with pytest.raises(ValueError, match="token: corrupted"):
+        read_token(_tok(BAD_TOKEN_BODIES[how]))
+
+
+def test_token_that_decompresses_past_the_cap_is_corrupted():
+    body = json.dumps({"b": RACE, "c": [], "n": 0}).encode()
+    with pytest.raises(ValueError, match="token: corrupted"):
+        read_token(_tok_bytes(body + b" " * (1 << 25)))
+
+
+def test_token_whose_choice_its_decision_does_not_have_does_not_replay():
+    """Within [0, MAXALT) the token reads; the replay finds that decision 0 of (i) has fewer
+    alternatives (it said ``done`` before)."""
+    from emu.exec.explore import replay
+    n = builtin.race(8, 1, "page_address").build()
+    r = n.run()
+    d = next(d for d in range(r.decisions) if n.alternatives_at(d)[0] > 1)
+    k = n.alternatives_at(d)[0]
+    tok = _tok({"b": RACE, "c": [[d, k]], "n": d + 1})
+    assert read_token(tok)[1] == [0] * d + [k]
+    with pytest.raises(ValueError, match=re.escape(f"token: corrupted (choices[{d}]={k}: "
+                                                   f"decision {d} has only {k} alternatives")):
+        replay(tok, trace=False)

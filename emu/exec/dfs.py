@@ -182,7 +182,11 @@ def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit,
     ``DFS_FAILED`` to return after any failing run (stop_at_first), ``DFS_NO_NEXT`` to run
     one schedule and not look for the next (``Loaded.run_raw``). ``x`` (``X_*`` slots)
     carries the counts across calls and the last run's result; on return ``prefix[:x[X_PLEN]]``
-    is the next schedule. Returns the ``DFS_*`` bits that say why it stopped.
+    is the next schedule. Returns the ``DFS_*`` bits that say why it stopped
+    (``DFS_BAD_CHOICE`` alone: a choice of the prefix that its decision does not have; only a
+    prefix from outside can do that, the search's own successors come from the log).
+    The caller (``Loaded.dfs``) guarantees ``0 <= x[X_FLOOR]``, ``x[X_PLEN] <= len(prefix)``
+    and ``len(prefix) >= len(nalt)`` (the successor is written there).
 
     The schedules' runs do not restore the cost and profile counters (their outcomes do not
     depend on them): on return the counters are the snapshot's. ``Loaded.run`` and replays
@@ -204,6 +208,9 @@ def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, as
         outcome, d, npre, lost, ran = run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix,
                                                    x[K.X_PLEN], max_steps, nalt, choice, pre,
                                                    act, arow, alts, n == 0)
+        if outcome == K.RUN_BAD_CHOICE:           # prefix[d] is no alternative of decision d
+            x[K.X_OUTCOME], x[K.X_D] = outcome, d
+            return K.DFS_BAD_CHOICE
         n += 1
         x[K.X_RUNS] += 1
         x[K.X_DECISIONS] += d

@@ -10,18 +10,24 @@ and the choices, so ``emu replay TOKEN`` reproduces it exactly anywhere.
 
 import base64
 import json
+import reprlib
 import time
 import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .. import consts as K
-from .._args import check_int
-from .loaded import DEFAULT_MAX_STEPS, OUTCOMES, Loaded
+from .._args import check_int, check_real
+from .loaded import (DEFAULT_LOG, DEFAULT_MAX_STEPS, MAX_BOUND, MAX_STEPS_LIMIT, OUTCOMES,
+                     Loaded, check_choices)
 from ..warmup import available_cpus
 from .parallel import walk_parallel
 from .scenario import Scenario
 
 TOKEN_PREFIX = "emu1:"
+#: Largest decompressed token body read (a scenario and its choices are far smaller).
+TOKEN_MAX_BYTES = 1 << 24
 
 
 @dataclass
@@ -87,7 +93,11 @@ def _irq_ctx(ld, a):
 def make_token(sc, choices):
     """A self-contained replay token: the scenario (or the name of a built-in one) and the
     non-default choices."""
-    sparse = [[i, int(c)] for i, c in enumerate(choices) if c]
+    choices = check_choices(choices)
+    if len(choices) > DEFAULT_LOG:              # read_token's cap: no run has more decisions
+        raise ValueError(f"choices: {len(choices)} of them, more than a run's {DEFAULT_LOG} "
+                         f"decisions")
+    sparse = [[int(i), int(choices[i])] for i in np.flatnonzero(choices)]
     body = {"b": sc.builtin} if sc.builtin else {"s": sc.to_dict()}
     blob = json.dumps(body | {"c": sparse, "n": len(choices)},
                       separators=(",", ":"), sort_keys=True).encode()
@@ -95,17 +105,26 @@ def make_token(sc, choices):
 
 
 def read_token(token):
-    """(scenario, choices) from a replay token."""
+    """(scenario, choices) from a replay token; ValueError if it is not one emu could have
+    made (at most ``DEFAULT_LOG`` choices, each in ``[0, MAXALT)``, a body of at most
+    ``TOKEN_MAX_BYTES``). Whether each decision has its choice is known when it replays."""
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
         raise ValueError(f"token: must start with {TOKEN_PREFIX!r} (as emu race/explore print)")
     body = token[len(TOKEN_PREFIX):]
     bad = ValueError("token: corrupted (not a replay token emu printed)")
     try:
-        d = json.loads(zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+        z = zlib.decompressobj()
+        blob = z.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)),
+                            TOKEN_MAX_BYTES)
+        if z.unconsumed_tail or not z.eof:
+            raise bad                           # larger than any token emu prints, or cut
+        d = json.loads(blob)
         n = d["n"]
+        if type(n) is not int or not 0 <= n <= DEFAULT_LOG:   # a run's decisions at most
+            raise bad
         choices = [0] * n
         for i, c in d["c"]:
-            if not (isinstance(i, int) and isinstance(c, int) and 0 <= i < n and c >= 0):
+            if not (type(i) is type(c) is int and 0 <= i < n and 0 <= c < K.MAXALT):
                 raise bad
             choices[i] = c
         if "b" in d:
@@ -133,7 +152,10 @@ def replay(token, trace=True):
     """
     sc, choices = read_token(token)
     ld = sc.build(trace_events=(1 << 20) if trace else 0)
-    return ld, ld.run(K.SCHED_DFS, choices, trace=trace)
+    try:
+        return ld, ld.run(K.SCHED_DFS, choices, trace=bool(trace))
+    except ValueError as e:                     # a choice its decision does not have
+        raise ValueError(f"token: corrupted ({e})") from None
 
 
 #: Schedules per call of the jitted loop: between two calls Python updates the progress bar
@@ -202,7 +224,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     scenario : Scenario or Loaded
     bound : int
         Preemption bound (involuntary switches: preempting a task, interleaving another CPU,
-        raising an IRQ).
+        raising an IRQ), in ``[0, MAX_BOUND]`` (``MAX_BOUND``: no bound).
     max_schedules : int, optional
         Stop after this many schedules (the result says it is incomplete).
     progress : bool
@@ -210,8 +232,8 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     stop_at_first : bool
         Stop at the first failing schedule.
     max_steps : int, optional
-        Steps after which a schedule counts as livelocked (outcome ``step-limit``); default
-        ``DEFAULT_MAX_STEPS``.
+        Steps after which a schedule counts as livelocked (outcome ``step-limit``), in
+        ``[1, MAX_STEPS_LIMIT]``; default ``DEFAULT_MAX_STEPS``.
     jobs : int
         Processes to search with (0: one per CPU). With more than one, the schedules are split
         into subtrees that this process and ``jobs - 1`` workers search (see
@@ -223,15 +245,19 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     Returns
     -------
     Exploration
+
+    Raises
+    ------
+    ValueError
+        A bad argument (nothing has run).
     """
-    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
-        raise ValueError(f"bound={bound!r}: must be a non-negative int")
+    bound = check_int("bound", bound, 0, MAX_BOUND)
     if max_schedules is not None and (isinstance(max_schedules, bool)
                                       or not isinstance(max_schedules, int) or max_schedules < 1):
         raise ValueError(f"max_schedules={max_schedules!r}: must be a positive int or None")
-    max_steps = DEFAULT_MAX_STEPS if max_steps is None else check_int("max_steps", max_steps, 1)
+    max_steps = _max_steps(max_steps)
     jobs = check_int("jobs", jobs, 0) or available_cpus()
-    ld = scenario if isinstance(scenario, Loaded) else scenario.build()
+    ld = _loaded(scenario)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -261,17 +287,47 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
 
 
 def run_random(scenario, seed=0, runs=1, p_switch=0.05, max_steps=None):
-    """``runs`` seeded random schedules (``seed``, ``seed + 1``, ...); returns RunResults.
-    ``p_switch`` is the chance of switching at a scheduling point where the running context
-    could go on."""
-    if not 0 <= p_switch <= 1:
-        raise ValueError(f"p_switch={p_switch!r}: must be a probability in [0, 1]")
+    """Seeded random schedules.
+
+    Parameters
+    ----------
+    scenario : Scenario or Loaded
+    seed : int
+        The first run's seed (``>= 0``); run ``i`` has ``seed + i``.
+    runs : int
+        How many (``>= 1``).
+    p_switch : float
+        The chance of switching at a scheduling point where the running context could go
+        on, in ``[0, 1]``.
+    max_steps : int, optional
+        As for :func:`explore`.
+
+    Returns
+    -------
+    list of RunResult
+    """
+    p_switch = check_real("p_switch", p_switch, 0, 1)
     seed = check_int("seed", seed, 0)
     runs = check_int("runs", runs, 1)
-    ld = scenario if isinstance(scenario, Loaded) else scenario.build()
-    kw = {} if max_steps is None else {"max_steps": max_steps}
-    return [ld.run(K.SCHED_RANDOM, (), int(p_switch * K.P_SWITCH_SCALE), seed + i, **kw)
-            for i in range(runs)]
+    max_steps = _max_steps(max_steps)
+    ld = _loaded(scenario)
+    return [ld.run(K.SCHED_RANDOM, (), int(p_switch * K.P_SWITCH_SCALE), seed + i,
+                   max_steps=max_steps) for i in range(runs)]
+
+
+def _max_steps(max_steps):
+    return DEFAULT_MAX_STEPS if max_steps is None else \
+        check_int("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
+
+
+def _loaded(scenario):
+    """``scenario`` loaded (a Loaded one as it is)."""
+    if isinstance(scenario, Loaded):
+        return scenario
+    if isinstance(scenario, Scenario):
+        return scenario.build()
+    raise ValueError(f"scenario={reprlib.repr(scenario)}: must be a Scenario or a Loaded "
+                     f"scenario")
 
 
 def _parse_directive(dv):
@@ -282,22 +338,48 @@ def _parse_directive(dv):
             i = words.index("step")
             n = int(words[i + 1])
             t = words[words.index("of") + 1]
-            if "run" in words:
-                return t, n, "run", words[words.index("run") + 1]
-            return t, n, "irq", words[-1]
+            what, target = ("run", words[words.index("run") + 1]) if "run" in words else \
+                ("irq", words[-1])
         except (ValueError, IndexError):
             raise ValueError(f"schedule entry {dv!r}: expected 'after step N of TASK run OTHER' "
                              f"or 'after step N of TASK raise IRQ HANDLER'") from None
+        return t, _step(dv, n), what, target
     if isinstance(dv, dict) and "after" in dv and "step" in dv and ("run" in dv or "irq" in dv):
-        return dv["after"], int(dv["step"]), ("run" if "run" in dv else "irq"), \
+        return dv["after"], _step(dv, dv["step"]), ("run" if "run" in dv else "irq"), \
             dv.get("run", dv.get("irq"))
     raise ValueError(f"schedule entry {dv!r}: expected {{'after': TASK, 'step': N, 'run': OTHER}}"
                      f" or {{'after': TASK, 'step': N, 'irq': HANDLER}}")
 
 
+def _step(dv, n):
+    """A directive's step number N (steps count from 1)."""
+    try:
+        return check_int("step", n, 1, MAX_STEPS_LIMIT)
+    except ValueError as e:
+        raise ValueError(f"schedule entry {dv!r}: {e}") from None
+
+
 def explicit_choices(ld, directives):
-    """Choice vector of an explicit schedule: each directive switches right after step N of a
-    task (to another context, or by raising the line of an IRQ handler)."""
+    """Choice vector of an explicit schedule.
+
+    Parameters
+    ----------
+    ld : Loaded
+    directives : list
+        Each switches right after step N of a task, to another context or by raising the
+        line of an IRQ handler: ``"after step N of TASK run OTHER"``, ``"after step N of TASK
+        raise IRQ HANDLER"``, or ``{"after": TASK, "step": N, "run": OTHER}`` (``"irq"``:
+        HANDLER), in the order they happen.
+
+    Returns
+    -------
+    list of int
+    """
+    if not isinstance(ld, Loaded):
+        raise ValueError(f"ld={reprlib.repr(ld)}: must be a Loaded scenario (Scenario.build())")
+    if not isinstance(directives, (list, tuple)):
+        raise ValueError(f"directives={reprlib.repr(directives)}: must be a list of schedule "
+                         f"entries")
     prefix = []
     for dv in directives:
         t, n, what, target = _parse_directive(dv)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int
+from .._args import check_choice, check_int, check_int_array
 from .._jit import entry
 from ..dma.oracle import final_check
 from ..machine import SCHED_SALT
@@ -24,6 +24,13 @@ OUTCOMES = ("done", "deadlock", "irq-deadlock", "error", "step-limit", "log-full
 assert len(OUTCOMES) == K.NRUN
 DEFAULT_MAX_STEPS = 200_000
 DEFAULT_LOG = 1 << 16
+#: Largest ``max_steps``: int64-safe (the scheduler adds decision counts to it). A run has a
+#: step per decision, so it ends at the decision log's end (``DEFAULT_LOG``) long before.
+MAX_STEPS_LIMIT = 1 << 62
+#: Largest preemption bound: a schedule has at most ``DEFAULT_LOG`` decisions, so this bound
+#: already lets every decision be a preemption (no bound).
+MAX_BOUND = DEFAULT_LOG
+MODES = (K.SCHED_DFS, K.SCHED_RANDOM, K.SCHED_TIMED)
 _DFS_SIG = ("int64(int64[::1], uint8[::1], int64[::1], uint8[::1], int64[::1], uint8[::1], "
             "int64[::1], int64[::1], int64[::1], int64, int64, int64, int64, int64[::1], "
             "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1])")
@@ -33,6 +40,31 @@ _DFS_SIG = ("int64(int64[::1], uint8[::1], int64[::1], uint8[::1], int64[::1], u
 def _explore_dfs():
     """explore_dfs's compiled entry point: no type resolution per call (~1.5 us of 15 args)."""
     return entry(explore_dfs, _DFS_SIG)
+
+
+def check_choices(choices, name="choices"):
+    """A schedule's choices (the alternative taken at each decision) as an int64 array.
+
+    Parameters
+    ----------
+    choices : sequence of int or numpy.ndarray
+        Each an int in ``[0, MAXALT)`` (no decision has more alternatives); whether its
+        decision has that many is known only when the run gets there.
+    name : str
+        Argument name for the message (a bad element is ``name[k]``).
+
+    Returns
+    -------
+    numpy.ndarray
+        1-D, contiguous, int64.
+    """
+    c = choices
+    if isinstance(c, np.ndarray) and c.ndim == 1 and c.dtype.kind == "i" \
+            and (not c.size or (c[c.argmin()] >= 0 and c[c.argmax()] < K.MAXALT)):
+        return np.ascontiguousarray(c, dtype=np.int64)      # a logged schedule: ~1 us
+    if not isinstance(c, (list, tuple, range, np.ndarray)):
+        raise ValueError(f"{name}={c!r}: must be a sequence of ints in [0, {K.MAXALT})")
+    return check_int_array(name, c, 0, K.MAXALT)
 
 
 @dataclass
@@ -280,7 +312,42 @@ class Loaded:
     # -- running --------------------------------------------------------------------------------
     def run(self, mode=K.SCHED_DFS, choices=(), p_switch=0, seed=None, trace=False,
             max_steps=DEFAULT_MAX_STEPS, final=True):
-        """Restore the snapshot and run one schedule; returns a :class:`RunResult`."""
+        """Restore the snapshot and run one schedule.
+
+        Parameters
+        ----------
+        mode : int
+            ``K.SCHED_DFS`` (``choices``, then the non-preemptive default), ``K.SCHED_RANDOM``
+            (seeded draws) or ``K.SCHED_TIMED`` (clocks, timed IRQs, time slices).
+        choices : sequence of int
+            DFS mode: the alternative taken at each decision from the first (see
+            :func:`check_choices`); choices past the run's end are not used.
+        p_switch : int
+            Random mode: the chance of a switch where the running context could go on, per
+            ``K.P_SWITCH_SCALE``.
+        seed : int, optional
+            Random mode's seed (default: the generator as the snapshot has it).
+        trace : bool
+            Record the readable trace (``RunResult.trace``).
+        max_steps : int
+            Steps after which the run ends as ``step-limit``, in ``[1, MAX_STEPS_LIMIT]``.
+        final : bool
+            Check a finished run's data (``lost_bytes``).
+
+        Returns
+        -------
+        RunResult
+
+        Raises
+        ------
+        ValueError
+            A bad argument (nothing has run), or a choice its decision does not have (the run
+            stops there and the machine goes back to the snapshot).
+        """
+        mode = check_choice("mode", mode, MODES)
+        prefix = check_choices(choices)
+        p_switch = check_int("p_switch", p_switch, 0, K.P_SWITCH_SCALE)
+        max_steps = check_int("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
         if seed is not None:
             seed = check_int("seed", seed, 0)
         m = self.machine
@@ -291,45 +358,101 @@ class Loaded:
         tr = int(S[K.H_R_TRACE])
         S[tr + K.TR_ON] = 1 if trace else 0
         S[K.H_YIELD] = 1
-        prefix = np.asarray(choices, dtype=np.int64)
         nalt, choice, pre, act, arow, alts = self._log
-        outcome, d, npre = _run(S, m._B, mode, prefix, len(prefix), int(p_switch), max_steps,
+        outcome, d, npre = _run(S, m._B, mode, prefix, len(prefix), p_switch, max_steps,
                                 K.RUN_START, K.RUN_START, nalt, choice, pre, act, arow,
                                 alts)
         S[K.H_YIELD] = 0
+        if outcome == K.RUN_BAD_CHOICE:
+            self._bad_choice("choices", prefix, int(d))
         lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
         return self._result(int(outcome), int(d), int(npre), lost, trace)
 
     def run_raw(self, choices, max_steps=DEFAULT_MAX_STEPS):
-        """A DFS-mode run without building a report: (outcome, decisions, preemptions,
-        lost bytes). One jitted call (:func:`emu.exec.dfs.explore_dfs` with a limit of one)."""
+        """A DFS-mode run without building a report.
+
+        One jitted call (:func:`emu.exec.dfs.explore_dfs` with a limit of one). ``choices``
+        and ``max_steps`` are as for :meth:`run`; choices past the decision log's length are
+        not used (the run ends there).
+
+        Returns
+        -------
+        tuple of int
+            (outcome, decisions, preemptions, lost bytes).
+        """
+        prefix = check_choices(choices)
+        max_steps = check_int("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
         buf = self._one                                     # not dfs()'s prefix buffer
-        n = min(len(choices), len(buf))                     # the log ends a run there anyway
-        buf[:n] = np.asarray(choices, dtype=np.int64)[:n]
-        x = self.dfs_state()
-        x[K.X_PLEN] = n
-        self.dfs(0, max_steps, 1, K.DFS_NO_NEXT, x, buf)
+        n = min(len(prefix), len(buf))
+        buf[:n] = prefix[:n]
+        x = _dfs_x(n, 0)
+        if self._dfs(0, max_steps, 1, K.DFS_NO_NEXT, x, buf) & K.DFS_BAD_CHOICE:
+            self._bad_choice("choices", buf, int(x[K.X_D]))
         return int(x[K.X_OUTCOME]), int(x[K.X_D]), int(x[K.X_NPRE]), int(x[K.X_LOST])
 
+    def _bad_choice(self, name, prefix, d):
+        """The run stopped at decision ``d``, which has no alternative ``prefix[d]``: the
+        machine goes back to the snapshot, and ValueError says so."""
+        j, n = int(prefix[d]), int(self._log[0][d])
+        self.snapshot.restore(self.machine)
+        if j < 0:                               # (only dfs()'s own buffer can hold one)
+            raise ValueError(f"{name}[{d}]={j}: must be an int >= 0")
+        raise ValueError(f"{name}[{d}]={j}: decision {d} has only {n} "
+                         f"alternative{'' if n == 1 else 's'}")
+
     def dfs_state(self, prefix=(), floor=0):
-        """A fresh ``X_*`` state for :meth:`dfs`, nothing counted: the next schedule is
-        ``prefix`` (put in the prefix buffer), and only decisions from ``floor`` on vary, so
-        with ``floor = len(prefix)`` the search covers the schedules that start with
-        ``prefix``."""
+        """A fresh ``X_*`` state for :meth:`dfs`, nothing counted.
+
+        Parameters
+        ----------
+        prefix : sequence of int
+            The next schedule (put in the prefix buffer; see :func:`check_choices`).
+        floor : int
+            Only decisions from ``floor`` on vary (in ``[0, DEFAULT_LOG]``): with
+            ``floor = len(prefix)`` the search covers the schedules that start with
+            ``prefix``.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        prefix = check_choices(prefix, "prefix")
+        floor = check_int("floor", floor, 0, DEFAULT_LOG)
         n = min(len(prefix), len(self._prefix))
-        self._prefix[:n] = np.asarray(prefix, dtype=np.int64)[:n]
-        x = np.zeros(K.X_W, np.int64)
-        x[K.X_BEST_NPRE] = -1
-        x[K.X_PLEN] = n
-        x[K.X_FLOOR] = floor
-        return x
+        self._prefix[:n] = prefix[:n]
+        return _dfs_x(n, floor)
 
     def dfs(self, bound, max_steps, limit, ask, x, prefix=None):
         """Run up to ``limit`` DFS schedules from ``prefix[:x[X_PLEN]]`` (default: this
         scenario's prefix buffer, see :meth:`next_prefix`), leaving the next schedule there;
-        returns why it stopped (``DFS_*`` bits). See :func:`emu.exec.dfs.explore_dfs`."""
-        m = self.machine
+        returns why it stopped (``DFS_*`` bits). See :func:`emu.exec.dfs.explore_dfs`.
+
+        ``bound`` is in ``[0, MAX_BOUND]``, ``max_steps`` as for :meth:`run`, ``limit >= 1``,
+        ``ask`` the ``DFS_*`` bits it takes, ``x`` a state from :meth:`dfs_state`, ``prefix``
+        an int64 array at least as long as the decision log. A prefix choice its decision does
+        not have raises ValueError (the machine goes back to the snapshot, nothing counted).
+        """
+        bound = check_int("bound", bound, 0, MAX_BOUND)
+        max_steps = check_int("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
+        limit = check_int("limit", limit, 1, (1 << 63) - 1)
+        ask = check_int("ask", ask, 0, K.DFS_LOCKDEP | K.DFS_FAILED | K.DFS_NO_NEXT)
         buf = self._prefix if prefix is None else prefix
+        if not (isinstance(buf, np.ndarray) and buf.dtype == np.int64 and buf.ndim == 1
+                and buf.flags.c_contiguous and len(buf) >= DEFAULT_LOG):
+            raise ValueError(f"prefix: must be a contiguous int64 array of at least "
+                             f"{DEFAULT_LOG} entries (the decision log's length)")
+        if not (isinstance(x, np.ndarray) and x.dtype == np.int64 and x.shape == (K.X_W,)
+                and x.flags.c_contiguous and x.flags.writeable
+                and x[K.X_PLEN] <= len(buf) and x[K.X_FLOOR] >= 0):
+            raise ValueError("x: must be a state from dfs_state()")
+        why = self._dfs(bound, max_steps, limit, ask, x, buf)
+        if why & K.DFS_BAD_CHOICE:
+            self._bad_choice("prefix", buf, int(x[K.X_D]))
+        return why
+
+    def _dfs(self, bound, max_steps, limit, ask, x, buf):
+        """:meth:`dfs`, arguments unchecked."""
+        m = self.machine
         return _explore_dfs()(m._S, m._B, self.snapshot.S, self.snapshot.B,
                               *self._checkpoint_arrays(), buf, bound, max_steps, limit, ask, x,
                               *self._log)
@@ -382,6 +505,15 @@ class Loaded:
         """Arrays (nalt, choice, pre, act) of the last run's first ``d`` decisions."""
         nalt, choice, pre, act, arow, alts = self._log
         return nalt[:d], choice[:d], pre[:d], act[:d]
+
+
+def _dfs_x(plen, floor):
+    """A fresh ``X_*`` state: the next schedule is the prefix buffer's first ``plen``."""
+    x = np.zeros(K.X_W, np.int64)
+    x[K.X_BEST_NPRE] = -1
+    x[K.X_PLEN] = plen
+    x[K.X_FLOOR] = floor
+    return x
 
 
 def load(sc, trace_events=0):

@@ -393,7 +393,10 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     Not with the trace on (its step events) nor in timed mode (a clock decides at each).
     ``d0``, ``pre0``: the run goes on from a state saved at decision ``d0`` with ``pre0``
     preemptions before it (the log holds decisions ``0 .. d0-1``); 0, 0 from the start. A run
-    stops at the log's end (``RUN_LOG_FULL``), before taking that decision.
+    stops at the log's end (``RUN_LOG_FULL``), before taking that decision, and at a prefix
+    choice its decision does not have (``K.RUN_BAD_CHOICE``, ``d`` that decision; the log
+    holds its alternative count).
+    ``nprefix`` must be at most ``len(prefix)``.
     """
     cap = len(log_nalt)
     d = d0
@@ -426,9 +429,13 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
                     continue
             return K.RUN_DEADLOCK, d, pre
         if mode == K.SCHED_DFS:
-            j = prefix[d] if d < nprefix else 0
-            if j >= n:
-                j = 0
+            j = 0
+            if d < nprefix:
+                j = prefix[d]
+                if j < 0 or j >= n:             # no such alternative: the caller reports it
+                    log_nalt[d] = n
+                    log_choice[d] = j
+                    return K.RUN_BAD_CHOICE, d, pre
         elif mode == K.SCHED_RANDOM:
             j = 0
             if n > 1 and (not last_on or _switch(S, p_switch)):
