@@ -229,17 +229,17 @@ def test_ctrl_c_during_an_exploration_exits_130_without_a_traceback(files, monke
     from emu.exec import explore as explore_mod
     from emu.exec.loaded import Loaded
     calls = []
-    real = Loaded.dfs
+    real = Loaded.search
 
-    def dfs(self, bound, max_steps, limit, ask, x, prefix=None):
+    def search(self, bound, max_steps, limit, ask, x):
         assert limit <= explore_mod.CHUNK
         calls.append(limit)
         if len(calls) == 3:
             raise KeyboardInterrupt                 # what Python raises at SIGINT
-        return real(self, bound, max_steps, limit, ask, x, prefix)
+        return real(self, bound, max_steps, limit, ask, x)
 
     monkeypatch.setattr(explore_mod, "CHUNK", 2)
-    monkeypatch.setattr(Loaded, "dfs", dfs)
+    monkeypatch.setattr(Loaded, "search", search)
     rc, out, err = call("explore", files["racy"], "--bound", "2", "--json")
     assert (rc, out, err) == (130, "", "emu explore: interrupted\n")
     assert calls == [2, 2, 2]

@@ -813,7 +813,7 @@ def _check_untouched(ld, before, default):
 
 
 BAD_CHOICES = [[-1], [0, -1], [2 ** 70], [99] * 5, [1_000_000], [K.MAXALT], [1.5], [0, True],
-               [None], ["1"], np.array([-1]), np.array([0.5]), np.array([K.MAXALT], np.uint8),
+               [None], ["1"], np.array([0.5]), np.array([K.MAXALT], np.uint8),
                None, "01", 3, {0: 1}, [[0]]]
 BAD_RUN_ARGS = ([({"choices": c}, "choices") for c in BAD_CHOICES]
                 + [({"mode": m}, "mode=") for m in (99, -1, 3, "dfs", 1.0, True, None)]
@@ -841,6 +841,18 @@ def test_run_raw_rejects_bad_arguments_and_leaves_the_machine_alone(plain, kw, n
     with pytest.raises(ValueError, match=re.escape(name)):
         ld.run_raw(kw.get("choices", ()), **{k: v for k, v in kw.items() if k != "choices"})
     _check_untouched(ld, before, default)
+
+
+@pytest.mark.parametrize("how", ["run", "run_raw"])
+def test_an_int64_array_of_choices_is_checked_by_the_run(plain, how):
+    """A logged schedule (an int64 array) goes to the scheduler unchecked, as run_raw's hot
+    path wants it: a negative choice stops the run at its decision, as a choice the decision
+    does not have does (the machine back at the snapshot)."""
+    ld, default = plain
+    choices = np.array([0, -1], np.int64)
+    with pytest.raises(ValueError, match=re.escape("choices[1]=-1: must be an int >= 0")):
+        ld.run(choices=choices) if how == "run" else ld.run_raw(choices)
+    assert ld.run() == default and ld.run_raw(()) == (K.RUN_DONE, default.decisions, 0, 0)
 
 
 def test_a_bad_choice_names_its_index():

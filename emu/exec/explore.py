@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int, check_real
+from .._args import check_int, check_int_array, check_real
 from .loaded import (DEFAULT_LOG, DEFAULT_MAX_STEPS, MAX_BOUND, MAX_STEPS_LIMIT, OUTCOMES,
                      Loaded, check_choices)
 from ..warmup import available_cpus
@@ -94,6 +94,8 @@ def make_token(sc, choices):
     """A self-contained replay token: the scenario (or the name of a built-in one) and the
     non-default choices."""
     choices = check_choices(choices)
+    if not ((choices >= 0) & (choices < K.MAXALT)).all():      # an int64 array, unchecked
+        check_int_array("choices", choices, 0, K.MAXALT)
     if len(choices) > DEFAULT_LOG:              # read_token's cap: no run has more decisions
         raise ValueError(f"choices: {len(choices)} of them, more than a run's {DEFAULT_LOG} "
                          f"decisions")
@@ -197,7 +199,7 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
         if max_schedules is not None:
             limit = min(limit, max_schedules - int(x[K.X_RUNS]))
         ran = int(x[K.X_RUNS])
-        why = ld.dfs(bound, max_steps, limit, ask | (0 if w.lockdep else K.DFS_LOCKDEP), x)
+        why = ld.search(bound, max_steps, limit, ask | (0 if w.lockdep else K.DFS_LOCKDEP), x)
         if bar is not None:
             bar.update(int(x[K.X_RUNS]) - ran)
         if why & K.DFS_BEST:

@@ -49,7 +49,8 @@ def check_choices(choices, name="choices"):
     ----------
     choices : sequence of int or numpy.ndarray
         Each an int in ``[0, MAXALT)`` (no decision has more alternatives); whether its
-        decision has that many is known only when the run gets there.
+        decision has that many is known only when the run gets there. An int64 array is
+        taken as it is: the run rejects a choice out of range when it gets to its decision.
     name : str
         Argument name for the message (a bad element is ``name[k]``).
 
@@ -59,9 +60,10 @@ def check_choices(choices, name="choices"):
         1-D, contiguous, int64.
     """
     c = choices
-    if isinstance(c, np.ndarray) and c.ndim == 1 and c.dtype.kind == "i" \
-            and (not c.size or (c[c.argmin()] >= 0 and c[c.argmax()] < K.MAXALT)):
-        return np.ascontiguousarray(c, dtype=np.int64)      # a logged schedule: ~1 us
+    if isinstance(c, np.ndarray) and c.ndim == 1 and c.dtype == np.int64:
+        # a logged schedule (run_raw's hot path): the scheduler rejects a choice out of
+        # range when its decision comes (choices past the run's end are never read)
+        return np.ascontiguousarray(c)
     if not isinstance(c, (list, tuple, range, np.ndarray)):
         raise ValueError(f"{name}={c!r}: must be a sequence of ints in [0, {K.MAXALT})")
     return check_int_array(name, c, 0, K.MAXALT)
@@ -445,6 +447,15 @@ class Loaded:
                 and x.flags.c_contiguous and x.flags.writeable
                 and x[K.X_PLEN] <= len(buf) and x[K.X_FLOOR] >= 0):
             raise ValueError("x: must be a state from dfs_state()")
+        return self._search(bound, max_steps, limit, ask, x, buf)
+
+    def search(self, bound, max_steps, limit, ask, x):
+        """:meth:`dfs` on the prefix buffer with its arguments taken as checked (``x`` from
+        :meth:`dfs_state`, the rest checked once by the caller): what ``explore()`` calls,
+        which comes back to Python at every new best failure, so checks would add up."""
+        return self._search(bound, max_steps, limit, ask, x, self._prefix)
+
+    def _search(self, bound, max_steps, limit, ask, x, buf):
         why = self._dfs(bound, max_steps, limit, ask, x, buf)
         if why & K.DFS_BAD_CHOICE:
             self._bad_choice("prefix", buf, int(x[K.X_D]))
