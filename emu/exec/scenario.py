@@ -119,9 +119,8 @@ def parse_data(op, where):
         b, n = op["byte"], op.get("n")
         if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 255:
             raise _where(where, f"byte={b!r}: must be an int 0..255")
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= K.MAX_OP_BYTES:
-            raise _where(where, f"n={n!r}: must be an int in [1, {K.MAX_OP_BYTES}] "
-                                f"(bytes to write)")
+        if n is None:                           # its range: expand() checked it
+            raise _where(where, f"n={n!r}: byte = N needs n = LENGTH (bytes to write)")
         return bytes([b]) * n
     raise _where(where, "needs data = \"hex\" or byte = N with n = LENGTH")
 
@@ -174,9 +173,10 @@ def _check_op_fields(op, w):
 
 
 def _check_int_field(where, name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or not lo <= value <= hi:
-        raise _where(where, f"{name}={value!r}: must be an int in [{lo}, {hi}]")
+    try:
+        check_int(name, value, lo, hi)
+    except ValueError as e:
+        raise _where(where, str(e)) from None
 
 
 @dataclass
