@@ -146,7 +146,7 @@ def test_lock_stat_irqsoff_and_latency_are_self_consistent(workload):
         assert hist_total(io_["histogram"]) == io_["sections"] > 0
         assert sum(hist_total(h) for h in io_["by_start_site"].values()) == io_["sections"]
         assert io_["max_cycles"] <= io_["total_cycles"] <= doc["variants"][key]["cycles"]
-        assert io_["worst_irq_response_cycles"] == io_["max_cycles"] + cost("arm926")["irq_entry"]
+        assert io_["worst_irq_response_cycles"] == io_["max_cycles"] + 24    # ARM9E-S worst
         lat = v["irq_latency"]
         check_hist(lat["histogram"])
         assert hist_total(lat["histogram"]) == lat["count"]
@@ -631,3 +631,21 @@ def test_a_user_scenario_that_calls_kmap_high_get_profiles_both_variants(tmp_pat
     for key in ("plain", "irq"):
         assert doc["variants"][key]["routines"]["kmap_high_get"]["calls"] == 1
     assert doc["variants"]["plain"]["dma_pinning"] == "page_address"
+
+
+def test_smp_and_a_scenarios_own_clock_are_reported_as_run(tmp_path):
+    """A scenario file's own ncpus and [machine] costs (its core clock) are what the document
+    reports; irqs-off time is a fraction of all CPUs' time."""
+    p = tmp_path / "smp.toml"
+    p.write_text('name = "smp"\n[machine]\nlast_pkmap = 8\nncpus = 2\n'
+                 'costs = { core_mhz = 400, mrs = 5 }\n'
+                 + "".join(f'[[task]]\nname = "t{c}"\ncpu = {c}\nops = [\n'
+                           + "".join(f'  {{ op = "kmap", pfn = {300 + c * 20 + i} }},\n'
+                                     f'  {{ op = "kunmap", pfn = {300 + c * 20 + i} }},\n'
+                                     for i in range(12)) + ']\n' for c in range(2)))
+    doc, loaded = profile("arm926", str(p), 0)
+    assert doc["ncpus"] == 2 and doc["core_mhz"] == 400
+    io_ = doc["variants"]["irq"]["irqsoff"]
+    assert io_["max_us"] == round(io_["max_cycles"] / 400, 3)
+    assert 0 < io_["fraction"] <= 1
+    assert io_["fraction"] == round(io_["total_cycles"] / sum(loaded["irq"].machine.cycles), 6)

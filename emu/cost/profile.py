@@ -22,7 +22,8 @@ import numpy as np
 from .. import consts as K
 from .._args import check_int
 from ..exec.scenario import Scenario
-from .tables import CLOCKS, clocks, cost_vector
+from ..errors import EmuError
+from .tables import CLOCKS, IRQ_ENTRY_WORST, clocks, cost_vector
 
 WORKLOADS = ("fastpath", "churn", "dma-irq")
 FAST_PAGE = 300
@@ -147,7 +148,9 @@ def _lock_stat(S, cpu):
     return out
 
 
-def _irqsoff(S, cpu, total_cycles, costs):
+def _irqsoff(S, cpu, cpu_cycles, costs):
+    """The irqsoff tracer's records; ``cpu_cycles``: the cycles of every CPU together (the
+    sections of all CPUs are summed, so the fraction is of their total time)."""
     pr = int(S[K.H_R_PROF])
     mx = int(S[pr + K.PROF_IRQOFF_MAX])
     by_site = {}
@@ -161,14 +164,19 @@ def _irqsoff(S, cpu, total_cycles, costs):
         o = pr + K.PROF_H_IRQOFF + s * K.NHIST
         allh += S[o:o + K.NHIST]
     tot = int(S[pr + K.PROF_IRQOFF_TOTAL])
+    entry = IRQ_ENTRY_WORST.get(cpu)
+    basis = f"IRQ entry, worst case {entry} cycles (ARM9E-S TRM)"
+    if entry is None:
+        entry = int(costs[K.UOP_IRQ_ENTRY])
+        basis = f"IRQ entry, best case {entry} cycles (no worst-case figure for this core)"
     return {"max_cycles": mx, "max_us": _us(cpu, mx),
             "started_at": K.SITE_NAMES[int(S[pr + K.PROF_IRQOFF_MAX_START])] if mx else None,
             "ended_at": K.SITE_NAMES[int(S[pr + K.PROF_IRQOFF_MAX_END])] if mx else None,
             "cpu": int(S[pr + K.PROF_IRQOFF_MAX_CPU]),
             "sections": int(S[pr + K.PROF_IRQOFF_COUNT]), "total_cycles": tot,
-            "fraction": round(tot / total_cycles, 6) if total_cycles else 0.0,
+            "fraction": round(tot / cpu_cycles, 6) if cpu_cycles else 0.0,
             "histogram": _hist(allh), "by_start_site": by_site,
-            "worst_irq_response_cycles": mx + int(costs[K.UOP_IRQ_ENTRY])}
+            "worst_irq_response_cycles": mx + entry, "worst_irq_response_basis": basis}
 
 
 def _irq_latency(S, cpu):
@@ -195,8 +203,8 @@ def profile_variant(sc, trace_events=0):
     ld = sc.build(trace_events=trace_events)
     r = ld.run(K.SCHED_TIMED, trace=trace_events > 0, max_steps=MAX_STEPS, final=False)
     if r.outcome != "done":
-        raise RuntimeError(f"profile workload {sc.name!r} did not finish: {r.outcome} "
-                           f"{r.message}")
+        raise EmuError(f"profile workload {sc.name!r} did not finish: {r.outcome} "
+                       f"{r.message}")
     m = ld.machine
     S = m._S
     cpu = m.cpu
@@ -213,7 +221,7 @@ def profile_variant(sc, trace_events=0):
         "pair_cycles": round(pair, 2),
         "masking_cycles_per_pair": _masking_per_pair(m._costs, m.kmap_high_get_enabled),
         "lock_stat": _lock_stat(S, cpu),
-        "irqsoff": _irqsoff(S, cpu, total, m._costs),
+        "irqsoff": _irqsoff(S, cpu, sum(m.cycles), m._costs),
         "irq_latency": _irq_latency(S, cpu),
         "mm": m.mm_stats,
     }, ld
@@ -234,11 +242,14 @@ def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, 
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):
         sc = workload(workload_name, cpu, khg, seed, ncpus, costs, scale)
+        # the clock the machine runs at: a scenario file's own [machine] costs count too
+        _MHZ[cpu] = clocks(cpu, sc.machine.get("costs"))["core_mhz"]
         variants[key], loaded[key] = profile_variant(sc, trace_events)
     irq, plain = variants["irq"], variants["plain"]
     over = round(irq["pair_cycles"] - plain["pair_cycles"], 2)
     doc = {
-        "cpu": cpu, "workload": workload_name, "seed": seed, "ncpus": ncpus,
+        "cpu": cpu, "workload": workload_name, "seed": seed,
+        "ncpus": loaded["irq"].machine.ncpus,          # a scenario file's own, if it sets one
         "core_mhz": _MHZ[cpu],
         "irq_overhead_cycles_per_pair": over,
         "irq_overhead_percent": round(100 * over / plain["pair_cycles"], 2)
@@ -286,7 +297,8 @@ def format_report(doc):
               f"{doc['masking_cycles_per_pair']} cycles.",
               f"Longest irqs-off section: {io['max_cycles']} cycles ({io['max_us']} us), from "
               f"{io['started_at']} to {io['ended_at']}; worst IRQ response "
-              f"{io['worst_irq_response_cycles']} cycles (irqs-off + IRQ entry).",
+              f"{io['worst_irq_response_cycles']} cycles (irqs-off + "
+              f"{io['worst_irq_response_basis']}).",
               f"IRQ latency (raise to unmasked): max {v['irq']['irq_latency']['max_cycles']} "
               f"cycles with the irq locks, {v['plain']['irq_latency']['max_cycles']} with "
               f"plain locks."]

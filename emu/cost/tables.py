@@ -89,6 +89,11 @@ MIN_MHZ, MAX_MHZ = 1, 10_000
 # ---------------------------------------------------------------------------------------------
 # Clocks (spec §1.3 "Typical clocks", §2.1, §2.2)
 # ---------------------------------------------------------------------------------------------
+#: Worst-case IRQ entry latency (IRQ to the first handler instruction) where a source gives
+#: one: ARM9E-S TRM DDI 0165B §5.3, 24 cycles [S] (spec arm-cycle-costs §2.1 and §4.6). The
+#: other cores have no such figure; the profiler then adds their best-case ``irq_entry``.
+IRQ_ENTRY_WORST = {"arm926": 24}
+
 CLOCKS = {
     "arm926": {
         "core_mhz": 200, "bus_mhz": 100, "mark": "E", "core_mark": "R", "bus_mark": "E",
