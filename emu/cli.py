@@ -113,13 +113,16 @@ def _print_result(r, ld):
     for line in r.trace:
         print(line)
     print()
-    print(f"outcome: {r.outcome}; {count_of(r.decisions, 'step')}, "
+    print(f"outcome: {r.outcome}; {count_of(r.decisions, 'scheduling decision')}, "
           f"{count_of(r.preemptions, 'preemption')}")
     if r.message:
         print(r.message)
     for f in r.findings:
-        print(f"{f.kind}: {f.bad_bytes} bytes at pa {f.pa:#x} (page {f.pfn}, va {f.va:#010x}) "
-              f"dropped by {f.site} of {ld.names[f.ctx] if 0 <= f.ctx < len(ld.names) else f.ctx}"
+        va = f"va {f.va:#010x}" if f.va >= 0 else "no va"
+        who = ld.names[f.ctx] if 0 <= f.ctx < len(ld.names) else f.ctx
+        how = "found by the final check" if f.kind == "lost-at-end" else \
+            f"dropped by {f.site} of {who}"
+        print(f"{f.kind}: {f.bad_bytes} bytes at pa {f.pa:#x} (page {f.pfn}, {va}) {how}"
               f"\n    expected {f.expected.hex()}\n    found    {f.found.hex()}")
     if r.lockdep:
         print(r.lockdep)
@@ -282,7 +285,7 @@ def build_parser():
     u.set_defaults(fn=cmd_run)
 
     y = sub.add_parser("replay", help="replay a schedule from its token")
-    y.add_argument("token", help="an emu1:... token printed by emu race, explore or run")
+    y.add_argument("token", help="an emu1:... token printed by emu race or emu explore")
     y.add_argument("--json", action="store_true", help=js)
     y.set_defaults(fn=cmd_replay)
 

@@ -65,12 +65,15 @@ def files(tmp_path_factory):
                          '[[task]]\nname = "t"\nops = [ { op = "kmap_flush_unused" } ]\n')
     task_int = d / "task_int.toml"
     task_int.write_text("task = 5\n")
+    stuck = d / "stuck.toml"
+    stuck.write_text('[machine]\nlast_pkmap = 4\n[[task]]\nname = "t"\n'
+                     'ops = [ { op = "kmap", pfn = 300, repeat = 5 } ]\n')
     ncpus_str = d / "ncpus_str.toml"
     ncpus_str.write_text('[machine]\nncpus = "2"\n'
                          '[[task]]\nname = "t"\nops = [ { op = "kmap_flush_unused" } ]\n')
     return {"racy": racy, "calm": calm, "bad_op": bad_op, "bad_syntax": bad_syntax,
             "missing": d / "missing.toml", "setup_bug": setup_bug, "task_int": task_int,
-            "ncpus_str": ncpus_str}
+            "ncpus_str": ncpus_str, "stuck": stuck}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,6 +341,8 @@ BAD = [
     ("setup op BUG in run", lambda f: ["run", f["setup_bug"]], ["emu run: error", "setup op 0"]),
     ("task not a list", lambda f: ["explore", f["task_int"]], ["task=5", "must be a list"]),
     ("ncpus a string", lambda f: ["explore", f["ncpus_str"]], ["ncpus='2'"]),
+    ("profile of a workload that cannot finish", lambda f: ["profile", "--workload", f["stuck"]],
+     ["emu profile: error", "did not finish: deadlock"]),
 ]
 
 
@@ -364,3 +369,20 @@ def test_negative_seeds_are_rejected_by_name(files):
     assert rc == 2 and "seed=-1: must be >= 0" in err and out == ""
     rc, out, err = call("profile", "--workload", "fastpath", "--seed", "-3")
     assert rc == 2 and "seed=-3: must be >= 0" in err and out == ""
+
+
+def test_replay_text_counts_decisions_and_says_who_found_a_loss(race):
+    """IRQ raises are scheduling decisions without a step line of their own: the summary
+    counts decisions. A loss the final check finds has no virtual address or culprit."""
+    rc, out, err = call("replay", race["results"][4]["replay"])      # (iii), plain locks
+    assert rc == 0 and "scheduling decisions" in out and " steps, " not in out
+    from dataclasses import replace
+    from emu.exec.explore import replay
+    from emu.cli import _print_result
+    from emu.machine import Finding
+    ld, r = replay(race["results"][0]["replay"], trace=False)
+    end = Finding("lost-at-end", 0x12c000, -1, 300, b"\xab", b"\x00", 1, 1, "program", 9, None)
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        _print_result(replace(r, findings=[end]), ld)
+    assert "(page 300, no va) found by the final check" in buf.getvalue()

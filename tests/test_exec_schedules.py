@@ -1021,3 +1021,14 @@ def test_token_whose_choice_its_decision_does_not_have_does_not_replay():
     with pytest.raises(ValueError, match=re.escape(f"token: corrupted (choices[{d}]={k}: "
                                                    f"decision {d} has only {k} alternatives")):
         replay(tok, trace=False)
+
+
+def test_a_step_limit_failure_replays_as_one():
+    """The token keeps a step limit that is not the default."""
+    from emu.exec.builtin import race
+    from emu.exec.explore import replay
+    ex = explore(race(8, 1, "kmap_high_get"), bound=0, max_steps=20)
+    assert ex.minimal is not None and ex.minimal.outcome == "step-limit"
+    _, r = replay(ex.replay, trace=False)
+    assert r.outcome == "step-limit" and r.failed
+    assert read_token(make_token(race(8), [0, 1], 20))[1] == [0, 1]

@@ -90,9 +90,11 @@ def _irq_ctx(ld, a):
     return int(ld.machine._S[int(ld.machine._S[K.H_R_IRQ]) + line * K.IRQ_W + K.IRQ_CTX])
 
 
-def make_token(sc, choices):
-    """A self-contained replay token: the scenario (or the name of a built-in one) and the
-    non-default choices."""
+def make_token(sc, choices, max_steps=DEFAULT_MAX_STEPS):
+    """A self-contained replay token: the scenario (or the name of a built-in one), the
+    non-default choices, and the step limit if it is not the default (so a ``step-limit``
+    failure replays as one)."""
+    max_steps = _max_steps(max_steps)
     choices = check_choices(choices)
     if not ((choices >= 0) & (choices < K.MAXALT)).all():      # an int64 array, unchecked
         check_int_array("choices", choices, 0, K.MAXALT)
@@ -101,8 +103,10 @@ def make_token(sc, choices):
                          f"decisions")
     sparse = [[int(i), int(choices[i])] for i in np.flatnonzero(choices)]
     body = {"b": sc.builtin} if sc.builtin else {"s": sc.to_dict()}
-    blob = json.dumps(body | {"c": sparse, "n": len(choices)},
-                      separators=(",", ":"), sort_keys=True).encode()
+    body |= {"c": sparse, "n": len(choices)}
+    if max_steps != DEFAULT_MAX_STEPS:
+        body["m"] = max_steps
+    blob = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     return TOKEN_PREFIX + base64.urlsafe_b64encode(zlib.compress(blob, 9)).decode().rstrip("=")
 
 
@@ -110,6 +114,11 @@ def read_token(token):
     """(scenario, choices) from a replay token; ValueError if it is not one emu could have
     made (at most ``DEFAULT_LOG`` choices, each in ``[0, MAXALT)``, a body of at most
     ``TOKEN_MAX_BYTES``). Whether each decision has its choice is known when it replays."""
+    return read_token_steps(token)[:2]
+
+
+def read_token_steps(token):
+    """(scenario, choices, max_steps) from a replay token (see :func:`read_token`)."""
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
         raise ValueError(f"token: must start with {TOKEN_PREFIX!r} (as emu race/explore print)")
     body = token[len(TOKEN_PREFIX):]
@@ -129,10 +138,13 @@ def read_token(token):
             if not (type(i) is type(c) is int and 0 <= i < n and 0 <= c < K.MAXALT):
                 raise bad
             choices[i] = c
+        steps = d.get("m", DEFAULT_MAX_STEPS)
+        if type(steps) is not int or not 1 <= steps <= MAX_STEPS_LIMIT:
+            raise bad
         if "b" in d:
             from .builtin import from_builtin
-            return from_builtin(d["b"]), choices
-        return Scenario.from_dict(d["s"]), choices
+            return from_builtin(d["b"]), choices, steps
+        return Scenario.from_dict(d["s"]), choices, steps
     except (ValueError, zlib.error, KeyError, TypeError, IndexError):
         raise bad from None
 
@@ -152,10 +164,10 @@ def replay(token, trace=True):
     (Loaded, RunResult)
         The loaded scenario (its ``names`` name the contexts of findings) and what the run did.
     """
-    sc, choices = read_token(token)
+    sc, choices, max_steps = read_token_steps(token)
     ld = sc.build(trace_events=(1 << 20) if trace else 0)
     try:
-        return ld, ld.run(K.SCHED_DFS, choices, trace=bool(trace))
+        return ld, ld.run(K.SCHED_DFS, choices, trace=bool(trace), max_steps=max_steps)
     except ValueError as e:                     # a choice its decision does not have
         raise ValueError(f"token: corrupted ({e})") from None
 
@@ -283,7 +295,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
                      int(x[K.X_FAILURES]), outcomes, int(x[K.X_MAX_LOST]),
                      int(x[K.X_DEADLOCKS]), w.best, w.lockdep)
     if w.best is not None:
-        ex.replay = make_token(ld.scenario, w.best.choices)
+        ex.replay = make_token(ld.scenario, w.best.choices, max_steps)
         ex.switches = describe_choices(ld, w.best.choices)
     return ex
 
