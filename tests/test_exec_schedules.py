@@ -1032,3 +1032,34 @@ def test_a_step_limit_failure_replays_as_one():
     _, r = replay(ex.replay, trace=False)
     assert r.outcome == "step-limit" and r.failed
     assert read_token(make_token(race(8), [0, 1], 20))[1] == [0, 1]
+
+
+def _steps_name_their_events_context(lines):
+    """Each numbered step's header names the context every event under it comes from (an
+    IRQ's entry and return are events of no step: a raise is a decision without one)."""
+    who, checked = None, 0
+    for line in lines:
+        words = line.split()
+        if words and words[0] == "step" and len(words) > 3:
+            who = words[3]
+        elif who and line.startswith("             ") and words[0].endswith(":") \
+                and "IRQ handler" not in line:
+            assert words[0][:-1] == who, (who, line)
+            checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("which", ["irq returned", "smp"])
+def test_a_step_header_names_the_context_that_runs_it(which):
+    """The step's trace event is made after its context is entered: after an IRQ handler
+    returns, or when the other CPU ran last, the header used to name the previous one."""
+    from emu.exec.builtin import irq_getter, race
+    if which == "irq returned":
+        ld = irq_getter(True, 8).build(trace_events=1 << 16)
+        r = ld.run(choices=explicit_choices(ld, ["after step 2 of worker raise IRQ nic"]),
+                   trace=True)
+    else:
+        ex = explore(race(8, 2, "page_address"), bound=1)
+        ld = race(8, 2, "page_address").build(trace_events=1 << 16)
+        r = ld.run(choices=ex.minimal.choices, trace=True)
+    assert _steps_name_their_events_context(r.trace) >= 5

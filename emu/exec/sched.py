@@ -250,6 +250,9 @@ def run_action(S, B, a, tracing):
         S[cr + K.CTX_SLICE_AT] = S[K.H_NOW]
         trace(S, K.T_SWITCH, c, 0)
     if tracing:
+        # the step's event carries its own context and CPU: enter it now (run_step does the
+        # same first; the CPU may still be in another context, e.g. after an IRQ returned)
+        enter_context(S, c)
         f = cr + K.CTX_FRAMES + (S[cr + K.CTX_SP] - 1) * K.FW
         trace(S, K.T_STEP, S[f + K.F_ROUTINE], S[f + K.F_A0])
     st = run_step(S, B, c)
