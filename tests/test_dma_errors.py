@@ -547,3 +547,30 @@ def test_numpy_int_directions_are_accepted():
     h = m.dma_map_page(LOW, 0, 64, np.int8(1))
     m.dma_unmap_page(h, 64, np.uint64(1))
     assert m.dma_debug_errors == 0
+
+
+def test_a_sync_checks_the_mapping_its_handle_belongs_to():
+    """lib/dma-debug.c finds the entry by its handle, oldest first: a newer mapping
+    overlapping an older one is synced against itself, whatever was unmapped before."""
+    for unmap_first in (False, True):
+        m = emu.Machine(lowmem_mb=1, highmem_mb=1, dma_debug_strict=False)
+        x = m.dma_map_page(1, 0, 32, emu.DMA_TO_DEVICE)
+        m.dma_map_page(5, 0, 4096, emu.DMA_BIDIRECTIONAL)          # 0x5000..0x6000
+        b = m.dma_map_page(5, 2048, 4096, emu.DMA_TO_DEVICE)       # 0x5800..0x6800
+        if unmap_first:
+            m.dma_unmap_page(x, 32, emu.DMA_TO_DEVICE)
+        m.dma_sync_single_for_cpu(b, 4096, emu.DMA_TO_DEVICE)
+        m.dma_sync_single_for_cpu(b + 64, 128, emu.DMA_TO_DEVICE)  # a sub-range: still b's
+        assert m.dma_debug_errors == 0
+
+
+def test_a_handle_mapped_twice_is_unmapped_oldest_first():
+    m = emu.Machine(lowmem_mb=1, highmem_mb=1, dma_debug_strict=True)
+    x = m.dma_map_page(1, 0, 32, emu.DMA_TO_DEVICE)
+    a = m.dma_map_page(5, 0, 64, emu.DMA_TO_DEVICE)
+    b = m.dma_map_page(5, 0, 128, emu.DMA_FROM_DEVICE)
+    assert a == b
+    m.dma_unmap_page(x, 32, emu.DMA_TO_DEVICE)                     # reorders nothing
+    m.dma_unmap_page(a, 64, emu.DMA_TO_DEVICE)                     # the older one: no error
+    m.dma_unmap_page(b, 128, emu.DMA_FROM_DEVICE)
+    assert m.dma_debug_errors == 0

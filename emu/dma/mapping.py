@@ -218,30 +218,40 @@ def debug_unmap(S, handle, size, d):
     if S[e + K.DD_DIR] != d:
         if _debug_error(S, K.DD_ERR_DIR, handle, S[e + K.DD_SIZE], S[e + K.DD_DIR] * 256 + d):
             return True
-    last = t + K.DD_HDR + (S[t + K.DD_COUNT] - 1) * K.DD_W
-    for k in range(K.DD_W):
-        S[e + k] = S[last + k]
-    S[t + K.DD_COUNT] -= 1
+    # the later entries move down one: the table stays in mapping order, so a handle mapped
+    # twice is found oldest first, as lib/dma-debug.c's bucket list (list_add_tail) finds it
+    n = S[t + K.DD_COUNT]
+    for k in range(e, t + K.DD_HDR + (n - 1) * K.DD_W):
+        S[k] = S[k + K.DD_W]
+    S[t + K.DD_COUNT] = n - 1
     return False
 
 
 @inline
 def debug_sync(S, handle, size, d):
-    """check_sync(): the range must lie in a live mapping made in the same direction."""
+    """check_sync(): the range must lie in a live mapping made in the same direction. The
+    mapping is the one whose handle it is (lib/dma-debug.c looks the entry up by dev_addr,
+    oldest first); emu also accepts a handle inside a mapping (a sub-range sync), taking the
+    oldest mapping that contains it. (The spec is silent on dma-debug: this follows 2.6.30.)"""
     t = _dd(S)
     if S[t + K.DD_OFF]:
         return False
-    for j in range(S[t + K.DD_COUNT]):
-        e = t + K.DD_HDR + j * K.DD_W
-        h = S[e + K.DD_HANDLE]
-        if h <= handle < h + S[e + K.DD_SIZE]:
-            if handle + size > h + S[e + K.DD_SIZE]:
-                return _debug_error(S, K.DD_ERR_SYNC_RANGE, handle, S[e + K.DD_SIZE], size)
-            if S[e + K.DD_DIR] != d and S[e + K.DD_DIR] != K.DMA_BIDIRECTIONAL:
-                return _debug_error(S, K.DD_ERR_SYNC_DIR, handle, size,
-                                    S[e + K.DD_DIR] * 256 + d)
-            return False
-    return _debug_error(S, K.DD_ERR_SYNC_NOT_MAPPED, handle, size, d)
+    j = _debug_find(S, handle)
+    if j < 0:
+        for i in range(S[t + K.DD_COUNT]):
+            e = t + K.DD_HDR + i * K.DD_W
+            if S[e + K.DD_HANDLE] <= handle < S[e + K.DD_HANDLE] + S[e + K.DD_SIZE]:
+                j = i
+                break
+    if j < 0:
+        return _debug_error(S, K.DD_ERR_SYNC_NOT_MAPPED, handle, size, d)
+    e = t + K.DD_HDR + j * K.DD_W
+    h = S[e + K.DD_HANDLE]
+    if handle + size > h + S[e + K.DD_SIZE]:
+        return _debug_error(S, K.DD_ERR_SYNC_RANGE, handle, S[e + K.DD_SIZE], size)
+    if S[e + K.DD_DIR] != d and S[e + K.DD_DIR] != K.DMA_BIDIRECTIONAL:
+        return _debug_error(S, K.DD_ERR_SYNC_DIR, handle, size, S[e + K.DD_DIR] * 256 + d)
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
