@@ -1063,3 +1063,17 @@ def test_a_step_header_names_the_context_that_runs_it(which):
         ld = race(8, 2, "page_address").build(trace_events=1 << 16)
         r = ld.run(choices=ex.minimal.choices, trace=True)
     assert _steps_name_their_events_context(r.trace) >= 5
+
+
+def test_timed_mode_time_slices_go_round_robin():
+    """With a time slice, an expired task yields to the next task id after it on its CPU,
+    wrapping around: three tasks take turns (the third used to wait for one of the first two
+    to finish)."""
+    sc = Scenario("rr", {"lowmem_mb": 1, "highmem_mb": 1, "last_pkmap": 8, "timeslice": 3000})
+    for i in range(3):
+        sc.task(f"t{i + 1}", [{"op": "write", "va": 0xC0000000 + 0x10000 * (i + 1),
+                               "byte": i + 1, "n": 256}] * 60)
+    r = sc.build(trace_events=1 << 16).run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done"
+    switched = [line.split()[3] for line in r.trace if line.endswith("<-- switch")]
+    assert switched[:5] == ["t2", "t3", "t1", "t2", "t3"], switched

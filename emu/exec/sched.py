@@ -321,13 +321,18 @@ def _timed_pick(S, alts, n):
     cur = S[cpu_rec(S, cpu) + K.CPU_CUR]
     if c == cur and S[K.H_TIMESLICE] > 0 and preemptible(S, cpu) \
             and best_clock - S[ctx_rec(S, c) + K.CTX_SLICE_AT] >= S[K.H_TIMESLICE]:
-        for j in range(n):                          # round robin: next task id after cur
+        nxt = -1                                # round robin: the next task id after cur
+        gap = 0
+        for j in range(n):
             a = alts[j]
             if a < K.ACT_IRQ and a != c and S[ctx_rec(S, a) + K.CTX_CPU] == cpu \
                     and S[ctx_rec(S, a) + K.CTX_KIND] == K.KIND_TASK:
-                S[ctx_rec(S, c) + K.CTX_SLICE_AT] = best_clock
-                return j
+                g = a - c if a > c else a - c + S[K.H_NCTX]     # ids wrap around
+                if nxt < 0 or g < gap:
+                    nxt, gap = j, g
         S[ctx_rec(S, c) + K.CTX_SLICE_AT] = best_clock
+        if nxt >= 0:
+            return nxt
     return best
 
 
