@@ -417,7 +417,10 @@ class Machine:
 
     def phys_read(self, paddr, n):
         """RAM as a bus master sees it (no cache)."""
-        paddr, n = self._check_phys(paddr, n)
+        return self._ram_bytes(*self._check_phys(paddr, n))
+
+    def _ram_bytes(self, paddr, n):
+        """RAM ``[paddr, paddr + n)``, checked by the caller."""
         r = int(self._S[K.H_B_RAM]) + paddr
         return (self._B[r:r + n] ^ K.RAM_POISON).tobytes()
 
@@ -624,5 +627,4 @@ class Device:
     def read(self, dma_addr, n):
         """The device reads ``n`` bytes of RAM at ``dma_addr``."""
         m = self._m
-        addr, n = m._check_phys(dma_addr, n, "dma_addr")
-        return m.phys_read(addr, n)
+        return m._ram_bytes(*m._check_phys(dma_addr, n, "dma_addr"))

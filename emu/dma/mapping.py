@@ -13,7 +13,7 @@ emu models), so ``handle >> PAGE_SHIFT`` is the page again.
 """
 
 from .. import consts as K
-from .._jit import hot, inline, njit
+from .._jit import hot, inline, njit, tiny
 from ..cache.maint import RANGE_DONE, RANGE_START, dma_range_step
 from ..cost.account import uop
 from ..exec.frames import bug, fail, push, set_ret, yield_same
@@ -257,6 +257,22 @@ def debug_sync(S, handle, size, d):
 # ---------------------------------------------------------------------------------------------
 # API entry points (F_A0..A3 as in Linux; the device is implicit)
 # ---------------------------------------------------------------------------------------------
+
+
+@tiny
+def dma_map_page_bad_arg(S, pfn, offset, size, direction):
+    """The first ``dma_map_page`` argument out of range (its index: pfn 0, offset 1, size 2,
+    direction 3), or -1: ``[offset, offset + size)`` of page ``pfn`` must be non-empty and
+    inside RAM, the direction valid (no sum here can overflow int64)."""
+    npages = S[K.H_NPAGES]
+    if not 0 <= pfn < npages:
+        return 0
+    room = (npages - pfn) << K.PAGE_SHIFT      # bytes from the page's start to RAM's end
+    if not 0 <= offset < room:
+        return 1
+    if not 0 < size <= room - offset:
+        return 2
+    return -1 if K.DMA_BIDIRECTIONAL <= direction <= K.DMA_FROM_DEVICE else 3
 
 
 @njit

@@ -1,8 +1,9 @@
 """Small jitted entry points the Python API calls (one numba call each)."""
 
 from .. import consts as K
-from .._jit import njit, tiny
+from .._jit import njit
 from ..dma.engine import device_write
+from ..dma.mapping import dma_map_page_bad_arg
 from ..dma.oracle import judge_discards
 from ..mm.page_address import peek_page_address
 from ..mm.pgtable import pte
@@ -10,17 +11,6 @@ from .._bytes import copy_xor
 from ..cache.kernels import mark_ram_range
 from ..mm.ram import shadow_store
 from . import core
-
-
-@tiny
-def dma_page_args_ok(S, pfn, offset, size, direction):
-    """``dma_map_page`` arguments in range: a valid direction, and ``[offset, offset + size)``
-    of page ``pfn`` non-empty and inside RAM (no sum here can overflow int64)."""
-    npages = S[K.H_NPAGES]
-    if not (K.DMA_BIDIRECTIONAL <= direction <= K.DMA_FROM_DEVICE and 0 <= pfn < npages
-            and offset >= 0 and size > 0):
-        return False
-    return size <= ((npages - pfn) << K.PAGE_SHIFT) - offset
 
 
 @njit
@@ -33,7 +23,7 @@ def direct_call(S, B, routine, a0, a1, a2, a3):
     ``K.DIRECT_BAD_ARGS``: ``Machine.dma_map_page`` checks only the types of its arguments
     and leaves the range checks to this (about 90 ns less per call than the same comparisons
     in Python)."""
-    if routine == K.R_DMA_MAP_PAGE and not dma_page_args_ok(S, a0, a1, a2, a3):
+    if routine == K.R_DMA_MAP_PAGE and dma_map_page_bad_arg(S, a0, a1, a2, a3) >= 0:
         return K.DIRECT_BAD_ARGS
     st = core.direct_call(S, B, routine, a0, a1, a2, a3)
     if S[S[K.H_R_EV] + K.EV_COUNT] != S[K.H_EV_SEEN]:

@@ -13,6 +13,7 @@ can land anywhere), so no value reaches a routine that would index outside the m
 from .. import consts as K
 from .._jit import inline, njit
 from ..dma.engine import device_read, device_write
+from ..dma.mapping import dma_map_page_bad_arg
 from .frames import ctx_rec, fail, push
 from .trace import trace
 
@@ -47,13 +48,7 @@ def bad_op_arg(S, op, a0, a1, a2, a3, a4):
     if op == K.P_KMAP_HIGH or op == K.P_KUNMAP_HIGH or op == K.P_KMAP_HIGH_GET:
         return -1 if S[K.H_LOWMEM_PAGES] <= a0 < npages else 0
     if op == K.P_DMA_MAP_PAGE:
-        if not 0 <= a0 < npages:
-            return 0
-        if not 0 <= a1 < (npages - a0) << K.PAGE_SHIFT:
-            return 1
-        if not 0 < a2 <= ((npages - a0) << K.PAGE_SHIFT) - a1:
-            return 2
-        return -1 if K.DMA_BIDIRECTIONAL <= a3 <= K.DMA_FROM_DEVICE else 3
+        return dma_map_page_bad_arg(S, a0, a1, a2, a3)
     if op == K.P_DMA_UNMAP_PAGE or op == K.P_DMA_SYNC_SINGLE_FOR_CPU \
             or op == K.P_DMA_SYNC_SINGLE_FOR_DEVICE:
         if not _in_ram(S, a0, 1):

@@ -128,8 +128,7 @@ def parse_data(op, where):
 def expand(ops, where):
     """Normalise a list of op dicts; ``repeat = K`` (with ``step``, default 1) repeats an op
     with its ``pfn`` advanced by ``step`` each time."""
-    if not isinstance(ops, (list, tuple)):
-        raise _where(where, "ops must be a list of operations")
+    ops = _ops_list(ops, where)
     out = []
     for i, op in enumerate(ops):
         w = f"{where} op {i}"
