@@ -689,6 +689,8 @@ PR_TOTAL = 1
 PR_MIN = 2
 PR_MAX = 3
 PR_W = 4
+PR_IRQ = len(ROUTINE_NAMES) * PR_W  # IRQ-handler calls' records follow the tasks' ones
+PR_SIZE = 2 * PR_IRQ      # the per-routine region: task context, then IRQ context
 for _i, _n in enumerate(TRACE_NAMES):
     globals()["T_" + _n.upper()] = _i
 del _i, _n

@@ -201,7 +201,7 @@ class Machine:
         p(K.H_S_COUNTERS, lay.s_size)
         add_accounting(lay)
         lay.s_region(K.H_R_PROF, K.PROF_W)
-        lay.s_region(K.H_R_PROFR, len(K.ROUTINE_NAMES) * K.PR_W)
+        lay.s_region(K.H_R_PROFR, K.PR_SIZE)
         # logs last: a snapshot restore copies S up to here, then only their headers
         p(K.H_S_TAIL, lay.s_size)
         # scenario programs are written once, when loaded; scratch is written before it is

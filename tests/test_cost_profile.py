@@ -201,6 +201,39 @@ def test_fastpath_overhead_per_pair_is_exactly_the_masking(cpu):
         assert v["mm"]["flush_all_zero_pkmaps"] == v["mm"]["set_pte"] == 0
 
 
+@pytest.mark.parametrize("cpu", CORES)
+def test_dma_irq_overhead_per_pair_counts_the_tasks_calls_only(cpu):
+    """In the irq variant the NIC handler pins with kmap_high_get and unpins with
+    kunmap_high; the plain variant's handler uses page_address and calls neither. The pair
+    compared is the task's, so the handler's cheaper kunmap_high calls do not dilute it: the
+    churn does the same work in both variants but for the masking instructions."""
+    doc = prof(cpu, "dma-irq")
+    assert doc["irq_overhead_cycles_per_pair"] == masking(cpu)
+    irq, plain = doc["variants"]["irq"], doc["variants"]["plain"]
+    taken = irq["irq_latency"]["count"]
+    assert taken > 0
+    ctx = irq["routines_by_context"]
+    assert ctx["irq"]["kmap_high_get"]["calls"] == ctx["irq"]["kunmap_high"]["calls"] == taken
+    assert "kmap_high_get" not in ctx["task"]
+    plain_hand = plain["routines_by_context"]["irq"]
+    assert plain_hand["dma_map_page"]["calls"] == plain["irq_latency"]["count"] > 0
+    assert "kmap_high_get" not in plain_hand and "kunmap_high" not in plain_hand
+    for v in doc["variants"].values():
+        task, hand = v["routines_by_context"]["task"], v["routines_by_context"]["irq"]
+        assert v["pair_cycles"] == pytest.approx(task["kmap_high"]["cycles_avg"]
+                                                 + task["kunmap_high"]["cycles_avg"], abs=0.02)
+        # "routines" is both contexts together
+        assert set(v["routines"]) == set(task) | set(hand)
+        for name, r in v["routines"].items():
+            parts = [c[name] for c in (task, hand) if name in c]
+            assert set(r) == ROUTINE_FIELDS
+            assert r["calls"] == sum(q["calls"] for q in parts)
+            assert r["cycles_min"] == min(q["cycles_min"] for q in parts)
+            assert r["cycles_max"] == max(q["cycles_max"] for q in parts)
+            total = sum(q["calls"] * q["cycles_avg"] for q in parts)
+            assert r["cycles_avg"] == pytest.approx(total / r["calls"], abs=0.01)
+
+
 def test_fastpath_routine_cycles_match_the_golden_sequences():
     """The same totals test_cost_cycles derives by hand for ARM926 (kmap_high of a mapped
     page 69 / 57, kunmap_high 69 / 60)."""
@@ -649,3 +682,60 @@ def test_smp_and_a_scenarios_own_clock_are_reported_as_run(tmp_path):
     assert io_["max_us"] == round(io_["max_cycles"] / 400, 3)
     assert 0 < io_["fraction"] <= 1
     assert io_["fraction"] == round(io_["total_cycles"] / sum(loaded["irq"].machine.cycles), 6)
+
+
+SMP_IRQ_TOML = """
+name = "IRQ on the second CPU"
+setup = [{ op = "kmap", pfn = 300 }, { op = "kmap", pfn = 301 }]
+[machine]
+ncpus = 2
+lowmem_mb = 1
+highmem_mb = 2
+last_pkmap = 8
+
+[[task]]
+name = "t0"
+cpu = 0
+ops = [%s]
+
+[[task]]
+name = "t1"
+cpu = 1
+ops = [%s]
+
+[[irq]]
+name = "dev"
+line = 0
+cpu = 1
+count = 20
+period = 700
+first = 350
+ops = [
+  { op = "dma_map_page", pfn = 10, size = 256, direction = "TO_DEVICE", as = "h" },
+  { op = "dma_unmap_page", dma_addr = "h", size = 256, direction = "TO_DEVICE" },
+]
+"""
+
+
+def test_chrome_trace_puts_an_irq_raise_on_its_cpus_irq_track(tmp_path):
+    """An IRQ raise belongs to the line's CPU; on two CPUs the context that ran last may be
+    the other CPU's task, whose track it must not land on."""
+    from emu.cost.chrome import write_chrome_trace
+    pairs = ['{ op = "kmap_high", pfn = %d }, { op = "kunmap_high", pfn = %d }' % (p, p)
+             for p in (300, 301)]
+    path = tmp_path / "smp.toml"
+    path.write_text(SMP_IRQ_TOML % (", ".join([pairs[0]] * 150), ", ".join([pairs[1]] * 150)))
+    doc, loaded = profile("arm926", str(path), trace_events=1 << 16)
+    out = tmp_path / "trace.json"
+    write_chrome_trace(out, loaded, doc)
+    ev = json.loads(out.read_text())["traceEvents"]
+    for pid in (1, 2):
+        names = {e["tid"]: e["args"]["name"] for e in ev
+                 if e["name"] == "thread_name" and e["pid"] == pid}
+        raises = [e for e in ev if e["pid"] == pid and e["name"] == "irq_raise"]
+        assert len(raises) == 20
+        assert {names[e["tid"]] for e in raises} == {"cpu1 IRQ"}
+        assert {e["args"]["line"] for e in raises} == {0}
+        irq_spans = [e for e in ev if e["pid"] == pid and e["ph"] == "X"
+                     and names[e["tid"]] == "cpu1 IRQ"]
+        assert len(irq_spans) == 20

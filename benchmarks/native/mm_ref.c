@@ -329,6 +329,8 @@ static inline void ret(i64 *S, i64 c, i64 f)
         i64 r = S[f + F_ROUTINE];
         i64 d = ctx_cycles_now(S, cr) - S[f + F_T0];
         i64 p = S[H_R_PROFR] + r * PR_W;
+        if (S[cr + CTX_IRQ_LINE] >= 0)
+            p += PR_IRQ;
         S[p + PR_CALLS] += 1;
         S[p + PR_TOTAL] += d;
         if (S[p + PR_CALLS] == 1 || d < S[p + PR_MIN])

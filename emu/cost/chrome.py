@@ -63,7 +63,12 @@ def chrome_events(ld, pid, label):
         elif kind == K.T_IRQ_EXIT and cpu in irq_at:
             t0, line, lat = irq_at.pop(cpu)
             span(f"cpu{cpu} IRQ", f"IRQ line {line}", t0, clk, {"latency_cycles": lat})
-        elif kind in (K.T_IRQ_RAISE, K.T_FLUSH_CACHE, K.T_TLB_FLUSH, K.T_SLEEP, K.T_WAKE):
+        elif kind == K.T_IRQ_RAISE:
+            # the event's CPU is the line's own; its context is whatever ran last, which on
+            # SMP can be another CPU's task, so the raise goes on the CPU's IRQ track
+            out.append({"name": K.TRACE_NAMES[kind], "ph": "i", "s": "t", "pid": pid,
+                        "tid": tid(f"cpu{cpu} IRQ"), "ts": us(clk), "args": {"line": a}})
+        elif kind in (K.T_FLUSH_CACHE, K.T_TLB_FLUSH, K.T_SLEEP, K.T_WAKE):
             out.append({"name": K.TRACE_NAMES[kind], "ph": "i", "s": "t", "pid": pid,
                         "tid": tid(f"cpu{cpu} {who}"), "ts": us(clk)})
     return out

@@ -20,14 +20,15 @@ def plot_profile(doc, path):
                          "(or pip install matplotlib)") from None
     v = doc["variants"]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    names = sorted(set(v["irq"]["routines"]) | set(v["plain"]["routines"]))
+    task = {key: v[key]["routines_by_context"]["task"] for key in ("irq", "plain")}
+    names = sorted(set(task["irq"]) | set(task["plain"]))
     x = range(len(names))
     for off, key, color in ((-0.2, "irq", "tab:red"), (0.2, "plain", "tab:blue")):
-        ys = [v[key]["routines"].get(n, {}).get("cycles_avg", 0) for n in names]
+        ys = [task[key].get(n, {}).get("cycles_avg", 0) for n in names]
         axes[0].bar([i + off for i in x], ys, width=0.4, label=key, color=color)
     axes[0].set_xticks(list(x), names, rotation=30, ha="right")
     axes[0].set_ylabel("cycles per call")
-    axes[0].set_title("routine cost")
+    axes[0].set_title("routine cost in task context")
     axes[0].legend()
     for ax, field, title in ((axes[1], ("irqsoff", "histogram"), "irqs-off sections"),
                              (axes[2], ("irq_latency", "histogram"), "IRQ latency")):

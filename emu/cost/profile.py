@@ -115,16 +115,40 @@ def _hist(counts):
     return out
 
 
-def _routines(S, cpu):
-    p = int(S[K.H_R_PROFR])
-    out = {}
+def _routine_rows(S, ctx):
+    """{name: (calls, total, min, max)} of the routines called in ``ctx`` ("task" or "irq")."""
+    p = int(S[K.H_R_PROFR]) + (K.PR_IRQ if ctx == "irq" else 0)
+    rows = {}
     for r, name in enumerate(K.ROUTINE_NAMES):
         calls, total, mn, mx = (int(x) for x in S[p + r * K.PR_W:p + (r + 1) * K.PR_W])
         if calls and name not in ("none", "program"):
-            avg = total / calls
-            out[name] = {"calls": calls, "cycles_avg": round(avg, 2), "cycles_min": mn,
-                         "cycles_max": mx, "us_avg": _us(cpu, avg)}
+            rows[name] = (calls, total, mn, mx)
+    return rows
+
+
+def _merged(a, b):
+    """Two contexts' rows of one routine as one."""
+    if a is None or b is None:
+        return a or b
+    return a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3])
+
+
+def _routine_doc(rows, cpu):
+    out = {}
+    for name, (calls, total, mn, mx) in rows.items():
+        avg = total / calls
+        out[name] = {"calls": calls, "cycles_avg": round(avg, 2), "cycles_min": mn,
+                     "cycles_max": mx, "us_avg": _us(cpu, avg)}
     return out
+
+
+def _routines(S, cpu):
+    """Per-routine records: all calls, and split into task and IRQ-handler context."""
+    task, irq = _routine_rows(S, "task"), _routine_rows(S, "irq")
+    every = {n: _merged(task.get(n), irq.get(n)) for n in K.ROUTINE_NAMES
+             if n in task or n in irq}
+    return (_routine_doc(every, cpu),
+            {"task": _routine_doc(task, cpu), "irq": _routine_doc(irq, cpu)})
 
 
 def _lock_stat(S, cpu):
@@ -209,8 +233,10 @@ def profile_variant(sc, trace_events=0):
     S = m._S
     cpu = m.cpu
     total = max(m.cycles)
-    rout = _routines(S, cpu)
-    pair = sum(rout.get(n, {}).get("cycles_avg", 0) for n in ("kmap_high", "kunmap_high"))
+    rout, by_ctx = _routines(S, cpu)
+    # the tasks' pair: an IRQ handler's kunmap_high (after its kmap_high_get) is not one
+    pair = sum(by_ctx["task"].get(n, {}).get("cycles_avg", 0)
+               for n in ("kmap_high", "kunmap_high"))
     return {
         "kmap_high_get": m.kmap_high_get_enabled,
         "kmap_lock": "spin_lock_irq / spin_lock_irqsave" if m.kmap_high_get_enabled
@@ -218,6 +244,7 @@ def profile_variant(sc, trace_events=0):
         "dma_pinning": m.dma_pinning,
         "cycles": total, "us": _us(cpu, total),
         "routines": rout,
+        "routines_by_context": by_ctx,
         "pair_cycles": round(pair, 2),
         "masking_cycles_per_pair": _masking_per_pair(m._costs, m.kmap_high_get_enabled),
         "lock_stat": _lock_stat(S, cpu),
@@ -275,13 +302,12 @@ def format_report(doc):
              f"{doc['workload']} (seed {doc['seed']})", ""]
     lines.append(f"{'':36s}{'irq (ARM)':>16s}{'plain':>16s}")
     lines.append(f"{'':36s}{'spin_lock_irq':>16s}{'spin_lock':>16s}")
-    names = sorted(set(v["irq"]["routines"]) | set(v["plain"]["routines"]),
-                   key=K.ROUTINE_NAMES.index)
-    def cell(key, n):
-        r = v[key]["routines"].get(n)
-        return f"{r['cycles_avg']:16.1f}" if r else f"{'-':>16s}"
-    for n in names:
-        lines.append(f"  {n + ' (cycles/call)':34s}{cell('irq', n)}{cell('plain', n)}")
+    for ctx, where in (("task", ""), ("irq", " in IRQ")):
+        rows = [v[key]["routines_by_context"][ctx] for key in ("irq", "plain")]
+        for n in sorted(set(rows[0]) | set(rows[1]), key=K.ROUTINE_NAMES.index):
+            cells = "".join(f"{r[n]['cycles_avg']:16.1f}" if n in r else f"{'-':>16s}"
+                            for r in rows)
+            lines.append(f"  {n + where + ' (cycles/call)':34s}{cells}")
     for key, label in (("holdtime-avg", "kmap_lock hold avg"), ("holdtime-max", "kmap_lock hold max"),
                        ("acquisitions", "kmap_lock acquisitions"), ("contentions", "contentions")):
         lines.append(f"  {label:34s}{v['irq']['lock_stat'][key]:16}{v['plain']['lock_stat'][key]:16}")
@@ -292,7 +318,7 @@ def format_report(doc):
     io = v["irq"]["irqsoff"]
     lines += ["",
               f"IRQ-disabling kmap_lock costs {doc['irq_overhead_cycles_per_pair']} cycles per "
-              f"kmap_high+kunmap_high pair ({doc['irq_overhead_percent']}%, "
+              f"kmap_high+kunmap_high pair in task context ({doc['irq_overhead_percent']}%, "
               f"{doc['irq_overhead_us_per_pair']} us); the masking instructions alone are "
               f"{doc['masking_cycles_per_pair']} cycles.",
               f"Longest irqs-off section: {io['max_cycles']} cycles ({io['max_us']} us), from "

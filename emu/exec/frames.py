@@ -64,12 +64,14 @@ def ctx_cycles_now(S, cr):
 @tiny
 def routine_returned(S, cr, f):
     """Account a routine's inclusive cycles (its own context's, IRQs and other tasks
-    excluded) when its frame returns."""
+    excluded) when its frame returns; an IRQ handler's calls have records of their own."""
     if S[K.H_PROFILE] == 0:
         return
     r = S[f + K.F_ROUTINE]
     d = ctx_cycles_now(S, cr) - S[f + K.F_T0]
     p = S[K.H_R_PROFR] + r * K.PR_W
+    if S[cr + K.CTX_IRQ_LINE] >= 0:
+        p += K.PR_IRQ
     S[p + K.PR_CALLS] += 1
     S[p + K.PR_TOTAL] += d
     if S[p + K.PR_CALLS] == 1 or d < S[p + K.PR_MIN]:

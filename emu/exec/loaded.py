@@ -292,7 +292,7 @@ class Loaded:
         S = self.machine._S
         for slot, n in ((K.H_R_UOPS, K.NSITES * K.NKINDS * K.NUOPS), (K.H_R_PROF, K.PROF_W),
                         (K.H_R_CSTAT, K.NCSTAT), (K.H_R_MMSTAT, K.NMMSTAT),
-                        (K.H_R_PROFR, len(K.ROUTINE_NAMES) * K.PR_W)):
+                        (K.H_R_PROFR, K.PR_SIZE)):
             off = int(S[slot])
             S[off:off + n] = 0
         lk = int(S[K.H_R_LOCK])
