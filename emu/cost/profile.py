@@ -4,8 +4,9 @@ Each workload runs twice on the same core preset, deterministic for a seed: ``ir
 ``lock_kmap`` = ``spin_lock_irq``, ``lock_kmap_any`` = ``spin_lock_irqsave``, DMA pins with
 ``kmap_high_get``) and ``plain`` (the same kernel without ARCH_NEEDS_KMAP_HIGH_GET: plain
 ``spin_lock``, DMA maintenance through ``page_address``). Reported per variant: cycles per
-routine, lock statistics in /proc/lock_stat's shape, irqs-off sections in the ftrace irqsoff
-tracer's shape, and the IRQ latency distribution, in cycles and in µs at the core's clock.
+routine (in all, and in task and IRQ-handler context apart), lock statistics in
+/proc/lock_stat's shape, irqs-off sections in the ftrace irqsoff tracer's shape, and the IRQ
+latency distribution, in cycles and in µs at the core's clock.
 
 Workloads:
 
@@ -300,20 +301,20 @@ def format_report(doc):
     v = doc["variants"]
     lines = [f"kmap_lock profile: {doc['cpu']} at {doc['core_mhz']} MHz, workload "
              f"{doc['workload']} (seed {doc['seed']})", ""]
-    lines.append(f"{'':36s}{'irq (ARM)':>16s}{'plain':>16s}")
-    lines.append(f"{'':36s}{'spin_lock_irq':>16s}{'spin_lock':>16s}")
+    lines.append(f"{'':44s}{'irq (ARM)':>16s}{'plain':>16s}")
+    lines.append(f"{'':44s}{'spin_lock_irq':>16s}{'spin_lock':>16s}")
     for ctx, where in (("task", ""), ("irq", " in IRQ")):
         rows = [v[key]["routines_by_context"][ctx] for key in ("irq", "plain")]
         for n in sorted(set(rows[0]) | set(rows[1]), key=K.ROUTINE_NAMES.index):
             cells = "".join(f"{r[n]['cycles_avg']:16.1f}" if n in r else f"{'-':>16s}"
                             for r in rows)
-            lines.append(f"  {n + where + ' (cycles/call)':34s}{cells}")
+            lines.append(f"  {n + where + ' (cycles/call)':42s}{cells}")
     for key, label in (("holdtime-avg", "kmap_lock hold avg"), ("holdtime-max", "kmap_lock hold max"),
                        ("acquisitions", "kmap_lock acquisitions"), ("contentions", "contentions")):
-        lines.append(f"  {label:34s}{v['irq']['lock_stat'][key]:16}{v['plain']['lock_stat'][key]:16}")
+        lines.append(f"  {label:42s}{v['irq']['lock_stat'][key]:16}{v['plain']['lock_stat'][key]:16}")
     for key, label in (("max_cycles", "longest irqs-off"), ("sections", "irqs-off sections")):
-        lines.append(f"  {label:34s}{v['irq']['irqsoff'][key]:16}{v['plain']['irqsoff'][key]:16}")
-    lines.append(f"  {'IRQ latency max':34s}{v['irq']['irq_latency']['max_cycles']:16}"
+        lines.append(f"  {label:42s}{v['irq']['irqsoff'][key]:16}{v['plain']['irqsoff'][key]:16}")
+    lines.append(f"  {'IRQ latency max':42s}{v['irq']['irq_latency']['max_cycles']:16}"
                  f"{v['plain']['irq_latency']['max_cycles']:16}")
     io = v["irq"]["irqsoff"]
     lines += ["",
