@@ -13,6 +13,7 @@ examples:
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -20,6 +21,7 @@ from . import consts as K
 from .exec.builtin import SCENARIO_IDS
 from .errors import EmuError
 from .exec.report import count_of
+from .mm.memmap import MAX_LAST_PKMAP
 
 
 def _positive(s):
@@ -42,8 +44,9 @@ def _sizes(s):
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s}: must be comma-separated ints, e.g. 8,512")
     for v in vals:
-        if v < 2 or v > 512 or v & (v - 1):
-            raise argparse.ArgumentTypeError(f"{v}: LAST_PKMAP must be a power of two 2..512")
+        if v < 2 or v > MAX_LAST_PKMAP or v & (v - 1):
+            raise argparse.ArgumentTypeError(f"{v}: LAST_PKMAP must be a power of two "
+                                             f"2..{MAX_LAST_PKMAP}")
     return vals
 
 
@@ -208,10 +211,19 @@ def cmd_scenario(a):
 def cmd_presets(a):
     from .cache.config import PRESET_ASSUMPTIONS, PRESETS
     if a.costs:
-        from .cost.tables import describe, load_overrides
-        for cpu in ([a.cpu] if a.cpu else list(PRESETS)):
-            print(describe(cpu, load_overrides(a.costs_file, cpu) if a.costs_file else None))
+        from .cost.tables import cost_json, describe, load_overrides
+        cpus = [a.cpu] if a.cpu else list(PRESETS)
+        over = {cpu: load_overrides(a.costs_file, cpu) if a.costs_file else None for cpu in cpus}
+        if a.json:
+            _print_json({"costs": {cpu: cost_json(cpu, over[cpu]) for cpu in cpus}})
+            return 0
+        for cpu in cpus:
+            print(describe(cpu, over[cpu]))
             print()
+        return 0
+    if a.json:
+        _print_json({"presets": {name: dataclasses.asdict(c) | {
+            "assumed": list(PRESET_ASSUMPTIONS[name])} for name, c in PRESETS.items()}})
         return 0
     for name, c in PRESETS.items():
         print(f"{name:9s} {c.size // 1024:3d} KiB {c.ways:2d}-way {c.line} B lines, "
@@ -244,6 +256,7 @@ def build_parser():
     d = sub.add_parser("demo", help="the 2009 race, its fix, and what the fix costs")
     d.add_argument("--cpu", default="arm926", choices=cores,
                    help="core preset for the cost part (default arm926)")
+    d.add_argument("--json", action="store_true", help=js)
     d.set_defaults(fn=cmd_demo)
 
     r = sub.add_parser("race", help="explore the built-in scenarios")
@@ -295,14 +308,17 @@ def build_parser():
                    help="how dma_map_page pins a highmem page; for iii, kmap_high_get "
                         "means the IRQ-disabling kmap_lock (default page_address)")
     s.add_argument("--last-pkmap", type=int, default=8, metavar="L",
-                   help="LAST_PKMAP, a power of two 2..512 (default 8)")
-    s.add_argument("--toml", action="store_true", help="print TOML instead of JSON")
+                   help=f"LAST_PKMAP, a power of two 2..{MAX_LAST_PKMAP} (default 8)")
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON (the default)")
+    fmt.add_argument("--toml", action="store_true", help="print TOML instead of JSON")
     s.set_defaults(fn=cmd_scenario)
 
     q = sub.add_parser("presets", help="core presets (and their cycle tables with --costs)")
     q.add_argument("--costs", action="store_true", help="print the cycle cost tables")
     q.add_argument("--cpu", choices=cores, help="only this core (with --costs)")
     q.add_argument("--costs-file", metavar="FILE.toml", help="with overrides applied")
+    q.add_argument("--json", action="store_true", help=js)
     q.set_defaults(fn=cmd_presets)
 
     f = sub.add_parser("profile", help="kmap_lock cost with and without IRQ disabling")

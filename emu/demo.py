@@ -32,16 +32,36 @@ def _excerpt(token, limit=14):
     return lines[:limit] + (["             ..."] if len(lines) > limit else [])
 
 
+def _runs():
+    """The demo's four explorations: (scenario id, Scenario, Exploration) each."""
+    scs = (("i", race(8, 1, "page_address")), ("i", race(8, 1, "kmap_high_get")),
+           ("iii", irq_getter(False)), ("iii", irq_getter(True)))
+    return [(sid, sc, explore(sc, bound=2)) for sid, sc in scs]
+
+
+def demo_json(cpu):
+    """``emu demo --json``: the four explorations as ``emu race --json`` rows and the
+    ``emu profile --json`` document (no wall-clock times: same inputs, same bytes)."""
+    from .cost.profile import profile
+    from .exec.race import race_result
+    rows = [race_result(sid, sc, ex, ex.seconds).to_json() for sid, sc, ex in _runs()]
+    doc, _ = profile(cpu, "dma-irq", scale=0.5)
+    return {"results": rows, "profile": doc}
+
+
 def run_demo(a, out=print):
     t0 = time.perf_counter()
     warmup()
+    if a.json:
+        import json
+        out(json.dumps(demo_json(a.cpu), indent=2))
+        return 0
+    (_, _, bad), (_, _, good), (_, _, plain), (_, _, safe) = _runs()
     out("emu demo: Nicolas Pitre's 2009 highmem DMA race on a VIVT ARM cache, its fix "
         "(kmap_high_get), and what the fix costs.\n")
 
     out("[1/3] dma_map_page(DMA_FROM_DEVICE) on a lazily-mapped highmem page, preempted by a "
         "task whose kmap_high wraps the pkmap cursor (UP, LAST_PKMAP 8):")
-    bad = explore(race(8, 1, "page_address"), bound=2)
-    good = explore(race(8, 1, "kmap_high_get"), bound=2)
     out(f"  unpinned (page_address): {bad.schedules} schedules with <= 2 preemptions explored "
         f"in {bad.seconds:.2f} s: {bad.failures} lose data, up to {bad.max_lost_bytes} bytes.")
     if bad.minimal:
@@ -55,8 +75,6 @@ def run_demo(a, out=print):
         f"invalidate loop is done.\n")
 
     out("[2/3] kmap_high_get() from an IRQ handler needs kmap_lock taken with IRQs off:")
-    plain = explore(irq_getter(False), bound=2)
-    safe = explore(irq_getter(True), bound=2)
     out(f"  plain spin_lock: {plain.schedules} schedules, "
         f"{'DEADLOCK' if plain.deadlocks else 'no deadlock'} "
         f"({plain.switches[0] if plain.switches else ''}):")

@@ -10,6 +10,7 @@ machine state as it was.
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import consts as K
 from .cache.cache import Cache, _as_bytes
@@ -69,7 +70,8 @@ class Machine:
         RAM mapped linearly at PAGE_OFFSET, and RAM above it (MiB, multiples of 4 KiB; the
         linear map must end by 0xF0000000 and all RAM fit in 32 bits).
     last_pkmap : int
-        LAST_PKMAP, pkmap slots (a power of two, 2..512).
+        LAST_PKMAP, pkmap slots: a power of two, 2..4096 (ARM has 512, one PMD; a larger
+        window, as x86's 1024, starts LAST_PKMAP pages below PAGE_OFFSET).
     kmap_high_get : bool
         ARCH_NEEDS_KMAP_HIGH_GET: irq-disabling ``kmap_lock`` and ``kmap_high_get()``.
     dma_pinning : str
@@ -344,11 +346,9 @@ class Machine:
 
     @property
     def pkmap_count(self):
-        """``pkmap_count[]`` as a read-only numpy view."""
-        v = s_view(self._S, K.H_R_PKMAP_COUNT, self.LAST_PKMAP)
-        v = v.view()
-        v.flags.writeable = False
-        return v
+        """``pkmap_count[]`` as a read-only numpy view (its flag cannot be set back)."""
+        return as_strided(s_view(self._S, K.H_R_PKMAP_COUNT, self.LAST_PKMAP),
+                          writeable=False)
 
     @property
     def last_pkmap_nr(self):
@@ -440,14 +440,19 @@ class Machine:
                              f"DMA_TO_DEVICE=1, DMA_FROM_DEVICE=2)")
         return int(direction)
 
-    def _dma_span(self, start_name, start, size, size_name="size"):
+    def _dma_span(self, arg, value, start, size, size_name="size"):
+        """``size`` as an int: positive, and the buffer at physical ``start`` (given by
+        argument ``arg`` = ``value``) inside RAM; the error names the argument at fault."""
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
             raise ValueError(f"{size_name}={size!r}: must be a positive number of bytes")
         size = int(size)                    # a numpy int would overflow in the sum below
         end = self.memmap.npages * K.PAGE_SIZE
+        if start >= end:
+            raise ValueError(f"{arg}={value:#x}: the buffer would start at {start:#x}, past "
+                             f"the end of RAM ({end:#x})")
         if start + size > end:
-            raise ValueError(f"{size_name}={size}: {start_name} + {size_name} passes the end "
-                             f"of RAM ({start + size:#x} > {end:#x})")
+            raise ValueError(f"{size_name}={size}: the buffer [{start:#x}, {start + size:#x}) "
+                             f"passes the end of RAM ({end:#x})")
         return size
 
     def dma_map_page(self, pfn, offset, size, direction):
@@ -465,13 +470,13 @@ class Machine:
         pfn = self._pfn(pfn)                            # the slow path says what is wrong
         offset = check_int("offset", offset, 0)
         direction = self._dir(direction)
-        size = self._dma_span("page start + offset", (pfn << K.PAGE_SHIFT) + offset, size)
+        size = self._dma_span("offset", offset, (pfn << K.PAGE_SHIFT) + offset, size)
         return self._call(K.R_DMA_MAP_PAGE, pfn, offset, size, direction)
 
     def _handle(self, dma_addr, size, direction):
         dma_addr = check_int("dma_addr", dma_addr, 0)
         d = self._dir(direction)
-        return dma_addr, self._dma_span("dma_addr", dma_addr, size), d
+        return dma_addr, self._dma_span("dma_addr", dma_addr, dma_addr, size), d
 
     def dma_unmap_page(self, dma_addr, size, direction):
         """``dma_unmap_page``: no cache operation in 2.6.30; v3 invalidates FROM_DEVICE and
@@ -498,7 +503,7 @@ class Machine:
                 raise ValueError(f"sg[{i}]={e!r}: must be a (pfn, offset, length) tuple")
             pfn = self._pfn(e[0], f"sg[{i}] pfn")
             off = check_int(f"sg[{i}] offset", e[1], 0)
-            n = self._dma_span(f"sg[{i}] page start + offset", (pfn << K.PAGE_SHIFT) + off, e[2],
+            n = self._dma_span(f"sg[{i}] offset", off, (pfn << K.PAGE_SHIFT) + off, e[2],
                                f"sg[{i}] length")
             out.append((pfn, off, n))
         return out

@@ -70,7 +70,8 @@ class NaivePkmap:
         self.npages = npages
         self.ncpus = ncpus
         self.PAGE_OFFSET = page_offset
-        self.PKMAP_BASE = page_offset - PMD_SIZE
+        # ARM: one PMD below PAGE_OFFSET; emu lets a larger window (x86: 1024) grow downwards
+        self.PKMAP_BASE = page_offset - max(PMD_SIZE, last_pkmap * PAGE_SIZE)
         self.line = line
         self.pkmap_count = [0] * last_pkmap
         self.last_pkmap_nr = 0

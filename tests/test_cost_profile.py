@@ -317,8 +317,28 @@ def test_bad_core_or_override_is_rejected_before_running():
         profile("cortex", "fastpath", 0, scale=0.01)
     with pytest.raises(ValueError, match="frobnicate"):
         profile("arm926", "fastpath", 0, costs={"frobnicate": 1}, scale=0.01)
-    with pytest.raises(ValueError, match=r"workload='fast': accepted values are fastpath"):
+    with pytest.raises(ValueError, match=r"workload_name='fast' \(emu profile --workload\): "
+                                         r"accepted values are fastpath"):
         profile("arm926", "fast", 0, scale=0.01)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(ncpus=0), r"^ncpus=0: must be in \[1, 8\]"),
+    (dict(ncpus=9), r"^ncpus=9"),
+    (dict(ncpus="2"), r"^ncpus='2': must be an int"),
+    (dict(ncpus=2.0), r"^ncpus=2.0: must be an int"),
+    (dict(scale="x"), r"^scale='x': must be a number in \[0.0005, 100\]"),
+    (dict(scale=None), r"^scale=None"),
+    (dict(scale=float("nan")), r"^scale=nan"),
+    (dict(scale=-1.0), r"^scale=-1.0"),
+    (dict(scale=0), r"^scale=0:"),
+    (dict(scale=1000), r"^scale=1000:"),
+    (dict(workload_name=5), r"^workload_name=5 "),
+    (dict(trace_events=-1), r"^trace_events=-1"),
+])
+def test_bad_profile_arguments_name_themselves(kw, match):
+    with pytest.raises(ValueError, match=match):
+        profile(**kw)
 
 
 # ---------------------------------------------------------------------------------------------

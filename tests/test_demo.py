@@ -89,3 +89,27 @@ def test_demo_prints_the_profiles_cycles_per_pair(demo):
     assert wrap > 100 * masking
     assert f"IRQ-disabling kmap_lock costs {doc['irq_overhead_cycles_per_pair']} cycles per " \
            f"kmap_high+kunmap_high pair" in out
+
+
+def test_demo_json_is_one_deterministic_document(demo):
+    """``emu demo --json``: the four explorations as ``emu race --json`` rows (same fields)
+    and the ``emu profile --json`` document; no wall-clock time, so two runs are identical."""
+    import json
+    runs = []
+    for _ in range(2):
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            assert main(["demo", "--json"]) == 0
+        runs.append(out.getvalue())
+    assert runs[0] == runs[1]
+    doc = json.loads(runs[0])
+    rows = [(r["scenario"], r["dma_pinning"], r["kmap_high_get"], r["data_lost"], r["deadlock"])
+            for r in doc["results"]]
+    assert rows == [("i", "page_address", False, True, False),
+                    ("i", "kmap_high_get", True, False, False),
+                    ("iii", "kmap_high_get", False, False, True),
+                    ("iii", "kmap_high_get", True, False, False)]
+    assert doc["results"][0]["lost_bytes"] == 128 and doc["results"][0]["replay"]
+    assert doc["profile"]["irq_overhead_cycles_per_pair"] == 21.0
+    # the text demo says the same
+    assert f"{doc['results'][0]['schedules_explored']} schedules" in demo[1]

@@ -304,6 +304,41 @@ def test_scenario_json_loads_back():
     assert rc == 0
     assert Scenario.from_dict(json.loads(out)).to_dict() == \
         builtin.race(8, 1, "page_address").to_dict()
+    assert call("scenario", "i", "--json") == (rc, out, err)      # --json: the same document
+
+
+def test_scenario_json_and_toml_exclude_each_other():
+    rc, out, err = call("scenario", "i", "--json", "--toml")
+    assert rc == 2 and "not allowed with" in err
+
+
+def test_presets_json():
+    from emu.cache.config import PRESETS
+    doc = call_json("presets", "--json")
+    assert set(doc["presets"]) == set(PRESETS)
+    for name, c in PRESETS.items():
+        row = doc["presets"][name]
+        assert (row["size"], row["ways"], row["line"], row["write_back"]) == \
+            (c.size, c.ways, c.line, c.write_back)
+        assert row["assumed"] and all(isinstance(x, str) for x in row["assumed"])
+
+
+def test_presets_costs_json_is_the_cycle_table(tmp_path):
+    from emu import consts as K
+    from emu.cost.tables import cost_vector
+    doc = call_json("presets", "--costs", "--json")
+    assert set(doc["costs"]) == {"arm926", "feroceon", "xscale", "sa110"}
+    for cpu, t in doc["costs"].items():
+        v = cost_vector(cpu)
+        assert [t["micro_ops"][n]["cycles"] for n in K.UOP_NAMES] == [int(x) for x in v]
+        assert t["core_mhz"] > 0 and t["micro_ops"]["alu"]["mark"]
+    p = tmp_path / "c.toml"
+    p.write_text("[arm926]\nmrs = 7\ncore_mhz = 400\n")
+    t = call_json("presets", "--costs", "--json", "--cpu", "arm926", "--costs-file", p)["costs"]
+    assert list(t) == ["arm926"]
+    assert t["arm926"]["micro_ops"]["mrs"] == {"cycles": 7, "ns": 17.5, "mark": "user",
+                                                "source": t["arm926"]["micro_ops"]["mrs"]["source"]}
+    assert t["arm926"]["core_mhz"] == 400 and t["arm926"]["core_mark"] == "user"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +368,7 @@ BAD = [
      ["emu scenario: error", "last_pkmap=6", "power of two"]),
     ("race only", lambda f: ["race", "--only", "i,iv"], ["'i,iv'", "i, ii, iii"]),
     ("profile workload", lambda f: ["profile", "--workload", "nope"],
-     ["emu profile: error", "workload='nope'", "fastpath, churn, dma-irq"]),
+     ["emu profile: error", "workload_name='nope' (emu profile --workload)", "fastpath, churn, dma-irq"]),
     ("max schedules", lambda f: ["explore", f["calm"], "--max-schedules", "0"],
      ["must be a positive int"]),
     ("setup op BUG", lambda f: ["explore", f["setup_bug"]],

@@ -275,7 +275,7 @@ def test_explore_validates_its_arguments():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: builtin.race(6), "last_pkmap=6: must be a power of two"),
-    (lambda: builtin.race(1024), "last_pkmap=1024"),
+    (lambda: builtin.race(8192), "last_pkmap=8192"),
     (lambda: builtin.race(8, 1, "kmap"), "dma_pinning='kmap': accepted values"),
     (lambda: builtin.irq_getter(True, 3), "last_pkmap=3"),
     (lambda: builtin.race(8, "x"), "ncpus='x': must be an int"),
@@ -294,3 +294,18 @@ def test_the_race_with_the_smallest_window(pin, lost):
     ex = explore(builtin.race(2, 1, pin), bound=2)
     assert ex.complete and ex.data_lost == lost
     assert (ex.max_lost_bytes > 0) == lost
+
+
+@pytest.mark.parametrize("pin, lost", [("page_address", True), ("kmap_high_get", False)])
+def test_the_race_with_a_window_larger_than_arms(pin, lost):
+    """LAST_PKMAP 1024 (x86's size; the window starts 4 MiB below PAGE_OFFSET): the writer's
+    page lies past the 1022 pinned ones, its wrap takes the DMA page's slot 1 all the same."""
+    sc = builtin.race(1024, 1, pin)
+    ex = explore(sc, bound=2)
+    assert ex.complete and ex.data_lost == lost and ex.schedules == (1472 if lost else 736)
+    if lost:
+        r = sc.build(trace_events=1 << 20).run(K.SCHED_DFS, ex.minimal.choices, trace=True)
+        assert r.lost_bytes == WRITER_BYTES
+        wp = builtin.writer_page(1024)
+        assert wp > builtin.PIN_BASE + 1022
+        assert f"writer: set_pte slot 1 -> page {wp}" in "\n".join(r.trace)

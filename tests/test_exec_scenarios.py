@@ -400,6 +400,27 @@ BAD = [
      ["task 't' op 3", "count=0", ">= 1"]),
     ("kmap_high_get without ARCH_NEEDS_KMAP_HIGH_GET", _set(("machine", "kmap_high_get"), False),
      ["irq 'nic' op 0", "kmap_high_get", "kmap_high_get=False"]),
+    ("read at a negative address", lambda d: d["task"][0]["ops"].append(
+        {"op": "read", "va": -1, "n": 4}) or d,
+     ["task 't' op 3", "read: va=-0x1", "kernel virtual address in [0, 0x100000000)"]),
+    ("read at an address past 32 bits", lambda d: d["task"][0]["ops"].append(
+        {"op": "read", "va": (1 << 63) - 1, "n": 4}) or d,
+     ["task 't' op 3", "read: va=0x7fffffffffffffff"]),
+    ("read past the end of the address space", lambda d: d["task"][0]["ops"].append(
+        {"op": "read", "va": 0xFFFFFFFE, "n": 4}) or d,
+     ["task 't' op 3", "read: n=4", "32-bit address space"]),
+    ("fill past the end of the address space", lambda d: d["task"][0]["ops"].append(
+        {"op": "fill", "va": 0xFFFFFFFF, "byte": 1, "n": 2}) or d,
+     ["task 't' op 3", "n=2", "32-bit address space"]),     # a fill reads, then writes
+    # ints the program's 64-bit words cannot hold
+    ("pfn of 2**64", _set(("task", 0, "ops", 0, "pfn"), 1 << 64),
+     ["task 't' op 0", "pfn=18446744073709551616: must fit in 64 bits"]),
+    ("pfn of -2**64 as a string", _set(("task", 0, "ops", 0, "pfn"), str(-(1 << 64))),
+     ["task 't' op 0", "must fit in 64 bits"]),
+    ("result plus 2**64", _set(("task", 0, "ops", 1), {"op": "read", "va": f"v+{1 << 64}", "n": 4}),
+     ["task 't' op 1", "va='v+18446744073709551616'", "below 2**32"]),
+    ("result minus 2**63", _set(("task", 0, "ops", 1), {"op": "read", "va": f"v-{1 << 63}", "n": 4}),
+     ["task 't' op 1", "below 2**32"]),
     # sizes that would take the machine's memory or time
     ("huge repeat", _set(("task", 0, "ops", 0, "repeat"), 10 ** 9),
      ["task 't' op 0", "repeat=1000000000", str(K.MAX_REPEAT)]),
@@ -483,10 +504,15 @@ def test_an_argument_computed_out_of_range_stops_the_run_with_a_finding():
     r = ld.run()
     assert r.outcome == "error" and r.failed
     assert "task 't' op 1: kmap: pfn=" in r.message and "range(0, 512)" in r.message
-    d["task"][0]["ops"][1] = {"op": "device_write", "dma_addr": "h+0x10000000000", "data": "aa"}
+    d["task"][0]["ops"][1] = {"op": "device_write", "dma_addr": "h+0xF0000000", "data": "aa"}
     d["task"][0]["ops"].append(d["task"][0]["ops"].pop(1))      # after the map that sets h
     r = load(d).run()
     assert r.outcome == "error" and "task 't' op 3: device_write: dma_addr=0x" in r.message
+    d = base()
+    d["task"][0]["ops"].insert(1, {"op": "read", "va": f"v-{0xC0000000}", "n": 4})
+    r = load(d).run()
+    assert r.outcome == "error" and "task 't' op 1: read: va=-0x" in r.message
+    assert "kernel virtual address" in r.message
     ok = load(base()).run()
     assert ok.outcome == "done"
 

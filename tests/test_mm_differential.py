@@ -83,7 +83,8 @@ class Harness:
     """One emu machine and one naive model, driven in lockstep."""
 
     def __init__(self, last, cpu, ncpus, n_high, page_offset=0xC0000000):
-        self.m = emu.Machine(cpu=cpu, lowmem_mb=LOWMEM_MB, highmem_mb=HIGHMEM_MB,
+        high_mb = max(HIGHMEM_MB, -(-(n_high + 64) // 256))     # whole MiB, room for n_high
+        self.m = emu.Machine(cpu=cpu, lowmem_mb=LOWMEM_MB, highmem_mb=high_mb,
                              last_pkmap=last, ncpus=ncpus, page_offset=page_offset)
         self.L = last
         self.n = nv.NaivePkmap(last, self.m.highmem_pfns.start, self.m.highmem_pfns.stop, ncpus,
@@ -285,9 +286,10 @@ def bursts(max_count):
                      st.integers(0, 2**32 - 1))
 
 
-def _run_small(last, cfg, burst, seq):
+def _run(last, cfg, burst, seq, n_high):
+    """A burst then the sequence, on ``n_high`` highmem pages, comparing after each op."""
     cpu, ncpus, page_offset = cfg
-    h = Harness(last, cpu, ncpus, 2 * last + 3, page_offset)
+    h = Harness(last, cpu, ncpus, n_high, page_offset)
     h.compare(full=True)
     h.burst(*burst)
     h.compare(full=True)
@@ -295,6 +297,11 @@ def _run_small(last, cfg, burst, seq):
         h.run(op)
         h.compare(full=True)
     h.finish()
+    return h
+
+
+def _run_small(last, cfg, burst, seq):
+    _run(last, cfg, burst, seq, 2 * last + 3)
 
 
 @settings(max_examples=300, **SETTINGS)
@@ -314,14 +321,7 @@ def test_differential_last_pkmap_8(cfg, burst, seq):
        burst=bursts(1600),
        seq=st.lists(ops(), min_size=10, max_size=80))
 def test_differential_last_pkmap_512(cfg, burst, seq):
-    cpu, ncpus, page_offset = cfg
-    h = Harness(512, cpu, ncpus, 600, page_offset)
-    h.burst(*burst)
-    h.compare(full=True)
-    for op in seq:
-        h.run(op)
-        h.compare(full=True)
-    h.finish()
+    _run(512, cfg, burst, seq, 600)
 
 
 @settings(max_examples=40, **SETTINGS)
@@ -346,3 +346,13 @@ def test_differential_512_fixed_long_run():
         h.run(("access", True, 0, k, 4000, 200, k))
         h.compare(full=True)
     h.finish()
+
+
+@settings(max_examples=8, **SETTINGS)
+@given(last=st.sampled_from([1024, 4096]), cfg=machines, burst=bursts(6000),
+       seq=st.lists(ops(), min_size=10, max_size=40))
+def test_differential_windows_larger_than_arms(last, cfg, burst, seq):
+    """LAST_PKMAP above ARM's 512 (x86 has 1024): the window starts LAST_PKMAP pages below
+    PAGE_OFFSET and everything else is the same algorithm, wraps included."""
+    h = _run(last, cfg, burst, seq, last + 100)
+    assert h.m.PKMAP_BASE == cfg[2] - last * 4096

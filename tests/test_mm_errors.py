@@ -37,7 +37,7 @@ BAD_MACHINE_ARGS = [
     ("last_pkmap", dict(last_pkmap=1)),
     ("last_pkmap", dict(last_pkmap=0)),
     ("last_pkmap", dict(last_pkmap=-8)),
-    ("last_pkmap", dict(last_pkmap=1024)),
+    ("last_pkmap", dict(last_pkmap=8192)),
     ("last_pkmap", dict(last_pkmap=8.0)),
     ("last_pkmap", dict(last_pkmap="8")),
     ("last_pkmap", dict(last_pkmap=True)),
@@ -104,8 +104,12 @@ def test_bad_cpu_lists_the_presets():
 
 
 def test_good_machine_arguments():
-    for last in (2, 4, 64, 512):
-        assert machine(last_pkmap=last).LAST_PKMAP == last
+    for last in (2, 4, 64, 512, 1024, 4096, np.int64(8), np.uint16(64)):
+        m = machine(last_pkmap=last)
+        assert m.LAST_PKMAP == last and type(m.LAST_PKMAP) is int
+        # ARM's window is the PMD below PAGE_OFFSET; a larger one ends there too
+        assert m.PKMAP_BASE == 0xC0000000 - max(2 << 20, int(last) * 4096)
+        assert m.kmap(64) == m.PKMAP_BASE + 4096            # the first slot handed out is 1
     for cpu in ("arm926", "feroceon", "xscale", "sa110"):
         assert machine(cpu=cpu).cpu == cpu
     m = machine(highmem_mb=0)
@@ -387,3 +391,14 @@ def test_bad_phys_access_names_the_bad_argument(busy, name, call):
     assert np.array_equal(raw[0], busy._S) and np.array_equal(raw[1], busy._B)
     assert_unchanged(busy, before)
     assert_still_works(busy)
+
+
+def test_pkmap_count_view_cannot_be_made_writable():
+    m = machine()
+    v = m.pkmap_count
+    with pytest.raises(ValueError):
+        v[1] = 99
+    with pytest.raises(ValueError):
+        v.flags.writeable = True
+    m.kmap(64)
+    assert v[1] == 2                        # a live view all the same (mapped + one user)

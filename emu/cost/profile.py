@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int
+from .._args import check_int, check_real
 from ..exec.scenario import Scenario
 from ..errors import EmuError
 from .tables import CLOCKS, IRQ_ENTRY_WORST, clocks, cost_vector
@@ -32,6 +32,8 @@ DMA_PAGE = 301
 WSET_BASE = 400
 LAST_PKMAP = 512
 MAX_STEPS = 20_000_000
+MIN_SCALE = 0.0005          # scale: a built-in workload's 2,000 operations per task times it
+MAX_SCALE = 100
 
 
 def _machine(cpu, kmap_high_get, ncpus, seed, costs):
@@ -52,6 +54,13 @@ def _churn_ops(rng, n, window=16):
             ops.append({"op": "kunmap", "pfn": live.pop(0)})
     ops += [{"op": "kunmap", "pfn": p} for p in live]
     return ops
+
+
+def _check_workload(name):
+    if name in WORKLOADS or isinstance(name, (str, os.PathLike)) and os.path.isfile(name):
+        return
+    raise ValueError(f"workload_name={name!r} (emu profile --workload): accepted values are "
+                     f"{', '.join(WORKLOADS)} or the path of a scenario TOML file")
 
 
 def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None,
@@ -78,9 +87,7 @@ def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None
                  "direction": "FROM_DEVICE"},
             ], line=0, cpu=0, count=10 ** 9, period=50_000, first=50_000)
         return sc
-    if not (isinstance(name, (str, os.PathLike)) and os.path.isfile(name)):
-        raise ValueError(f"workload={name!r}: accepted values are {', '.join(WORKLOADS)} "
-                         f"or the path of a scenario TOML file")
+    _check_workload(name)
     sc = Scenario.from_toml(name)
     sc.machine.update({"cpu": cpu, "kmap_high_get": kmap_high_get, "seed": seed})
     if not kmap_high_get:
@@ -266,6 +273,9 @@ def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, 
         raise ValueError(f"cpu={cpu!r}: accepted values are {', '.join(CLOCKS)}")
     cost_vector(cpu, costs)                          # validate overrides before running
     seed = check_int("seed", seed, 0)
+    ncpus = check_int("ncpus", ncpus, 1, K.MAXCPUS)
+    scale = check_real("scale", scale, MIN_SCALE, MAX_SCALE)
+    _check_workload(workload_name)
     _MHZ[cpu] = clocks(cpu, costs)["core_mhz"]
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):

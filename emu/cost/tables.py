@@ -606,6 +606,18 @@ def describe(cpu, overrides=None, width=100):
     return "\n".join(lines)
 
 
+def cost_json(cpu, overrides=None):
+    """``cpu``'s costs as data (for ``emu presets --costs --json``): the clocks and, per
+    micro-op, its cycles, ns, confidence mark and source, as :func:`describe` prints them."""
+    c = clocks(cpu, overrides)
+    return {"title": CORE_TITLES[cpu], "core_mhz": c["core_mhz"], "bus_mhz": c["bus_mhz"],
+            "core_mark": c["core_mark"], "bus_mark": c["bus_mark"],
+            "micro_ops": {name: {"cycles": int(cyc),
+                                 "ns": round(cycles_to_us(cpu, cyc, c["core_mhz"]) * 1000, 3),
+                                 "mark": mark, "source": src}
+                          for name, cyc, mark, src in table(cpu, overrides)}}
+
+
 def load_overrides(path, cpu=None):
     """Read cost overrides from a TOML file.
 

@@ -42,6 +42,16 @@ def _pinned_setup(last_pkmap):
     ]
 
 
+def writer_page(last_pkmap):
+    """The writer's page: WRITER_PAGE, or past the pinned pages of a window above 512."""
+    return max(WRITER_PAGE, PIN_BASE + last_pkmap + 64)
+
+
+def _highmem_mb(last_pkmap):
+    """4 MiB, or room for the writer's page and the one after it (lowmem is 1 MiB)."""
+    return max(4, -(-(writer_page(last_pkmap) + 2) // 256) - 1)
+
+
 def _check_last_pkmap(last_pkmap):
     """The machine's own check, run now: a bad value is reported before a scenario is built."""
     MemoryMap(lowmem_mb=1, highmem_mb=4, last_pkmap=last_pkmap)
@@ -57,7 +67,8 @@ def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
     sc = Scenario(
         name=f"{sid}: dma_map_page vs kmap_high ({'UP' if ncpus == 1 else f'{ncpus} CPUs'}, "
              f"LAST_PKMAP {last_pkmap}, {dma_pinning})",
-        machine={"last_pkmap": last_pkmap, "lowmem_mb": 1, "highmem_mb": 4, "ncpus": ncpus,
+        machine={"last_pkmap": last_pkmap, "lowmem_mb": 1,
+                 "highmem_mb": _highmem_mb(last_pkmap), "ncpus": ncpus,
                  "kmap_high_get": khg, "dma_pinning": dma_pinning},
         setup=_pinned_setup(last_pkmap),
         description=__doc__.split("(ii)")[0].strip(),
@@ -69,10 +80,11 @@ def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
         {"op": "device_write", "dma_addr": "h", "byte": 0xD0, "n": 4096},
         {"op": "dma_unmap_page", "dma_addr": "h", "size": 4096, "direction": "FROM_DEVICE"},
     ], cpu=0)
+    wp = writer_page(last_pkmap)
     sc.task("writer", [
-        {"op": "kmap_high", "pfn": WRITER_PAGE, "as": "v"},
+        {"op": "kmap_high", "pfn": wp, "as": "v"},
         {"op": "fill", "va": f"v+{FILL_OFFSET}", "byte": 0xAB, "n": 128},
-        {"op": "kunmap_high", "pfn": WRITER_PAGE},
+        {"op": "kunmap_high", "pfn": wp},
     ], cpu=ncpus - 1)
     return sc
 

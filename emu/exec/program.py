@@ -68,7 +68,11 @@ def bad_op_arg(S, op, a0, a1, a2, a3, a4):
         if not 0 <= a0 < K.MAXIRQ:
             return 0
         return -1 if a1 >= 1 else 1
-    return -1                                   # kmap_flush_unused; read / write fault cleanly
+    if op == K.P_READ or op == K.P_WRITE:       # an unmapped address faults as in the kernel;
+        if not 0 <= a0 < K.ADDR_SPACE:          # one outside 32 bits is no address at all
+            return 0
+        return -1 if 0 <= a1 <= K.ADDR_SPACE - a0 else 1
+    return -1                                   # kmap_flush_unused
 
 
 def op_arg_accepts(S, kind, name):
@@ -81,6 +85,10 @@ def op_arg_accepts(S, kind, name):
         return f"a page frame number, in range(0, {npages})"
     if name == "dma_addr":
         return f"a bus address whose buffer lies inside RAM [0, {ram:#x})"
+    if name == "va":
+        return f"a kernel virtual address in [0, {K.ADDR_SPACE:#x})"
+    if kind in ("read", "write"):
+        return f"a byte count with va + n inside the 32-bit address space"
     if name in ("size", "n"):
         return f"a positive byte count whose buffer lies inside RAM [0, {ram:#x})"
     accepts = {"offset": "an offset >= 0 from the page's start that stays inside RAM",

@@ -47,15 +47,19 @@ def run_race(bound=2, sizes=(8, 512), smp_sizes=(8,), max_schedules=None, progre
             continue
         t0 = time.perf_counter()
         ex = explore(sc, bound=bound, max_schedules=max_schedules, progress=progress)
-        mc = sc.machine
-        best = ex.minimal
-        out.append(RaceResult(
-            scenario=sid, dma_pinning=mc["dma_pinning"], kmap_high_get=mc["kmap_high_get"],
-            ncpus=mc.get("ncpus", 1), last_pkmap=mc["last_pkmap"], data_lost=ex.data_lost,
-            lost_bytes=ex.max_lost_bytes, deadlock=ex.deadlocks > 0,
-            schedules_explored=ex.schedules, complete=ex.complete,
-            seconds=round(time.perf_counter() - t0, 3),
-            minimal_schedule=ex.switches if best else [],
-            preemptions=best.preemptions if best else 0, replay=ex.replay,
-            lockdep=bool(ex.lockdep), name=sc.name))
+        out.append(race_result(sid, sc, ex, time.perf_counter() - t0))
     return out
+
+
+def race_result(sid, sc, ex, seconds):
+    """The :class:`RaceResult` of built-in scenario ``sid`` (``sc``) explored as ``ex``."""
+    mc = sc.machine
+    best = ex.minimal
+    return RaceResult(
+        scenario=sid, dma_pinning=mc["dma_pinning"], kmap_high_get=mc["kmap_high_get"],
+        ncpus=mc.get("ncpus", 1), last_pkmap=mc["last_pkmap"], data_lost=ex.data_lost,
+        lost_bytes=ex.max_lost_bytes, deadlock=ex.deadlocks > 0,
+        schedules_explored=ex.schedules, complete=ex.complete, seconds=round(seconds, 3),
+        minimal_schedule=ex.switches if best else [],
+        preemptions=best.preemptions if best else 0, replay=ex.replay,
+        lockdep=bool(ex.lockdep), name=sc.name)

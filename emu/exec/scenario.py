@@ -80,18 +80,29 @@ def parse_value(v, names, where, name):
     if isinstance(v, bool):
         raise _where(where, f"{name}={v!r}: must be an int or the name of an earlier result")
     if isinstance(v, (int, np.integer)):
-        return int(v), -1
+        return _int64(int(v), where, name), -1
     if isinstance(v, str):
         m = _REF.match(v)
         if m and m.group(1) in names:
             off = int(m.group(3), 0) if m.group(3) else 0
+            if off >= K.ADDR_SPACE:             # a result (an address, a handle) plus this
+                raise _where(where, f"{name}={v!r}: the offset must be below 2**32")
             return (-off if m.group(2) == "-" else off), names[m.group(1)]
         try:
-            return int(v, 0), -1
+            iv = int(v, 0)
         except ValueError:
-            pass
+            iv = None
+        if iv is not None:
+            return _int64(iv, where, name), -1
     raise _where(where, f"{name}={v!r}: must be an int or the name of an earlier result "
                         f"({', '.join(sorted(names)) or 'none yet'})")
+
+
+def _int64(v, where, name):
+    """``v`` if it fits the program's 64-bit words (the op's own range is checked later)."""
+    if not -(1 << 63) <= v < 1 << 63:
+        raise _where(where, f"{name}={v}: must fit in 64 bits (and in the op's range)")
+    return v
 
 
 def parse_direction(v, where):

@@ -2,17 +2,21 @@
 
 Physical RAM starts at 0 (PHYS_OFFSET); the first ``lowmem`` bytes are mapped linearly at
 PAGE_OFFSET, the rest is highmem with no permanent mapping. The pkmap window sits right below
-PAGE_OFFSET: ``PKMAP_BASE = PAGE_OFFSET - PMD_SIZE`` with LAST_PKMAP pages.
+PAGE_OFFSET: ``PKMAP_BASE = PAGE_OFFSET - PMD_SIZE`` with LAST_PKMAP pages (ARM's 512 fill
+that PMD). A larger LAST_PKMAP, as x86's 1024, is an emu extension: the window then starts
+LAST_PKMAP pages below PAGE_OFFSET, still ending there.
 """
 
 from dataclasses import dataclass
 
 from .. import consts as K
+from .._args import _is_int
 
 #: The linear map may not run into the vmalloc/IO area (ARM: VMALLOC_END 0xF0000000).
 LINEAR_MAP_END = 0xF0000000
-#: One PMD of PTEs (PTRS_PER_PTE): the window cannot hold more slots.
-MAX_LAST_PKMAP = 512
+#: ARM's LAST_PKMAP is PTRS_PER_PTE, one PMD of PTEs (asm/highmem.h); more slots grow the
+#: window downwards, at most into the 16 MiB between TASK_SIZE and PAGE_OFFSET (asm/memory.h).
+MAX_LAST_PKMAP = 4096
 
 
 def _mb_to_pages(name, mb):
@@ -36,10 +40,10 @@ class MemoryMap:
 
     def __post_init__(self):
         lp = self.last_pkmap
-        if isinstance(lp, bool) or not isinstance(lp, int) or lp < 2 or lp & (lp - 1) \
-                or lp > MAX_LAST_PKMAP:
+        if not _is_int(lp) or lp < 2 or lp & (lp - 1) or lp > MAX_LAST_PKMAP:
             raise ValueError(f"last_pkmap={lp!r}: must be a power of two from 2 to "
-                             f"{MAX_LAST_PKMAP} (LAST_PKMAP, one PMD of PTEs)")
+                             f"{MAX_LAST_PKMAP} (LAST_PKMAP; ARM has 512)")
+        object.__setattr__(self, "last_pkmap", int(lp))      # numpy ints too
         po = self.page_offset
         if po not in (0xC0000000, 0x80000000, 0x40000000):
             raise ValueError(f"page_offset={po!r}: accepted values are 0xC0000000, "
@@ -64,4 +68,4 @@ class MemoryMap:
 
     @property
     def pkmap_base(self):
-        return self.page_offset - K.PMD_SIZE
+        return self.page_offset - max(K.PMD_SIZE, self.last_pkmap * K.PAGE_SIZE)
