@@ -288,9 +288,9 @@ def build_parser():
     u = sub.add_parser("run", help="run one schedule of a TOML scenario with its trace")
     u.add_argument("file", metavar="FILE.toml", help="scenario file")
     u.add_argument("--schedule", action="append", metavar="DIRECTIVE",
-                   help="'after step N of TASK run OTHER' or '... raise IRQ HANDLER' "
-                        "(repeatable; default: no preemption, the running task goes on until "
-                        "it finishes or blocks)")
+                   help="'after step N of TASK run OTHER' or '... raise IRQ HANDLER'; the "
+                        "first may be 'at start run OTHER' (repeatable; default: no "
+                        "preemption, the running task goes on until it finishes or blocks)")
     u.add_argument("--random", type=int, metavar="SEED", help="a seeded random schedule")
     u.add_argument("--p-switch", type=float, default=0.05, metavar="P",
                    help="with --random: probability of a switch at each point (default 0.05)")

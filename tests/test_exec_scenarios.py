@@ -88,9 +88,13 @@ def test_to_dict_round_trips_through_from_dict():
     assert Scenario.from_dict(copy.deepcopy(d)).to_dict() == d
 
 
-def test_toml_without_a_name_is_named_after_its_file(tmp_path):
+def test_toml_without_a_name_is_named_after_its_file(tmp_path, monkeypatch):
+    """Its file name, not the path as typed: the name is in replay tokens, and the same file
+    must give the same token from any working directory."""
     p = write_toml(tmp_path, DOC_TOML.replace('name = "docs example"\n', ""), "mine.toml")
-    assert Scenario.from_toml(p).name == str(p)
+    assert Scenario.from_toml(p).name == "mine.toml"
+    monkeypatch.chdir(tmp_path)
+    assert Scenario.from_toml("mine.toml").to_dict() == Scenario.from_toml(p).to_dict()
 
 
 def test_toml_and_python_scenarios_run_identically(tmp_path):

@@ -21,6 +21,7 @@ from emu.exec import builtin
 from emu.exec.explore import (describe_choices, explicit_choices, explore, make_token,
                               read_token, run_random)
 from emu.exec.report import _events
+from emu.exec.loaded import DEFAULT_MAX_STEPS
 from emu.exec.scenario import Scenario
 from emu.exec.sched import alternatives
 
@@ -142,6 +143,96 @@ def test_describe_choices_single_switch_round_trip(two):
     words = describe_choices(two, ch)
     assert words == ["after step 3 of t1 run t2"]
     assert explicit_choices(two, words) == ch
+
+
+SMP_FREE_CHOICES = """
+name = "two CPUs, three tasks, an IRQ"
+setup = [{ op = "kmap", pfn = 300, as = "buf" }, { op = "fill", va = "buf", byte = 34, n = 512 },
+         { op = "kmap", pfn = 301, repeat = 5 }, { op = "kunmap", pfn = 300 }]
+[machine]
+last_pkmap = 8
+lowmem_mb = 1
+highmem_mb = 4
+ncpus = 2
+dma_pinning = "page_address"
+[[task]]
+name = "dma"
+cpu = 0
+ops = [{ op = "dma_map_page", pfn = 300, size = 4096, direction = "FROM_DEVICE", as = "h" },
+       { op = "dma_unmap_page", dma_addr = "h", size = 4096, direction = "FROM_DEVICE" }]
+[[task]]
+name = "writer"
+cpu = 1
+ops = [{ op = "kmap_high", pfn = 1200, as = "v" }, { op = "fill", va = "v+1024", byte = 171, n = 96 },
+       { op = "kunmap_high", pfn = 1200 }]
+[[task]]
+name = "w2"
+cpu = 1
+ops = [{ op = "kmap_high", pfn = 1201, as = "u" }, { op = "write", va = "u", data = "deadbeef" },
+       { op = "kunmap_high", pfn = 1201 }]
+[[irq]]
+name = "nic"
+line = 2
+cpu = %d
+ops = [{ op = "kmap_high_get", pfn = 300 }, { op = "kunmap_high", pfn = 300 }]
+"""
+
+
+def _prefixes(ld, bound):
+    """Every schedule of a ``bound`` exploration, as its choice prefix."""
+    out = [[]]
+    x = ld.dfs_state()
+    while not ld.dfs(bound, DEFAULT_MAX_STEPS, 1, 0, x) & K.DFS_DONE:
+        out.append(ld.next_prefix(x).tolist())
+    return out
+
+
+@pytest.mark.parametrize("irq_cpu", [0, 1])
+def test_every_schedule_round_trips_through_its_description(tmp_path, irq_cpu):
+    """The printed schedule is the schedule: on two CPUs with three tasks and an IRQ, which
+    task starts, which runs next when one finishes and where a line is raised are choices
+    too (no preemption); each is printed, so the printed entries select the schedule again."""
+    p = tmp_path / "smp.toml"
+    p.write_text(SMP_FREE_CHOICES % irq_cpu)
+    ld = Scenario.from_toml(p).build()
+    kinds = set()
+    for pre in _prefixes(ld, 1)[::2]:
+        r = ld.run(K.SCHED_DFS, pre, final=False)
+        choices = ld.last_log(r.decisions)[1].tolist()
+        while choices and choices[-1] == 0:
+            choices.pop()
+        words = describe_choices(ld, choices)
+        assert explicit_choices(ld, words) == choices, words
+        kinds |= {w.split()[0] + (" raise" if "raise" in w else "") for w in words}
+    assert kinds == {"at", "at raise", "after", "after raise"}, kinds
+
+
+def test_minimal_schedule_without_preemption_is_printed_and_reproduces(tmp_path):
+    """A failure that needs only free choices (no preemption) still has a schedule to print."""
+    p = tmp_path / "smp.toml"
+    p.write_text(SMP_FREE_CHOICES % 0)
+    sc = Scenario.from_toml(p)
+    ex = explore(sc, bound=0)
+    assert ex.failures and ex.minimal.preemptions == 0 and ex.switches
+    ld = sc.build()
+    want = ld.run(K.SCHED_DFS, ex.minimal.choices)
+    got = ld.run(K.SCHED_DFS, explicit_choices(ld, ex.switches))
+    assert got.failed and (got.outcome, got.message, got.actions) == \
+        (want.outcome, want.message, want.actions)
+
+
+def test_at_start_forms(tmp_path):
+    p = tmp_path / "smp.toml"
+    p.write_text(SMP_FREE_CHOICES % 0)
+    ld = Scenario.from_toml(p).build()
+    ch = explicit_choices(ld, ["at start run w2"])
+    assert ch == explicit_choices(ld, [{"at": "start", "run": "w2"}])
+    assert ld.run(K.SCHED_DFS, ch).actions[0] == ld.names.index("w2")
+    assert describe_choices(ld, ch) == ["at start run w2"]
+    with pytest.raises(ValueError, match="comes before the previous entry"):
+        explicit_choices(ld, ["after step 2 of dma run writer", "at start run w2"])
+    with pytest.raises(ValueError, match="'at start run OTHER'"):
+        explicit_choices(ld, ["at start w2"])
 
 
 def test_empty_schedule_is_the_default(two, default_two):

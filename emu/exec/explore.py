@@ -70,18 +70,18 @@ def describe_choices(ld, choices):
     r = ld.run(K.SCHED_DFS, choices, final=False)
     nalt, choice, lon, act = ld.last_log(r.decisions)
     steps = {}
+    last = None                 # the last step: (its context, which step of it)
     out = []
     for d in range(r.decisions):
         a = int(act[d])
-        if lon[d] and choice[d] != 0 and d > 0:
-            prev = int(act[d - 1])
-            who = ld.names[prev] if prev < K.ACT_IRQ else ld.names[_irq_ctx(ld, prev)]
-            n = steps.get(prev, 0)
-            if a >= K.ACT_IRQ:
-                out.append(f"after step {n} of {who} raise IRQ {ld.names[_irq_ctx(ld, a)]}")
-            else:
-                out.append(f"after step {n} of {who} run {ld.names[a]}")
-        steps[a] = steps.get(a, 0) + 1
+        if choice[d] != 0:      # preemptions, and free choices: who starts, who runs next
+            what = f"raise IRQ {ld.names[_irq_ctx(ld, a)]}" if a >= K.ACT_IRQ else \
+                f"run {ld.names[a]}"
+            out.append(f"at start {what}" if last is None else
+                       f"after step {last[1]} of {ld.names[last[0]]} {what}")
+        if a < K.ACT_IRQ:       # raising a line is a decision, not a step of a context
+            steps[a] = steps.get(a, 0) + 1
+            last = (a, steps[a])
     return out
 
 
@@ -345,8 +345,14 @@ def _loaded(scenario):
 
 
 def _parse_directive(dv):
+    """(TASK or None for "at start", step N, "run" or "irq", OTHER) of a schedule entry."""
     if isinstance(dv, str):
         words = dv.replace(",", " ").split()
+        if words[:2] == ["at", "start"] and len(words) in (4, 5):
+            if words[2] == "run" and len(words) == 4:
+                return None, 0, "run", words[3]
+            if words[2:4] == ["raise", "IRQ"] and len(words) == 5:
+                return None, 0, "irq", words[4]
         # "after step N of T run U" / "after step N of T raise IRQ U"
         try:
             i = words.index("step")
@@ -355,14 +361,19 @@ def _parse_directive(dv):
             what, target = ("run", words[words.index("run") + 1]) if "run" in words else \
                 ("irq", words[-1])
         except (ValueError, IndexError):
-            raise ValueError(f"schedule entry {dv!r}: expected 'after step N of TASK run OTHER' "
-                             f"or 'after step N of TASK raise IRQ HANDLER'") from None
+            raise ValueError(f"schedule entry {dv!r}: expected 'after step N of TASK run OTHER', "
+                             f"'after step N of TASK raise IRQ HANDLER' or 'at start run OTHER'"
+                             f" / 'at start raise IRQ HANDLER'") from None
         return t, _step(dv, n), what, target
-    if isinstance(dv, dict) and "after" in dv and "step" in dv and ("run" in dv or "irq" in dv):
-        return dv["after"], _step(dv, dv["step"]), ("run" if "run" in dv else "irq"), \
-            dv.get("run", dv.get("irq"))
+    if isinstance(dv, dict) and ("run" in dv) != ("irq" in dv):
+        what, target = ("run", dv["run"]) if "run" in dv else ("irq", dv["irq"])
+        if set(dv) == {"at", what} and dv["at"] == "start":
+            return None, 0, what, target
+        if set(dv) == {"after", "step", what}:
+            return dv["after"], _step(dv, dv["step"]), what, target
     raise ValueError(f"schedule entry {dv!r}: expected {{'after': TASK, 'step': N, 'run': OTHER}}"
-                     f" or {{'after': TASK, 'step': N, 'irq': HANDLER}}")
+                     f", {{'after': TASK, 'step': N, 'irq': HANDLER}} or {{'at': 'start', "
+                     f"'run': OTHER}} / {{'at': 'start', 'irq': HANDLER}}")
 
 
 def _step(dv, n):
@@ -371,6 +382,18 @@ def _step(dv, n):
         return check_int("step", n, 1, MAX_STEPS_LIMIT)
     except ValueError as e:
         raise ValueError(f"schedule entry {dv!r}: {e}") from None
+
+
+def _after_step(act, tc, n):
+    """(the decision right after context ``tc``'s step ``n`` or None, steps of ``tc`` seen);
+    steps count from the start of the run."""
+    count = 0
+    for d in range(len(act)):
+        if int(act[d]) == tc:
+            count += 1
+            if count == n:
+                return d + 1, count
+    return None, count
 
 
 def explicit_choices(ld, directives):
@@ -383,7 +406,10 @@ def explicit_choices(ld, directives):
         Each switches right after step N of a task, to another context or by raising the
         line of an IRQ handler: ``"after step N of TASK run OTHER"``, ``"after step N of TASK
         raise IRQ HANDLER"``, or ``{"after": TASK, "step": N, "run": OTHER}`` (``"irq"``:
-        HANDLER), in the order they happen.
+        HANDLER), in the order they happen; the first may be ``"at start run OTHER"`` /
+        ``"at start raise IRQ HANDLER"`` (``{"at": "start", "run": OTHER}``): who runs first.
+        The same entry also picks who runs next where the running context cannot go on
+        (it finished or sleeps), which is no preemption.
 
     Returns
     -------
@@ -398,28 +424,26 @@ def explicit_choices(ld, directives):
     for dv in directives:
         t, n, what, target = _parse_directive(dv)
         for nm in (t, target):
-            if nm not in ld.names[1:]:
+            if nm is not None and nm not in ld.names[1:]:
                 raise ValueError(f"schedule entry {dv!r}: unknown task or handler {nm!r}; "
                                  f"known: {', '.join(ld.names[1:])}")
-        tc, uc = ld.names.index(t), ld.names.index(target)
+        tc = -1 if t is None else ld.names.index(t)
+        uc = ld.names.index(target)
         want = uc
         if what == "irq":
             want = K.ACT_IRQ + int(ld.machine._S[ld.ctx_rec(uc) + K.CTX_IRQ_LINE])
         r = ld.run(K.SCHED_DFS, prefix, final=False)
         nalt, choice, lon, act = ld.last_log(r.decisions)
-        count, at = 0, None
-        for d in range(r.decisions):                # steps count from the start of the run
-            if int(act[d]) == tc:
-                count += 1
-                if count == n:
-                    at = d + 1
-                    break
+        at, count = (0, 0) if t is None else _after_step(act, tc, n)
         if at is None or at >= r.decisions:
             raise ValueError(f"schedule entry {dv!r}: {t} does not reach step {n} "
                              f"({count} steps at most here)")
         if at < len(prefix):
-            raise ValueError(f"schedule entry {dv!r}: comes before the previous entry; list "
-                             f"the switches in the order they happen")
+            # the same point as the entries before, if only IRQ raises came in between
+            if any(int(x) < K.ACT_IRQ for x in act[at:len(prefix)]):
+                raise ValueError(f"schedule entry {dv!r}: comes before the previous entry; "
+                                 f"list the switches in the order they happen")
+            at = len(prefix)
         n_alt, alts = ld.alternatives_at(at)
         if want not in alts:
             names = [ld.names[a] if a < K.ACT_IRQ else f"IRQ {ld.names[_irq_ctx(ld, a)]}"

@@ -32,6 +32,7 @@ An integer argument may be a name of an earlier result, optionally plus or minus
 """
 
 import copy
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -277,7 +278,8 @@ class Scenario:
                 d = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path}: not valid TOML: {e}") from None
-        d.setdefault("name", str(path))
+        d.setdefault("name", os.path.basename(os.fspath(path)))   # not the path as typed:
+        # the name goes into replay tokens, which must not depend on the working directory
         return cls.from_dict(d)
 
     def validate(self):
