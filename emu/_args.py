@@ -8,13 +8,14 @@ import numpy as np
 INT64_MAX = (1 << 63) - 1
 
 
-def _is_int(value):
+def is_int(value):
+    """An int or numpy integer, not a bool."""
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
 
 
 def check_int(name, value, lo, hi=None):
     """``value`` as an int in ``[lo, hi]`` (``hi`` None: no upper bound), else ValueError."""
-    if not _is_int(value):
+    if not is_int(value):
         raise ValueError(f"{name}={value!r}: must be an int")
     if value < lo or (hi is not None and value > hi):
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
@@ -49,7 +50,7 @@ def check_choice(name, value, choices):
     """The choice equal to ``value`` and of its kind (an int matches only ints, a str only
     strs: ``1.0`` or ``True`` is not ``1``), else ValueError listing the choices."""
     for c in choices:
-        same_kind = _is_int(value) if _is_int(c) else isinstance(value, type(c))
+        same_kind = is_int(value) if is_int(c) else isinstance(value, type(c))
         if same_kind and value == c:
             return c
     raise ValueError(f"{name}={value!r}: accepted values are "
@@ -84,8 +85,8 @@ def check_int_array(name, values, lo, hi, as_hex=False):
                      or seq and any(isinstance(v, (bool, np.bool_)) for v in values)):
         items = list(values) if seq else arr.tolist()
         for i, v in enumerate(items):
-            if not (_is_int(v) and lo <= v < hi):
-                shown = f(int(v)) if _is_int(v) else repr(v)
+            if not (is_int(v) and lo <= v < hi):
+                shown = f(int(v)) if is_int(v) else repr(v)
                 raise ValueError(f"{name}[{i}]={shown}: must be an int in {rng}")
         arr = np.array(items, dtype=np.int64)
     bad = (arr < lo) | (arr >= hi)

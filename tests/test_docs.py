@@ -26,3 +26,44 @@ def test_api_md_machine_signature_matches_the_code():
     public = [p for p in params if p not in ("contexts", "program_rows", "data_bytes",
                                              "trace_events", "timeslice")]
     assert documented == public
+
+
+README = API.parent / "README.md"
+
+
+def _readme_commands():
+    """Every ``emu ...`` command of README's shell blocks, as argv lists (comments, ``&&``
+    chains and output redirections taken apart)."""
+    import shlex
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(), re.S):
+        for line in block.splitlines():
+            for cmd in line.split("#")[0].split("&&"):
+                argv = shlex.split(cmd.split(">")[0])
+                if argv[:1] == ["python"] and argv[1:3] == ["-m", "emu"]:
+                    argv = ["emu"] + argv[3:]
+                if argv[:1] == ["emu"] or argv[:1] == [".venv/bin/emu"]:
+                    out.append(argv[1:])
+    return out
+
+
+def test_readme_commands_are_commands_emu_accepts():
+    """What README tells users to type parses: subcommands and flags exist (nothing runs)."""
+    from emu.cli import build_parser
+    cmds = _readme_commands()
+    assert len(cmds) >= 12 and ["demo"] in cmds
+    for argv in cmds:
+        build_parser().parse_args(argv)         # argparse exits (status 2) on a bad command
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    import tomli_w
+    from emu.exec.builtin import race
+    block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    (tmp_path / "mine.toml").write_text(tomli_w.dumps(race(8, 1, "page_address").to_dict()))
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(compile(block, str(README), "exec"), ns)
+    assert ns["va"] == 0xBFE01000                    # as its comment says
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1 ") and out[1].startswith("emu1:")

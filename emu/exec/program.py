@@ -88,7 +88,7 @@ def op_arg_accepts(S, kind, name):
     if name == "va":
         return f"a kernel virtual address in [0, {K.ADDR_SPACE:#x})"
     if kind in ("read", "write"):
-        return f"a byte count with va + n inside the 32-bit address space"
+        return "a byte count with va + n inside the 32-bit address space"
     if name in ("size", "n"):
         return f"a positive byte count whose buffer lies inside RAM [0, {ram:#x})"
     accepts = {"offset": "an offset >= 0 from the page's start that stays inside RAM",

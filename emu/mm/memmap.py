@@ -10,7 +10,7 @@ LAST_PKMAP pages below PAGE_OFFSET, still ending there.
 from dataclasses import dataclass
 
 from .. import consts as K
-from .._args import _is_int
+from .._args import is_int
 
 #: The linear map may not run into the vmalloc/IO area (ARM: VMALLOC_END 0xF0000000).
 LINEAR_MAP_END = 0xF0000000
@@ -40,7 +40,7 @@ class MemoryMap:
 
     def __post_init__(self):
         lp = self.last_pkmap
-        if not _is_int(lp) or lp < 2 or lp & (lp - 1) or lp > MAX_LAST_PKMAP:
+        if not is_int(lp) or lp < 2 or lp & (lp - 1) or lp > MAX_LAST_PKMAP:
             raise ValueError(f"last_pkmap={lp!r}: must be a power of two from 2 to "
                              f"{MAX_LAST_PKMAP} (LAST_PKMAP; ARM has 512)")
         object.__setattr__(self, "last_pkmap", int(lp))      # numpy ints too
