@@ -43,6 +43,8 @@ def _sizes(s):
         vals = tuple(int(x) for x in s.split(",") if x)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s}: must be comma-separated ints, e.g. 8,512")
+    if not vals:
+        raise argparse.ArgumentTypeError(f"{s!r}: give at least one LAST_PKMAP, e.g. 8 or 8,512")
     for v in vals:
         if v < 2 or v > MAX_LAST_PKMAP or v & (v - 1):
             raise argparse.ArgumentTypeError(f"{v}: LAST_PKMAP must be a power of two "
@@ -70,6 +72,12 @@ def _warm():
     warmup()
 
 
+def _lock_name(r):
+    """How a race row's kmap_lock is taken: ARCH_NEEDS_KMAP_HIGH_GET makes lock_kmap()
+    spin_lock_irq (mm/highmem.c), otherwise it is a plain spin_lock."""
+    return "spin_lock_irq" if r.kmap_high_get else "spin_lock"
+
+
 def cmd_race(a):
     from .exec.race import run_race
     _warm()
@@ -81,7 +89,7 @@ def cmd_race(a):
         return 0
     print(f"emu race: every schedule with at most {a.bound} preemptions "
           f"(task preemptions, CPU interleavings and IRQs count)\n")
-    hdr = (f"{'scn':4s} {'pinning':14s} {'kmap_high_get':13s} {'cpus':>4s} {'L':>4s} "
+    hdr = (f"{'scn':4s} {'pinning':14s} {'kmap_lock':13s} {'cpus':>4s} {'L':>4s} "
            f"{'schedules':>9s} {'lost bytes':>10s} {'deadlock':>8s}  minimal failing schedule")
     print(hdr)
     print("-" * len(hdr))
@@ -89,17 +97,17 @@ def cmd_race(a):
         sched = "; ".join(r.minimal_schedule) if r.minimal_schedule else "-"
         if r.minimal_schedule:
             sched += f"  ({count_of(r.preemptions, 'preemption')})"
-        print(f"{r.scenario:4s} {r.dma_pinning:14s} {str(r.kmap_high_get):13s} {r.ncpus:4d} "
+        print(f"{r.scenario:4s} {r.dma_pinning:14s} {_lock_name(r):13s} {r.ncpus:4d} "
               f"{r.last_pkmap:4d} {r.schedules_explored:9d} {r.lost_bytes:10d} "
               f"{'yes' if r.deadlock else 'no':>8s}  {sched}")
     print()
     for r in res:
         if r.replay:
-            print(f"replay {r.scenario} ({r.dma_pinning}, kmap_high_get={r.kmap_high_get}, "
+            print(f"replay {r.scenario} ({r.dma_pinning} pinning, {_lock_name(r)} kmap_lock, "
                   f"{r.ncpus} cpu, L={r.last_pkmap}):\n  emu replay {r.replay}")
         if r.lockdep:
-            print(f"lockdep: {r.scenario} with kmap_high_get={r.kmap_high_get} takes kmap_lock "
-                  f"in hardirq context and elsewhere with IRQs on (inconsistent lock state)")
+            print(f"lockdep: {r.scenario} with a {_lock_name(r)} kmap_lock takes it in hardirq "
+                  f"context and elsewhere with IRQs on (inconsistent lock state)")
     return 0
 
 
@@ -165,12 +173,17 @@ def cmd_explore(a):
 def cmd_run(a):
     from .exec.explore import explicit_choices
     from .exec.scenario import Scenario
+    if a.p_switch is not None and a.random is None:
+        raise ValueError("--p-switch: only with --random SEED (an explicit or default "
+                         "schedule makes no random switches)")
+    if a.p_switch is not None and not 0 <= a.p_switch <= 1:
+        raise ValueError(f"p_switch={a.p_switch!r} (--p-switch): must be a probability in "
+                         f"[0, 1]")
     sc = Scenario.from_toml(a.file)
     ld = sc.build(trace_events=1 << 20)
     if a.random is not None:
-        if not 0 <= a.p_switch <= 1:
-            raise ValueError(f"p_switch={a.p_switch!r}: must be a probability in [0, 1]")
-        r = ld.run(K.SCHED_RANDOM, (), int(a.p_switch * K.P_SWITCH_SCALE), a.random, trace=True)
+        p = K.DEFAULT_P_SWITCH if a.p_switch is None else a.p_switch
+        r = ld.run(K.SCHED_RANDOM, (), int(p * K.P_SWITCH_SCALE), a.random, trace=True)
     else:
         choices = explicit_choices(ld, a.schedule or [])
         r = ld.run(K.SCHED_DFS, choices, trace=True)
@@ -210,6 +223,9 @@ def cmd_scenario(a):
 
 def cmd_presets(a):
     from .cache.config import PRESET_ASSUMPTIONS, PRESETS
+    if a.costs_file and not a.costs:
+        raise ValueError("--costs-file: only with --costs (it overrides the cycle tables, "
+                         "not the cache geometry)")
     if a.costs:
         from .cost.tables import cost_json, describe, load_overrides
         cpus = [a.cpu] if a.cpu else list(PRESETS)
@@ -221,11 +237,12 @@ def cmd_presets(a):
             print(describe(cpu, over[cpu]))
             print()
         return 0
+    shown = {a.cpu: PRESETS[a.cpu]} if a.cpu else PRESETS
     if a.json:
         _print_json({"presets": {name: dataclasses.asdict(c) | {
-            "assumed": list(PRESET_ASSUMPTIONS[name])} for name, c in PRESETS.items()}})
+            "assumed": list(PRESET_ASSUMPTIONS[name])} for name, c in shown.items()}})
         return 0
-    for name, c in PRESETS.items():
+    for name, c in shown.items():
         print(f"{name:9s} {c.size // 1024:3d} KiB {c.ways:2d}-way {c.line} B lines, "
               f"{c.replacement}, {'write-back' if c.write_back else 'write-through'}, "
               f"{'write' if c.write_allocate else 'read'}-allocate, Linux style {c.style}")
@@ -287,13 +304,16 @@ def build_parser():
 
     u = sub.add_parser("run", help="run one schedule of a TOML scenario with its trace")
     u.add_argument("file", metavar="FILE.toml", help="scenario file")
-    u.add_argument("--schedule", action="append", metavar="DIRECTIVE",
+    how = u.add_mutually_exclusive_group()
+    how.add_argument("--schedule", action="append", metavar="DIRECTIVE",
                    help="'after step N of TASK run OTHER' or '... raise IRQ HANDLER'; the "
                         "first may be 'at start run OTHER' (repeatable; default: no "
                         "preemption, the running task goes on until it finishes or blocks)")
-    u.add_argument("--random", type=int, metavar="SEED", help="a seeded random schedule")
-    u.add_argument("--p-switch", type=float, default=0.05, metavar="P",
-                   help="with --random: probability of a switch at each point (default 0.05)")
+    how.add_argument("--random", type=int, metavar="SEED",
+                     help="a seeded random schedule (instead of --schedule)")
+    u.add_argument("--p-switch", type=float, default=None, metavar="P",
+                   help="with --random: probability of a switch at each point "
+                        f"(default {K.DEFAULT_P_SWITCH})")
     u.add_argument("--json", action="store_true", help=js)
     u.set_defaults(fn=cmd_run)
 
@@ -316,8 +336,9 @@ def build_parser():
 
     q = sub.add_parser("presets", help="core presets (and their cycle tables with --costs)")
     q.add_argument("--costs", action="store_true", help="print the cycle cost tables")
-    q.add_argument("--cpu", choices=cores, help="only this core (with --costs)")
-    q.add_argument("--costs-file", metavar="FILE.toml", help="with overrides applied")
+    q.add_argument("--cpu", choices=cores, help="only this core")
+    q.add_argument("--costs-file", metavar="FILE.toml",
+                   help="with --costs: the tables with these overrides applied")
     q.add_argument("--json", action="store_true", help=js)
     q.set_defaults(fn=cmd_presets)
 

@@ -127,6 +127,11 @@ def test_race_text_table(capsys):
     assert "iii" in out and IRQ_SWITCH in out and "(1 preemption)" in out
     assert "emu replay emu1:" in out
     assert "inconsistent lock state" in out
+    # (iii) pins with kmap_high_get in both rows; what differs is how kmap_lock is taken
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("iii ")]
+    assert [r[1:3] for r in rows] == [["kmap_high_get", "spin_lock"],
+                                      ["kmap_high_get", "spin_lock_irq"]]
+    assert "lockdep: iii with a spin_lock kmap_lock takes it in hardirq context" in out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +317,12 @@ def test_scenario_json_and_toml_exclude_each_other():
     assert rc == 2 and "not allowed with" in err
 
 
+def test_presets_cpu_shows_that_core_only():
+    rc, out, err = call("presets", "--cpu", "xscale")
+    assert rc == 0 and out.startswith("xscale ") and "arm926" not in out
+    assert list(call_json("presets", "--cpu", "sa110", "--json")["presets"]) == ["sa110"]
+
+
 def test_presets_json():
     from emu.cache.config import PRESETS
     doc = call_json("presets", "--json")
@@ -360,9 +371,17 @@ BAD = [
      ["unknown task or handler 'nobody'"]),
     ("p_switch", lambda f: ["run", f["racy"], "--random", "1", "--p-switch", "2"],
      ["p_switch=2"]),
+    ("random and schedule", lambda f: ["run", f["racy"], "--random", "1", "--schedule", "x"],
+     ["argument --schedule: not allowed with argument --random"]),
+    ("p_switch without random", lambda f: ["run", f["racy"], "--p-switch", "0.5"],
+     ["emu run: error", "--p-switch: only with --random SEED"]),
     ("token prefix", lambda f: ["replay", "garbage"], ["emu replay: error", "token"]),
     ("token corrupted", lambda f: ["replay", "emu1:AAAAAAAAAA"], ["token: corrupted"]),
     ("race sizes", lambda f: ["race", "--sizes", "7"], ["LAST_PKMAP must be a power of two"]),
+    ("race sizes empty", lambda f: ["race", "--sizes", ""],
+     ["argument --sizes", "give at least one LAST_PKMAP"]),
+    ("presets costs file without costs", lambda f: ["presets", "--costs-file", "c.toml"],
+     ["emu presets: error", "--costs-file: only with --costs"]),
     ("scenario name", lambda f: ["scenario", "iv"], ["invalid choice: 'iv'"]),
     ("scenario last_pkmap", lambda f: ["scenario", "i", "--last-pkmap", "6"],
      ["emu scenario: error", "last_pkmap=6", "power of two"]),
@@ -377,7 +396,8 @@ BAD = [
     ("task not a list", lambda f: ["explore", f["task_int"]], ["task=5", "must be a list"]),
     ("ncpus a string", lambda f: ["explore", f["ncpus_str"]], ["ncpus='2'"]),
     ("profile of a workload that cannot finish", lambda f: ["profile", "--workload", f["stuck"]],
-     ["emu profile: error", "did not finish: deadlock"]),
+     ["emu profile: error", "did not finish with either kmap_lock: deadlock",
+      "with spin_lock_irq; deadlock"]),
 ]
 
 

@@ -229,8 +229,17 @@ def test_at_start_forms(tmp_path):
     assert ch == explicit_choices(ld, [{"at": "start", "run": "w2"}])
     assert ld.run(K.SCHED_DFS, ch).actions[0] == ld.names.index("w2")
     assert describe_choices(ld, ch) == ["at start run w2"]
-    with pytest.raises(ValueError, match="comes before the previous entry"):
+    with pytest.raises(ValueError, match="'at start' may only open the schedule"):
         explicit_choices(ld, ["after step 2 of dma run writer", "at start run w2"])
+    with pytest.raises(ValueError, match="'at start' may only open the schedule"):
+        explicit_choices(ld, ["at start run w2", "at start run writer"])
+    # a raise at start, then who runs first: both at the start
+    ch = explicit_choices(ld, ["at start raise IRQ nic", "at start run nic"])
+    assert describe_choices(ld, ch) == ["at start raise IRQ nic"]
+    # the line fires once: raising it again is not among the choices, and the message says so
+    with pytest.raises(ValueError, match=r"IRQ nic cannot be raised there \(possible there: "
+                                         r"run nic"):
+        explicit_choices(ld, ["at start raise IRQ nic", "at start raise IRQ nic"])
     with pytest.raises(ValueError, match="'at start run OTHER'"):
         explicit_choices(ld, ["at start w2"])
 
@@ -246,8 +255,9 @@ BAD_DIRECTIVES = [
     ("after step 2 of t1 run zz", ["unknown task or handler 'zz'"]),
     ("after step 99 of t1 run t2", ["t1 does not reach step 99"]),
     # t1 holds kmap_lock with IRQs off after its first step
-    ("after step 1 of t1 run t2", ["t2 cannot run there", "enabled: t1"]),
-    ("after step 1 of t1 raise IRQ nic", ["nic cannot run there", "enabled: t1"]),
+    ("after step 1 of t1 run t2", ["t2 cannot run there", "possible there: run t1"]),
+    ("after step 1 of t1 raise IRQ nic", ["IRQ nic cannot be raised there",
+                                          "possible there: run t1"]),
     ({"after": "t1"}, ["expected {'after': TASK, 'step': N, 'run': OTHER}"]),
     (5, ["schedule entry 5"]),
 ]
@@ -807,7 +817,7 @@ def test_irq_handler_spinning_on_the_interrupted_tasks_lock_is_irq_deadlock():
 
 def test_irq_disabling_lock_makes_that_schedule_impossible():
     ld = lock_in_irq(True)
-    with pytest.raises(ValueError, match="nic cannot run there"):
+    with pytest.raises(ValueError, match="IRQ nic cannot be raised there"):
         explicit_choices(ld, ["after step 1 of worker raise IRQ nic"])
     ex = explore(ld, bound=2)
     assert ex.complete and ex.deadlocks == 0 and ex.outcomes == {"done": ex.schedules}

@@ -300,7 +300,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     return ex
 
 
-def run_random(scenario, seed=0, runs=1, p_switch=0.05, max_steps=None):
+def run_random(scenario, seed=0, runs=1, p_switch=K.DEFAULT_P_SWITCH, max_steps=None):
     """Seeded random schedules.
 
     Parameters
@@ -441,14 +441,19 @@ def explicit_choices(ld, directives):
         if at < len(prefix):
             # the same point as the entries before, if only IRQ raises came in between
             if any(int(x) < K.ACT_IRQ for x in act[at:len(prefix)]):
-                raise ValueError(f"schedule entry {dv!r}: comes before the previous entry; "
-                                 f"list the switches in the order they happen")
+                raise ValueError(f"schedule entry {dv!r}: " + (
+                    "'at start' may only open the schedule (after other 'at start raise "
+                    "IRQ' entries at most)" if t is None else
+                    "comes before the previous entry; list the switches in the order they "
+                    "happen"))
             at = len(prefix)
         n_alt, alts = ld.alternatives_at(at)
         if want not in alts:
-            names = [ld.names[a] if a < K.ACT_IRQ else f"IRQ {ld.names[_irq_ctx(ld, a)]}"
-                     for a in alts]
-            raise ValueError(f"schedule entry {dv!r}: {target} cannot run there "
-                             f"(enabled: {', '.join(names)})")
+            names = [f"run {ld.names[a]}" if a < K.ACT_IRQ else
+                     f"raise IRQ {ld.names[_irq_ctx(ld, a)]}" for a in alts]
+            doing = f"{target} cannot run" if what == "run" else \
+                f"IRQ {target} cannot be raised"
+            raise ValueError(f"schedule entry {dv!r}: {doing} there "
+                             f"(possible there: {', '.join(names)})")
         prefix = choice[:at].tolist() + [alts.index(want)]
     return prefix
