@@ -98,6 +98,8 @@ def test_profile_document_shape(workload):
         assert key in doc, key
     assert doc["cpu"] == "arm926" and doc["workload"] == workload
     assert set(doc["variants"]) == {"irq", "plain"}
+    assert doc["work_differs"] == {}                # the same work, only the locks differ
+    assert {v["outcome"] for v in doc["variants"].values()} == {"done"}
     assert doc["irqs_off_max_cycles"] == doc["variants"]["irq"]["irqsoff"]["max_cycles"]
     assert doc["irq_overhead_cycles_per_pair"] == pytest.approx(
         doc["variants"]["irq"]["pair_cycles"] - doc["variants"]["plain"]["pair_cycles"],
@@ -409,6 +411,67 @@ def test_profile_cli_with_a_user_scenario(user_toml):
     rc, out, err = call("profile", "--workload", user_toml, "--json")
     assert rc == 0, err
     assert json.loads(out)["workload"] == str(user_toml)
+
+
+GETTER_IN_TIMED_IRQ = """
+name = "getter in a timed IRQ"
+setup = [ { op = "kmap", pfn = 300 }, { op = "kunmap", pfn = 300 } ]
+[machine]
+last_pkmap = 8
+highmem_mb = 4
+[[task]]
+name = "worker"
+ops = [ { op = "kmap_high", pfn = 1200 }, { op = "kunmap_high", pfn = 1200 } ]
+[[irq]]
+name = "nic"
+line = 0
+count = 1000
+period = 37
+first = 10
+ops = [ { op = "kmap_high_get", pfn = 300 }, { op = "kunmap_high", pfn = 300 } ]
+"""
+
+
+def test_a_variant_that_deadlocks_is_reported_not_an_error(tmp_path):
+    """An IRQ handler pinning with kmap_high_get under a plain kmap_lock deadlocks when its
+    timed IRQ lands in the worker's kmap_high (scenario iii's finding): the profile reports
+    that variant's outcome, and makes no per-pair comparison."""
+    p = tmp_path / "getter.toml"
+    p.write_text(GETTER_IN_TIMED_IRQ)
+    doc, _ = profile("arm926", str(p))
+    irq, plain = doc["variants"]["irq"], doc["variants"]["plain"]
+    assert irq["outcome"] == "done" and plain["outcome"] == "irq-deadlock"
+    assert "*** DEADLOCK ***" in plain["message"] and irq["message"] == ""
+    assert doc["irq_overhead_cycles_per_pair"] is None
+    assert doc["irq_overhead_percent"] is None and doc["irq_overhead_us_per_pair"] is None
+    assert irq["routines"]["kmap_high_get"]["calls"] > 100 and plain["lock_stat"][
+        "contentions"] == 1
+    rc, out, err = call("profile", "--workload", p)
+    assert rc == 0, err
+    assert "With the spin_lock kmap_lock the workload did not finish (irq-deadlock)" in out
+    assert "lock(kmap_lock);" in out and "IRQ-disabling kmap_lock costs" not in out
+    rc, out, err = call("profile", "--workload", p, "--json")
+    assert rc == 0 and json.loads(out)["variants"]["plain"]["outcome"] == "irq-deadlock"
+
+
+def test_runs_that_did_different_work_say_so(tmp_path):
+    """Scenario (ii) with the DMA pinned: with the irq locks the writer sleeps until the DMA
+    is unmapped, with plain ones (page_address, no pin) it does not; the cycle difference per
+    pair is then not the masking, and the report says why."""
+    import tomli_w
+
+    from emu.exec import builtin
+    p = tmp_path / "ii.toml"
+    p.write_text(tomli_w.dumps(builtin.race(8, 2, "kmap_high_get").to_dict()))
+    doc, _ = profile("arm926", str(p))
+    wd = doc["work_differs"]
+    assert wd["sleeps"] == [1, 0] and wd["wakeups"] == [1, 0]
+    assert wd["kmap_high_get calls"] == [1, 0]
+    assert doc["irq_overhead_cycles_per_pair"] > 10 * doc["masking_cycles_per_pair"]
+    rc, out, err = call("profile", "--workload", p)
+    assert rc == 0, err
+    assert "But the two runs did different work (" in out and "sleeps 1 vs 0" in out
+    assert "pins the page with kmap_high_get with the irq locks, uses page_address" in out
 
 
 def test_profile_cli_missing_scenario_file(tmp_path):

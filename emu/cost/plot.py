@@ -9,6 +9,11 @@ def _hist_xy(h, keys):
     return keys, [h.get(k, 0) for k in keys]
 
 
+def _overhead(doc):
+    over = doc["irq_overhead_cycles_per_pair"]
+    return "a variant did not finish" if over is None else f"+{over} cycles/pair"
+
+
 def plot_profile(doc, path):
     """Three panels: cycles per routine, irqs-off sections, IRQ latency; saved to ``path``."""
     try:
@@ -44,7 +49,7 @@ def plot_profile(doc, path):
         ax.tick_params(axis="x", rotation=45)
         ax.legend()
     fig.suptitle(f"kmap_lock with and without IRQ disabling: {doc['cpu']}, {doc['workload']}"
-                 f" (+{doc['irq_overhead_cycles_per_pair']} cycles/pair, longest irqs-off "
+                 f" ({_overhead(doc)}, longest irqs-off "
                  f"{doc['irqs_off_max_cycles']} cycles)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
