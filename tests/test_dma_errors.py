@@ -258,6 +258,20 @@ def test_sync_errors():
     assert m.dma_debug_errors == 3
 
 
+@pytest.mark.parametrize("sync", ["dma_sync_single_for_cpu", "dma_sync_single_for_device"])
+@pytest.mark.parametrize("d", [emu.DMA_TO_DEVICE, emu.DMA_FROM_DEVICE])
+def test_a_bidirectional_mapping_synced_one_way_is_reported_as_in_2630(sync, d):
+    """lib/dma-debug.c of 2.6.30 checks the direction before it lets bidirectional mappings
+    through (later kernels accept them either way)."""
+    m = machine()
+    h = m.dma_map_page(LOW, 0, 256, emu.DMA_BIDIRECTIONAL)
+    with pytest.raises(emu.DmaDebugError, match=r"syncs DMA memory with different direction .*"
+                                                r"\[mapped with DMA_BIDIRECTIONAL\]"):
+        getattr(m, sync)(h, 256, d)
+    getattr(m, sync)(h, 256, emu.DMA_BIDIRECTIONAL)
+    assert m.dma_debug_errors == 1
+
+
 def test_strict_errors_leave_the_cache_alone_under_v3():
     """A rejected v3 unmap does not run its invalidate."""
     m = machine(dma_api="v3")
@@ -565,6 +579,15 @@ def test_a_sync_checks_the_mapping_its_handle_belongs_to():
         m.dma_sync_single_for_cpu(b, 4096, emu.DMA_TO_DEVICE)
         m.dma_sync_single_for_cpu(b + 64, 128, emu.DMA_TO_DEVICE)  # a sub-range: still b's
         assert m.dma_debug_errors == 0
+        # inside both, and no mapping in the sync's direction: the oldest, the bidirectional
+        m.dma_sync_single_for_cpu(b + 64, 128, emu.DMA_FROM_DEVICE)
+        assert m.dma_debug_errors == 1
+    m = emu.Machine(lowmem_mb=1, highmem_mb=1, dma_debug_strict=True)
+    m.dma_map_page(5, 0, 4096, emu.DMA_BIDIRECTIONAL)
+    b = m.dma_map_page(5, 2048, 4096, emu.DMA_TO_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match=r"\[mapped with DMA_BIDIRECTIONAL\] "
+                                                r"\[synced with DMA_FROM_DEVICE\]"):
+        m.dma_sync_single_for_cpu(b + 64, 128, emu.DMA_FROM_DEVICE)
 
 
 def test_a_handle_mapped_twice_is_unmapped_oldest_first():

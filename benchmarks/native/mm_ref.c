@@ -638,6 +638,7 @@ static i64 dma_cache_maint_page(i64 *S, uint8_t *B, i64 c, i64 pfn, i64 off, i64
             pinned = vaddr != 0;
         } else {
             vaddr = page_address(S, pfn);               /* unpinned: may be recycled under us */
+            trace(S, T_PAGE_ADDRESS, vaddr, pfn);
         }
         S[f + F_A6] = vaddr;
         if (vaddr != 0) {                               /* no mapping: no lines to maintain */

@@ -114,9 +114,15 @@ def dma_cache_maint_page_step(S, B, c, f):
                 push(S, c, K.R_KMAP_HIGH_GET, pfn, 0, 0, 0)
                 return K.ST_CALL
             else:
-                # unpinned: the address can be recycled under the loop (the seed patch's race)
+                # unpinned: the address can be recycled under the loop (the seed patch's race),
+                # from here on: preemption (or the other CPU) may come between page_address()
+                # and the first line op (Pitre, spec §5: "still leaves a window")
                 S[f + K.F_A6] = page_address(S, pfn)
-                S[f + K.F_PC] = _L1 if S[f + K.F_A6] != 0 else _OUTER
+                trace(S, K.T_PAGE_ADDRESS, S[f + K.F_A6], pfn)
+                if S[f + K.F_A6] != 0:
+                    S[f + K.F_PC] = _L1
+                    return K.ST_YIELD
+                S[f + K.F_PC] = _OUTER
         elif pc == _PINNED:
             vaddr = S[S[K.H_R_CTX] + c * K.CTX_W + K.CTX_RET]
             S[f + K.F_A6] = vaddr
@@ -232,7 +238,9 @@ def debug_sync(S, handle, size, d):
     """check_sync(): the range must lie in a live mapping made in the same direction. The
     mapping is the one whose handle it is (lib/dma-debug.c looks the entry up by dev_addr,
     oldest first); emu also accepts a handle inside a mapping (a sub-range sync), taking the
-    oldest mapping that contains it. (The spec is silent on dma-debug: this follows 2.6.30.)"""
+    oldest mapping that contains it, one made in the sync's direction first (the best fit, as
+    later kernels' bucket_find_contain does). (The spec is silent on dma-debug: this follows
+    2.6.30.)"""
     t = _dd(S)
     if S[t + K.DD_OFF]:
         return False
@@ -241,15 +249,20 @@ def debug_sync(S, handle, size, d):
         for i in range(S[t + K.DD_COUNT]):
             e = t + K.DD_HDR + i * K.DD_W
             if S[e + K.DD_HANDLE] <= handle < S[e + K.DD_HANDLE] + S[e + K.DD_SIZE]:
-                j = i
-                break
+                if j < 0:
+                    j = i
+                if S[e + K.DD_DIR] == d:
+                    j = i
+                    break
     if j < 0:
         return _debug_error(S, K.DD_ERR_SYNC_NOT_MAPPED, handle, size, d)
     e = t + K.DD_HDR + j * K.DD_W
     h = S[e + K.DD_HANDLE]
     if handle + size > h + S[e + K.DD_SIZE]:
         return _debug_error(S, K.DD_ERR_SYNC_RANGE, handle, S[e + K.DD_SIZE], size)
-    if S[e + K.DD_DIR] != d and S[e + K.DD_DIR] != K.DMA_BIDIRECTIONAL:
+    # 2.6.30's check_sync tests the direction before its DMA_BIDIRECTIONAL exit, so a
+    # bidirectional mapping synced one way is reported too (later kernels swapped the two)
+    if S[e + K.DD_DIR] != d:
         return _debug_error(S, K.DD_ERR_SYNC_DIR, handle, size, S[e + K.DD_DIR] * 256 + d)
     return False
 

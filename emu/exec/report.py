@@ -194,6 +194,8 @@ def readable_trace(ld):
             K.T_MAINT: lambda: f"cache maintenance at {a:#010x} for pa {b:#x} "
                                f"(page {b >> K.PAGE_SHIFT})",
             K.T_DMA_START: lambda: f"starts a device transfer of {b} bytes to {a:#x}",
+            K.T_PAGE_ADDRESS: lambda: (f"page_address(page {b}) = {a:#010x}, not pinned"
+                                       if a else f"page_address(page {b}) = NULL: no L1 op"),
         }.get(kind)
         if text is not None:
             out.append(f"             {who}: {text()}")
