@@ -475,6 +475,7 @@ BUG_KUNMAP_IN_IRQ = 8     # kunmap: BUG_ON(in_interrupt())
 BUG_DMA_DIRECTION = 9     # BUG_ON(!valid_dma_direction(dir))
 BUG_DMA_VIRT_INVALID = 10 # dma_cache_maint: BUG_ON(!virt_addr_valid(...))
 BUG_MIGHT_SLEEP = 11      # kmap from atomic context: might_sleep() (a warning in Linux)
+BUG_SCHED_ATOMIC = 12     # kmap_high sleeping in an IRQ handler: "scheduling while atomic"
 
 # ---------------------------------------------------------------------------------------------
 # Profiling records (irqsoff tracer, IRQ latency, lock_stat histograms), S[H_R_PROF + PROF_*]
@@ -666,7 +667,8 @@ X_COUNT = 15              # [NRUN] schedules per outcome
 X_SEEN = X_COUNT + NRUN   # [NRUN] 1 + the schedule at which each outcome first appeared
 X_EXECUTED = X_SEEN + NRUN  # decisions actually run: X_DECISIONS less those a schedule took
                             # over from a shared-prefix checkpoint (emu.exec.dfs.run_schedule)
-X_W = X_EXECUTED + 1
+X_STALE = X_EXECUTED + 1    # schedules with a stale read
+X_W = X_STALE + 1
 
 # trace events, S[H_R_TRACE + TR_HDR + i*TR_W + TE_*]
 TR_COUNT = 0

@@ -28,7 +28,7 @@ def successor(nalt, choice, lon, bound):
 def naive_explore(ld, bound, max_schedules=None, stop_at_first=False):
     """What emu.exec.explore.explore reports, as a dict (seconds left out)."""
     prefix = np.zeros(0, np.int64)
-    n = failures = deadlocks = max_lost = 0
+    n = failures = deadlocks = max_lost = stale_runs = 0
     outcomes, best, best_key, lockdep, complete = {}, None, None, "", True
     while True:
         outcome, d, npre, lost = ld.run_raw(prefix)
@@ -36,7 +36,9 @@ def naive_explore(ld, bound, max_schedules=None, stop_at_first=False):
         outcomes[OUTCOMES[outcome]] = outcomes.get(OUTCOMES[outcome], 0) + 1
         nalt, choice, lon, _ = ld.last_log(d)
         lockdep = lockdep or ld.lockdep()
-        if lost > 0 or outcome != K.RUN_DONE:
+        stale = any(f.kind == "stale-read" for f in ld.machine.findings())
+        stale_runs += stale
+        if lost > 0 or outcome != K.RUN_DONE or stale:
             failures += 1
             max_lost = max(max_lost, lost)
             dead = outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK)
@@ -56,4 +58,5 @@ def naive_explore(ld, bound, max_schedules=None, stop_at_first=False):
         if prefix is None:
             break
     return dict(schedules=n, complete=complete, failures=failures, outcomes=outcomes,
-                max_lost_bytes=max_lost, deadlocks=deadlocks, minimal=best, lockdep=lockdep)
+                max_lost_bytes=max_lost, deadlocks=deadlocks, minimal=best, lockdep=lockdep,
+                stale_reads=stale_runs)

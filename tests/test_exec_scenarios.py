@@ -545,3 +545,21 @@ def test_bytes_data_serialises_in_ops_and_in_setup():
     json.dumps(d)
     sc2, ch = read_token(make_token(sc, [0, 1]))
     assert sc2.to_dict() == d and ch == [0, 1]
+
+
+def test_a_handler_that_would_sleep_in_kmap_high_is_a_bug_not_a_deadlock():
+    """schedule() in hardirq context is "BUG: scheduling while atomic": with every slot
+    pinned a handler's kmap_high cannot wait for a kunmap (nothing would ever run it again)."""
+    from emu.exec.explore import explicit_choices, explore
+    sc = Scenario("sleeping handler", {"last_pkmap": 2, "lowmem_mb": 1, "highmem_mb": 4})
+    sc.task("t", [{"op": "kmap", "pfn": 400}, {"op": "kmap", "pfn": 401},
+                  {"op": "kunmap", "pfn": 401}, {"op": "kunmap", "pfn": 400}])
+    sc.irq("h", [{"op": "kmap_high", "pfn": 500}, {"op": "kunmap_high", "pfn": 500}], line=3)
+    ld = sc.build()
+    # t's fourth step ends its second kmap: both slots pinned (the handler's kmap_high wraps)
+    r = ld.run(K.SCHED_DFS, explicit_choices(ld, ["after step 4 of t raise IRQ h"]))
+    assert r.outcome == "error" and not r.deadlock
+    assert "h: kernel BUG: kmap_high: page 500: scheduling while atomic" in r.message
+    ex = explore(sc, bound=1)
+    assert ex.deadlocks == 0 and ex.outcomes == {"done": 5, "error": 1}
+    assert ex.switches == ["after step 4 of t raise IRQ h"]

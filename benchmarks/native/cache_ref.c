@@ -636,16 +636,18 @@ i64 ref_dma_range_step(i64 *S, u8 *B, i64 op, i64 start, i64 end, i64 cursor)
     }
     i64 lmask = S[H_C_LINE] - 1;
     if (cursor == RANGE_START) {
+        cursor = start & ~lmask;
         if (op == OP_INV) {
             uop(S, UOP_ALU, 3);
             if (start & lmask)
                 mcr_line(S, B, OP_CLEAN, start);
             if (end & lmask)
                 mcr_line(S, B, OP_CLEAN, end);
+            if (((start | end) & lmask) && S[H_YIELD])
+                return cursor;      /* scheduling point: edge cleans done, loop not begun */
         } else {
             uop(S, UOP_ALU, 1);
         }
-        cursor = start & ~lmask;
     }
     int two_ops = op == OP_FLUSH && (style == STYLE_XSCALE || style == STYLE_V4WB);
     i64 n, nd;

@@ -124,15 +124,19 @@ def dma_range_step(S, B, op, start, end, cursor):
             return RANGE_DONE
     lmask = S[K.H_C_LINE] - 1
     if cursor == RANGE_START:
+        cursor = start & ~lmask
         if op == K.OP_INV:
             uop(S, K.UOP_ALU, 3)                    # tst r0; tst r1; bic r0
             if start & lmask:
                 _mcr_line(S, B, K.OP_CLEAN, start)  # mcrne c7,c10,1: partial first line
             if end & lmask:
                 _mcr_line(S, B, K.OP_CLEAN, end)    # mcrne c7,c10,1: partial last line
+            if (start | end) & lmask and S[K.H_YIELD]:
+                # a scheduling point between the edge cleans and the invalidate loop: a line
+                # dirtied here (through a recycled alias) is dropped by the loop, not cleaned
+                return cursor
         else:
             uop(S, K.UOP_ALU, 1)                    # bic r0, r0, #CACHE_DLINESIZE - 1
-        cursor = start & ~lmask
     # xscale_dma_flush_range / v4wb_coherent_kern_range: clean then invalidate each line
     two_ops = op == K.OP_FLUSH and (style == K.STYLE_XSCALE or style == K.STYLE_V4WB)
     nmax = K.RANGE_ALL

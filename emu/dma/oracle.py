@@ -94,14 +94,14 @@ def final_check(S, B):
 
 
 @inline
-def lost_bytes(S):
-    """Bytes of lost writes the findings log holds (``FIND_LOST`` records): what a run that
-    did not finish lost before it stopped."""
+def finding_bytes(S, kind):
+    """Bytes the findings log holds in records of ``kind``: ``FIND_LOST``, what a run that did
+    not finish lost before it stopped; ``FIND_STALE``, what its CPU reads got wrong."""
     fr = S[K.H_R_FIND]
     total = 0
     for i in range(min(S[fr + K.FIND_COUNT], S[fr + K.FIND_CAP])):
         r = fr + K.FIND_HDR + i * K.FIND_W
-        if S[r + K.FD_KIND] == K.FIND_LOST:
+        if S[r + K.FD_KIND] == kind:
             total += S[r + K.FD_BAD]
     return total
 

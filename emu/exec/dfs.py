@@ -14,7 +14,7 @@ still in the decision log), lockdep's first inconsistent run, or any failure und
 from .. import consts as K
 from .._bytes import copy_bytes, next_nonzero
 from .._jit import flat, inline, njit
-from ..dma.oracle import final_check, lost_bytes
+from ..dma.oracle import final_check, finding_bytes
 from .sched import run
 from .snapshot import copy_page, copy_regions, restore_state, revert_pages
 
@@ -112,7 +112,7 @@ def run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix, plen, max_steps, nalt, 
 @flat
 def _judged(S, B, outcome, d, npre, ran):
     S[K.H_YIELD] = 0
-    lost = final_check(S, B) if outcome == K.RUN_DONE else lost_bytes(S)
+    lost = final_check(S, B) if outcome == K.RUN_DONE else finding_bytes(S, K.FIND_LOST)
     return outcome, d, npre, lost, ran
 
 
@@ -220,7 +220,9 @@ def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, as
         x[K.X_COUNT + outcome] += 1
         x[K.X_OUTCOME], x[K.X_D], x[K.X_NPRE], x[K.X_LOST] = outcome, d, npre, lost
         why = 0
-        if lost > 0 or outcome != K.RUN_DONE:
+        stale = finding_bytes(S, K.FIND_STALE) > 0          # a CPU read got wrong bytes
+        x[K.X_STALE] += stale
+        if lost > 0 or outcome != K.RUN_DONE or stale:
             why |= K.DFS_FAILED
             if _record_failure(x, outcome, d, npre, lost, choice, pre):
                 why |= K.DFS_BEST

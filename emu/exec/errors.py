@@ -44,6 +44,8 @@ def bug_message(a, b, c, d):
                                  f"(start) || !virt_addr_valid(start + size - 1)))"),
         K.BUG_MIGHT_SLEEP: (f"kmap: page {b}: sleeping function called from invalid context "
                             f"(might_sleep() in atomic or interrupt context)"),
+        K.BUG_SCHED_ATOMIC: (f"kmap_high: page {b}: scheduling while atomic (every pkmap slot "
+                             f"is pinned, and an IRQ handler cannot sleep on pkmap_map_wait)"),
     }
     return msgs.get(a, f"kernel BUG {a} ({b}, {c}, {d})")
 

@@ -57,6 +57,7 @@ class Exploration:
     deadlocks: int
     minimal: Failure = None
     lockdep: str = ""
+    stale_reads: int = 0           #: schedules in which a CPU read got stale bytes
     replay: str = ""
     switches: list = field(default_factory=list)
 
@@ -293,7 +294,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     outcomes = {OUTCOMES[o]: int(x[K.X_COUNT + o]) for o in seen}      # in order of appearance
     ex = Exploration(ld.scenario.name, bound, int(x[K.X_RUNS]), w.complete, secs,
                      int(x[K.X_FAILURES]), outcomes, int(x[K.X_MAX_LOST]),
-                     int(x[K.X_DEADLOCKS]), w.best, w.lockdep)
+                     int(x[K.X_DEADLOCKS]), w.best, w.lockdep, stale_reads=int(x[K.X_STALE]))
     if w.best is not None:
         ex.replay = make_token(ld.scenario, w.best.choices, max_steps)
         ex.switches = describe_choices(ld, w.best.choices)

@@ -90,8 +90,14 @@ class RunResult:
         return self.lost_bytes > 0
 
     @property
+    def stale_reads(self):
+        """Bytes CPU reads got wrong (the oracle's stale-read findings)."""
+        return sum(f.bad_bytes for f in self.findings if f.kind == "stale-read")
+
+    @property
     def failed(self):
-        return self.data_lost or self.deadlock or self.outcome in ("error", "step-limit")
+        return (self.data_lost or self.deadlock or self.stale_reads > 0
+                or self.outcome != "done")
 
 
 # The argument of a program operation that is a data-pool offset: data it writes (or the

@@ -52,7 +52,7 @@ def merge(walks):
     """One :class:`emu.exec.explore.Walk` from the subtrees' walks, given in search order."""
     from .explore import Walk
     x = np.zeros(K.X_W, np.int64)
-    for k in (K.X_RUNS, K.X_FAILURES, K.X_DEADLOCKS, K.X_DECISIONS, K.X_EXECUTED):
+    for k in (K.X_RUNS, K.X_FAILURES, K.X_DEADLOCKS, K.X_DECISIONS, K.X_EXECUTED, K.X_STALE):
         x[k] = sum(int(w.x[k]) for w in walks)
     x[K.X_MAX_LOST] = max(int(w.x[K.X_MAX_LOST]) for w in walks)
     for pos, w in enumerate(walks):

@@ -225,6 +225,11 @@ def kmap_high_step(S, B, c, f):
             unlock(S, lk, flavour, S[f + K.F_FLAGS])
             return bug(S, K.BUG_PTE_NONE if vaddr == -1 else K.BUG_PAM_POOL_EMPTY, pfn, 0, 0)
         if vaddr == 0:
+            if in_irq(S):
+                # schedule() from a handler: kernel/sched.c's schedule_debug() reports
+                # "BUG: scheduling while atomic"; a handler can never be woken, so it is one
+                unlock(S, lk, flavour, S[f + K.F_FLAGS])
+                return bug(S, K.BUG_SCHED_ATOMIC, pfn, 0, 0)
             # every slot pinned: sleep on pkmap_map_wait (hm:160-172)
             S[ctx_rec(S, c) + K.CTX_STATE] = K.CTX_SLEEPING
             add_wait_queue(S, c)
