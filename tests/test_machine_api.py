@@ -67,3 +67,19 @@ def test_machine_cache_replay_rejects_bad_traces_and_changes_nothing(args, match
     m.cache.flush_all()                          # used to write back to pa 2**62 and crash
     assert m.phys_read(3 * 4096, 5) == b"dirty"
     assert m.cache.replay([0, 1], [0x100, RAM - 4], [4, 4]) == 2
+
+
+def test_a_direct_cache_op_after_a_routine_is_charged_to_the_user():
+    """SITE "user" is for direct cache calls outside any kernel routine: after m.write (the
+    cpu_access routine) an inv_range's micro-ops and the dirty line it drops are the user's."""
+    m = emu.Machine(lowmem_mb=1, highmem_mb=1)
+    va = m.kmap(300)
+    m.read(va, 32)                          # allocate the line (read-allocate)...
+    m.write(va, b"\x11" * 32)               # ...and dirty it
+    before = m.breakdown().get("cpu_access", {})
+    m.cache.inv_range(va, va + 32)
+    b = m.breakdown()
+    assert b["user"]["task"]["dline_inv"][0] == 1
+    assert b.get("cpu_access", {}) == before
+    (f,) = m.findings()
+    assert f.kind == "lost-write" and f.site == "user"

@@ -398,6 +398,7 @@ static inline i64 direct_end(i64 *S, direct_t *k, i64 st)
     S[k->cr + CTX_CYCLES] += S[H_NOW] - k->t0;
     S[H_STEP_T0] = S[H_NOW];
     S[H_YIELD] = k->yield;
+    set_site(S, SITE_USER);                     /* back in the caller */
     return st;
 }
 

@@ -174,4 +174,5 @@ def direct_call(S, B, routine, a0, a1, a2, a3):
     push_at(S, ctx_rec(S, c), 0, routine, a0, a1, a2, a3)   # a direct call starts with no frames
     st = run_step(S, B, c)
     S[K.H_YIELD] = saved
+    set_site(S, K.SITE_USER)        # back in the caller: a direct cache op is charged there
     return st
