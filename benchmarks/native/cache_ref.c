@@ -583,17 +583,24 @@ static inline void epilogue(i64 *S, i64 op, i64 style)
     uop(S, UOP_BRANCH, 1);
 }
 
-static inline void feroceon_range(i64 *S, u8 *B, i64 op, i64 start, i64 end)
+/* up to the range op: an invalidate's partial edge lines (IRQs on); 1 if it cleaned one */
+static inline int feroceon_edges(i64 *S, u8 *B, i64 op, i64 start, i64 end)
 {
     i64 lmask = S[H_C_LINE] - 1;
     uop(S, UOP_MRS, 1);
-    if (op == OP_INV) {
-        uop(S, UOP_ALU, 2);
-        if (start & lmask)
-            mcr_line(S, B, OP_CLEAN, start);
-        if (end & lmask)
-            mcr_line(S, B, OP_CLEAN, end);
-    }
+    if (op != OP_INV)
+        return 0;
+    uop(S, UOP_ALU, 2);
+    if (start & lmask)
+        mcr_line(S, B, OP_CLEAN, start);
+    if (end & lmask)
+        mcr_line(S, B, OP_CLEAN, end);
+    return ((start | end) & lmask) != 0;
+}
+
+static inline void feroceon_range(i64 *S, u8 *B, i64 op, i64 start, i64 end)
+{
+    i64 lmask = S[H_C_LINE] - 1;
     i64 top = end != start ? end - 1 : end;
     uop(S, UOP_ALU, 3);
     uop(S, UOP_MSR_C, 1);
@@ -627,15 +634,18 @@ static inline void feroceon_range(i64 *S, u8 *B, i64 op, i64 start, i64 end)
 i64 ref_dma_range_step(i64 *S, u8 *B, i64 op, i64 start, i64 end, i64 cursor)
 {
     i64 style = S[H_C_STYLE];
+    i64 lmask = S[H_C_LINE] - 1;
+    if (style == STYLE_FEROCEON) {
+        if (cursor == RANGE_START) {
+            cstat(S, CS_RANGE_OPS, 1);
+            if (feroceon_edges(S, B, op, start, end) && S[H_YIELD])
+                return start & ~lmask;  /* scheduling point before the masked range op */
+        }
+        feroceon_range(S, B, op, start, end);
+        return RANGE_DONE;
+    }
     if (cursor == RANGE_START) {
         cstat(S, CS_RANGE_OPS, 1);
-        if (style == STYLE_FEROCEON) {
-            feroceon_range(S, B, op, start, end);
-            return RANGE_DONE;
-        }
-    }
-    i64 lmask = S[H_C_LINE] - 1;
-    if (cursor == RANGE_START) {
         cursor = start & ~lmask;
         if (op == OP_INV) {
             uop(S, UOP_ALU, 3);

@@ -69,16 +69,25 @@ def _epilogue(S, op, style):
 
 
 @njit
-def _feroceon_range(S, B, op, start, end):
-    """feroceon_range_dma_{inv,clean,flush}_range: one D-cache range op with IRQs masked."""
+def _feroceon_edges(S, B, op, start, end):
+    """feroceon_range_dma_{inv,clean,flush}_range up to the range op: for an invalidate, the
+    partial edge lines are cleaned (IRQs still on). True if it cleaned one."""
     lmask = S[K.H_C_LINE] - 1
     uop(S, K.UOP_MRS, 1)                            # mrs r2, cpsr
-    if op == K.OP_INV:
-        uop(S, K.UOP_ALU, 2)                        # tst r0 / tst r1
-        if start & lmask:
-            _mcr_line(S, B, K.OP_CLEAN, start)      # mcrne c7,c10,1 (partial first line)
-        if end & lmask:
-            _mcr_line(S, B, K.OP_CLEAN, end)        # mcrne c7,c10,1 (partial last line)
+    if op != K.OP_INV:
+        return False
+    uop(S, K.UOP_ALU, 2)                            # tst r0 / tst r1
+    if start & lmask:
+        _mcr_line(S, B, K.OP_CLEAN, start)          # mcrne c7,c10,1 (partial first line)
+    if end & lmask:
+        _mcr_line(S, B, K.OP_CLEAN, end)            # mcrne c7,c10,1 (partial last line)
+    return ((start | end) & lmask) != 0
+
+
+@njit
+def _feroceon_range(S, B, op, start, end):
+    """The rest: one D-cache range op with IRQs masked."""
+    lmask = S[K.H_C_LINE] - 1
     top = end - 1 if end != start else end          # "top address is inclusive"
     uop(S, K.UOP_ALU, 3)                            # cmp; subne; orr #PSR_I_BIT
     uop(S, K.UOP_MSR_C, 1)                          # disable interrupts
@@ -117,12 +126,16 @@ def dma_range_step(S, B, op, start, end, cursor):
     """
     style = S[K.H_C_STYLE]
     going_on = cursor != RANGE_START            # this step is one more line, nothing else
+    lmask = S[K.H_C_LINE] - 1
+    if style == K.STYLE_FEROCEON:
+        if cursor == RANGE_START:
+            _stat(S, K.CS_RANGE_OPS, 1)
+            if _feroceon_edges(S, B, op, start, end) and S[K.H_YIELD]:
+                return start & ~lmask           # a scheduling point before the masked op
+        _feroceon_range(S, B, op, start, end)
+        return RANGE_DONE
     if cursor == RANGE_START:
         _stat(S, K.CS_RANGE_OPS, 1)
-        if style == K.STYLE_FEROCEON:
-            _feroceon_range(S, B, op, start, end)
-            return RANGE_DONE
-    lmask = S[K.H_C_LINE] - 1
     if cursor == RANGE_START:
         cursor = start & ~lmask
         if op == K.OP_INV:
