@@ -166,7 +166,9 @@ _PARAMS = {
         "fill_bus": (17, "E", "line fill from SDRAM: ~10 bus cycles of latency to the critical "
                               "word + 7 more words at 1 bus cycle each = 17 (spec §1.3/§2.1: ~20 "
                               "to the critical word, line complete at ~34 at 200/100 MHz); "
-                              "critical word first [S, ARM926EJ-S TRM DDI 0198D §4.1]"),
+                              "critical word first [S, ARM926EJ-S TRM DDI 0198D §4.1]; emu "
+                              "charges the line-complete time: its CPU accesses are line-"
+                              "sized pieces of copies, which read on past the critical word"),
         "fill_core": (0, "E", ""),
         "wb_bus": (12, "E", "dirty line through the write-back buffer: ~4 setup + 8 beats = 12 "
                             "bus cycles (spec §1.3: ~24 core cycles per dirty line at 200/100 "
