@@ -272,6 +272,20 @@ def test_a_reader_that_stops_early_gets_no_broken_pipe_error(race):
     assert "Broken pipe" not in err and "Traceback" not in err and "Exception" not in err, err
 
 
+@pytest.mark.parametrize("sid, has, hasnt", [
+    ("i", ["(i)   UP:"], ["(ii)", "(iii)"]),
+    ("ii", ["(ii)  SMP:", "two CPUs"], ["(i)   UP", "(iii)"]),
+    ("iii", ["(iii) ``kmap_high_get`` from an IRQ handler"], ["(i)   UP", "(ii)"]),
+])
+def test_each_builtin_scenario_has_its_own_description(sid, has, hasnt):
+    d = json.loads(call("scenario", sid)[1])["description"]
+    assert d.startswith("The built-in scenarios of ``emu race``")
+    for x in has:
+        assert x in d
+    for x in hasnt:
+        assert x not in d
+
+
 def test_ctrl_c_during_an_exploration_exits_130_without_a_traceback(files, monkeypatch):
     """The jitted loop hands back to Python every CHUNK schedules, where Ctrl-C lands."""
     from emu.exec import explore as explore_mod
