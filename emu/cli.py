@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import sys
+import textwrap
 
 from . import consts as K
 from .exec.builtin import SCENARIO_IDS
@@ -183,7 +184,7 @@ def _print_exploration(ex, message):
         for s in ex.switches or ["(no preemption)"]:
             print("  " + s)
         if message:
-            print("  " + message.replace("\n", "\n  "))
+            print(textwrap.indent(message, "  "))     # (blank lines stay blank)
         print(f"replay: emu replay {ex.replay}")
     if ex.lockdep:
         print(ex.lockdep)

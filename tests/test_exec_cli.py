@@ -247,6 +247,8 @@ def test_explore_text_prints_why_the_minimal_schedule_failed(tmp_path):
     assert rc == 0, err
     assert "outcome irq-deadlock" in out and IRQ_DEADLOCK_TEXT in out
     assert out.index(IRQ_SWITCH) < out.index(IRQ_DEADLOCK_TEXT) < out.index("replay: ")
+    assert "\n  CPU0: lock(kmap_lock);" in out and not any(
+        ln.isspace() for ln in out.splitlines())                # indented, no blank padding
     doc = call_json("explore", p, "--bound", "1", "--json")
     assert IRQ_DEADLOCK_TEXT in doc["minimal_message"]
     assert call_json("explore", files_racy(tmp_path), "--bound", "1",
