@@ -15,7 +15,9 @@ examples:
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import textwrap
 
 from . import consts as K
 from .exec.builtin import SCENARIO_IDS
@@ -153,21 +155,39 @@ def cmd_explore(a):
            "deadlock": ex.deadlocks > 0, "minimal_schedule": ex.switches,
            "preemptions": ex.minimal.preemptions if ex.minimal else 0, "replay": ex.replay,
            "lockdep": ex.lockdep}
+    out["minimal_message"] = _minimal_message(ex)
     if a.json:
         _print_json(out)
     else:
-        print(f"{ex.scenario}: {ex.schedules} schedules (bound {ex.bound}"
-              f"{'' if ex.complete else ', stopped early'}) in {ex.seconds:.2f} s; "
-              f"{ex.failures} failing")
-        if ex.minimal:
-            print(f"minimal failing schedule ({count_of(ex.minimal.preemptions, 'preemption')}, "
-                  f"{ex.minimal.outcome}, {ex.minimal.lost_bytes} bytes lost):")
-            for s in ex.switches or ["(no preemption)"]:
-                print("  " + s)
-            print(f"replay: emu replay {ex.replay}")
-        if ex.lockdep:
-            print(ex.lockdep)
+        _print_exploration(ex, out["minimal_message"])
     return 1 if ex.failures and a.fail else 0
+
+
+def _minimal_message(ex):
+    """Why the minimal failing schedule failed (its error, BUG or deadlock), replayed; empty
+    when it ran to the end (it lost data) or nothing failed."""
+    if not ex.minimal or ex.minimal.outcome == "done":
+        return ""
+    from .exec.explore import replay
+    return replay(ex.replay, trace=False)[1].message
+
+
+def _print_exploration(ex, message):
+    print(f"{ex.scenario}: {ex.schedules} schedules (bound {ex.bound}"
+          f"{'' if ex.complete else ', stopped early'}) in {ex.seconds:.2f} s; "
+          f"{ex.failures} failing" + (f"; at most {count_of(ex.max_lost_bytes, 'byte')} lost "
+                                      f"in one schedule" if ex.max_lost_bytes else ""))
+    if ex.minimal:
+        print(f"minimal failing schedule ({count_of(ex.minimal.preemptions, 'preemption')}, "
+              f"outcome {ex.minimal.outcome}, this schedule loses "
+              f"{count_of(ex.minimal.lost_bytes, 'byte')}):")
+        for s in ex.switches or ["(no preemption)"]:
+            print("  " + s)
+        if message:
+            print(textwrap.indent(message, "  "))     # (blank lines stay blank)
+        print(f"replay: emu replay {ex.replay}")
+    if ex.lockdep:
+        print(ex.lockdep)
 
 
 def cmd_run(a):
@@ -359,11 +379,26 @@ def build_parser():
     return p
 
 
+def _quiet_stdout():
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again (Python's
+    documented handling of SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):               # no file descriptor behind stdout
+        pass
+
+
 def main(argv=None):
     p = build_parser()
     a = p.parse_args(argv)
     try:
-        return a.fn(a) or 0
+        rc = a.fn(a) or 0
+        sys.stdout.flush()                      # a closed pipe shows here, not at exit
+        return rc
+    except BrokenPipeError:                     # `emu replay ... | head`: the reader left
+        _quiet_stdout()
+        return 1
     except (ValueError, OSError, EmuError) as e:    # EmuError: a scenario's setup op failed
         print(f"emu {a.cmd}: error: {e}", file=sys.stderr)
         return 2

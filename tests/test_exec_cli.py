@@ -232,6 +232,62 @@ def test_explore_fail_flag(files):
     assert "minimal failing schedule (1 preemption," in out and DMA_SWITCH in out
 
 
+def test_explore_text_says_which_lost_bytes_are_which(files):
+    rc, out, err = call("explore", files["racy"], "--bound", "2")
+    assert rc == 0, err
+    assert "; at most 128 bytes lost in one schedule" in out
+    assert "(1 preemption, outcome done, this schedule loses 128 bytes):" in out
+
+
+def test_explore_text_prints_why_the_minimal_schedule_failed(tmp_path):
+    """A deadlock, BUG or error used to show only with run / replay."""
+    p = tmp_path / "iii.toml"
+    p.write_text(tomli_w.dumps(builtin.irq_getter(False, 8).to_dict()))
+    rc, out, err = call("explore", p, "--bound", "1")
+    assert rc == 0, err
+    assert "outcome irq-deadlock" in out and IRQ_DEADLOCK_TEXT in out
+    assert out.index(IRQ_SWITCH) < out.index(IRQ_DEADLOCK_TEXT) < out.index("replay: ")
+    assert "\n  CPU0: lock(kmap_lock);" in out and not any(
+        ln.isspace() for ln in out.splitlines())                # indented, no blank padding
+    doc = call_json("explore", p, "--bound", "1", "--json")
+    assert IRQ_DEADLOCK_TEXT in doc["minimal_message"]
+    assert call_json("explore", files_racy(tmp_path), "--bound", "1",
+                     "--json")["minimal_message"] == ""         # lost data: no message
+
+
+def files_racy(tmp_path):
+    p = tmp_path / "racy.toml"
+    p.write_text(tomli_w.dumps(builtin.race(8, 1, "page_address").to_dict()))
+    return p
+
+
+def test_a_reader_that_stops_early_gets_no_broken_pipe_error(race):
+    """``emu replay TOKEN | head``: the pipe closes under the printing; emu exits quietly."""
+    tok = race["results"][0]["replay"]
+    p = subprocess.Popen([sys.executable, "-m", "emu", "replay", tok], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()                            # as head does after its lines
+    err = p.stderr.read().decode()
+    p.wait(timeout=600)
+    assert first.startswith(b"replaying: ")
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception" not in err, err
+
+
+@pytest.mark.parametrize("sid, has, hasnt", [
+    ("i", ["(i)   UP:"], ["(ii)", "(iii)"]),
+    ("ii", ["(ii)  SMP:", "two CPUs"], ["(i)   UP", "(iii)"]),
+    ("iii", ["(iii) ``kmap_high_get`` from an IRQ handler"], ["(i)   UP", "(ii)"]),
+])
+def test_each_builtin_scenario_has_its_own_description(sid, has, hasnt):
+    d = json.loads(call("scenario", sid)[1])["description"]
+    assert d.startswith("The built-in scenarios of ``emu race``")
+    for x in has:
+        assert x in d
+    for x in hasnt:
+        assert x not in d
+
+
 def test_ctrl_c_during_an_exploration_exits_130_without_a_traceback(files, monkeypatch):
     """The jitted loop hands back to Python every CHUNK schedules, where Ctrl-C lands."""
     from emu.exec import explore as explore_mod

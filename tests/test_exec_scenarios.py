@@ -454,6 +454,28 @@ BAD = [
     ("irq period a string", _set(("irq", 0, "period"), "x"), ["irq 'nic'", "period='x'"]),
     ("irq first before time", _set(("irq", 0, "first"), -5), ["irq 'nic'", "first=-5"]),
     ("ncpus a string", _set(("machine", "ncpus"), "2"), ["ncpus='2'"]),
+    # keys no table has: a typo used to be ignored
+    ("unknown task key", _set(("task", 0, "cpus"), 1),
+     ["task 't'", "unknown key(s) ['cpus']", "accepted: name, cpu, ops"]),
+    ("unknown irq key", _set(("irq", 0, "lines"), 1),
+     ["irq 'nic'", "unknown key(s) ['lines']", "accepted: name, line, cpu, count, period, "
+      "first, ops"]),
+    ("unknown key of an unnamed task", lambda d: d["task"].append(
+        {"ops": [{"op": "kmap", "pfn": 10}], "prio": 1}) or d,
+     ["task 1", "['prio']"]),
+    # a name for a result an op does not have
+    ("as on kunmap_high", lambda d: d["task"][0]["ops"].append(
+        {"op": "kunmap_high", "pfn": 300, "as": "z"}) or d,
+     ["task 't' op 3", "as='z'", "kunmap_high returns nothing", "kmap, kmap_high"]),
+    ("as on fill", _set(("task", 0, "ops", 1), {"op": "fill", "va": "v", "byte": 1, "n": 4,
+                                               "as": "f"}),
+     ["task 't' op 1", "fill returns nothing"]),
+    ("as on a setup write", _set(("setup",), [{"op": "write", "va": 0xC0000000, "data": "aa",
+                                               "as": "w"}]),
+     ["setup op 0", "write returns nothing"]),
+    ("device_start without data", lambda d: d["task"][0]["ops"].append(
+        {"op": "device_start", "dma_addr": 0, "line": 0}) or d,
+     ["task 't' op 3", "device_start needs data"]),
 ]
 
 

@@ -237,8 +237,9 @@ def test_at_start_forms(tmp_path):
     ch = explicit_choices(ld, ["at start raise IRQ nic", "at start run nic"])
     assert describe_choices(ld, ch) == ["at start raise IRQ nic"]
     # the line fires once: raising it again is not among the choices, and the message says so
-    with pytest.raises(ValueError, match=r"IRQ nic cannot be raised there \(possible there: "
-                                         r"run nic"):
+    with pytest.raises(ValueError, match=r"IRQ nic cannot be raised there: nic has been "
+                                         r"raised as often as its count allows \(possible "
+                                         r"there: run nic"):
         explicit_choices(ld, ["at start raise IRQ nic", "at start raise IRQ nic"])
     with pytest.raises(ValueError, match="'at start run OTHER'"):
         explicit_choices(ld, ["at start w2"])
@@ -256,8 +257,12 @@ BAD_DIRECTIVES = [
     ("after step 99 of t1 run t2", ["t1 does not reach step 99"]),
     # t1 holds kmap_lock with IRQs off after its first step
     ("after step 1 of t1 run t2", ["t2 cannot run there", "possible there: run t1"]),
-    ("after step 1 of t1 raise IRQ nic", ["IRQ nic cannot be raised there",
-                                          "possible there: run t1"]),
+    ("after step 1 of t1 raise IRQ nic", ["IRQ nic cannot be raised there: CPU0 has IRQs "
+                                          "masked at that point", "possible there: run t1"]),
+    # a switch to itself is none; raise IRQ names a handler
+    ("after step 2 of t1 run t1", ["switches t1 to itself", "name another context"]),
+    ("after step 2 of t1 raise IRQ t2", ["t2 is a task, not an IRQ handler",
+                                         "'raise IRQ' takes a handler (nic)"]),
     ({"after": "t1"}, ["expected {'after': TASK, 'step': N, 'run': OTHER}"]),
     (5, ["schedule entry 5"]),
 ]

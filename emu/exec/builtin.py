@@ -8,7 +8,11 @@
       misses only). With ``dma_pinning="page_address"`` an invalidate loop preempted before
       those lines discards the writer's data; with ``"kmap_high_get"`` the slot stays pinned
       and the writer sleeps until the loop is done.
-(ii)  The same tasks on two CPUs, no preemption: the CPUs interleave.
+(ii)  SMP: the setup and tasks of (i) on two CPUs (``dma`` on CPU0 maps the lazily-mapped
+      page for DMA_FROM_DEVICE; ``writer`` on CPU1 wraps the window and recycles that page's
+      slot), with no preemption: the CPUs interleave. With ``"page_address"`` the invalidate
+      loop on CPU0 can discard what the writer dirties through the recycled address; with
+      ``"kmap_high_get"`` the slot stays pinned while the loop runs.
 (iii) ``kmap_high_get`` from an IRQ handler (a driver mapping a buffer for DMA in its
       interrupt handler) while a task uses ``kmap``: with plain ``spin_lock`` (the non-ARM
       configuration, kmap_high_get compiled in anyway) an IRQ taken while the task holds
@@ -26,6 +30,15 @@ DMA_PAGE = 300          # highmem page the device writes (lowmem is pages 0..255
 WRITER_PAGE = 1200
 PIN_BASE = 301          # pages that keep the other pkmap slots busy
 FILL_OFFSET = 2048      # where the writer dirties its page (mid-page: the loop has not got there)
+
+
+def _description(sid):
+    """The module docstring's first line and its paragraph on scenario ``sid``."""
+    head, _, rest = __doc__.partition("\n\n")
+    marks = [f"({x})" for x in SCENARIO_IDS]
+    i = marks.index(f"({sid})")
+    part = rest[rest.index(marks[i]):rest.index(marks[i + 1]) if i + 1 < len(marks) else None]
+    return f"{head.strip()}\n\n{part.strip()}"
 
 
 def _pinned_setup(last_pkmap):
@@ -71,7 +84,7 @@ def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
                  "highmem_mb": _highmem_mb(last_pkmap), "ncpus": ncpus,
                  "kmap_high_get": khg, "dma_pinning": dma_pinning},
         setup=_pinned_setup(last_pkmap),
-        description=__doc__.split("(ii)")[0].strip(),
+        description=_description(sid),
         builtin=["race", last_pkmap, ncpus, dma_pinning],
     )
     sc.task("dma", [
@@ -101,6 +114,7 @@ def irq_getter(kmap_high_get=True, last_pkmap=8):
                  "kmap_high_get": kmap_high_get, "dma_pinning": "kmap_high_get",
                  "force_kmap_high_get": not kmap_high_get},
         setup=[{"op": "kmap", "pfn": DMA_PAGE}, {"op": "kunmap", "pfn": DMA_PAGE}],
+        description=_description("iii"),
         builtin=["irq_getter", kmap_high_get, last_pkmap],
     )
     sc.task("worker", [

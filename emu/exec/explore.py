@@ -430,6 +430,7 @@ def explicit_choices(ld, directives):
                                  f"known: {', '.join(ld.names[1:])}")
         tc = -1 if t is None else ld.names.index(t)
         uc = ld.names.index(target)
+        _check_target(ld, dv, t, what, target)
         want = uc
         if what == "irq":
             want = K.ACT_IRQ + int(ld.machine._S[ld.ctx_rec(uc) + K.CTX_IRQ_LINE])
@@ -454,7 +455,43 @@ def explicit_choices(ld, directives):
                      f"raise IRQ {ld.names[_irq_ctx(ld, a)]}" for a in alts]
             doing = f"{target} cannot run" if what == "run" else \
                 f"IRQ {target} cannot be raised"
-            raise ValueError(f"schedule entry {dv!r}: {doing} there "
+            why = _why_no_irq(ld, choice[:at], uc) if what == "irq" else ""
+            raise ValueError(f"schedule entry {dv!r}: {doing} there{why} "
                              f"(possible there: {', '.join(names)})")
         prefix = choice[:at].tolist() + [alts.index(want)]
     return prefix
+
+
+def _check_target(ld, dv, t, what, target):
+    """A switch goes to another context; ``raise IRQ`` names an IRQ handler."""
+    ntasks = len(ld.scenario.tasks)
+    if what == "run" and target == t:
+        raise ValueError(f"schedule entry {dv!r}: switches {t} to itself; name another "
+                         f"context (without an entry, {t} goes on anyway)")
+    if what == "irq" and ld.names.index(target) <= ntasks:
+        handlers = ", ".join(ld.names[1 + ntasks:]) or "none in this scenario"
+        raise ValueError(f"schedule entry {dv!r}: {target} is a task, not an IRQ handler; "
+                         f"'raise IRQ' takes a handler ({handlers}), 'run' a task")
+
+
+def _why_no_irq(ld, prefix, h):
+    """Why handler ``h``'s line cannot be raised after the decisions ``prefix``: its CPU
+    masks IRQs there, runs a handler, or the raises are used up. The run stops there
+    (``max_steps`` counts decisions); empty if it cannot (no decision yet)."""
+    if len(prefix) < 1:
+        return ""
+    r = ld.run(K.SCHED_DFS, prefix, final=False, max_steps=len(prefix))
+    if r.decisions != len(prefix):
+        return ""
+    S = ld.machine._S
+    ir = int(S[K.H_R_IRQ]) + int(S[ld.ctx_rec(h) + K.CTX_IRQ_LINE]) * K.IRQ_W
+    cpu = int(S[ir + K.IRQ_CPU])
+    cr = int(S[K.H_R_CPU]) + cpu * K.CPU_W
+    if S[ir + K.IRQ_BUDGET] <= 0:
+        return f": {ld.names[h]} has been raised as often as its count allows"
+    if S[cr + K.CPU_HARDIRQ]:
+        return f": CPU{cpu} is in an IRQ handler, with IRQs masked"
+    if S[cr + K.CPU_IRQOFF]:
+        return f": CPU{cpu} has IRQs masked at that point (local_irq_disable, as in an " \
+               f"IRQ-disabling kmap_lock)"
+    return ""

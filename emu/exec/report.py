@@ -3,6 +3,7 @@
 from .. import consts as K
 from .errors import bug_message, dma_debug_message
 from .program import op_arg_message
+from .scenario import OPS, expand_indexed
 
 
 def count_of(n, word):
@@ -151,23 +152,119 @@ def _site(x):
     return K.SITE_NAMES[x] if 0 <= x < len(K.SITE_NAMES) else str(x)
 
 
+def _show(key, v):
+    """An op field as the scenario gave it (addresses in hex)."""
+    if isinstance(v, int) and not isinstance(v, bool) and key in ("va", "dma_addr"):
+        return f"{v:#x}"
+    return str(v)
+
+
+def op_text(op):
+    """``kmap_high(pfn=1200) -> v``: a (normalised) scenario op as one call."""
+    parts = []
+    for key in OPS[op["op"]]:
+        if key == "data" and "data" in op:
+            d = op["data"]
+            n = len(d) if isinstance(d, (bytes, bytearray)) else len(d) // 2
+            parts.append(f"data=<{count_of(n, 'byte')}>")
+        elif key == "data" and "byte" in op:
+            parts.append(f"byte={op['byte']:#04x}, n={op.get('n')}")
+        elif key in op:
+            parts.append(f"{key}={_show(key, op[key])}")
+    return f"{op['op']}({', '.join(parts)})" + (f" -> {op['as']}" if "as" in op else "")
+
+
+def program_labels(ld):
+    """Per context, per program row, what the row runs: ``op 1 fill(...): read``. A ``fill``
+    is two rows (it reads the lines in, then writes them); a repeated op is one per repeat."""
+    sc = ld.scenario
+    out = [[]]
+    for kind, who in [("task", t) for t in sc.tasks] + [("irq", q) for q in sc.irqs]:
+        labels, reps = [], {}
+        for _w, i, op in expand_indexed(who.ops, f"{kind} {who.name!r}"):
+            k = reps[i] = reps.get(i, -1) + 1
+            head = f"op {i}" + (f" (repeat {k})" if k else "") + " " + op_text(op)
+            labels += [head + ": read", head + ": write"] if op["op"] == "fill" else [head]
+        out.append(labels)
+    return out
+
+
+def _program_rows(S, c):
+    """Whether each program row of context ``c`` calls a routine (else it runs in place)."""
+    cr = _rec(S, c)
+    prog = int(S[cr + K.CTX_PROG])
+    return [K.PROG2ROUTINE[int(S[prog + i * K.PW + K.PO_OP])] >= 0
+            for i in range(int(S[cr + K.CTX_PROG_LEN]))]
+
+
+def _program_op(calls, b, seen):
+    """The row a program step starts, from ``F_A0`` (``b``) at the step's start. ``F_A0``
+    stays at a row whose routine has returned until the program's next step moves on, so
+    the step runs row ``b + 1`` when row ``b`` calls a routine that was already started:
+    one the program went on to in the step that finished the row before (that row called a
+    routine too), or one an earlier step of this run of the program started (``seen``)."""
+    if b >= len(calls) or not calls[b]:
+        return b                                # a row that runs in place, or the end
+    started = b in seen or (b > 0 and calls[b - 1])
+    seen.add(b)
+    return b + 1 if started else b
+
+
+class _ProgramSteps:
+    """Names what each step of a program frame runs, context by context."""
+
+    def __init__(self, ld):
+        S = ld.machine._S
+        self.labels = program_labels(ld)
+        self.calls = [[]] + [_program_rows(S, c) for c in range(1, len(ld.names))]
+        self.seen = {}
+
+    def enter(self, c):
+        """An IRQ handler's program starts again from its first op."""
+        self.seen.pop(c, None)
+
+    def what(self, c, b):
+        if not 0 < c < len(self.calls):
+            return "program"
+        row = _program_op(self.calls[c], b, self.seen.setdefault(c, set()))
+        if row >= len(self.calls[c]):
+            return "program: returns (every op done)"
+        labels = self.labels[c]
+        return labels[row] if len(labels) == len(self.calls[c]) else f"program: row {row}"
+
+
+def _step_text(ld, progs, ctx, a, b):
+    name = K.ROUTINE_NAMES[a]
+    if name == "program":
+        return progs.what(ctx, b)
+    if name in ("kmap", "kunmap", "kmap_high", "kunmap_high", "kmap_high_get",
+                "dma_map_page", "dma_cache_maint_page"):
+        return f"{name}(page {b})"
+    return name
+
+
 def readable_trace(ld):
-    """The last (traced) run, one line per step with its effects indented below it."""
+    """The last (traced) run, one line per step with its effects indented below it.
+
+    A step's line reads ``step G  cpuC NAME  #N  WHAT``: ``G`` counts every step of the run,
+    ``#N`` the steps of context NAME alone (the N of a schedule's "after step N of NAME");
+    ``WHAT`` is the routine it runs, or for a step of the program itself the op it starts."""
     S = ld.machine._S
     drops = _discards(S)
-    out, step = [], 0
+    progs = _ProgramSteps(ld)
+    out, step, own = [], 0, {}
     last_ctx = -1
     for kind, clk, cpu, ctx, a, b in _events(S):
         who = _ctx_name(ld, ctx)
+        if kind == K.T_IRQ_ENTER:
+            progs.enter(ctx)
         if kind == K.T_STEP:
             step += 1
+            own[ctx] = own.get(ctx, 0) + 1
             mark = "" if ctx == last_ctx or last_ctx < 0 else "   <-- switch"
             last_ctx = ctx
-            arg = f"(page {b})" if K.ROUTINE_NAMES[a] in (
-                "kmap", "kunmap", "kmap_high", "kunmap_high", "kmap_high_get",
-                "dma_map_page", "dma_cache_maint_page") else ""
-            out.append(f"step {step:4d}  cpu{cpu} {who:<10s} {K.ROUTINE_NAMES[a]}{arg}"
-                       f"  [cycle {clk}]{mark}")
+            out.append(f"step {step:4d}  cpu{cpu} {who:<10s} #{own[ctx]:<4d} "
+                       f"{_step_text(ld, progs, ctx, a, b)}  [cycle {clk}]{mark}")
             for va, pa, lo, hi in drops.get(step, []):
                 where = "inside" if lo <= pa < hi else "OUTSIDE"
                 out.append(f"             !! dirty line {va:#010x} (page {pa >> K.PAGE_SHIFT}, "

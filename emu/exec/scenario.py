@@ -63,6 +63,8 @@ OPS = {
     "device_start": ("dma_addr", "data", "line", "cycles"),
     "wait_irq": ("line", "count"),
 }
+#: Ops whose result an ``as`` name can keep (an address, a handle; read: the bytes read).
+RESULT_OPS = ("kmap", "kmap_high", "kmap_high_get", "dma_map_page", "read")
 DEFAULTS = {"offset": 0, "size": K.PAGE_SIZE, "count": 1, "cycles": 1000}
 _DIRS = {"BIDIRECTIONAL": 0, "DMA_BIDIRECTIONAL": 0, "TO_DEVICE": 1, "DMA_TO_DEVICE": 1,
          "FROM_DEVICE": 2, "DMA_FROM_DEVICE": 2}
@@ -70,6 +72,8 @@ _REF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(0x[0-9a-fA-F]+|\
 MACHINE_KEYS = ("cpu", "lowmem_mb", "highmem_mb", "last_pkmap", "kmap_high_get", "dma_pinning",
                 "ncpus", "seed", "dma_api", "page_offset", "preempt", "oracle",
                 "dma_debug_strict", "costs", "timeslice", "stats", "force_kmap_high_get")
+TASK_KEYS = ("name", "cpu", "ops")                      #: the keys of a [[task]] table
+IRQ_KEYS = ("name", "line", "cpu", "count", "period", "first", "ops")   #: of an [[irq]]
 
 
 def _where(where, msg):
@@ -134,25 +138,24 @@ def parse_data(op, where):
         if n is None:                           # its range: expand() checked it
             raise _where(where, f"n={n!r}: byte = N needs n = LENGTH (bytes to write)")
         return bytes([b]) * n
-    raise _where(where, "needs data = \"hex\" or byte = N with n = LENGTH")
+    raise _where(where, f"{op.get('op', 'the op')} needs data = \"hex\" or byte = N with "
+                        f"n = LENGTH")
 
 
 def expand(ops, where):
     """Normalise a list of op dicts; ``repeat = K`` (with ``step``, default 1) repeats an op
-    with its ``pfn`` advanced by ``step`` each time."""
+    with its ``pfn`` advanced by ``step`` each time and its ``as`` name suffixed ``_1``,
+    ``_2``, ... after the first. Returns ``(where, op)`` pairs, ``where`` naming the op."""
+    return [(w, o) for w, _i, o in expand_indexed(ops, where)]
+
+
+def expand_indexed(ops, where):
+    """:func:`expand` with each op's index in ``ops``: ``(where, index, op)`` triples."""
     ops = _ops_list(ops, where)
     out = []
     for i, op in enumerate(ops):
         w = f"{where} op {i}"
-        if not isinstance(op, dict) or "op" not in op:
-            raise _where(w, f"{op!r}: must be a table with an 'op' key")
-        if not isinstance(op["op"], str) or op["op"] not in OPS:
-            raise _where(w, f"op={op['op']!r}: unknown; accepted: {', '.join(OPS)}")
-        unknown = set(op) - set(OPS[op["op"]]) - {"op", "as", "repeat", "step", "byte", "n",
-                                                   "data"}
-        if unknown:
-            raise _where(w, f"unknown field(s) {sorted(unknown)} for op {op['op']!r}")
-        _check_op_fields(op, w)
+        _check_op(op, w)
         rep = op.get("repeat", 1)
         if isinstance(rep, bool) or not isinstance(rep, int) or not 1 <= rep <= K.MAX_REPEAT:
             raise _where(w, f"repeat={rep!r}: must be an int in [1, {K.MAX_REPEAT}]")
@@ -165,8 +168,24 @@ def expand(ops, where):
                 o["pfn"] = o["pfn"] + k * step
             if k and "as" in o:
                 o["as"] = f"{o['as']}_{k}"
-            out.append((w, o))
+            out.append((w, i, o))
     return out
+
+
+def _check_op(op, w):
+    """An op's name and fields (before any machine exists)."""
+    if not isinstance(op, dict) or "op" not in op:
+        raise _where(w, f"{op!r}: must be a table with an 'op' key")
+    if not isinstance(op["op"], str) or op["op"] not in OPS:
+        raise _where(w, f"op={op['op']!r}: unknown; accepted: {', '.join(OPS)}")
+    unknown = set(op) - set(OPS[op["op"]]) - {"op", "as", "repeat", "step", "byte", "n",
+                                               "data"}
+    if unknown:
+        raise _where(w, f"unknown field(s) {sorted(unknown)} for op {op['op']!r}")
+    if "as" in op and op["op"] not in RESULT_OPS:
+        raise _where(w, f"as={op['as']!r}: {op['op']} returns nothing to name; only "
+                        f"{', '.join(RESULT_OPS)} have a result")
+    _check_op_fields(op, w)
 
 
 def _check_op_fields(op, w):
@@ -259,12 +278,10 @@ class Scenario:
         sc = cls(d.get("name", "scenario"), dict(d.get("machine", {})),
                  list(d.get("setup", [])), [], [], d.get("description", ""))
         for i, t in enumerate(d.get("task", [])):
-            if not isinstance(t, dict) or "ops" not in t:
-                raise ValueError(f"task {i}: must be a table with 'ops'")
+            _check_table(t, "task", i, TASK_KEYS)
             sc.task(t.get("name", f"task{i}"), t["ops"], t.get("cpu", 0))
         for i, q in enumerate(d.get("irq", [])):
-            if not isinstance(q, dict) or "ops" not in q:
-                raise ValueError(f"irq {i}: must be a table with 'ops'")
+            _check_table(q, "irq", i, IRQ_KEYS)
             sc.irq(q.get("name", f"irq{i}"), q["ops"], q.get("line", i), q.get("cpu", 0),
                    q.get("count", 1), q.get("period", 0), q.get("first", -1))
         sc.validate()
@@ -327,6 +344,17 @@ class Scenario:
         :meth:`validate`; a scenario built in code is checked as a loaded one is)."""
         from .loaded import load
         return load(self.validate(), trace_events)
+
+
+def _check_table(t, kind, i, keys):
+    """A ``[[task]]`` / ``[[irq]]`` table: has ``ops``, and no key outside ``keys``."""
+    if not isinstance(t, dict) or "ops" not in t:
+        raise ValueError(f"{kind} {i}: must be a table with 'ops'")
+    unknown = set(t) - set(keys)
+    if unknown:
+        who = f"{kind} {t['name']!r}" if isinstance(t.get("name"), str) else f"{kind} {i}"
+        raise ValueError(f"{who}: unknown key(s) {sorted(unknown)}; accepted: "
+                         + ", ".join(keys))
 
 
 def _ops_list(ops, where):
