@@ -115,7 +115,7 @@ def cmd_race(a):
 
 def _result_json(r):
     return {"outcome": r.outcome, "data_lost": r.data_lost, "lost_bytes": r.lost_bytes,
-            "deadlock": r.deadlock, "message": r.message, "decisions": r.decisions,
+            "stale_read_bytes": r.stale_reads, "deadlock": r.deadlock, "message": r.message, "decisions": r.decisions,
             "preemptions": r.preemptions, "lockdep": r.lockdep,
             "findings": [f._asdict() | {"expected": f.expected.hex(), "found": f.found.hex()}
                          for f in r.findings],
@@ -133,13 +133,16 @@ def _print_result(r, ld):
     for f in r.findings:
         va = f"va {f.va:#010x}" if f.va >= 0 else "no va"
         who = ld.names[f.ctx] if 0 <= f.ctx < len(ld.names) else f.ctx
-        how = "found by the final check" if f.kind == "lost-at-end" else \
-            f"dropped by {f.site} of {who}"
+        how = {"lost-at-end": "found by the final check",
+               "stale-read": f"read by {who} in {f.site}"}.get(f.kind,
+                                                              f"dropped by {f.site} of {who}")
         print(f"{f.kind}: {f.bad_bytes} bytes at pa {f.pa:#x} (page {f.pfn}, {va}) {how}"
               f"\n    expected {f.expected.hex()}\n    found    {f.found.hex()}")
     if r.lockdep:
         print(r.lockdep)
     print(f"data lost: {r.lost_bytes} bytes" if r.data_lost else "no data lost")
+    if r.stale_reads:
+        print(f"stale reads: {count_of(r.stale_reads, 'byte')} read wrong")
 
 
 def cmd_explore(a):
@@ -154,7 +157,7 @@ def cmd_explore(a):
            "outcomes": ex.outcomes, "data_lost": ex.data_lost, "lost_bytes": ex.max_lost_bytes,
            "deadlock": ex.deadlocks > 0, "minimal_schedule": ex.switches,
            "preemptions": ex.minimal.preemptions if ex.minimal else 0, "replay": ex.replay,
-           "lockdep": ex.lockdep}
+           "lockdep": ex.lockdep, "stale_reads": ex.stale_reads}
     out["minimal_message"] = _minimal_message(ex)
     if a.json:
         _print_json(out)
@@ -175,12 +178,16 @@ def _minimal_message(ex):
 def _print_exploration(ex, message):
     print(f"{ex.scenario}: {ex.schedules} schedules (bound {ex.bound}"
           f"{'' if ex.complete else ', stopped early'}) in {ex.seconds:.2f} s; "
-          f"{ex.failures} failing" + (f"; at most {count_of(ex.max_lost_bytes, 'byte')} lost "
-                                      f"in one schedule" if ex.max_lost_bytes else ""))
+          f"{ex.failures} failing"
+          + (f" ({ex.stale_reads} with stale reads)" if ex.stale_reads else "")
+          + (f"; at most {count_of(ex.max_lost_bytes, 'byte')} lost in one schedule"
+             if ex.max_lost_bytes else ""))
     if ex.minimal:
-        print(f"minimal failing schedule ({count_of(ex.minimal.preemptions, 'preemption')}, "
-              f"outcome {ex.minimal.outcome}, this schedule loses "
-              f"{count_of(ex.minimal.lost_bytes, 'byte')}):")
+        m = ex.minimal
+        what = "a CPU read stale data" if m.outcome == "done" and not m.lost_bytes else \
+            f"this schedule loses {count_of(m.lost_bytes, 'byte')}"
+        print(f"minimal failing schedule ({count_of(m.preemptions, 'preemption')}, "
+              f"outcome {m.outcome}, {what}):")
         for s in ex.switches or ["(no preemption)"]:
             print("  " + s)
         if message:

@@ -620,6 +620,7 @@ SCHED_DFS = 0             # choices from a prefix, then the non-preemptive defau
 SCHED_RANDOM = 1          # seeded random choices
 SCHED_TIMED = 2           # the CPU with the lowest clock runs; timed IRQs; time slices
 BATCH_DRAWS = 32          # random mode: draws sched.run looks ahead to pass decisions
+DECISION_LOG = 1 << 16    # scheduling decisions one run can log (DFS and random runs)
 P_SWITCH_SCALE = 1_000_000  # random mode: p_switch is given per million decisions
 DEFAULT_P_SWITCH = 0.05   # random mode: chance of a switch at each point, by default
 P_SWITCH_NONE = 0         # run()'s p_switch where it is unused (DFS mode)

@@ -497,3 +497,37 @@ def test_replay_text_counts_decisions_and_says_who_found_a_loss(race):
     with redirect_stdout(buf):
         _print_result(replace(r, findings=[end]), ld)
     assert "(page 300, no va) found by the final check" in buf.getvalue()
+
+
+STALE_READER = """
+name = "stale reader"
+[machine]
+last_pkmap = 4
+lowmem_mb = 1
+highmem_mb = 4
+[[task]]
+name = "drv"
+ops = [{ op = "dma_map_page", pfn = 10, size = 256, direction = "FROM_DEVICE", as = "h" },
+       { op = "device_write", dma_addr = "h", byte = 0x77, n = 256 },
+       { op = "dma_unmap_page", dma_addr = "h", size = 256, direction = "FROM_DEVICE" }]
+[[task]]
+name = "peek"
+ops = [{ op = "read", va = 0xc000a000, n = 64 }, { op = "read", va = 0xc000a000, n = 64 }]
+"""
+
+
+def test_stale_reads_fail_a_schedule_and_are_reported(tmp_path):
+    """The second read of peek hits the line its first read cached before the device wrote
+    RAM (2.6.30: no invalidate on unmap): a stale read, which makes the schedule fail."""
+    p = tmp_path / "stale.toml"
+    p.write_text(STALE_READER)
+    d = call_json("explore", p, "--bound", "2", "--json")
+    assert d["failures"] == d["stale_reads"] == 23 and not d["data_lost"]
+    rc, out, err = call("explore", p, "--bound", "2")
+    assert rc == 0 and "23 failing (23 with stale reads)" in out
+    assert "outcome done, a CPU read stale data" in out
+    rc, out, err = call("run", p, "--schedule", d["minimal_schedule"][0],
+                        "--schedule", d["minimal_schedule"][1])
+    assert rc == 0, err
+    assert "stale-read: 32 bytes at pa 0xa000" in out and "read by peek in cpu_access" in out
+    assert "stale reads: 32 bytes read wrong" in out

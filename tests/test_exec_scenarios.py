@@ -585,3 +585,49 @@ def test_a_handler_that_would_sleep_in_kmap_high_is_a_bug_not_a_deadlock():
     ex = explore(sc, bound=1)
     assert ex.deadlocks == 0 and ex.outcomes == {"done": 5, "error": 1}
     assert ex.switches == ["after step 4 of t raise IRQ h"]
+    with pytest.raises(ValueError, match="step 9 of t ends the run here; nothing comes after"):
+        explicit_choices(ld, ["after step 9 of t raise IRQ h"])
+
+
+DEVICE_COMPLETION = """
+name = "completion irq"
+[machine]
+last_pkmap = 4
+lowmem_mb = 1
+highmem_mb = 4
+[[task]]
+name = "drv"
+ops = [
+  { op = "dma_map_page", pfn = 300, size = 512, direction = "FROM_DEVICE", as = "h" },
+  { op = "device_start", dma_addr = "h", byte = 0x5C, n = 512, line = 0 },
+  { op = "wait_irq", line = 0 },
+  { op = "dma_unmap_page", dma_addr = "h", size = 512, direction = "FROM_DEVICE" },
+]
+[[irq]]
+name = "done"
+line = 0
+%s
+ops = [ { op = "read", va = 0xc0001000, n = 4 } ]
+"""
+
+
+def test_a_device_completion_line_fires_only_when_its_transfer_ends(tmp_path):
+    """Without a count, a line some device_start raises gets no spontaneous raise: an early
+    "raise IRQ" would satisfy wait_irq before the device wrote anything (a hunt found the
+    transfer then never landed, silently). An explicit count still allows them."""
+    from emu.exec.explore import explicit_choices, explore
+    p = tmp_path / "dev.toml"
+    p.write_text(DEVICE_COMPLETION % "")
+    sc = Scenario.from_toml(p)
+    assert "count" not in sc.to_dict()["irq"][0]
+    ld = sc.build()
+    with pytest.raises(ValueError, match="done has been raised as often as its count allows"):
+        explicit_choices(ld, ["at start raise IRQ done"])
+    r = ld.run(K.SCHED_DFS, [])
+    assert r.outcome == "done"
+    assert ld.machine.phys_read(300 << 12, 512) == bytes([0x5C]) * 512
+    ex = explore(sc, bound=2)
+    assert ex.failures == 0 and ex.outcomes == {"done": ex.schedules}
+    p.write_text(DEVICE_COMPLETION % "count = 1")
+    ld = Scenario.from_toml(p).build()
+    assert explicit_choices(ld, ["at start raise IRQ done"]) == [1]

@@ -23,7 +23,7 @@ from .loaded import (DEFAULT_LOG, DEFAULT_MAX_STEPS, MAX_BOUND, MAX_STEPS_LIMIT,
                      Loaded, check_choices)
 from ..warmup import available_cpus
 from .parallel import walk_parallel
-from .scenario import Scenario
+from .scenario import Scenario, irq_count
 
 TOKEN_PREFIX = "emu1:"
 #: Largest decompressed token body read (a scenario and its choices are far smaller).
@@ -437,9 +437,12 @@ def explicit_choices(ld, directives):
         r = ld.run(K.SCHED_DFS, prefix, final=False)
         nalt, choice, lon, act = ld.last_log(r.decisions)
         at, count = (0, 0) if t is None else _after_step(act, tc, n)
-        if at is None or at >= r.decisions:
+        if at is None:
             raise ValueError(f"schedule entry {dv!r}: {t} does not reach step {n} "
                              f"({count} steps at most here)")
+        if at >= r.decisions:
+            raise ValueError(f"schedule entry {dv!r}: step {n} of {t} ends the run here; "
+                             f"nothing comes after it to switch to")
         if at < len(prefix):
             # the same point as the entries before, if only IRQ raises came in between
             if any(int(x) < K.ACT_IRQ for x in act[at:len(prefix)]):
@@ -478,8 +481,13 @@ def _why_no_irq(ld, prefix, h):
     """Why handler ``h``'s line cannot be raised after the decisions ``prefix``: its CPU
     masks IRQs there, runs a handler, or the raises are used up. The run stops there
     (``max_steps`` counts decisions); empty if it cannot (no decision yet)."""
+    q = ld.scenario.irqs[h - 1 - len(ld.scenario.tasks)]
+    device = q.count is None and irq_count(ld.scenario, q) == 0
+    used_up = (f": {ld.names[h]} has been raised as often as its count allows"
+               + (" (a device's completion line: one raise per device_start, none of its "
+                  "own unless the irq sets a count)" if device else ""))
     if len(prefix) < 1:
-        return ""
+        return used_up if irq_count(ld.scenario, q) == 0 else ""
     r = ld.run(K.SCHED_DFS, prefix, final=False, max_steps=len(prefix))
     if r.decisions != len(prefix):
         return ""
@@ -488,7 +496,7 @@ def _why_no_irq(ld, prefix, h):
     cpu = int(S[ir + K.IRQ_CPU])
     cr = int(S[K.H_R_CPU]) + cpu * K.CPU_W
     if S[ir + K.IRQ_BUDGET] <= 0:
-        return f": {ld.names[h]} has been raised as often as its count allows"
+        return used_up
     if S[cr + K.CPU_HARDIRQ]:
         return f": CPU{cpu} is in an IRQ handler, with IRQs masked"
     if S[cr + K.CPU_IRQOFF]:

@@ -14,8 +14,8 @@ from ..rng import seed_state
 from ..errors import EmuError
 from .frames import push
 from .program import bad_op_arg, op_arg_message
-from .scenario import (DEFAULTS, OPS, expand, make_machine, parse_data, parse_direction,
-                       parse_value)
+from .scenario import (DEFAULTS, OPS, expand, irq_count, make_machine, parse_data,
+                       parse_direction, parse_value)
 from .dfs import explore_dfs
 from .snapshot import Snapshot, empty_log
 from .sched import run as _run
@@ -23,7 +23,7 @@ from .sched import run as _run
 OUTCOMES = ("done", "deadlock", "irq-deadlock", "error", "step-limit", "log-full")
 assert len(OUTCOMES) == K.NRUN
 DEFAULT_MAX_STEPS = 200_000
-DEFAULT_LOG = 1 << 16
+DEFAULT_LOG = K.DECISION_LOG
 #: Largest ``max_steps``: int64-safe (the scheduler adds decision counts to it). A run has a
 #: step per decision, so it ends at the decision log's end (``DEFAULT_LOG``) long before.
 MAX_STEPS_LIMIT = 1 << 62
@@ -249,7 +249,7 @@ class Loaded:
                 ir = int(S[K.H_R_IRQ]) + who.line * K.IRQ_W
                 S[ir + K.IRQ_CTX] = c
                 S[ir + K.IRQ_CPU] = who.cpu
-                S[ir + K.IRQ_BUDGET] = who.count
+                S[ir + K.IRQ_BUDGET] = irq_count(sc, who)
                 S[ir + K.IRQ_PERIOD] = who.period
                 S[ir + K.IRQ_DUE] = who.first
         for cpu in range(self.machine.ncpus):

@@ -86,7 +86,9 @@ def describe_outcome(ld, outcome):
         return f"{who}: {msg}"
     if outcome == K.RUN_LIMIT:
         return "no progress: the step limit was reached (a livelock, or raise max_steps)"
-    return "the decision log is full (raise its size)"
+    return (f"the run reached {K.DECISION_LOG:,} scheduling decisions, the most one run can log: "
+            f"shorten the scenario (every 32-byte piece of a CPU read or write is a decision, "
+            f"so about 1 MiB of copying fills it)")
 
 
 def _usage_chars(usage):

@@ -222,7 +222,8 @@ class Irq:
     ops: list
     line: int = 0
     cpu: int = 0
-    count: int = 1          #: raises allowed (exploration) / periodic firings (timed)
+    count: int = None       #: raises allowed (exploration) / periodic firings (timed);
+                            #: None: 1, or 0 on a line a device_start raises (device-only)
     period: int = 0         #: timed runs: fire every ``period`` cycles
     first: int = -1         #: timed runs: first firing at this clock (-1: never timed)
 
@@ -244,7 +245,7 @@ class Scenario:
         self.tasks.append(Task(name, _ops_list(ops, f"task {name!r}"), cpu))
         return self
 
-    def irq(self, name, ops, line=None, cpu=0, count=1, period=0, first=-1):
+    def irq(self, name, ops, line=None, cpu=0, count=None, period=0, first=-1):
         """Add an IRQ handler running ``ops`` when ``line`` fires on ``cpu``."""
         line = len(self.irqs) if line is None else line
         self.irqs.append(Irq(name, _ops_list(ops, f"irq {name!r}"), line, cpu, count, period,
@@ -257,8 +258,9 @@ class Scenario:
             "name": self.name, "description": self.description,
             "machine": dict(self.machine), "setup": _plain(self.setup),
             "task": [{"name": t.name, "cpu": t.cpu, "ops": _plain(t.ops)} for t in self.tasks],
-            "irq": [{"name": q.name, "line": q.line, "cpu": q.cpu, "count": q.count,
-                     "period": q.period, "first": q.first, "ops": _plain(q.ops)}
+            "irq": [{"name": q.name, "line": q.line, "cpu": q.cpu}
+                    | _count_field(self, q)
+                    | {"period": q.period, "first": q.first, "ops": _plain(q.ops)}
                     for q in self.irqs],
         }
 
@@ -283,7 +285,7 @@ class Scenario:
         for i, q in enumerate(d.get("irq", [])):
             _check_table(q, "irq", i, IRQ_KEYS)
             sc.irq(q.get("name", f"irq{i}"), q["ops"], q.get("line", i), q.get("cpu", 0),
-                   q.get("count", 1), q.get("period", 0), q.get("first", -1))
+                   q.get("count"), q.get("period", 0), q.get("first", -1))
         sc.validate()
         return sc
 
@@ -322,7 +324,8 @@ class Scenario:
             raise ValueError(f"irq lines: must be distinct ints 0..{K.MAXIRQ - 1}: {lines}")
         for q in self.irqs:
             w = f"irq {q.name!r}"
-            _check_int_field(w, "count", q.count, 0, K.MAX_IRQ_COUNT)
+            if q.count is not None:
+                _check_int_field(w, "count", q.count, 0, K.MAX_IRQ_COUNT)
             _check_int_field(w, "period", q.period, 0, K.MAX_IRQ_TIME)
             _check_int_field(w, "first", q.first, -1, K.MAX_IRQ_TIME)
         for t in self.tasks:
@@ -344,6 +347,29 @@ class Scenario:
         :meth:`validate`; a scenario built in code is checked as a loaded one is)."""
         from .loaded import load
         return load(self.validate(), trace_events)
+
+
+def device_lines(sc):
+    """The IRQ lines some ``device_start`` of a task or handler raises (constant lines)."""
+    progs = [(t.ops, f"task {t.name!r}") for t in sc.tasks] + \
+        [(q.ops, f"irq {q.name!r}") for q in sc.irqs]
+    return {op["line"] for ops, where in progs for _w, op in expand(ops, where)
+            if op["op"] == "device_start" and isinstance(op.get("line"), int)}
+
+
+def _count_field(sc, q):
+    """``{"count": N}`` for a handler's table; nothing for a device line's default (which
+    its device_starts decide, so a scenario read back behaves the same)."""
+    n = irq_count(sc, q)
+    return {} if q.count is None and n == 0 else {"count": n}
+
+
+def irq_count(sc, q):
+    """The raises (timed: firings) handler ``q`` gets: its ``count``, or by default 1, and 0
+    on a device's completion line, which fires when the transfer ends, not on its own."""
+    if q.count is not None:
+        return q.count
+    return 0 if q.line in device_lines(sc) else 1
 
 
 def _check_table(t, kind, i, keys):
