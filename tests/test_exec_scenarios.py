@@ -196,7 +196,7 @@ def test_data_pool_read_buffers_first_restored_for_every_run():
     alone by restores): a read sees what the write before it stored, every run."""
     ld = _one_task([{"op": "kmap_high", "pfn": 300, "as": "v"},
                     {"op": "write", "va": "v+8", "data": "a1a2a3a4"},
-                    {"op": "read", "va": "v+6", "n": 6, "as": "r"},
+                    {"op": "read", "va": "v+6", "n": 6},
                     {"op": "fill", "va": "v+64", "byte": 0x5C, "n": 3}]).build()
     S, B = ld.machine._S, ld.machine._B
     dp, rw, size = int(S[K.H_B_DATA]), int(S[K.H_DATA_RW]), int(S[K.H_DATA_SIZE])

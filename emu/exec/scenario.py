@@ -63,8 +63,8 @@ OPS = {
     "device_start": ("dma_addr", "data", "line", "cycles"),
     "wait_irq": ("line", "count"),
 }
-#: Ops whose result an ``as`` name can keep (an address, a handle; read: the bytes read).
-RESULT_OPS = ("kmap", "kmap_high", "kmap_high_get", "dma_map_page", "read")
+#: Ops whose result an ``as`` name can keep: an address or a DMA handle.
+RESULT_OPS = ("kmap", "kmap_high", "kmap_high_get", "dma_map_page")
 DEFAULTS = {"offset": 0, "size": K.PAGE_SIZE, "count": 1, "cycles": 1000}
 _DIRS = {"BIDIRECTIONAL": 0, "DMA_BIDIRECTIONAL": 0, "TO_DEVICE": 1, "DMA_TO_DEVICE": 1,
          "FROM_DEVICE": 2, "DMA_FROM_DEVICE": 2}
