@@ -68,20 +68,27 @@ def _epilogue(S, op, style):
     uop(S, K.UOP_BRANCH, 1)                         # mov pc, lr
 
 
+@inline
+def _clean_edges(S, B, start, end):
+    """dma_inv_range's ``tst; mcrne c7,c10,1`` pairs: clean the partial first and last lines
+    (their bytes outside the buffer are the CPU's). True if either line was partial."""
+    lmask = S[K.H_C_LINE] - 1
+    if start & lmask:
+        _mcr_line(S, B, K.OP_CLEAN, start)
+    if end & lmask:
+        _mcr_line(S, B, K.OP_CLEAN, end)
+    return ((start | end) & lmask) != 0
+
+
 @njit
 def _feroceon_edges(S, B, op, start, end):
     """feroceon_range_dma_{inv,clean,flush}_range up to the range op: for an invalidate, the
     partial edge lines are cleaned (IRQs still on). True if it cleaned one."""
-    lmask = S[K.H_C_LINE] - 1
     uop(S, K.UOP_MRS, 1)                            # mrs r2, cpsr
     if op != K.OP_INV:
         return False
     uop(S, K.UOP_ALU, 2)                            # tst r0 / tst r1
-    if start & lmask:
-        _mcr_line(S, B, K.OP_CLEAN, start)          # mcrne c7,c10,1 (partial first line)
-    if end & lmask:
-        _mcr_line(S, B, K.OP_CLEAN, end)            # mcrne c7,c10,1 (partial last line)
-    return ((start | end) & lmask) != 0
+    return _clean_edges(S, B, start, end)
 
 
 @njit
@@ -136,15 +143,10 @@ def dma_range_step(S, B, op, start, end, cursor):
         return RANGE_DONE
     if cursor == RANGE_START:
         _stat(S, K.CS_RANGE_OPS, 1)
-    if cursor == RANGE_START:
         cursor = start & ~lmask
         if op == K.OP_INV:
             uop(S, K.UOP_ALU, 3)                    # tst r0; tst r1; bic r0
-            if start & lmask:
-                _mcr_line(S, B, K.OP_CLEAN, start)  # mcrne c7,c10,1: partial first line
-            if end & lmask:
-                _mcr_line(S, B, K.OP_CLEAN, end)    # mcrne c7,c10,1: partial last line
-            if (start | end) & lmask and S[K.H_YIELD]:
+            if _clean_edges(S, B, start, end) and S[K.H_YIELD]:
                 # a scheduling point between the edge cleans and the invalidate loop: a line
                 # dirtied here (through a recycled alias) is dropped by the loop, not cleaned
                 return cursor
