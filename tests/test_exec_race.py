@@ -358,3 +358,12 @@ def test_the_window_between_the_edge_cleans_and_the_invalidate(cpu):
     assert ex.minimal.lost_bytes == 3 * 32
     ex = explore(_dma_window("kmap_high_get", cpu, FILL_OFFSET + 12, 64), bound=2)
     assert ex.complete and ex.failures == 0
+
+
+def test_maintenance_trace_lines_pair_each_line_with_its_own_pa(failing):
+    """Each "cache maintenance at VA for pa PA" names the line's own physical address (it
+    kept the chunk's start before), so VA - PA is the same on every line of a chunk."""
+    t = failing[4].trace
+    pairs = [(int(s.split(" at ")[1].split()[0], 16), int(s.split(" for pa ")[1].split()[0], 16))
+             for s in t if "cache maintenance at" in s]
+    assert len(pairs) > 100 and len({va - pa for va, pa in pairs}) == 1

@@ -134,7 +134,8 @@ def dma_cache_maint_page_step(S, B, c, f):
             S[K.H_DMA_LO] = pa
             S[K.H_DMA_HI] = pa + S[f + K.F_A4]
             cur0 = S[f + K.F_A5]
-            trace(S, K.T_MAINT, start if cur0 == RANGE_START else cur0, pa)
+            va = start if cur0 == RANGE_START else cur0
+            trace(S, K.T_MAINT, va, pa + va - start)    # the line's pa, as its va
             cur = dma_range_step(S, B, _chunk_op(S, f), start, start + S[f + K.F_A4], cur0)
             S[K.H_DMA_LO] = -1
             S[K.H_DMA_HI] = -1
@@ -261,8 +262,10 @@ def debug_sync(S, handle, size, d):
     if handle + size > h + S[e + K.DD_SIZE]:
         return _debug_error(S, K.DD_ERR_SYNC_RANGE, handle, S[e + K.DD_SIZE], size)
     # 2.6.30's check_sync tests the direction before its DMA_BIDIRECTIONAL exit, so a
-    # bidirectional mapping synced one way is reported too (later kernels swapped the two)
-    if S[e + K.DD_DIR] != d:
+    # bidirectional mapping synced one way is reported too; later kernels (the v3 model)
+    # swapped the two and accept it
+    if S[e + K.DD_DIR] != d and not (S[K.H_DMA_API] == K.API_V3
+                                     and S[e + K.DD_DIR] == K.DMA_BIDIRECTIONAL):
         return _debug_error(S, K.DD_ERR_SYNC_DIR, handle, size, S[e + K.DD_DIR] * 256 + d)
     return False
 
