@@ -115,7 +115,8 @@ def cmd_race(a):
 
 def _result_json(r):
     return {"outcome": r.outcome, "data_lost": r.data_lost, "lost_bytes": r.lost_bytes,
-            "stale_read_bytes": r.stale_reads, "deadlock": r.deadlock, "message": r.message, "decisions": r.decisions,
+            "stale_read_bytes": r.stale_reads, "deadlock": r.deadlock, "message": r.message,
+            "decisions": r.decisions,
             "preemptions": r.preemptions, "lockdep": r.lockdep,
             "findings": [f._asdict() | {"expected": f.expected.hex(), "found": f.found.hex()}
                          for f in r.findings],

@@ -342,7 +342,8 @@ def _pair_sentence(doc):
         k = stopped[0]
         return (f"With the {names[k]} kmap_lock the workload did not finish "
                 f"({v[k]['outcome']}); its column covers the run up to there (lock holds "
-                f"and IRQ responses that ended), and there is no per-pair comparison." + (f"\n{v[k]['message']}" if v[k]["message"] else ""))
+                f"and IRQ responses that ended), and there is no per-pair comparison."
+                + (f"\n{v[k]['message']}" if v[k]["message"] else ""))
     text = (f"IRQ-disabling kmap_lock costs {doc['irq_overhead_cycles_per_pair']} cycles per "
             f"kmap_high+kunmap_high pair in task context ({doc['irq_overhead_percent']}%, "
             f"{doc['irq_overhead_us_per_pair']} us); the masking instructions alone are "

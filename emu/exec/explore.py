@@ -482,12 +482,12 @@ def _why_no_irq(ld, prefix, h):
     masks IRQs there, runs a handler, or the raises are used up. The run stops there
     (``max_steps`` counts decisions); empty if it cannot (no decision yet)."""
     q = ld.scenario.irqs[h - 1 - len(ld.scenario.tasks)]
-    device = q.count is None and irq_count(ld.scenario, q) == 0
+    none = irq_count(ld.scenario, q) == 0              # no raise of its own at the start
     used_up = (f": {ld.names[h]} has been raised as often as its count allows"
                + (" (a device's completion line: one raise per device_start, none of its "
-                  "own unless the irq sets a count)" if device else ""))
+                  "own unless the irq sets a count)" if none and q.count is None else ""))
     if len(prefix) < 1:
-        return used_up if irq_count(ld.scenario, q) == 0 else ""
+        return used_up if none else ""
     r = ld.run(K.SCHED_DFS, prefix, final=False, max_steps=len(prefix))
     if r.decisions != len(prefix):
         return ""
