@@ -19,6 +19,7 @@ typedef int64_t i64;
 typedef uint8_t u8;
 
 #define RANGE_START (-1)
+#define RANGE_HALF 1
 #define RANGE_DONE (-2)
 
 static inline i64 imin(i64 a, i64 b) { return a < b ? a : b; }
@@ -631,6 +632,25 @@ static inline void feroceon_range(i64 *S, u8 *B, i64 op, i64 start, i64 end)
     uop(S, UOP_BRANCH, 1);
 }
 
+/* maint.py _two_op_step: the clean of a line, or its invalidate and the loop's tail; a
+ * scheduling point between the two (cursor | RANGE_HALF: cleaned, invalidate next) */
+static i64 two_op_step(i64 *S, u8 *B, i64 style, i64 cursor, i64 end)
+{
+    i64 va = cursor & ~(i64)RANGE_HALF;
+    if (cursor == va) {
+        mcr_line(S, B, OP_CLEAN, va);
+        return va | RANGE_HALF;
+    }
+    mcr_line(S, B, OP_INV, va);
+    uop(S, UOP_ALU, 2);
+    uop(S, UOP_BRANCH, 1);
+    va += S[H_C_LINE];
+    if (va < end)
+        return va;
+    epilogue(S, OP_FLUSH, style);
+    return RANGE_DONE;
+}
+
 i64 ref_dma_range_step(i64 *S, u8 *B, i64 op, i64 start, i64 end, i64 cursor)
 {
     i64 style = S[H_C_STYLE];
@@ -660,6 +680,8 @@ i64 ref_dma_range_step(i64 *S, u8 *B, i64 op, i64 start, i64 end, i64 cursor)
         }
     }
     int two_ops = op == OP_FLUSH && (style == STYLE_XSCALE || style == STYLE_V4WB);
+    if (two_ops && S[H_YIELD])
+        return two_op_step(S, B, style, cursor, end);
     i64 n, nd;
     cursor = range_lines(S, B, op, two_ops, cursor, end, S[H_YIELD] != 0, &n, &nd);
     account_loop(S, op, two_ops, n, nd);

@@ -4,8 +4,10 @@ Written from spec §4 (Linux 2.6.30.4 ``arch/arm/mm/{cache-v4wb,proc-arm926,proc
 proc-xscale}.S``). Each routine records the instructions it executes as micro-ops.
 
 Range operations are resumable between cache lines, because that is where the 2009 race
-preempts ``dma_map_page()``: :func:`dma_range_step` takes a cursor (``RANGE_START`` to begin)
-and returns the next cursor, or ``RANGE_DONE``. With ``S[H_YIELD] == 0`` it runs to the end in
+preempts ``dma_map_page()``, and in XScale's and v4wb's flush also between a line's clean and
+its invalidate: :func:`dma_range_step` takes a cursor (``RANGE_START`` to begin) and returns
+the next cursor (``| RANGE_HALF`` once a line is cleaned and not yet invalidated), or
+``RANGE_DONE``. With ``S[H_YIELD] == 0`` it runs to the end in
 one call. Feroceon's range variant is a single hardware operation with IRQs masked (fer:
 ``feroceon_range_dma_inv_range``), so it always completes in one step.
 """
@@ -21,6 +23,7 @@ from .kernels import (_stat, cache_load, flush_index, line_alloc, line_op, mark_
 
 RANGE_START = -1
 RANGE_DONE = -2
+RANGE_HALF = 1      # cursor bit: this line is cleaned, its invalidate is next (two-op flush)
 
 
 @inline
@@ -123,13 +126,33 @@ def _feroceon_range(S, B, op, start, end):
     uop(S, K.UOP_BRANCH, 1)
 
 
+@njit
+def _two_op_step(S, B, style, cursor, end):
+    """One instruction of a two-op flush loop: the line's clean (``c7,c10,1``), or its
+    invalidate (``c7,c6,1``) and ``add; cmp; blo``. A scheduling point lies between the two,
+    as between any two instructions: a line dirtied there through a recycled alias is
+    discarded by the invalidate (xsc:355, v4wb ``v4wb_coherent_kern_range``)."""
+    va = cursor & ~RANGE_HALF
+    if cursor == va:
+        _mcr_line(S, B, K.OP_CLEAN, va)
+        return va | RANGE_HALF
+    _mcr_line(S, B, K.OP_INV, va)
+    uop(S, K.UOP_ALU, 2)
+    uop(S, K.UOP_BRANCH, 1)
+    va += S[K.H_C_LINE]
+    if va < end:
+        return va                                   # a scheduling point between two lines
+    _epilogue(S, K.OP_FLUSH, style)
+    return RANGE_DONE
+
+
 @flat
 def dma_range_step(S, B, op, start, end, cursor):
     """Run the core's ``dma_{inv,clean,flush}_range(start, end)`` from ``cursor``.
 
     ``end`` is exclusive; the loop is bottom-tested (at least one line); for ``OP_INV`` the
     partial first and last lines are cleaned before the invalidate loop (spec §4.1-4.5).
-    Returns the cursor of the next line, or ``RANGE_DONE``.
+    Returns the cursor of the next line (or op), or ``RANGE_DONE``.
     """
     style = S[K.H_C_STYLE]
     going_on = cursor != RANGE_START            # this step is one more line, nothing else
@@ -154,6 +177,8 @@ def dma_range_step(S, B, op, start, end, cursor):
             uop(S, K.UOP_ALU, 1)                    # bic r0, r0, #CACHE_DLINESIZE - 1
     # xscale_dma_flush_range / v4wb_coherent_kern_range: clean then invalidate each line
     two_ops = op == K.OP_FLUSH and (style == K.STYLE_XSCALE or style == K.STYLE_V4WB)
+    if two_ops and S[K.H_YIELD]:
+        return _two_op_step(S, B, style, cursor, end)
     nmax = K.RANGE_ALL
     if S[K.H_YIELD]:
         nmax = 1 + (S[K.H_BATCH] if going_on else 0)

@@ -14,7 +14,7 @@ emu models), so ``handle >> PAGE_SHIFT`` is the page again.
 
 from .. import consts as K
 from .._jit import hot, inline, njit, tiny
-from ..cache.maint import RANGE_DONE, RANGE_START, dma_range_step
+from ..cache.maint import RANGE_DONE, RANGE_HALF, RANGE_START, dma_range_step
 from ..cost.account import uop
 from ..exec.frames import bug, fail, push, set_ret, yield_same
 from ..exec.trace import trace
@@ -134,8 +134,9 @@ def dma_cache_maint_page_step(S, B, c, f):
             S[K.H_DMA_LO] = pa
             S[K.H_DMA_HI] = pa + S[f + K.F_A4]
             cur0 = S[f + K.F_A5]
-            va = start if cur0 == RANGE_START else cur0
-            trace(S, K.T_MAINT, va, pa + va - start)    # the line's pa, as its va
+            va = start if cur0 == RANGE_START else cur0 & ~RANGE_HALF
+            kind = K.T_MAINT_INV if cur0 != RANGE_START and cur0 & RANGE_HALF else K.T_MAINT
+            trace(S, kind, va, pa + va - start)         # the line's pa, as its va
             cur = dma_range_step(S, B, _chunk_op(S, f), start, start + S[f + K.F_A4], cur0)
             S[K.H_DMA_LO] = -1
             S[K.H_DMA_HI] = -1

@@ -292,6 +292,8 @@ def readable_trace(ld):
             K.T_STORE: lambda: f"store {a:#010x} -> pa {b:#x} (page {b >> K.PAGE_SHIFT})",
             K.T_MAINT: lambda: f"cache maintenance at {a:#010x} for pa {b:#x} "
                                f"(page {b >> K.PAGE_SHIFT})",
+            K.T_MAINT_INV: lambda: f"cache maintenance at {a:#010x} for pa {b:#x} "
+                                   f"(page {b >> K.PAGE_SHIFT}): the invalidate after its clean",
             K.T_DMA_START: lambda: f"starts a device transfer of {b} bytes to {a:#x}",
             K.T_PAGE_ADDRESS: lambda: (f"page_address(page {b}) = {a:#010x}, not pinned"
                                        if a else f"page_address(page {b}) = NULL: no L1 op"),
