@@ -277,11 +277,12 @@ def kmap_high_new(irq):
 
 def kmap_high_wrap(cpu, irq, dirty):
     # cursor 7 -> 0: flush_all_zero_pkmaps: flush_cache_all; scan 8 slots, free the 7 count-1
-    # slots (page_address, pte_clear, set_page_address(NULL) each); one TLB flush of the
-    # window; slot 0 is free, so the search ends there
+    # slots (pte_clear, set_page_address(NULL) each; ARM's pte_clear macro drops the
+    # page_address(page) argument unevaluated); one TLB flush of the window; slot 0 is free,
+    # so the search ends there
     freed = len(WRAP_PAGES)
     return {"kmap_high": lock_kmap(irq) + KMAP_HIGH_COUNT + unlock_kmap(irq),
-            "page_address": PAGE_ADDRESS * (1 + freed),
+            "page_address": PAGE_ADDRESS,
             "map_new_virtual": SCAN_STEP + MAP_SLOT,
             "flush_all_zero_pkmaps": ZERO_SCAN_STEP * 8 + [("pte_write", 1)] * freed,
             "flush_cache_all": flush_cache_all(cpu, dirty),

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import re
+import tomllib
 import zlib
 
 import numpy as np
@@ -1183,3 +1184,36 @@ def test_timed_mode_time_slices_go_round_robin():
     assert r.outcome == "done"
     switched = [line.split()[3] for line in r.trace if line.endswith("<-- switch")]
     assert switched[:5] == ["t2", "t3", "t1", "t2", "t3"], switched
+
+
+SLEEPER = """
+name = "sleep"
+setup = [ { op = "kmap", pfn = 300, repeat = 4 } ]
+[machine]
+last_pkmap = 4
+lowmem_mb = 1
+highmem_mb = 4
+timeslice = 100000
+[[task]]
+name = "a"
+ops = [ { op = "kmap", pfn = 500 }, { op = "kunmap", pfn = 500 } ]
+[[task]]
+name = "b"
+ops = [ { op = "kunmap", pfn = 301 } ]
+"""
+
+
+def test_a_context_switch_is_charged_once_per_switch():
+    """a sleeps in map_new_virtual (every slot pinned), b runs and its kunmap wakes a, a
+    runs again: two switches, two context_switch micro-ops, both at the scheduler (the
+    sleep's schedule() was charged a second time in kmap_high). The first task a CPU runs
+    was running already: no switch, so step 1 starts at cycle 0."""
+    ld = Scenario.from_dict(tomllib.loads(SLEEPER)).build(trace_events=1000)
+    r = ld.run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and ld.machine.mm_stats["sleeps"] == 1
+    bd = ld.machine.breakdown()
+    cost = bd["schedule"]["task"]["context_switch"][1] // 2
+    assert bd["schedule"]["task"]["context_switch"] == (2, 2 * cost) and cost > 0
+    assert all("context_switch" not in kinds for name, per in bd.items() if name != "schedule"
+               for kinds in per.values())
+    assert "[cycle 0]" in r.trace[0]

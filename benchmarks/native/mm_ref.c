@@ -170,18 +170,24 @@ static inline int kmap_lock_acquire(i64 *S, i64 lk, i64 f, i64 flavour)
         trace(S, T_SPIN, S[H_CUR_SITE], S[lk + LK_OWNER]);
         return 0;
     }
-    smp_lock_uops(S);
+    int waited = 0;
     if (S[H_NOW] < S[lk + LK_FREE_AT]) {
-        /* released later in emulated time (another CPU): the acquisition waits for that */
+        /* released later in emulated time (another CPU): spin passes until then */
         S[f + F_LOCKST] = LOCKST_SPINNING;
         S[f + F_SPIN_AT] = S[H_NOW];
         S[lk + LK_CONTENTIONS] += 1;
-        S[H_NOW] = S[lk + LK_FREE_AT];
-        if (S[H_PROFILE]) {
-            i64 d = S[H_NOW] - S[f + F_SPIN_AT];
-            stat_minmax(S, lk, LK_WAIT_MIN, LK_WAIT_MAX, LK_WAIT_TOTAL, d);
-            S[S[H_R_PROF] + PROF_H_WAIT + log2_bucket(d)] += 1;
-        }
+        i64 cost = S[H_COST + UOP_SPIN_WAIT], t = S[lk + LK_FREE_AT];
+        if (cost > 0)
+            uop(S, UOP_SPIN_WAIT, (t - S[H_NOW] + cost - 1) / cost);
+        if (S[H_NOW] < t)
+            S[H_NOW] = t;
+        waited = 1;
+    }
+    smp_lock_uops(S);
+    if (waited && S[H_PROFILE]) {
+        i64 d = S[H_NOW] - S[f + F_SPIN_AT];
+        stat_minmax(S, lk, LK_WAIT_MIN, LK_WAIT_MAX, LK_WAIT_TOTAL, d);
+        S[S[H_R_PROF] + PROF_H_WAIT + log2_bucket(d)] += 1;
     }
     S[f + F_LOCKST] = LOCKST_IDLE;
     S[lk + LK_OWNER] = S[H_CUR_CTX];

@@ -87,6 +87,18 @@ def _stat_minmax(S, lk, mn, mx, total, d):
         S[lk + mn] = d
 
 
+@inline
+def _spin_until(S, t):
+    """Spin passes (``ldrex; teq; wfene; strexeq; teqeq; bne``) until the clock reaches
+    ``t``: a ``spin_wait`` micro-op each, so the wait shows where the cycles went (spec
+    §1.5: the contended loop is modelled explicitly); the last pass sees the release."""
+    cost = S[K.H_COST + K.UOP_SPIN_WAIT]
+    if cost > 0:
+        uop(S, K.UOP_SPIN_WAIT, (t - S[K.H_NOW] + cost - 1) // cost)
+    if S[K.H_NOW] < t:
+        S[K.H_NOW] = t                          # (a spin_wait priced at 0 cycles)
+
+
 @hot
 def lock_try(S, lk, f):
     """One attempt to take lock ``lk`` for the running context; False: spin and retry.
@@ -102,15 +114,15 @@ def lock_try(S, lk, f):
         uop(S, K.UOP_SPIN_WAIT, 1)
         trace(S, K.T_SPIN, S[K.H_CUR_SITE], S[lk + K.LK_OWNER])
         return False
-    _smp_lock_uops(S)
     if S[K.H_NOW] < S[lk + K.LK_FREE_AT]:
-        # another CPU released it later in emulated time than this CPU's clock: the
-        # acquisition waits for that release (lock hold times never overlap)
+        # another CPU released it later in emulated time than this CPU's clock: this CPU
+        # spins until that release (lock hold times never overlap), then takes it
         if S[f + K.F_LOCKST] != K.LOCKST_SPINNING:
             S[f + K.F_LOCKST] = K.LOCKST_SPINNING
             S[f + K.F_SPIN_AT] = S[K.H_NOW]
             S[lk + K.LK_CONTENTIONS] += 1
-        S[K.H_NOW] = S[lk + K.LK_FREE_AT]
+        _spin_until(S, S[lk + K.LK_FREE_AT])
+    _smp_lock_uops(S)
     now = clock(S)
     if S[f + K.F_LOCKST] == K.LOCKST_SPINNING and S[K.H_PROFILE]:
         d = now - S[f + K.F_SPIN_AT]

@@ -245,7 +245,8 @@ def run_action(S, B, a, tracing):
     if S[r + K.CPU_CUR] != c:
         enter_context(S, c)
         set_site(S, K.SITE_SCHEDULE)
-        uop(S, K.UOP_CONTEXT_SWITCH, 1)
+        if S[r + K.CPU_CUR] >= 0:               # a CPU's first task was running already
+            uop(S, K.UOP_CONTEXT_SWITCH, 1)
         S[r + K.CPU_CUR] = c
         S[cr + K.CTX_SLICE_AT] = S[K.H_NOW]
         trace(S, K.T_SWITCH, c, 0)

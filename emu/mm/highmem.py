@@ -114,7 +114,8 @@ def flush_all_zero_pkmaps(S, B):
             leave_site(S, prev)
             return i
         S[_count(S, i)] = 0
-        page_address(S, page)                   # 2.6.30 passes page_address(page) to pte_clear
+        # 2.6.30 writes pte_clear(&init_mm, page_address(page), ptep), but ARM's pte_clear
+        # macro drops its addr argument (asm/pgtable.h): no page_address() runs on ARM
         pte_clear(S, i)
         set_page_address(S, page, 0)
         need_flush = True
@@ -236,7 +237,7 @@ def kmap_high_step(S, B, c, f):
             unlock(S, lk, flavour, S[f + K.F_FLAGS])
             S[S[K.H_R_MMSTAT] + K.MM_SLEEPS] += 1
             trace(S, K.T_SLEEP, pfn, 0)
-            uop(S, K.UOP_CONTEXT_SWITCH, 1)
+            # schedule(): the switch is charged once, when the scheduler runs the next task
             S[f + K.F_PC] = _WOKEN
             return K.ST_SLEEP
     return _count_up_and_unlock(S, c, f, lk, flavour, pfn, vaddr, K.BUG_KMAP_COUNT)
