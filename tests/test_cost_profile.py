@@ -666,6 +666,22 @@ def test_presets_costs_with_an_override_file(tmp_path):
     assert rows["irq_restore"][1] == "3"                    # msr_c only
 
 
+def test_presets_costs_marks_a_composite_of_estimates_as_one():
+    """Feroceon's irq_save is mrs + orr + msr_c, all estimates (spec §1.3 Feroceon row: E):
+    the JSON and the text say E, not D; ARM926's (from S-emu parts) stays D (spec §1.4)."""
+    rc, out, err = call("presets", "--costs", "--json")
+    assert rc == 0, err
+    ops = {cpu: c["micro_ops"] for cpu, c in json.loads(out)["costs"].items()}
+    assert ops["feroceon"]["irq_save"]["mark"] == "E"
+    assert ops["xscale"]["irq_save"]["mark"] == "R"
+    assert ops["arm926"]["irq_save"]["mark"] == "D"
+    assert {c["smp_lock"]["mark"] for c in ops.values()} == {"E"}
+    rc, out, err = call("presets", "--costs", "--cpu", "feroceon")
+    assert rc == 0, err
+    row = next(ln for ln in out.splitlines() if ln.startswith("irq_save "))
+    assert row.split()[3] == "E"
+
+
 # ---------------------------------------------------------------------------------------------
 # SMP: two CPUs share kmap_lock
 # ---------------------------------------------------------------------------------------------
