@@ -480,6 +480,72 @@ def test_profile_cli_missing_scenario_file(tmp_path):
     assert "nope.toml" in err
 
 
+OWN_CORE_TOML = """
+name = "own core"
+setup = [ { op = "kmap", pfn = 300 } ]
+[machine]
+cpu = "%s"
+seed = 3
+highmem_mb = 4
+costs = { core_mhz = 1000, mrs = 7 }
+[[task]]
+name = "a"
+ops = [ { op = "kmap_high", pfn = 300 }, { op = "kunmap_high", pfn = 300 } ]
+"""
+
+
+@pytest.fixture
+def own_core(tmp_path):
+    p = tmp_path / "own.toml"
+    p.write_text(OWN_CORE_TOML % "feroceon")
+    return p
+
+
+def test_a_scenario_files_own_core_seed_and_costs_apply(own_core):
+    """Without cpu / seed, the file's [machine] cpu, seed and costs (its clock, its mrs)
+    are what runs and what the document says."""
+    doc, loaded = profile(workload_name=str(own_core))
+    assert (doc["cpu"], doc["seed"], doc["core_mhz"]) == ("feroceon", 3, 1000)
+    assert loaded["irq"].machine.cpu == "feroceon"
+    assert doc["irq_overhead_cycles_per_pair"] == masking("feroceon", {"mrs": 7})
+
+
+def test_given_core_and_seed_win_and_given_costs_apply_over_the_files(own_core):
+    doc, loaded = profile("arm926", str(own_core), seed=1, costs={"msr_c": 5})
+    assert (doc["cpu"], doc["seed"], doc["core_mhz"]) == ("arm926", 1, 1000)
+    assert loaded["plain"].machine.cpu == "arm926"
+    # the file's mrs 7 and clock stay, the given msr_c is added: key by key
+    assert doc["irq_overhead_cycles_per_pair"] == masking("arm926", {"mrs": 7, "msr_c": 5})
+    doc, _ = profile(workload_name=str(own_core), costs={"mrs": 2})
+    assert doc["irq_overhead_cycles_per_pair"] == masking("feroceon", {"mrs": 2})
+
+
+def test_profile_cli_reports_the_files_core_and_takes_its_costs_section(own_core, tmp_path):
+    rc, out, err = call("profile", "--workload", own_core)
+    assert rc == 0, err
+    assert out.startswith(f"kmap_lock profile: feroceon at 1000 MHz, workload {own_core} "
+                          f"(seed 3)")
+    f = tmp_path / "c.toml"
+    f.write_text("[feroceon]\nmsr_c = 5\n[arm926]\nmsr_c = 9\n")
+    rc, out, err = call("profile", "--workload", own_core, "--costs", f, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["irq_overhead_cycles_per_pair"] == masking(
+        "feroceon", {"mrs": 7, "msr_c": 5})
+    rc, out, err = call("profile", "--workload", own_core, "--cpu", "arm926", "--costs", f)
+    assert rc == 0, err
+    assert out.startswith("kmap_lock profile: arm926 at 1000 MHz")
+    assert f"{masking('arm926', {'mrs': 7, 'msr_c': 9})}.0 cycles per" in out
+
+
+def test_a_scenario_files_bad_core_names_the_file(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text(OWN_CORE_TOML % "cortex")
+    with pytest.raises(ValueError, match=r"bad\.toml: \[machine\] cpu='cortex': accepted "
+                                         r"values are arm926, feroceon"):
+        profile(workload_name=str(p))
+    assert profile("arm926", str(p))[0]["cpu"] == "arm926"     # a given core replaces it
+
+
 # ---------------------------------------------------------------------------------------------
 # emu profile --json / --trace / --plot, emu presets --costs
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ Workloads:
 ``fastpath``  kmap_high + kunmap_high of a page that stays mapped (the kmap_lock fast path)
 ``churn``     kmap/kunmap over a working set of 4 x LAST_PKMAP pages: wraps, flushes
 ``dma-irq``   the churn, plus a periodic IRQ whose handler maps a 4 KiB buffer for DMA
-FILE.toml     any user scenario (its tasks and IRQs, timed)
+FILE.toml     any user scenario (its tasks and IRQs, timed); its own ``[machine]`` ``cpu``,
+              ``seed`` and ``ncpus`` apply unless given, given cost overrides apply over its
+              own ``costs`` key by key (:func:`settings`)
 """
 
 import os
@@ -24,7 +26,7 @@ from .. import consts as K
 from .._args import check_int, check_real
 from ..exec.scenario import Scenario
 from ..errors import EmuError
-from .tables import CLOCKS, IRQ_ENTRY_WORST, clocks, cost_vector
+from .tables import CLOCKS, CORES, IRQ_ENTRY_WORST, clocks, cost_vector, validate_overrides
 
 WORKLOADS = ("fastpath", "churn", "dma-irq")
 FAST_PAGE = 300
@@ -63,9 +65,63 @@ def _check_workload(name):
                      f"{', '.join(WORKLOADS)} or the path of a scenario TOML file")
 
 
-def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None,
+def _own_machine(name):
+    """The ``[machine]`` table of scenario file ``name`` and the prefix naming it in errors;
+    nothing for a built-in workload."""
+    _check_workload(name)
+    if name in WORKLOADS:
+        return {}, ""
+    return Scenario.from_toml(name).machine, f"{os.fspath(name)}: [machine] "
+
+
+def _check_core(name, cpu):
+    """``cpu`` if it is a core preset, else ValueError naming ``name`` and the presets."""
+    if not isinstance(cpu, str) or cpu not in CLOCKS:
+        raise ValueError(f"{name}={cpu!r}: accepted values are {', '.join(CORES)}")
+    return cpu
+
+
+def settings(workload_name, cpu=None, seed=None, ncpus=None, costs=None):
+    """The core, seed, CPU count and cost overrides a workload runs with.
+
+    Parameters
+    ----------
+    workload_name : str or os.PathLike
+        A built-in workload (:data:`WORKLOADS`) or a scenario TOML file.
+    cpu, seed, ncpus : optional
+        Given: used. None: the scenario file's own ``[machine]`` value, else ``arm926``
+        (``K.DEFAULT_CPU``), seed 0, 1 CPU.
+    costs : Mapping or None
+        Cost overrides, applied key by key over the file's own ``[machine] costs``.
+
+    Returns
+    -------
+    dict
+        ``cpu``, ``seed``, ``ncpus``, ``costs`` (a dict), checked: ``ValueError`` names the
+        argument (or the file's key) and what is accepted.
+    """
+    own, where = _own_machine(workload_name)
+
+    def pick(key, given, default):
+        """(the name an error gives it, value): given, else the file's own, else default."""
+        return (key, given) if given is not None else (where + key, own.get(key, default))
+
+    return {"cpu": _check_core(*pick("cpu", cpu, K.DEFAULT_CPU)),
+            "seed": check_int(*pick("seed", seed, 0), 0),
+            "ncpus": check_int(*pick("ncpus", ncpus, 1), 1, K.MAXCPUS),
+            "costs": validate_overrides(own.get("costs"), where=f"{where}costs")
+            | validate_overrides(costs)}
+
+
+def workload(name, cpu=None, kmap_high_get=True, seed=None, ncpus=None, costs=None,
              scale=1.0):
-    """The :class:`Scenario` of a named workload (or a TOML file) for one variant."""
+    """The :class:`Scenario` of a named workload (or a TOML file) for one variant.
+
+    ``cpu``, ``seed``, ``ncpus`` and ``costs`` as :func:`settings` resolves them: a file's own
+    ``[machine]`` values unless given, given costs over its own key by key.
+    """
+    s = settings(name, cpu, seed, ncpus, costs)
+    cpu, seed, ncpus, costs = s["cpu"], s["seed"], s["ncpus"], s["costs"]
     mc = _machine(cpu, kmap_high_get, ncpus, seed, costs)
     rng = np.random.default_rng(seed)
     n = max(1, int(2000 * scale))
@@ -87,17 +143,15 @@ def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None
                  "direction": "FROM_DEVICE"},
             ], line=0, cpu=0, count=10 ** 9, period=50_000, first=50_000)
         return sc
-    _check_workload(name)
     sc = Scenario.from_toml(name)
-    sc.machine.update({"cpu": cpu, "kmap_high_get": kmap_high_get, "seed": seed})
+    sc.machine.update({"cpu": cpu, "kmap_high_get": kmap_high_get, "seed": seed,
+                       "ncpus": ncpus, "costs": costs})
     if not kmap_high_get:
         # the plain-lock variant keeps the scenario's own kmap_high_get() calls, compiled in
         # as built-in scenario (iii) has them; only the DMA pinning goes back to page_address
         sc.machine["force_kmap_high_get"] = True
         if sc.machine.get("dma_pinning") == "kmap_high_get":
             sc.machine["dma_pinning"] = "page_address"
-    if costs:
-        sc.machine["costs"] = dict(costs)
     return sc
 
 
@@ -282,26 +336,39 @@ def _work_differs(irq, plain):
     return out
 
 
-def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, scale=1.0,
+def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None, scale=1.0,
             trace_events=0):
     """Profile ``workload_name`` on core ``cpu`` with and without IRQ-disabling kmap_lock.
 
-    Returns the JSON document of ``emu profile --json`` (see API.md) and the two Loaded
-    machines (for traces and plots).
+    Parameters
+    ----------
+    cpu : str or None
+        Core preset; None: a scenario file's own ``[machine] cpu``, else ``"arm926"``.
+    workload_name : str or os.PathLike
+        ``"fastpath"``, ``"churn"``, ``"dma-irq"`` or a scenario TOML file.
+    seed, ncpus : int or None
+        None: a scenario file's own, else 0 and 1.
+    costs : Mapping or None
+        Cost overrides, applied key by key over a scenario file's own ``[machine] costs``.
+    scale : float
+        A built-in workload's length, relative to 2,000 operations per task.
+    trace_events : int
+        Room for trace events (for :func:`~emu.cost.chrome.write_chrome_trace`).
+
+    Returns
+    -------
+    (dict, dict)
+        The JSON document of ``emu profile --json`` (see API.md; its ``cpu``, ``seed``,
+        ``ncpus`` and ``core_mhz`` are the ones the runs used) and the two Loaded machines
+        (for traces and plots).
     """
-    if cpu not in CLOCKS:
-        raise ValueError(f"cpu={cpu!r}: accepted values are {', '.join(CLOCKS)}")
-    cost_vector(cpu, costs)                          # validate overrides before running
-    seed = check_int("seed", seed, 0)
-    ncpus = check_int("ncpus", ncpus, 1, K.MAXCPUS)
+    s = settings(workload_name, cpu, seed, ncpus, costs)   # checked before anything runs
+    cpu, seed, costs = s["cpu"], s["seed"], s["costs"]
     scale = check_real("scale", scale, MIN_SCALE, MAX_SCALE)
-    _check_workload(workload_name)
     _MHZ[cpu] = clocks(cpu, costs)["core_mhz"]
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):
-        sc = workload(workload_name, cpu, khg, seed, ncpus, costs, scale)
-        # the clock the machine runs at: a scenario file's own [machine] costs count too
-        _MHZ[cpu] = clocks(cpu, sc.machine.get("costs"))["core_mhz"]
+        sc = workload(workload_name, cpu, khg, seed, s["ncpus"], costs, scale)
         variants[key], loaded[key] = profile_variant(sc, trace_events)
     irq, plain = variants["irq"], variants["plain"]
     if irq["outcome"] != "done" and plain["outcome"] != "done":
@@ -398,8 +465,11 @@ def main_profile(a):
 
     from ..warmup import warmup
     from .tables import load_overrides
+    # the --costs file's per-core section is the core the run uses: a scenario file's own
+    # cpu unless --cpu is given
+    cpu = settings(a.workload, a.cpu)["cpu"] if a.costs else a.cpu
+    costs = load_overrides(a.costs, cpu) if a.costs else None
     warmup()
-    costs = load_overrides(a.costs, a.cpu) if a.costs else None
     doc, loaded = profile(a.cpu, a.workload, a.seed, costs=costs,
                           trace_events=(1 << 21) if a.trace else 0)
     if a.trace:
