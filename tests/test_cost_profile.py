@@ -546,6 +546,69 @@ def test_a_scenario_files_bad_core_names_the_file(tmp_path):
     assert profile("arm926", str(p))[0]["cpu"] == "arm926"     # a given core replaces it
 
 
+NO_PAIR_TOML = """
+name = "dma only"
+setup = [ { op = "kmap", pfn = 300 } ]
+[machine]
+highmem_mb = 4
+[[task]]
+name = "a"
+ops = [
+  { op = "dma_map_page", pfn = 300, size = 4096, direction = "TO_DEVICE", as = "h" },
+  { op = "dma_unmap_page", dma_addr = "h", size = 4096, direction = "TO_DEVICE" },%s
+]
+"""
+
+
+def test_tasks_without_kmap_high_have_no_pair(tmp_path):
+    """The task's dma_map_page pins the mapped page with kmap_high_get and unpins it with
+    kunmap_high (irq variant), but no task calls kmap_high: there is no pair to price, so
+    pair_cycles and the overhead are null, and the text says why instead of a percentage."""
+    p = tmp_path / "dma.toml"
+    p.write_text(NO_PAIR_TOML % "")
+    doc, _ = profile(workload_name=str(p))
+    irq, plain = doc["variants"]["irq"], doc["variants"]["plain"]
+    assert irq["routines_by_context"]["task"]["kunmap_high"]["calls"] == 1
+    assert irq["pair_cycles"] is None and plain["pair_cycles"] is None
+    assert doc["irq_overhead_cycles_per_pair"] is None
+    assert doc["irq_overhead_percent"] is None and doc["irq_overhead_us_per_pair"] is None
+    from emu.cost.plot import _overhead                     # the plot's title says why too
+    assert _overhead(doc) == "no kmap_high+kunmap_high pair in the tasks"
+    rc, out, err = call("profile", "--workload", p)
+    assert rc == 0, err
+    assert ("No per-pair comparison: the pair is the tasks' kmap_high + kunmap_high, and they "
+            "made no kmap_high call with the spin_lock_irq kmap_lock, no kmap_high or "
+            "kunmap_high call with the spin_lock kmap_lock.") in out
+    assert "cycles per kmap_high+kunmap_high pair" not in out and "%" not in out
+
+
+def test_a_dma_unpin_in_a_task_counts_in_the_kunmap_high_average(tmp_path):
+    """API.md's definition: pair_cycles is the tasks' kmap_high average plus their
+    kunmap_high average, a kunmap_high that releases a DMA pin included; the calls then
+    differ between the variants, and work_differs says so."""
+    p = tmp_path / "mix.toml"
+    p.write_text(NO_PAIR_TOML % '\n  { op = "kmap_high", pfn = 300 }, '
+                                '{ op = "kunmap_high", pfn = 300 },')
+    doc, _ = profile(workload_name=str(p))
+    assert doc["work_differs"]["kunmap_high calls"] == [2, 1]
+    for v in doc["variants"].values():
+        task = v["routines_by_context"]["task"]
+        assert task["kmap_high"]["calls"] == 1
+        assert v["pair_cycles"] == round(task["kmap_high"]["cycles_avg"]
+                                         + task["kunmap_high"]["cycles_avg"], 2)
+    assert doc["irq_overhead_cycles_per_pair"] == masking("arm926")
+
+
+def test_no_percentage_of_a_zero_cycle_pair():
+    """With every cost but irq_disable / irq_enable at 0 the plain pair costs 0 cycles: the
+    overhead (12 cycles) is not 0.0 % of it; there is no percentage."""
+    zero = {n: 0 for n in K.UOP_NAMES} | {"irq_disable": 6, "irq_enable": 6}
+    doc = prof("arm926", "fastpath", scale=0.01, costs=zero)
+    assert doc["variants"]["plain"]["pair_cycles"] == 0
+    assert doc["irq_overhead_cycles_per_pair"] == 12
+    assert doc["irq_overhead_percent"] is None
+
+
 # ---------------------------------------------------------------------------------------------
 # emu profile --json / --trace / --plot, emu presets --costs
 # ---------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ LAST_PKMAP = 512
 MAX_STEPS = 20_000_000
 MIN_SCALE = 0.0005          # scale: a built-in workload's 2,000 operations per task times it
 MAX_SCALE = 100
+PAIR = ("kmap_high", "kunmap_high")     # the routines pair_cycles adds (tasks' calls)
 
 
 def _machine(cpu, kmap_high_get, ncpus, seed, costs):
@@ -284,6 +285,22 @@ def _masking_per_pair(costs, khg):
                + costs[K.UOP_IRQ_RESTORE])
 
 
+def _pair_cycles(task):
+    """One kmap_high + kunmap_high in task context: the average cycles of the tasks' kmap_high
+    calls plus those of their kunmap_high calls (a kunmap_high that releases a DMA pin counts
+    too), rounded; None where the tasks never called one of the two (no pair to price).
+    An IRQ handler's kunmap_high (after its kmap_high_get) is not one: ``task`` holds the
+    tasks' routines only."""
+    if not all(n in task for n in PAIR):
+        return None
+    return round(sum(task[n]["cycles_avg"] for n in PAIR), 2)
+
+
+def _missing_pair_calls(v):
+    """The routines of the pair a variant's tasks never called."""
+    return [n for n in PAIR if n not in v["routines_by_context"]["task"]]
+
+
 def profile_variant(sc, trace_events=0):
     """Run one workload variant (timed schedule); returns (report dict, Loaded).
 
@@ -296,9 +313,6 @@ def profile_variant(sc, trace_events=0):
     cpu = m.cpu
     total = max(m.cycles)
     rout, by_ctx = _routines(S, cpu)
-    # the tasks' pair: an IRQ handler's kunmap_high (after its kmap_high_get) is not one
-    pair = sum(by_ctx["task"].get(n, {}).get("cycles_avg", 0)
-               for n in ("kmap_high", "kunmap_high"))
     return {
         "kmap_high_get": m.kmap_high_get_enabled,
         "kmap_lock": "spin_lock_irq / spin_lock_irqsave" if m.kmap_high_get_enabled
@@ -308,7 +322,7 @@ def profile_variant(sc, trace_events=0):
         "cycles": total, "us": _us(cpu, total),
         "routines": rout,
         "routines_by_context": by_ctx,
-        "pair_cycles": round(pair, 2),
+        "pair_cycles": _pair_cycles(by_ctx["task"]),
         "masking_cycles_per_pair": _masking_per_pair(m._costs, m.kmap_high_get_enabled),
         "lock_stat": _lock_stat(S, cpu),
         "irqsoff": _irqsoff(S, cpu, sum(m.cycles), m._costs),
@@ -334,6 +348,17 @@ def _work_differs(irq, plain):
         if ca != cb:
             out[f"{n} calls"] = [ca, cb]
     return out
+
+
+def _overhead(irq, plain):
+    """Cycles the irq locks add per pair, and that as a percentage of the plain pair: None
+    unless both runs finished and both have a pair (the percentage also needs a plain pair
+    of more than 0 cycles)."""
+    a, b = irq["pair_cycles"], plain["pair_cycles"]
+    if irq["outcome"] != "done" or plain["outcome"] != "done" or a is None or b is None:
+        return None, None
+    over = round(a - b, 2)
+    return over, (round(100 * over / b, 2) if b else None)
 
 
 def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None, scale=1.0,
@@ -375,17 +400,14 @@ def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None
         raise EmuError(f"profile workload {workload_name!r} did not finish with either "
                        f"kmap_lock: {_stopped(irq)} with spin_lock_irq; {_stopped(plain)} "
                        f"with spin_lock")
-    # the per-pair comparison needs both runs whole
-    both = irq["outcome"] == plain["outcome"] == "done"
-    over = round(irq["pair_cycles"] - plain["pair_cycles"], 2) if both else None
+    over, percent = _overhead(irq, plain)
     doc = {
         "cpu": cpu, "workload": workload_name, "seed": seed,
         "ncpus": loaded["irq"].machine.ncpus,          # a scenario file's own, if it sets one
         "core_mhz": _MHZ[cpu],
         "irq_overhead_cycles_per_pair": over,
-        "irq_overhead_percent": round(100 * over / plain["pair_cycles"], 2)
-        if both and plain["pair_cycles"] else (0.0 if both else None),
-        "irq_overhead_us_per_pair": _us(cpu, over) if both else None,
+        "irq_overhead_percent": percent,
+        "irq_overhead_us_per_pair": None if over is None else _us(cpu, over),
         "work_differs": _work_differs(irq, plain),
         "masking_cycles_per_pair": irq["masking_cycles_per_pair"],
         "irqs_off_max_cycles": irq["irqsoff"]["max_cycles"],
@@ -400,6 +422,19 @@ def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None
 # ---------------------------------------------------------------------------------------------
 
 
+def _no_pair_sentence(v, names):
+    """Why there is no per-pair figure (both runs finished): the tasks of a run never called
+    kmap_high or kunmap_high."""
+    miss = {k: " or ".join(_missing_pair_calls(v[k])) for k in ("irq", "plain")}
+    if miss["irq"] == miss["plain"]:
+        why = f"no {miss['irq']} call in either run"
+    else:
+        why = ", ".join(f"no {miss[k]} call with the {names[k]} kmap_lock"
+                        for k in ("irq", "plain") if miss[k])
+    return (f"No per-pair comparison: the pair is the tasks' kmap_high + kunmap_high, and "
+            f"they made {why}.")
+
+
 def _pair_sentence(doc):
     """What the IRQ-disabling locks cost per pair, and how far the runs can be compared."""
     v = doc["variants"]
@@ -411,8 +446,11 @@ def _pair_sentence(doc):
                 f"({v[k]['outcome']}); its column covers the run up to there (lock holds "
                 f"and IRQ responses that ended), and there is no per-pair comparison."
                 + (f"\n{v[k]['message']}" if v[k]["message"] else ""))
+    if doc["irq_overhead_cycles_per_pair"] is None:
+        return _no_pair_sentence(v, names)
+    pct = "" if doc["irq_overhead_percent"] is None else f"{doc['irq_overhead_percent']}%, "
     text = (f"IRQ-disabling kmap_lock costs {doc['irq_overhead_cycles_per_pair']} cycles per "
-            f"kmap_high+kunmap_high pair in task context ({doc['irq_overhead_percent']}%, "
+            f"kmap_high+kunmap_high pair in task context ({pct}"
             f"{doc['irq_overhead_us_per_pair']} us); the masking instructions alone are "
             f"{doc['masking_cycles_per_pair']} cycles.")
     if doc["work_differs"]:
