@@ -371,9 +371,13 @@ def build_parser():
     q.set_defaults(fn=cmd_presets)
 
     f = sub.add_parser("profile", help="kmap_lock cost with and without IRQ disabling")
-    f.add_argument("--cpu", default="arm926", choices=cores, help="core preset (default arm926)")
+    f.add_argument("--cpu", choices=cores,
+                   help=f"core preset (default: a scenario file's own [machine] cpu, else "
+                        f"{K.DEFAULT_CPU})")
     f.add_argument("--workload", default="dma-irq",
-                   help="fastpath, churn, dma-irq (default) or a scenario FILE.toml")
+                   help="fastpath, churn, dma-irq (default) or a scenario FILE.toml (its "
+                        "[machine] cpu and seed apply unless --cpu / --seed are given; "
+                        "--costs applies over its [machine] costs)")
     f.add_argument("--json", action="store_true", help=js)
     f.add_argument("--plot", metavar="FILE.png",
                    help="irq vs plain locks: cycles per routine, irqs-off sections, IRQ "
@@ -381,8 +385,11 @@ def build_parser():
     f.add_argument("--trace", metavar="FILE.json",
                    help="write a Chrome / Perfetto timeline of both runs (irq and plain "
                         "kmap_lock)")
-    f.add_argument("--costs", metavar="FILE.toml", help="override cycle costs")
-    f.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    f.add_argument("--costs", metavar="FILE.toml",
+                   help="override cycle costs (the [costs] section, then the core's own; over a "
+                        "scenario file's [machine] costs, key by key)")
+    f.add_argument("--seed", type=int, default=None,
+                   help="workload seed (default: a scenario file's own [machine] seed, else 0)")
     f.set_defaults(fn=cmd_profile)
     return p
 

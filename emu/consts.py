@@ -107,6 +107,7 @@ STYLE_ARM926 = 1          # proc-arm926.S
 STYLE_FEROCEON = 2        # proc-feroceon.S, feroceon_range_cache_fns (88FR131 / 88FR571)
 STYLE_XSCALE = 3          # proc-xscale.S
 STYLE_NAMES = ("v4wb", "arm926", "feroceon", "xscale")
+DEFAULT_CPU = "arm926"      # the core preset when none is given (emu profile, its file)
 
 # Range operations (dmac_*_range)
 OP_INV = 0

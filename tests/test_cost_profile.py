@@ -481,6 +481,135 @@ def test_profile_cli_missing_scenario_file(tmp_path):
     assert "nope.toml" in err
 
 
+OWN_CORE_TOML = """
+name = "own core"
+setup = [ { op = "kmap", pfn = 300 } ]
+[machine]
+cpu = "%s"
+seed = 3
+highmem_mb = 4
+costs = { core_mhz = 1000, mrs = 7 }
+[[task]]
+name = "a"
+ops = [ { op = "kmap_high", pfn = 300 }, { op = "kunmap_high", pfn = 300 } ]
+"""
+
+
+@pytest.fixture
+def own_core(tmp_path):
+    p = tmp_path / "own.toml"
+    p.write_text(OWN_CORE_TOML % "feroceon")
+    return p
+
+
+def test_a_scenario_files_own_core_seed_and_costs_apply(own_core):
+    """Without cpu / seed, the file's [machine] cpu, seed and costs (its clock, its mrs)
+    are what runs and what the document says."""
+    doc, loaded = profile(workload_name=str(own_core))
+    assert (doc["cpu"], doc["seed"], doc["core_mhz"]) == ("feroceon", 3, 1000)
+    assert loaded["irq"].machine.cpu == "feroceon"
+    assert doc["irq_overhead_cycles_per_pair"] == masking("feroceon", {"mrs": 7})
+
+
+def test_given_core_and_seed_win_and_given_costs_apply_over_the_files(own_core):
+    doc, loaded = profile("arm926", str(own_core), seed=1, costs={"msr_c": 5})
+    assert (doc["cpu"], doc["seed"], doc["core_mhz"]) == ("arm926", 1, 1000)
+    assert loaded["plain"].machine.cpu == "arm926"
+    # the file's mrs 7 and clock stay, the given msr_c is added: key by key
+    assert doc["irq_overhead_cycles_per_pair"] == masking("arm926", {"mrs": 7, "msr_c": 5})
+    doc, _ = profile(workload_name=str(own_core), costs={"mrs": 2})
+    assert doc["irq_overhead_cycles_per_pair"] == masking("feroceon", {"mrs": 2})
+
+
+def test_profile_cli_reports_the_files_core_and_takes_its_costs_section(own_core, tmp_path):
+    rc, out, err = call("profile", "--workload", own_core)
+    assert rc == 0, err
+    assert out.startswith(f"kmap_lock profile: feroceon at 1000 MHz, workload {own_core} "
+                          f"(seed 3)")
+    f = tmp_path / "c.toml"
+    f.write_text("[feroceon]\nmsr_c = 5\n[arm926]\nmsr_c = 9\n")
+    rc, out, err = call("profile", "--workload", own_core, "--costs", f, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["irq_overhead_cycles_per_pair"] == masking(
+        "feroceon", {"mrs": 7, "msr_c": 5})
+    rc, out, err = call("profile", "--workload", own_core, "--cpu", "arm926", "--costs", f)
+    assert rc == 0, err
+    assert out.startswith("kmap_lock profile: arm926 at 1000 MHz")
+    assert f"{masking('arm926', {'mrs': 7, 'msr_c': 9})}.0 cycles per" in out
+
+
+def test_a_scenario_files_bad_core_names_the_file(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text(OWN_CORE_TOML % "cortex")
+    with pytest.raises(ValueError, match=r"bad\.toml: \[machine\] cpu='cortex': accepted "
+                                         r"values are arm926, feroceon"):
+        profile(workload_name=str(p))
+    assert profile("arm926", str(p))[0]["cpu"] == "arm926"     # a given core replaces it
+
+
+NO_PAIR_TOML = """
+name = "dma only"
+setup = [ { op = "kmap", pfn = 300 } ]
+[machine]
+highmem_mb = 4
+[[task]]
+name = "a"
+ops = [
+  { op = "dma_map_page", pfn = 300, size = 4096, direction = "TO_DEVICE", as = "h" },
+  { op = "dma_unmap_page", dma_addr = "h", size = 4096, direction = "TO_DEVICE" },%s
+]
+"""
+
+
+def test_tasks_without_kmap_high_have_no_pair(tmp_path):
+    """The task's dma_map_page pins the mapped page with kmap_high_get and unpins it with
+    kunmap_high (irq variant), but no task calls kmap_high: there is no pair to price, so
+    pair_cycles and the overhead are null, and the text says why instead of a percentage."""
+    p = tmp_path / "dma.toml"
+    p.write_text(NO_PAIR_TOML % "")
+    doc, _ = profile(workload_name=str(p))
+    irq, plain = doc["variants"]["irq"], doc["variants"]["plain"]
+    assert irq["routines_by_context"]["task"]["kunmap_high"]["calls"] == 1
+    assert irq["pair_cycles"] is None and plain["pair_cycles"] is None
+    assert doc["irq_overhead_cycles_per_pair"] is None
+    assert doc["irq_overhead_percent"] is None and doc["irq_overhead_us_per_pair"] is None
+    from emu.cost.plot import _overhead                     # the plot's title says why too
+    assert _overhead(doc) == "no kmap_high+kunmap_high pair in the tasks"
+    rc, out, err = call("profile", "--workload", p)
+    assert rc == 0, err
+    assert ("No per-pair comparison: the pair is the tasks' kmap_high + kunmap_high, and they "
+            "made no kmap_high call with the spin_lock_irq kmap_lock, no kmap_high or "
+            "kunmap_high call with the spin_lock kmap_lock.") in out
+    assert "cycles per kmap_high+kunmap_high pair" not in out and "%" not in out
+
+
+def test_a_dma_unpin_in_a_task_counts_in_the_kunmap_high_average(tmp_path):
+    """API.md's definition: pair_cycles is the tasks' kmap_high average plus their
+    kunmap_high average, a kunmap_high that releases a DMA pin included; the calls then
+    differ between the variants, and work_differs says so."""
+    p = tmp_path / "mix.toml"
+    p.write_text(NO_PAIR_TOML % '\n  { op = "kmap_high", pfn = 300 }, '
+                                '{ op = "kunmap_high", pfn = 300 },')
+    doc, _ = profile(workload_name=str(p))
+    assert doc["work_differs"]["kunmap_high calls"] == [2, 1]
+    for v in doc["variants"].values():
+        task = v["routines_by_context"]["task"]
+        assert task["kmap_high"]["calls"] == 1
+        assert v["pair_cycles"] == round(task["kmap_high"]["cycles_avg"]
+                                         + task["kunmap_high"]["cycles_avg"], 2)
+    assert doc["irq_overhead_cycles_per_pair"] == masking("arm926")
+
+
+def test_no_percentage_of_a_zero_cycle_pair():
+    """With every cost but irq_disable / irq_enable at 0 the plain pair costs 0 cycles: the
+    overhead (12 cycles) is not 0.0 % of it; there is no percentage."""
+    zero = {n: 0 for n in K.UOP_NAMES} | {"irq_disable": 6, "irq_enable": 6}
+    doc = prof("arm926", "fastpath", scale=0.01, costs=zero)
+    assert doc["variants"]["plain"]["pair_cycles"] == 0
+    assert doc["irq_overhead_cycles_per_pair"] == 12
+    assert doc["irq_overhead_percent"] is None
+
+
 # ---------------------------------------------------------------------------------------------
 # emu profile --json / --trace / --plot, emu presets --costs
 # ---------------------------------------------------------------------------------------------
@@ -665,6 +794,22 @@ def test_presets_costs_with_an_override_file(tmp_path):
     assert rows["mrs"][1] == "10" and rows["mrs"][3] == "user"
     assert rows["irq_save"][1] == str(10 + 1 + 3)           # mrs + orr + msr_c
     assert rows["irq_restore"][1] == "3"                    # msr_c only
+
+
+def test_presets_costs_marks_a_composite_of_estimates_as_one():
+    """Feroceon's irq_save is mrs + orr + msr_c, all estimates (spec §1.3 Feroceon row: E):
+    the JSON and the text say E, not D; ARM926's (from S-emu parts) stays D (spec §1.4)."""
+    rc, out, err = call("presets", "--costs", "--json")
+    assert rc == 0, err
+    ops = {cpu: c["micro_ops"] for cpu, c in json.loads(out)["costs"].items()}
+    assert ops["feroceon"]["irq_save"]["mark"] == "E"
+    assert ops["xscale"]["irq_save"]["mark"] == "R"
+    assert ops["arm926"]["irq_save"]["mark"] == "D"
+    assert {c["smp_lock"]["mark"] for c in ops.values()} == {"E"}
+    rc, out, err = call("presets", "--costs", "--cpu", "feroceon")
+    assert rc == 0, err
+    row = next(ln for ln in out.splitlines() if ln.startswith("irq_save "))
+    assert row.split()[3] == "E"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,7 +48,9 @@ def test_table_rows_cover_every_micro_op_in_uop_order_with_composites_derived(cp
         assert cycles == v[i]
         assert mark in T.MARKS and source
         if name in T.COMPOSITES:
-            assert mark == "D" and source.startswith("sum of ")
+            parts = T.COMPOSITES[name]
+            assert mark == T.composite_mark(T.TABLES[cpu][p][1] for p in parts), name
+            assert source.startswith("sum of ") and f"mark {mark}, its least certain" in source
 
 
 @pytest.mark.parametrize("cpu", CORES)
@@ -79,6 +81,49 @@ def test_composites_equal_the_sum_of_their_parts(cpu):
     c = vec(cpu)
     for name, parts in T.COMPOSITES.items():
         assert c[name] == sum(c[p] for p in parts), name
+
+
+# What spec arm-cycle-costs says of each composite: ARM926's IRQ masking is "D (from S-emu)"
+# (§1.4); Feroceon's save/restore E (§1.3: "assumes ARM926-like"); XScale's MRS/MSR are R
+# (§1.3); SA-110 has no timing in the spec (E parts); the SMP lock is an estimate (§1.5).
+IRQ_MASKING = ("irq_disable", "irq_enable", "irq_save", "irq_restore")
+SPEC_COMPOSITE_MARKS = {"arm926": "D", "feroceon": "E", "xscale": "R", "sa110": "E"}
+
+
+@pytest.mark.parametrize("cpu", CORES)
+def test_a_composite_of_estimates_is_marked_an_estimate(cpu):
+    """Spec preamble: [E] and [R] numbers must be labelled as estimates; a sum of them is
+    one too, not D."""
+    rows = {r[0]: r for r in T.table(cpu)}
+    for name in IRQ_MASKING:
+        assert rows[name][2] == SPEC_COMPOSITE_MARKS[cpu], name
+    assert rows["smp_lock"][2] == rows["smp_unlock"][2] == "E"       # ldrex, dmb: E (§1.5)
+    js = T.cost_json(cpu)["micro_ops"]
+    assert {n: js[n]["mark"] for n in T.COMPOSITES} == {n: rows[n][2] for n in T.COMPOSITES}
+
+
+@pytest.mark.parametrize("marks, mark", [
+    (("S-emu", "S", "S-emu"), "D"), (("D", "S"), "D"), (("S", "E", "R"), "E"),
+    (("R", "S", "R"), "R"), (("R", T.USER_MARK), "R"), ((T.USER_MARK, "S"), T.USER_MARK),
+    ((T.USER_MARK, "E"), "E"),
+])
+def test_composite_mark_is_the_least_certain_parts(marks, mark):
+    assert T.composite_mark(marks) == mark
+
+
+def test_an_overridden_part_keeps_a_composites_mark_sensible():
+    """An overridden part is 'user'; the composite takes its least certain part's mark, so a
+    calibrated mrs makes ARM926's irq_save 'user' but leaves Feroceon's an estimate (its
+    msr_c is still E); an overridden composite is 'user' whatever its parts."""
+    rows = {r[0]: r for r in T.table("arm926", {"mrs": 2})}
+    assert rows["irq_save"][2] == T.USER_MARK and "mrs user" in rows["irq_save"][3]
+    assert rows["irq_restore"][2] == "D"                     # msr_c only
+    rows = {r[0]: r for r in T.table("feroceon", {"mrs": 2})}
+    assert rows["irq_save"][2] == "E" and rows["irq_restore"][2] == "E"
+    rows = {r[0]: r for r in T.table("feroceon", {"mrs": 2, "alu": 1, "msr_c": 3})}
+    assert rows["irq_save"][2] == T.USER_MARK
+    rows = {r[0]: r for r in T.table("xscale", {"irq_save": 5})}
+    assert rows["irq_save"][2] == T.USER_MARK and rows["irq_disable"][2] == "R"
 
 
 def test_overriding_mrs_reprices_the_composites_that_contain_it_only():

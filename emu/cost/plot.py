@@ -11,7 +11,11 @@ def _hist_xy(h, keys):
 
 def _overhead(doc):
     over = doc["irq_overhead_cycles_per_pair"]
-    return "a variant did not finish" if over is None else f"+{over} cycles/pair"
+    if over is not None:
+        return f"+{over} cycles/pair"
+    if any(v["outcome"] != "done" for v in doc["variants"].values()):
+        return "a variant did not finish"
+    return "no kmap_high+kunmap_high pair in the tasks"
 
 
 def plot_profile(doc, path):

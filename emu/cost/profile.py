@@ -13,7 +13,9 @@ Workloads:
 ``fastpath``  kmap_high + kunmap_high of a page that stays mapped (the kmap_lock fast path)
 ``churn``     kmap/kunmap over a working set of 4 x LAST_PKMAP pages: wraps, flushes
 ``dma-irq``   the churn, plus a periodic IRQ whose handler maps a 4 KiB buffer for DMA
-FILE.toml     any user scenario (its tasks and IRQs, timed)
+FILE.toml     any user scenario (its tasks and IRQs, timed); its own ``[machine]`` ``cpu``,
+              ``seed`` and ``ncpus`` apply unless given, given cost overrides apply over its
+              own ``costs`` key by key (:func:`settings`)
 """
 
 import os
@@ -24,7 +26,7 @@ from .. import consts as K
 from .._args import check_int, check_real
 from ..exec.scenario import Scenario
 from ..errors import EmuError
-from .tables import CLOCKS, IRQ_ENTRY_WORST, clocks, cost_vector
+from .tables import CLOCKS, CORES, IRQ_ENTRY_WORST, clocks, cost_vector, validate_overrides
 
 WORKLOADS = ("fastpath", "churn", "dma-irq")
 FAST_PAGE = 300
@@ -34,6 +36,7 @@ LAST_PKMAP = 512
 MAX_STEPS = 20_000_000
 MIN_SCALE = 0.0005          # scale: a built-in workload's 2,000 operations per task times it
 MAX_SCALE = 100
+PAIR = ("kmap_high", "kunmap_high")     # the routines pair_cycles adds (tasks' calls)
 
 
 def _machine(cpu, kmap_high_get, ncpus, seed, costs):
@@ -63,9 +66,63 @@ def _check_workload(name):
                      f"{', '.join(WORKLOADS)} or the path of a scenario TOML file")
 
 
-def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None,
+def _own_machine(name):
+    """The ``[machine]`` table of scenario file ``name`` and the prefix naming it in errors;
+    nothing for a built-in workload."""
+    _check_workload(name)
+    if name in WORKLOADS:
+        return {}, ""
+    return Scenario.from_toml(name).machine, f"{os.fspath(name)}: [machine] "
+
+
+def _check_core(name, cpu):
+    """``cpu`` if it is a core preset, else ValueError naming ``name`` and the presets."""
+    if not isinstance(cpu, str) or cpu not in CLOCKS:
+        raise ValueError(f"{name}={cpu!r}: accepted values are {', '.join(CORES)}")
+    return cpu
+
+
+def settings(workload_name, cpu=None, seed=None, ncpus=None, costs=None):
+    """The core, seed, CPU count and cost overrides a workload runs with.
+
+    Parameters
+    ----------
+    workload_name : str or os.PathLike
+        A built-in workload (:data:`WORKLOADS`) or a scenario TOML file.
+    cpu, seed, ncpus : optional
+        Given: used. None: the scenario file's own ``[machine]`` value, else ``arm926``
+        (``K.DEFAULT_CPU``), seed 0, 1 CPU.
+    costs : Mapping or None
+        Cost overrides, applied key by key over the file's own ``[machine] costs``.
+
+    Returns
+    -------
+    dict
+        ``cpu``, ``seed``, ``ncpus``, ``costs`` (a dict), checked: ``ValueError`` names the
+        argument (or the file's key) and what is accepted.
+    """
+    own, where = _own_machine(workload_name)
+
+    def pick(key, given, default):
+        """(the name an error gives it, value): given, else the file's own, else default."""
+        return (key, given) if given is not None else (where + key, own.get(key, default))
+
+    return {"cpu": _check_core(*pick("cpu", cpu, K.DEFAULT_CPU)),
+            "seed": check_int(*pick("seed", seed, 0), 0),
+            "ncpus": check_int(*pick("ncpus", ncpus, 1), 1, K.MAXCPUS),
+            "costs": validate_overrides(own.get("costs"), where=f"{where}costs")
+            | validate_overrides(costs)}
+
+
+def workload(name, cpu=None, kmap_high_get=True, seed=None, ncpus=None, costs=None,
              scale=1.0):
-    """The :class:`Scenario` of a named workload (or a TOML file) for one variant."""
+    """The :class:`Scenario` of a named workload (or a TOML file) for one variant.
+
+    ``cpu``, ``seed``, ``ncpus`` and ``costs`` as :func:`settings` resolves them: a file's own
+    ``[machine]`` values unless given, given costs over its own key by key.
+    """
+    s = settings(name, cpu, seed, ncpus, costs)
+    cpu, seed, ncpus, costs = s["cpu"], s["seed"], s["ncpus"], s["costs"]
     mc = _machine(cpu, kmap_high_get, ncpus, seed, costs)
     rng = np.random.default_rng(seed)
     n = max(1, int(2000 * scale))
@@ -87,17 +144,15 @@ def workload(name, cpu="arm926", kmap_high_get=True, seed=0, ncpus=1, costs=None
                  "direction": "FROM_DEVICE"},
             ], line=0, cpu=0, count=10 ** 9, period=50_000, first=50_000)
         return sc
-    _check_workload(name)
     sc = Scenario.from_toml(name)
-    sc.machine.update({"cpu": cpu, "kmap_high_get": kmap_high_get, "seed": seed})
+    sc.machine.update({"cpu": cpu, "kmap_high_get": kmap_high_get, "seed": seed,
+                       "ncpus": ncpus, "costs": costs})
     if not kmap_high_get:
         # the plain-lock variant keeps the scenario's own kmap_high_get() calls, compiled in
         # as built-in scenario (iii) has them; only the DMA pinning goes back to page_address
         sc.machine["force_kmap_high_get"] = True
         if sc.machine.get("dma_pinning") == "kmap_high_get":
             sc.machine["dma_pinning"] = "page_address"
-    if costs:
-        sc.machine["costs"] = dict(costs)
     return sc
 
 
@@ -230,6 +285,22 @@ def _masking_per_pair(costs, khg):
                + costs[K.UOP_IRQ_RESTORE])
 
 
+def _pair_cycles(task):
+    """One kmap_high + kunmap_high in task context: the average cycles of the tasks' kmap_high
+    calls plus those of their kunmap_high calls (a kunmap_high that releases a DMA pin counts
+    too), rounded; None where the tasks never called one of the two (no pair to price).
+    An IRQ handler's kunmap_high (after its kmap_high_get) is not one: ``task`` holds the
+    tasks' routines only."""
+    if not all(n in task for n in PAIR):
+        return None
+    return round(sum(task[n]["cycles_avg"] for n in PAIR), 2)
+
+
+def _missing_pair_calls(v):
+    """The routines of the pair a variant's tasks never called."""
+    return [n for n in PAIR if n not in v["routines_by_context"]["task"]]
+
+
 def profile_variant(sc, trace_events=0):
     """Run one workload variant (timed schedule); returns (report dict, Loaded).
 
@@ -242,9 +313,6 @@ def profile_variant(sc, trace_events=0):
     cpu = m.cpu
     total = max(m.cycles)
     rout, by_ctx = _routines(S, cpu)
-    # the tasks' pair: an IRQ handler's kunmap_high (after its kmap_high_get) is not one
-    pair = sum(by_ctx["task"].get(n, {}).get("cycles_avg", 0)
-               for n in ("kmap_high", "kunmap_high"))
     return {
         "kmap_high_get": m.kmap_high_get_enabled,
         "kmap_lock": "spin_lock_irq / spin_lock_irqsave" if m.kmap_high_get_enabled
@@ -254,7 +322,7 @@ def profile_variant(sc, trace_events=0):
         "cycles": total, "us": _us(cpu, total),
         "routines": rout,
         "routines_by_context": by_ctx,
-        "pair_cycles": round(pair, 2),
+        "pair_cycles": _pair_cycles(by_ctx["task"]),
         "masking_cycles_per_pair": _masking_per_pair(m._costs, m.kmap_high_get_enabled),
         "lock_stat": _lock_stat(S, cpu),
         "irqsoff": _irqsoff(S, cpu, sum(m.cycles), m._costs),
@@ -282,43 +350,64 @@ def _work_differs(irq, plain):
     return out
 
 
-def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, scale=1.0,
+def _overhead(irq, plain):
+    """Cycles the irq locks add per pair, and that as a percentage of the plain pair: None
+    unless both runs finished and both have a pair (the percentage also needs a plain pair
+    of more than 0 cycles)."""
+    a, b = irq["pair_cycles"], plain["pair_cycles"]
+    if irq["outcome"] != "done" or plain["outcome"] != "done" or a is None or b is None:
+        return None, None
+    over = round(a - b, 2)
+    return over, (round(100 * over / b, 2) if b else None)
+
+
+def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None, scale=1.0,
             trace_events=0):
     """Profile ``workload_name`` on core ``cpu`` with and without IRQ-disabling kmap_lock.
 
-    Returns the JSON document of ``emu profile --json`` (see API.md) and the two Loaded
-    machines (for traces and plots).
+    Parameters
+    ----------
+    cpu : str or None
+        Core preset; None: a scenario file's own ``[machine] cpu``, else ``"arm926"``.
+    workload_name : str or os.PathLike
+        ``"fastpath"``, ``"churn"``, ``"dma-irq"`` or a scenario TOML file.
+    seed, ncpus : int or None
+        None: a scenario file's own, else 0 and 1.
+    costs : Mapping or None
+        Cost overrides, applied key by key over a scenario file's own ``[machine] costs``.
+    scale : float
+        A built-in workload's length, relative to 2,000 operations per task.
+    trace_events : int
+        Room for trace events (for :func:`~emu.cost.chrome.write_chrome_trace`).
+
+    Returns
+    -------
+    (dict, dict)
+        The JSON document of ``emu profile --json`` (see API.md; its ``cpu``, ``seed``,
+        ``ncpus`` and ``core_mhz`` are the ones the runs used) and the two Loaded machines
+        (for traces and plots).
     """
-    if cpu not in CLOCKS:
-        raise ValueError(f"cpu={cpu!r}: accepted values are {', '.join(CLOCKS)}")
-    cost_vector(cpu, costs)                          # validate overrides before running
-    seed = check_int("seed", seed, 0)
-    ncpus = check_int("ncpus", ncpus, 1, K.MAXCPUS)
+    s = settings(workload_name, cpu, seed, ncpus, costs)   # checked before anything runs
+    cpu, seed, costs = s["cpu"], s["seed"], s["costs"]
     scale = check_real("scale", scale, MIN_SCALE, MAX_SCALE)
-    _check_workload(workload_name)
     _MHZ[cpu] = clocks(cpu, costs)["core_mhz"]
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):
-        sc = workload(workload_name, cpu, khg, seed, ncpus, costs, scale)
-        # the clock the machine runs at: a scenario file's own [machine] costs count too
-        _MHZ[cpu] = clocks(cpu, sc.machine.get("costs"))["core_mhz"]
+        sc = workload(workload_name, cpu, khg, seed, s["ncpus"], costs, scale)
         variants[key], loaded[key] = profile_variant(sc, trace_events)
     irq, plain = variants["irq"], variants["plain"]
     if irq["outcome"] != "done" and plain["outcome"] != "done":
         raise EmuError(f"profile workload {workload_name!r} did not finish with either "
                        f"kmap_lock: {_stopped(irq)} with spin_lock_irq; {_stopped(plain)} "
                        f"with spin_lock")
-    # the per-pair comparison needs both runs whole
-    both = irq["outcome"] == plain["outcome"] == "done"
-    over = round(irq["pair_cycles"] - plain["pair_cycles"], 2) if both else None
+    over, percent = _overhead(irq, plain)
     doc = {
         "cpu": cpu, "workload": workload_name, "seed": seed,
         "ncpus": loaded["irq"].machine.ncpus,          # a scenario file's own, if it sets one
         "core_mhz": _MHZ[cpu],
         "irq_overhead_cycles_per_pair": over,
-        "irq_overhead_percent": round(100 * over / plain["pair_cycles"], 2)
-        if both and plain["pair_cycles"] else (0.0 if both else None),
-        "irq_overhead_us_per_pair": _us(cpu, over) if both else None,
+        "irq_overhead_percent": percent,
+        "irq_overhead_us_per_pair": None if over is None else _us(cpu, over),
         "work_differs": _work_differs(irq, plain),
         "masking_cycles_per_pair": irq["masking_cycles_per_pair"],
         "irqs_off_max_cycles": irq["irqsoff"]["max_cycles"],
@@ -333,6 +422,19 @@ def profile(cpu="arm926", workload_name="dma-irq", seed=0, ncpus=1, costs=None, 
 # ---------------------------------------------------------------------------------------------
 
 
+def _no_pair_sentence(v, names):
+    """Why there is no per-pair figure (both runs finished): the tasks of a run never called
+    kmap_high or kunmap_high."""
+    miss = {k: " or ".join(_missing_pair_calls(v[k])) for k in ("irq", "plain")}
+    if miss["irq"] == miss["plain"]:
+        why = f"no {miss['irq']} call in either run"
+    else:
+        why = ", ".join(f"no {miss[k]} call with the {names[k]} kmap_lock"
+                        for k in ("irq", "plain") if miss[k])
+    return (f"No per-pair comparison: the pair is the tasks' kmap_high + kunmap_high, and "
+            f"they made {why}.")
+
+
 def _pair_sentence(doc):
     """What the IRQ-disabling locks cost per pair, and how far the runs can be compared."""
     v = doc["variants"]
@@ -344,8 +446,11 @@ def _pair_sentence(doc):
                 f"({v[k]['outcome']}); its column covers the run up to there (lock holds "
                 f"and IRQ responses that ended), and there is no per-pair comparison."
                 + (f"\n{v[k]['message']}" if v[k]["message"] else ""))
+    if doc["irq_overhead_cycles_per_pair"] is None:
+        return _no_pair_sentence(v, names)
+    pct = "" if doc["irq_overhead_percent"] is None else f"{doc['irq_overhead_percent']}%, "
     text = (f"IRQ-disabling kmap_lock costs {doc['irq_overhead_cycles_per_pair']} cycles per "
-            f"kmap_high+kunmap_high pair in task context ({doc['irq_overhead_percent']}%, "
+            f"kmap_high+kunmap_high pair in task context ({pct}"
             f"{doc['irq_overhead_us_per_pair']} us); the masking instructions alone are "
             f"{doc['masking_cycles_per_pair']} cycles.")
     if doc["work_differs"]:
@@ -398,8 +503,11 @@ def main_profile(a):
 
     from ..warmup import warmup
     from .tables import load_overrides
+    # the --costs file's per-core section is the core the run uses: a scenario file's own
+    # cpu unless --cpu is given
+    cpu = settings(a.workload, a.cpu)["cpu"] if a.costs else a.cpu
+    costs = load_overrides(a.costs, cpu) if a.costs else None
     warmup()
-    costs = load_overrides(a.costs, a.cpu) if a.costs else None
     doc, loaded = profile(a.cpu, a.workload, a.seed, costs=costs,
                           trace_events=(1 << 21) if a.trace else 0)
     if a.trace:

@@ -21,7 +21,11 @@ Conventions (spec §2):
 * emu prices memory-side queues (write buffer, write-back buffer) as fixed adds at their full
   steady-state occupancy, so ``drain_wb`` is the MCR only (spec §2 would model queues).
 * Composite micro-ops (:data:`COMPOSITES`) cost the sum of their parts, recomputed from
-  overrides unless the composite itself is overridden.
+  overrides unless the composite itself is overridden. A composite's mark is its least certain
+  part's (:func:`composite_mark`): ``E`` if any part is ``E``, else ``R`` if any is ``R``, else
+  ``user`` if any part is overridden, else ``D`` (parts ``S`` / ``S-emu`` / ``D``: spec §1.4
+  "D (from S-emu)"). A sum of estimates is an estimate (the spec's preamble: [E] and [R]
+  numbers must be labelled as estimates).
 * Base entries are independent of each other: overriding ``writeback`` does not change
   ``dline_clean_dirty`` or ``pte_write`` (whose defaults include a write-back); override those
   too, or change the clocks to rescale every memory-side default together.
@@ -49,6 +53,10 @@ MARK_MEANINGS = {
     "S-emu": "stated by an emulator's source",
 }
 USER_MARK = "user"          # mark of a row whose value comes from an override
+#: A composite's mark: the first of these that one of its parts has, else "D" (least certain
+#: first; spec preamble: a number built from [E] or [R] ones is labelled as an estimate).
+COMPOSITE_MARK_ORDER = ("E", "R", USER_MARK)
+_MARK_RULE = ", then ".join(COMPOSITE_MARK_ORDER) + ", else D"
 
 CORES = ("arm926", "feroceon", "xscale", "sa110")
 CORE_TITLES = {
@@ -558,23 +566,52 @@ def cost_vector(cpu, overrides=None):
     return np.array([cycles[name] for name in K.UOP_NAMES], dtype=np.int64)
 
 
+def composite_mark(part_marks):
+    """The confidence mark of a sum of parts: its least certain part's.
+
+    Parameters
+    ----------
+    part_marks : iterable of str
+        The parts' marks (:data:`MARKS` or :data:`USER_MARK`).
+
+    Returns
+    -------
+    str
+        ``"E"`` if any part is ``E``, else ``"R"`` if any is ``R``, else ``"user"`` if any is
+        overridden, else ``"D"`` (derived from ``S`` / ``S-emu`` / ``D`` parts).
+    """
+    marks = set(part_marks)
+    return next((m for m in COMPOSITE_MARK_ORDER if m in marks), "D")
+
+
+def _composite_row(name, cycles, marks, ov):
+    """``(mark, source)`` of composite ``name`` from its parts' ``cycles`` and ``marks``."""
+    parts = COMPOSITES[name]
+    total = sum(cycles[p] for p in parts)
+    if name in ov:
+        return USER_MARK, f"override (the sum of its parts would be {total})"
+    expr = " + ".join(f"{p} {cycles[p]}" for p in parts)
+    mark = composite_mark(marks[p] for p in parts)
+    why = ", ".join(f"{p} {marks[p]}" for p in dict.fromkeys(parts))
+    return mark, (f"sum of {' + '.join(parts)} = {expr} = {total}; {_COMPOSITE_SEQ[name]} "
+                  f"(spec §1.1, §1.4); mark {mark}, its least certain part's ({why}; "
+                  f"{_MARK_RULE})")
+
+
 def table(cpu, overrides=None):
-    """Rows ``(name, cycles, mark, source)`` for every micro-op in ``UOP_NAMES`` order,
-    composites included (mark ``"D"``, source ``"sum of ..."``). Overridden rows have mark
-    ``"user"``."""
+    """Rows ``(name, cycles, mark, source)`` for every micro-op in ``UOP_NAMES`` order.
+
+    Overridden rows have mark ``"user"``. A composite's source is ``"sum of ..."`` and its
+    mark its least certain part's (:func:`composite_mark`; an overridden part counts as
+    ``"user"``).
+    """
     cycles, ov = _resolve(cpu, overrides)
     base = _base(cpu, ov)
+    marks = {name: USER_MARK if name in ov else base[name][1] for name in BASE_UOPS}
     rows = []
     for name in K.UOP_NAMES:
         if name in COMPOSITES:
-            parts = COMPOSITES[name]
-            total = sum(cycles[p] for p in parts)
-            if name in ov:
-                mark, src = USER_MARK, f"override (the sum of its parts would be {total})"
-            else:
-                expr = " + ".join(f"{p} {cycles[p]}" for p in parts)
-                mark, src = "D", (f"sum of {' + '.join(parts)} = {expr} = {total}; "
-                                  f"{_COMPOSITE_SEQ[name]} (spec §1.1, §1.4)")
+            mark, src = _composite_row(name, cycles, marks, ov)
         else:
             c, mark, src = base[name]
             if name in ov:
@@ -595,7 +632,8 @@ def describe(cpu, overrides=None, width=100):
     ]
     head += textwrap.wrap("  " + CLOCKS[cpu]["source"], width, subsequent_indent="  ")
     head += textwrap.wrap("marks: " + "; ".join(f"{m} {MARK_MEANINGS[m]}" for m in MARKS)
-                          + f"; {USER_MARK} overridden", width, subsequent_indent="  ")
+                          + f"; {USER_MARK} overridden. A sum of parts has its least "
+                          f"certain part's mark: {_MARK_RULE}", width, subsequent_indent="  ")
     cols = f"{'micro-op':18s} {'cycles':>6s} {'ns':>8s}  {'mark':5s}  source"
     lines = head + ["", cols, "-" * min(width, max(len(cols), 60))]
     indent = " " * 43
