@@ -202,7 +202,7 @@ del _i, _n
 
 # Micro-ops: what one step executed, at instruction level. The cost layer prices them.
 UOP_NAMES = (
-    "alu", "branch", "load", "store",
+    "alu", "branch", "branch_nt", "load", "store",
     "mrs", "msr_c", "cpsid", "cpsie",
     "preempt_disable", "preempt_enable",
     "ldrex", "strex", "dmb", "dsb_sev", "spin_wait",

@@ -144,35 +144,40 @@ def flush_cache_all(cpu, dirty=0):
     if cpu == "arm926":
         # 1: mrc p15,0,r15,c7,c14,3; bne 1b -- one iteration per dirty line + the final one,
         # the hardware walking all 512 lines; then mcr c7,c5,0 (I-cache); mcr c7,c10,4
-        # (drain); mov pc, lr
-        return [("tci_iter", 1 + dirty), ("dcache_scan", 512), ("branch", 1 + dirty),
+        # (drain); mov pc, lr. The last bne falls through: not taken
+        return [("tci_iter", 1 + dirty), ("dcache_scan", 512), ("branch", dirty),
+                ("branch_nt", 1),
                 ("writeback", dirty), ("icache_inv", 1), ("drain_wb", 1), ("branch", 1)]
     if cpu == "feroceon":
-        # 16 KiB, 4 ways, 32 B: 128 sets x 4 ways; per set 2 alu + 1 branch, per way
-        # mcr c7,c14,2 + subs + branch; then I-cache, drain, return
-        return [("alu", 128 * 2), ("branch", 128), ("setway_op", 512), ("alu", 512),
-                ("branch", 512), ("writeback", dirty),
+        # 16 KiB, 4 ways, 32 B: 128 sets x 4 ways; per set 2 alu + bcs 1b, per way
+        # mcr c7,c14,2 + subs + bcs 2b (each loop's last bcs falls through: 128 + 1 not
+        # taken); then I-cache, drain, return
+        return [("alu", 128 * 2), ("branch", 127), ("setway_op", 512), ("alu", 512),
+                ("branch", 128 * 3), ("branch_nt", 128 + 1), ("writeback", dirty),
                 ("icache_inv", 1), ("drain_wb", 1), ("branch", 1)]
     if cpu == "xscale":
         # toggle the clean window (ldr; ldr; eor; add; str); 32 KiB / 32 B = 1024
         # mcr c7,c2,5 line allocates, add per line, teq + bne per 4 (unrolled x4)
         return [("load", 2), ("alu", 2), ("store", 1),
-                ("line_alloc", 1024), ("alu", 1024 + 256), ("branch", 256),
+                ("line_alloc", 1024), ("alu", 1024 + 256), ("branch", 255),
+                ("branch_nt", 1),
                 ("writeback", dirty), ("icache_inv", 1), ("drain_wb", 1), ("branch", 1)]
     assert cpu == "sa110"
     # v4wb: mcr c7,c5,0 first; toggle FLUSH_BASE; 16 KiB / 32 B = 512 displacing loads with
     # cmp + blo each; then drain and return (no I-cache op at the end)
     return [("icache_inv", 1), ("load", 2), ("alu", 2), ("store", 1),
-            ("displace_load", 512), ("alu", 512), ("branch", 512), ("writeback", dirty),
+            ("displace_load", 512), ("alu", 512), ("branch", 511), ("branch_nt", 1),
+            ("writeback", dirty),
             ("drain_wb", 1), ("branch", 1)]
 
 
 def flush_tlb_pkmap(cpu, pages=8):
     """flush_tlb_kernel_range(PKMAP_ADDR(0), PKMAP_ADDR(LAST_PKMAP)): drain the WB, then per
     page mcr c8,c5,1 + mcr c8,c6,1 (v4wbi; v4wb: the D entry per page and the I-TLB once);
-    add; cmp; blo."""
+    add; cmp; blo (the last not taken)."""
     inv = pages + 1 if cpu == "sa110" else 2 * pages
-    return [("drain_wb", 1), ("tlb_inv_page", inv), ("alu", 2 * pages), ("branch", pages)]
+    return [("drain_wb", 1), ("tlb_inv_page", inv), ("alu", 2 * pages), ("branch", pages - 1),
+            ("branch_nt", 1)]
 
 
 def dmac_range(cpu, op, lines=128, dirty=0, partial=0):
@@ -190,8 +195,9 @@ def dmac_range(cpu, op, lines=128, dirty=0, partial=0):
             seq += [("writeback", dirty), ("drain_wb", 1)]
         return seq
     # inv: tst r0; tst r1; bic r0 -- clean/flush: bic r0; then per line the MCR(s) + add;
-    # cmp; blo; then mcr c7,c10,4 and mov pc, lr
-    seq = [("alu", 3 if op == "inv" else 1), ("alu", 2 * lines), ("branch", lines)]
+    # cmp; blo (the last falls through); then mcr c7,c10,4 and mov pc, lr
+    seq = [("alu", 3 if op == "inv" else 1), ("alu", 2 * lines), ("branch", lines - 1),
+           ("branch_nt", 1)]
     if op == "inv":
         seq += [("dline_clean", partial), ("dline_inv", lines)]   # dirty lines dropped
     elif op == "clean":

@@ -34,6 +34,16 @@ static inline void uop(i64 *S, i64 u, i64 n)
     S[H_NOW] += n * S[H_COST + u];
 }
 
+/* account.py loop_back: a bottom-tested loop's backward branches, the last not taken if it ended */
+static inline void loop_back(i64 *S, i64 n, int ended)
+{
+    if (ended && n > 0) {
+        uop(S, UOP_BRANCH_NT, 1);
+        n -= 1;
+    }
+    uop(S, UOP_BRANCH, n);
+}
+
 static inline void cstat(i64 *S, i64 c, i64 n) { S[S[H_R_CSTAT] + c] += n; }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -558,7 +568,7 @@ static inline i64 range_lines(i64 *S, u8 *B, i64 op, int two_ops, i64 va, i64 en
 }
 
 /* maint.py _account_loop */
-static inline void account_loop(i64 *S, i64 op, int two_ops, i64 n, i64 nd)
+static inline void account_loop(i64 *S, i64 op, int two_ops, i64 n, i64 nd, int ended)
 {
     if (op == OP_INV)
         uop(S, UOP_DLINE_INV, n);
@@ -572,7 +582,7 @@ static inline void account_loop(i64 *S, i64 op, int two_ops, i64 n, i64 nd)
         uop(S, UOP_DLINE_FLUSH_DIRTY, nd);
     }
     uop(S, UOP_ALU, 2 * n);
-    uop(S, UOP_BRANCH, n);
+    loop_back(S, n, ended);
 }
 
 static inline void epilogue(i64 *S, i64 op, i64 style)
@@ -642,9 +652,9 @@ static i64 two_op_step(i64 *S, u8 *B, i64 style, i64 cursor, i64 end)
         return va | RANGE_HALF;
     }
     mcr_line(S, B, OP_INV, va);
-    uop(S, UOP_ALU, 2);
-    uop(S, UOP_BRANCH, 1);
     va += S[H_C_LINE];
+    uop(S, UOP_ALU, 2);
+    loop_back(S, 1, va >= end);
     if (va < end)
         return va;
     epilogue(S, OP_FLUSH, style);
@@ -684,7 +694,7 @@ i64 ref_dma_range_step(i64 *S, u8 *B, i64 op, i64 start, i64 end, i64 cursor)
         return two_op_step(S, B, style, cursor, end);
     i64 n, nd;
     cursor = range_lines(S, B, op, two_ops, cursor, end, S[H_YIELD] != 0, &n, &nd);
-    account_loop(S, op, two_ops, n, nd);
+    account_loop(S, op, two_ops, n, nd, cursor >= end);
     if (cursor < end)
         return cursor;
     epilogue(S, op, style);
@@ -719,7 +729,7 @@ static inline void flush_all_arm926(i64 *S, u8 *B)
         }
     uop(S, UOP_TCI_ITER, iters);
     uop(S, UOP_DCACHE_SCAN, S[H_C_NLINES]);
-    uop(S, UOP_BRANCH, iters);
+    loop_back(S, iters, 1);
 }
 
 static inline void flush_all_feroceon(i64 *S, u8 *B)
@@ -728,12 +738,12 @@ static inline void flush_all_feroceon(i64 *S, u8 *B)
     i64 tag = S[H_R_TAG];
     for (i64 st = S[H_C_NSETS] - 1; st > -1; st--) {
         uop(S, UOP_ALU, 2);
-        uop(S, UOP_BRANCH, 1);
+        loop_back(S, 1, st == 0);
+        loop_back(S, ways, 1);
         for (i64 w = ways - 1; w > -1; w--) {
             i64 i = st * ways + w;
             uop(S, UOP_SETWAY_OP, 1);
             uop(S, UOP_ALU, 1);
-            uop(S, UOP_BRANCH, 1);
             cstat(S, CS_LINE_FLUSHES, 1);
             if (S[tag + i] != TAG_INVALID && flush_index(S, B, i))
                 uop(S, UOP_WRITEBACK, 1);
@@ -760,7 +770,7 @@ static inline void flush_all_xscale(i64 *S, u8 *B)
         ref_line_alloc(S, B, base + j * line);
     uop(S, UOP_LINE_ALLOC, n);
     uop(S, UOP_ALU, n + n / 4);
-    uop(S, UOP_BRANCH, n / 4);
+    loop_back(S, n / 4, 1);
 }
 
 static inline void flush_all_v4wb(i64 *S, u8 *B)
@@ -773,7 +783,7 @@ static inline void flush_all_v4wb(i64 *S, u8 *B)
         ref_load(S, B, base + j * line, NO_PA, 0, B, 0);
     uop(S, UOP_DISPLACE_LOAD, n);
     uop(S, UOP_ALU, n);
-    uop(S, UOP_BRANCH, n);
+    loop_back(S, n, 1);
 }
 
 void ref_flush_kern_cache_all(i64 *S, u8 *B)

@@ -15,7 +15,7 @@ one call. Feroceon's range variant is a single hardware operation with IRQs mask
 from .. import consts as K
 from .._bytes import next_other
 from .._jit import flat, hot, inline, njit
-from ..cost.account import uop, uops4
+from ..cost.account import loop_back, uop, uops4
 from ..exec.cpu import _irqs_masked, _irqs_unmasked
 from ..exec.frames import steps_passed
 from .kernels import (_stat, cache_load, flush_index, line_alloc, line_op, mark_line,
@@ -45,9 +45,9 @@ def _mcr_line(S, B, op, va):
 
 
 @hot
-def _account_loop(S, op, two_ops, n, nd):
+def _account_loop(S, op, two_ops, n, nd, ended):
     """Micro-ops of ``n`` iterations of the range loop that met ``nd`` dirty lines:
-    the line op(s), ``add r0, #32; cmp r0, r1; blo 1b``."""
+    the line op(s), ``add r0, #32; cmp r0, r1; blo 1b`` (not taken once the loop ``ended``)."""
     if op == K.OP_INV:
         uop(S, K.UOP_DLINE_INV, n)                          # c7,c6,1
     elif op == K.OP_CLEAN or two_ops:
@@ -59,7 +59,7 @@ def _account_loop(S, op, two_ops, n, nd):
         uop(S, K.UOP_DLINE_FLUSH, n - nd)                   # c7,c14,1
         uop(S, K.UOP_DLINE_FLUSH_DIRTY, nd)
     uop(S, K.UOP_ALU, 2 * n)
-    uop(S, K.UOP_BRANCH, n)
+    loop_back(S, n, ended)
 
 
 @inline
@@ -137,9 +137,9 @@ def _two_op_step(S, B, style, cursor, end):
         _mcr_line(S, B, K.OP_CLEAN, va)
         return va | RANGE_HALF
     _mcr_line(S, B, K.OP_INV, va)
-    uop(S, K.UOP_ALU, 2)
-    uop(S, K.UOP_BRANCH, 1)
     va += S[K.H_C_LINE]
+    uop(S, K.UOP_ALU, 2)
+    loop_back(S, 1, va >= end)
     if va < end:
         return va                                   # a scheduling point between two lines
     _epilogue(S, K.OP_FLUSH, style)
@@ -185,7 +185,7 @@ def dma_range_step(S, B, op, start, end, cursor):
     cursor, n, nd = range_lines(S, B, op, two_ops, cursor, end, nmax)
     if n > 1 and nmax != K.RANGE_ALL:
         steps_passed(S, n - 1)                      # lines after the first: steps of their own
-    _account_loop(S, op, two_ops, n, nd)
+    _account_loop(S, op, two_ops, n, nd, cursor >= end)
     if cursor < end:
         return cursor                               # a scheduling point between two lines
     _epilogue(S, op, style)
@@ -226,7 +226,7 @@ def _flush_all_arm926(S, B):
         i = next_other(S, tag, nlines, i + 1, K.TAG_INVALID)
     uop(S, K.UOP_TCI_ITER, iters)
     uop(S, K.UOP_DCACHE_SCAN, S[K.H_C_NLINES])     # the hardware walks every line once
-    uop(S, K.UOP_BRANCH, iters)
+    loop_back(S, iters, True)                       # bne 1b
 
 
 @inline
@@ -237,12 +237,12 @@ def _flush_all_feroceon(S, B):
     tag = S[K.H_R_TAG]
     for st in range(S[K.H_C_NSETS] - 1, -1, -1):
         uop(S, K.UOP_ALU, 2)                        # orr ip, r1, r3 ... subs r1 (next set)
-        uop(S, K.UOP_BRANCH, 1)
+        loop_back(S, 1, st == 0)                    # bcs 1b
+        loop_back(S, ways, True)                    # bcs 2b per way
         for w in range(ways - 1, -1, -1):
             i = st * ways + w
             uop(S, K.UOP_SETWAY_OP, 1)
             uop(S, K.UOP_ALU, 1)                    # subs ip, ip, #(1 << 30)
-            uop(S, K.UOP_BRANCH, 1)
             _stat(S, K.CS_LINE_FLUSHES, 1)
             if S[tag + i] != K.TAG_INVALID and flush_index(S, B, i):
                 uop(S, K.UOP_WRITEBACK, 1)
@@ -270,7 +270,7 @@ def _flush_all_xscale(S, B):
         line_alloc(S, B, base + j * line)
     uop(S, K.UOP_LINE_ALLOC, n)
     uop(S, K.UOP_ALU, n + n // 4)                   # add per line, teq per 4 (unrolled x4)
-    uop(S, K.UOP_BRANCH, n // 4)
+    loop_back(S, n // 4, True)                      # bne 1b per 4 lines
 
 
 @inline
@@ -286,7 +286,7 @@ def _flush_all_v4wb(S, B):
         cache_load(S, B, base + j * line, K.NO_PA, 0, B, 0)
     uop(S, K.UOP_DISPLACE_LOAD, n)
     uop(S, K.UOP_ALU, n)                            # cmp
-    uop(S, K.UOP_BRANCH, n)                         # blo
+    loop_back(S, n, True)                           # blo
 
 
 @njit

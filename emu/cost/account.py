@@ -19,6 +19,17 @@ def uop(S, u, n):
 
 
 @tiny
+def loop_back(S, n, ended):
+    """The backward branches of ``n`` passes of a bottom-tested loop (``...; blo 1b``): taken
+    each time, except the last pass's when the loop ``ended`` here (it falls through:
+    ``branch_nt``, spec §2.1 branch_not_taken)."""
+    if ended and n > 0:
+        uop(S, K.UOP_BRANCH_NT, 1)
+        n -= 1
+    uop(S, K.UOP_BRANCH, n)
+
+
+@tiny
 def uops4(S, load, alu, store, branch):
     """:func:`uop` of a load/ALU/store/branch mix at once (one clock update)."""
     r = S[K.H_UOPCUR]

@@ -162,7 +162,8 @@ _PARAMS = {
         "load_use": (1, "S", _TRM926 + ": LDR used by the next instruction costs 2"),
         "branch": (3, "E", "taken branch: 5-stage pipeline refill; the TRM branch row is not "
                            "confirmed (spec §2.1 branch_taken 3, §6)"),
-        "branch_nt": (1, "E", "spec §2.1 branch_not_taken 1"),
+        "branch_nt": (1, "E", "an untaken conditional branch, e.g. a loop's exit (spec §2.1 "
+                              "branch_not_taken 1)"),
         "refill": (3, "E", "pipeline refill as for a taken branch (spec §2.1)"),
         "pc_load": (4, "D", _TRM926 + ": LDR PC 5 vs LDR 1, i.e. +4 to load the PC"),
         "mrs": (2, "S-emu", _DUST + ": add_bus_cycles(2); the +1 result cycle is not charged "
@@ -322,7 +323,7 @@ def _build(cpu, core_mhz, bus_mhz):
         return P[k]
 
     # -- plain instructions ------------------------------------------------------------------
-    for k in ("alu", "branch", "load", "store", "mrs", "msr_c"):
+    for k in ("alu", "branch", "branch_nt", "load", "store", "mrs", "msr_c"):
         put(k, *par(k))
     for k, e in _V6_OPS.items():
         put(k, *e)

@@ -9,7 +9,7 @@ allows (spec §1.4, §2 "TLB flush").
 
 from .. import consts as K
 from .._jit import inline, tiny
-from ..cost.account import enter_site, leave_site, uop
+from ..cost.account import enter_site, leave_site, loop_back, uop
 from ..exec.trace import trace
 
 
@@ -89,7 +89,7 @@ def flush_tlb_kernel_range(S, start, end):
     else:
         uop(S, K.UOP_TLB_INV_PAGE, 2 * pages)   # tlb-v4wbi.S: I and D entries per page
     uop(S, K.UOP_ALU, 2 * pages)
-    uop(S, K.UOP_BRANCH, pages)
+    loop_back(S, pages, True)                   # add; cmp; blo per page
     S[S[K.H_R_MMSTAT] + K.MM_TLB_FLUSHES] += 1
     trace(S, K.T_TLB_FLUSH, start, end)
     leave_site(S, prev)
