@@ -19,7 +19,7 @@ import pytest
 
 from emu import consts as K
 from emu.cli import main
-from emu.cost.profile import WORKLOADS, profile
+from emu.cost.profile import WORKLOADS, format_report, profile
 from emu.cost.tables import CLOCKS, cost_vector
 
 CORES = ("arm926", "feroceon", "xscale", "sa110")
@@ -843,6 +843,32 @@ def test_smp_kmap_lock_hold_intervals_never_overlap(smp_churn):
     ls = doc["variants"]["irq"]["lock_stat"]
     # both CPUs take kmap_lock every few hundred cycles: the other CPU waits out the wrap
     assert ls["waittime-max"] >= ls["holdtime-max"] // 2, ls
+
+
+def test_smp_contended_lock_is_explained_next_to_the_per_pair_figure():
+    """Two CPUs hammering kmap_lock: a pair's cycles are mostly spinning for the other
+    CPU's hold, which absorbs the 21 masking cycles; the report says so, UP reports don't."""
+    doc, _ = profile("arm926", "fastpath", 0, ncpus=2, scale=0.1)
+    assert abs(doc["irq_overhead_cycles_per_pair"]) < doc["masking_cycles_per_pair"]
+    text = format_report(doc)
+    assert "On 2 CPUs kmap_lock was contended (799 of 800 acquisitions with the irq locks" \
+        in " ".join(text.split())
+    assert "kmap_lock was contended" not in format_report(profile("arm926", "fastpath", 0,
+                                                                  scale=0.1)[0])
+
+
+def test_a_path_workload_gives_a_json_document(tmp_path):
+    """A pathlib.Path workload is named as its string in the document, which stays JSON."""
+    p = tmp_path / "getter.toml"
+    p.write_text(GETTER_IN_TIMED_IRQ)
+    doc, _ = profile("arm926", p)
+    assert doc["workload"] == str(p) and json.loads(json.dumps(doc)) == doc
+
+
+def test_feroceon_report_says_the_l2_is_not_modelled():
+    doc, _ = profile("feroceon", "fastpath", 0, scale=0.01)
+    assert "Not modelled: Kirkwood's L2" in format_report(doc)
+    assert "Not modelled" not in format_report(profile("arm926", "fastpath", 0, scale=0.01)[0])
 
 
 def test_smp_every_cycle_is_a_priced_micro_op_waiting_included():
