@@ -404,6 +404,17 @@ def _quiet_stdout():
         pass
 
 
+def _os_error(a, e):
+    """An OSError's message, naming the command-line argument whose file it concerns."""
+    if e.filename is None:
+        return str(e)
+    what = next((("FILE.toml" if k == "file" else "--" + k.replace("_", "-"))
+                 for k, v in vars(a).items()
+                 if isinstance(v, str) and k != "cmd" and v == str(e.filename)), None)
+    where = f"{what} {e.filename}" if what else str(e.filename)
+    return f"{where}: {e.strerror or e}"
+
+
 def main(argv=None):
     p = build_parser()
     a = p.parse_args(argv)
@@ -414,7 +425,10 @@ def main(argv=None):
     except BrokenPipeError:                     # `emu replay ... | head`: the reader left
         _quiet_stdout()
         return 1
-    except (ValueError, OSError, EmuError) as e:    # EmuError: a scenario's setup op failed
+    except OSError as e:
+        print(f"emu {a.cmd}: error: {_os_error(a, e)}", file=sys.stderr)
+        return 2
+    except (ValueError, EmuError) as e:         # EmuError: a scenario's setup op failed
         print(f"emu {a.cmd}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:                   # Ctrl-C: explorations stop within a few ms

@@ -401,6 +401,7 @@ CTX_WAIT_COUNT = _c()     # ... and the handler completions needed
 CTX_REGS = _c()           # offset of the register file (one per program op)
 CTX_SPIN = _c()           # 1: the last step ended spinning on a lock
 CTX_SLICE_AT = _c()       # clock when the task last got its CPU (time slices)
+CTX_READY_AT = _c()       # the waker's clock when it was woken (it cannot run before); or 0
 CTX_FRAMES = _c.n
 CTX_W = CTX_FRAMES + MAXDEPTH * FW
 del _c

@@ -388,3 +388,11 @@ def test_overrides_at_the_limits_stay_below_max_cycles(cpu):
 def test_cycles_to_us_rejects_a_bad_clock(mhz):
     with pytest.raises(ValueError, match=r"^core_mhz="):
         T.cycles_to_us("arm926", 1, core_mhz=mhz)
+
+
+def test_smp_lock_s_bne_falls_through_on_the_winning_pass():
+    """arch_spin_lock's final bne is not taken when the strex succeeded (spec §1.5 "bne (not
+    taken)"): arm926 ldrex 3 + teq 1 + strexeq 3 + teqeq 1 + bne 1 + dmb 8 = 17."""
+    v = T.cost_vector("arm926")
+    assert T.COMPOSITES["smp_lock"][4] == "branch_nt"
+    assert v[K.UOP_SMP_LOCK] == 17 and v[K.UOP_BRANCH_NT] == 1 and v[K.UOP_BRANCH] == 3

@@ -531,3 +531,24 @@ def test_stale_reads_fail_a_schedule_and_are_reported(tmp_path):
     assert rc == 0, err
     assert "stale-read: 32 bytes at pa 0xa000" in out and "read by peek in cpu_access" in out
     assert "stale reads: 32 bytes read wrong" in out
+
+
+def test_a_missing_file_names_its_argument(tmp_path):
+    nope = tmp_path / "nope.toml"
+    rc, out, err = call("profile", "--costs", nope)
+    assert rc == 2 and out == "" and err == f"emu profile: error: --costs {nope}: No such " \
+        "file or directory\n"
+    rc, _, err = call("explore", nope)
+    assert rc == 2 and err == f"emu explore: error: FILE.toml {nope}: No such file or directory\n"
+
+
+def test_profile_plot_without_matplotlib_fails_before_writing_anything(tmp_path):
+    try:
+        import matplotlib  # noqa: F401
+        pytest.skip("matplotlib is installed")
+    except ImportError:
+        pass
+    trace = tmp_path / "t.json"
+    rc, _, err = call("profile", "--workload", "fastpath", "--plot", tmp_path / "p.png",
+                      "--trace", trace)
+    assert rc == 2 and "--plot needs matplotlib" in err and not trace.exists()

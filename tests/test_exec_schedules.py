@@ -1217,3 +1217,43 @@ def test_a_context_switch_is_charged_once_per_switch():
     assert all("context_switch" not in kinds for name, per in bd.items() if name != "schedule"
                for kinds in per.values())
     assert "[cycle 0]" in r.trace[0]
+
+
+SLEEP_WAKE_SMP = """
+name = "sleepwake"
+[machine]
+ncpus = 2
+last_pkmap = 4
+lowmem_mb = 1
+highmem_mb = 4
+[[task]]
+name = "b"
+cpu = 1
+ops = [ {op="kmap_high", pfn=301, repeat=4},
+        {op="dma_map_page", pfn=500, size=4096, direction="BIDIRECTIONAL", repeat=40},
+        {op="kunmap_high", pfn=301, repeat=4} ]
+[[task]]
+name = "a"
+cpu = 0
+ops = [ {op="dma_map_page", pfn=10, size=4096, direction="BIDIRECTIONAL", repeat=5},
+        {op="kmap_high", pfn=310}, {op="kunmap_high", pfn=310} ]
+"""
+
+
+def _cycle(line):
+    return int(line.split("[cycle ")[1].split("]")[0])
+
+
+def test_a_task_woken_on_another_cpu_runs_no_earlier_than_its_wake_up():
+    """a sleeps in map_new_virtual on CPU0; b's kunmap_high on CPU1 wakes it thousands of
+    cycles later in CPU1's time. a resumes then, not at CPU0's own earlier clock (where it
+    used to "spin" on kmap_lock, IRQs masked, until b's release)."""
+    ld = Scenario.from_dict(tomllib.loads(SLEEP_WAKE_SMP)).build(trace_events=1 << 16)
+    r = ld.run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done"
+    t = r.trace
+    steps = [i for i, line in enumerate(t) if line.startswith("step")]
+    woke = next(i for i, line in enumerate(t) if line.strip() == "b: wakes a")
+    waker = max(i for i in steps if i < woke)
+    resumed = next(i for i in steps if i > woke and t[i].split()[3] == "a")
+    assert _cycle(t[resumed]) >= _cycle(t[waker]) > 5000

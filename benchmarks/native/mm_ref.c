@@ -447,6 +447,7 @@ static void wake_up(i64 *S)
         i64 cr = ctx_rec(S, S[q + 1 + j]);
         if (S[cr + CTX_STATE] == CTX_SLEEPING) {
             S[cr + CTX_STATE] = CTX_RUNNABLE;
+            S[cr + CTX_READY_AT] = S[H_NOW];            /* it runs no earlier than this */
             trace(S, T_WAKE, S[q + 1 + j], 0);
         }
         uop(S, UOP_ALU, 4);

@@ -18,8 +18,8 @@ def _overhead(doc):
     return "no kmap_high+kunmap_high pair in the tasks"
 
 
-def plot_profile(doc, path):
-    """Three panels: cycles per routine, irqs-off sections, IRQ latency; saved to ``path``."""
+def pyplot():
+    """matplotlib's pyplot (Agg backend), or ValueError saying how to install it."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -27,6 +27,12 @@ def plot_profile(doc, path):
     except ImportError:
         raise ValueError("--plot needs matplotlib: pip install 'emu[plot]' "
                          "(or pip install matplotlib)") from None
+    return plt
+
+
+def plot_profile(doc, path):
+    """Three panels: cycles per routine, irqs-off sections, IRQ latency; saved to ``path``."""
+    plt = pyplot()
     v = doc["variants"]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     task = {key: v[key]["routines_by_context"]["task"] for key in ("irq", "plain")}

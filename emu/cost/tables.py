@@ -73,7 +73,7 @@ COMPOSITES = {
     "irq_enable": ("mrs", "alu", "msr_c"),
     "irq_save": ("mrs", "alu", "msr_c"),
     "irq_restore": ("msr_c",),
-    "smp_lock": ("ldrex", "alu", "strex", "alu", "branch", "dmb"),
+    "smp_lock": ("ldrex", "alu", "strex", "alu", "branch_nt", "dmb"),   # bne not taken: §1.5
     "smp_unlock": ("dmb", "store", "dsb_sev"),
 }
 _COMPOSITE_SEQ = {

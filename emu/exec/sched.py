@@ -179,6 +179,7 @@ def irq_exit(S, h):
         if (S[tr + K.CTX_STATE] == K.CTX_WAIT_IRQ and S[tr + K.CTX_WAIT_LINE] == line
                 and S[ir + K.IRQ_DONE] >= S[tr + K.CTX_WAIT_COUNT]):
             S[tr + K.CTX_STATE] = K.CTX_RUNNABLE
+            S[tr + K.CTX_READY_AT] = S[K.H_NOW]
             trace(S, K.T_WAKE, t, line)
     S[K.H_LAST_CTX] = S[r + K.CPU_CUR]
 
@@ -227,6 +228,16 @@ def next_due(S):
 # ---------------------------------------------------------------------------------------------
 
 
+@njit
+def _woken(S, c, cr):
+    """A woken context runs no earlier than its waker's clock at the wake-up (another CPU's
+    time, on SMP): its CPU idles until then."""
+    enter_context(S, c)
+    if S[K.H_NOW] < S[cr + K.CTX_READY_AT]:
+        S[K.H_NOW] = S[cr + K.CTX_READY_AT]
+    S[cr + K.CTX_READY_AT] = 0
+
+
 @flat
 def run_action(S, B, a, tracing):
     """Perform action ``a``; returns the step's status (``ST_*``), or -1 for an IRQ raise.
@@ -242,6 +253,8 @@ def run_action(S, B, a, tracing):
     cr = ctx_rec(S, c)
     cpu = S[cr + K.CTX_CPU]
     r = cpu_rec(S, cpu)
+    if S[cr + K.CTX_READY_AT] != 0:
+        _woken(S, c, cr)
     if S[r + K.CPU_CUR] != c:
         enter_context(S, c)
         set_site(S, K.SITE_SCHEDULE)
@@ -312,6 +325,7 @@ def _timed_pick(S, alts, n):
             continue
         cpu = S[ctx_rec(S, a) + K.CTX_CPU]
         clk = S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[cpu_rec(S, cpu) + K.CPU_CLOCK]
+        clk = max(clk, S[ctx_rec(S, a) + K.CTX_READY_AT])      # a woken task: once woken
         if best < 0 or clk < best_clock:
             best = j
             best_clock = clk

@@ -74,6 +74,7 @@ def wake_up(S):
         cr = ctx_rec(S, S[q + 1 + j])
         if S[cr + K.CTX_STATE] == K.CTX_SLEEPING:
             S[cr + K.CTX_STATE] = K.CTX_RUNNABLE
+            S[cr + K.CTX_READY_AT] = S[K.H_NOW]
             trace(S, K.T_WAKE, S[q + 1 + j], 0)
         uop(S, K.UOP_ALU, 4)                    # try_to_wake_up, roughly
     raw_unlock_irqrestore(S, flags)
