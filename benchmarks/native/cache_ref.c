@@ -525,8 +525,8 @@ static inline void mcr_line(i64 *S, u8 *B, i64 op, i64 va)
 
 /* kernels.py range_lines: the line ops of a range loop, at least one line; one only if `one`
  * (numba's nmax of 1; the references run no executor, so never the H_BATCH lines after it) */
-static inline i64 range_lines(i64 *S, u8 *B, i64 op, int two_ops, i64 va, i64 end, int one,
-                              i64 *pn, i64 *pnd)
+static inline i64 range_lines(i64 *S, u8 *B, i64 op, i64 va, i64 end, int one, i64 *pn,
+                              i64 *pnd)
 {
     i64 lshift = S[H_C_LSHIFT], setmask = S[H_C_SETMASK], ways = S[H_C_WAYS];
     i64 tagb = S[H_R_TAG], dirtyb = S[H_R_DIRTY];
@@ -557,10 +557,7 @@ static inline i64 range_lines(i64 *S, u8 *B, i64 op, int two_ops, i64 va, i64 en
         cstat(S, CS_LINE_INVALIDATES, n);
     else if (op == OP_CLEAN)
         cstat(S, CS_LINE_CLEANS, n);
-    else if (two_ops) {
-        cstat(S, CS_LINE_CLEANS, n);
-        cstat(S, CS_LINE_INVALIDATES, n);
-    } else
+    else
         cstat(S, CS_LINE_FLUSHES, n);
     *pn = n;
     *pnd = nd;
@@ -568,15 +565,13 @@ static inline i64 range_lines(i64 *S, u8 *B, i64 op, int two_ops, i64 va, i64 en
 }
 
 /* maint.py _account_loop */
-static inline void account_loop(i64 *S, i64 op, int two_ops, i64 n, i64 nd, int ended)
+static inline void account_loop(i64 *S, i64 op, i64 n, i64 nd, int ended)
 {
     if (op == OP_INV)
         uop(S, UOP_DLINE_INV, n);
-    else if (op == OP_CLEAN || two_ops) {
+    else if (op == OP_CLEAN) {
         uop(S, UOP_DLINE_CLEAN, n - nd);
         uop(S, UOP_DLINE_CLEAN_DIRTY, nd);
-        if (two_ops)
-            uop(S, UOP_DLINE_INV, n);
     } else {
         uop(S, UOP_DLINE_FLUSH, n - nd);
         uop(S, UOP_DLINE_FLUSH_DIRTY, nd);
@@ -595,18 +590,24 @@ static inline void epilogue(i64 *S, i64 op, i64 style)
 }
 
 /* up to the range op: an invalidate's partial edge lines (IRQs on); 1 if it cleaned one */
-static inline int feroceon_edges(i64 *S, u8 *B, i64 op, i64 start, i64 end)
+/* maint.py _clean_edges: an invalidate cleans its partial first and last lines; 1 if any */
+static inline int clean_edges(i64 *S, u8 *B, i64 start, i64 end)
 {
     i64 lmask = S[H_C_LINE] - 1;
-    uop(S, UOP_MRS, 1);
-    if (op != OP_INV)
-        return 0;
-    uop(S, UOP_ALU, 2);
     if (start & lmask)
         mcr_line(S, B, OP_CLEAN, start);
     if (end & lmask)
         mcr_line(S, B, OP_CLEAN, end);
     return ((start | end) & lmask) != 0;
+}
+
+static inline int feroceon_edges(i64 *S, u8 *B, i64 op, i64 start, i64 end)
+{
+    uop(S, UOP_MRS, 1);
+    if (op != OP_INV)
+        return 0;
+    uop(S, UOP_ALU, 2);
+    return clean_edges(S, B, start, end);
 }
 
 static inline void feroceon_range(i64 *S, u8 *B, i64 op, i64 start, i64 end)
@@ -679,22 +680,22 @@ i64 ref_dma_range_step(i64 *S, u8 *B, i64 op, i64 start, i64 end, i64 cursor)
         cursor = start & ~lmask;
         if (op == OP_INV) {
             uop(S, UOP_ALU, 3);
-            if (start & lmask)
-                mcr_line(S, B, OP_CLEAN, start);
-            if (end & lmask)
-                mcr_line(S, B, OP_CLEAN, end);
-            if (((start | end) & lmask) && S[H_YIELD])
+            if (clean_edges(S, B, start, end) && S[H_YIELD])
                 return cursor;      /* scheduling point: edge cleans done, loop not begun */
         } else {
             uop(S, UOP_ALU, 1);
         }
     }
-    int two_ops = op == OP_FLUSH && (style == STYLE_XSCALE || style == STYLE_V4WB);
-    if (two_ops && S[H_YIELD])
-        return two_op_step(S, B, style, cursor, end);
+    if (op == OP_FLUSH && (style == STYLE_XSCALE || style == STYLE_V4WB)) {
+        /* clean then invalidate each line, an instruction a step (all here if none yields) */
+        cursor = two_op_step(S, B, style, cursor, end);
+        while (cursor != RANGE_DONE && S[H_YIELD] == 0)
+            cursor = two_op_step(S, B, style, cursor, end);
+        return cursor;
+    }
     i64 n, nd;
-    cursor = range_lines(S, B, op, two_ops, cursor, end, S[H_YIELD] != 0, &n, &nd);
-    account_loop(S, op, two_ops, n, nd, cursor >= end);
+    cursor = range_lines(S, B, op, cursor, end, S[H_YIELD] != 0, &n, &nd);
+    account_loop(S, op, n, nd, cursor >= end);
     if (cursor < end)
         return cursor;
     epilogue(S, op, style);

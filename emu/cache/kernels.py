@@ -378,11 +378,12 @@ def _make_kernels(WAYS):
 
     @hot
     @variant
-    def range_lines(S, B, op, two_ops, va, end, nmax):
+    def range_lines(S, B, op, va, end, nmax):
         """The body of a ``dma_*_range`` loop: line op ``op`` by MVA on each line from ``va``
-        (line-aligned) while below ``end``, at least once and at most ``nmax`` lines.
-        ``two_ops``: flush as clean then invalidate (XScale, v4wb). Returns the next line
-        address, lines visited and dirty lines met (written back, or discarded by OP_INV).
+        (line-aligned) while below ``end``, at least once and at most ``nmax`` lines (one
+        CP15 op a line; XScale's and v4wb's two-op flush is ``maint._two_op_step``). Returns
+        the next line address, lines visited and dirty lines met (written back, or discarded
+        by OP_INV).
 
         ``nmax`` below ``RANGE_ALL``: each line after the first is a scheduling point the
         schedule goes on through (``sched.run``'s ``H_BATCH``), a step of its own: ``H_STEP``
@@ -424,9 +425,6 @@ def _make_kernels(WAYS):
             _stat(S, K.CS_LINE_INVALIDATES, n)
         elif op == K.OP_CLEAN:
             _stat(S, K.CS_LINE_CLEANS, n)
-        elif two_ops:
-            _stat(S, K.CS_LINE_CLEANS, n)
-            _stat(S, K.CS_LINE_INVALIDATES, n)
         else:
             _stat(S, K.CS_LINE_FLUSHES, n)
         return va, n, nd
@@ -593,12 +591,12 @@ def line_op(S, B, op, va):
 
 
 @flat
-def range_lines(S, B, op, two_ops, va, end, nmax):
+def range_lines(S, B, op, va, end, nmax):
     """Line ops of a range loop; see ``_make_kernels``. Returns (next va, lines, dirty)."""
     w = S[K.H_C_WAYS]
     if w == 4:
-        return _range4(S, B, op, two_ops, va, end, nmax)
-    return _rangeg(S, B, op, two_ops, va, end, nmax)
+        return _range4(S, B, op, va, end, nmax)
+    return _rangeg(S, B, op, va, end, nmax)
 
 
 @njit

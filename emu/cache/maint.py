@@ -45,16 +45,14 @@ def _mcr_line(S, B, op, va):
 
 
 @hot
-def _account_loop(S, op, two_ops, n, nd, ended):
+def _account_loop(S, op, n, nd, ended):
     """Micro-ops of ``n`` iterations of the range loop that met ``nd`` dirty lines:
-    the line op(s), ``add r0, #32; cmp r0, r1; blo 1b`` (not taken once the loop ``ended``)."""
+    the line op, ``add r0, #32; cmp r0, r1; blo 1b`` (not taken once the loop ``ended``)."""
     if op == K.OP_INV:
         uop(S, K.UOP_DLINE_INV, n)                          # c7,c6,1
-    elif op == K.OP_CLEAN or two_ops:
+    elif op == K.OP_CLEAN:
         uop(S, K.UOP_DLINE_CLEAN, n - nd)                   # c7,c10,1
         uop(S, K.UOP_DLINE_CLEAN_DIRTY, nd)
-        if two_ops:
-            uop(S, K.UOP_DLINE_INV, n)                      # then c7,c6,1
     else:
         uop(S, K.UOP_DLINE_FLUSH, n - nd)                   # c7,c14,1
         uop(S, K.UOP_DLINE_FLUSH_DIRTY, nd)
@@ -175,17 +173,20 @@ def dma_range_step(S, B, op, start, end, cursor):
                 return cursor
         else:
             uop(S, K.UOP_ALU, 1)                    # bic r0, r0, #CACHE_DLINESIZE - 1
-    # xscale_dma_flush_range / v4wb_coherent_kern_range: clean then invalidate each line
-    two_ops = op == K.OP_FLUSH and (style == K.STYLE_XSCALE or style == K.STYLE_V4WB)
-    if two_ops and S[K.H_YIELD]:
-        return _two_op_step(S, B, style, cursor, end)
+    if op == K.OP_FLUSH and (style == K.STYLE_XSCALE or style == K.STYLE_V4WB):
+        # xscale_dma_flush_range / v4wb_coherent_kern_range: clean then invalidate each
+        # line, an instruction a step (all of them here when nothing yields)
+        cursor = _two_op_step(S, B, style, cursor, end)
+        while cursor != RANGE_DONE and S[K.H_YIELD] == 0:
+            cursor = _two_op_step(S, B, style, cursor, end)
+        return cursor
     nmax = K.RANGE_ALL
     if S[K.H_YIELD]:
         nmax = 1 + (S[K.H_BATCH] if going_on else 0)
-    cursor, n, nd = range_lines(S, B, op, two_ops, cursor, end, nmax)
+    cursor, n, nd = range_lines(S, B, op, cursor, end, nmax)
     if n > 1 and nmax != K.RANGE_ALL:
         steps_passed(S, n - 1)                      # lines after the first: steps of their own
-    _account_loop(S, op, two_ops, n, nd, cursor >= end)
+    _account_loop(S, op, n, nd, cursor >= end)
     if cursor < end:
         return cursor                               # a scheduling point between two lines
     _epilogue(S, op, style)
