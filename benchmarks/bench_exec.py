@@ -249,3 +249,25 @@ def test_explore_on_every_cpu(benchmark, bench_report):
                          how=f"explore(jobs={jobs}): this process and {jobs - 1} worker(s), "
                              f"which join after ~1 s; "
                              f"serial: {one:.2f} s, so {one / wall:.2f}x; min of 3")
+
+
+# ---------------------------------------------------------------------------------------------
+# jitprof.py: the sampling profile of the exploration loop (run by hand; here its parsing)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_jitprof_names_numba_symbols():
+    import jitprof
+    nm = ("0000000000000000 00000000000000ff T _ZN3emu4exec3dfs11explore_dfsB4v375B46c8tJTIeFIjx"
+          "E5ArrayIxLi1E1C7mutable7alignedE\n"
+          "0000000000000100 0000000000000010 W _ZN3emu4exec5sched3runB4v394B46c8tJTIeFIjxE\n"
+          "0000000000000000 r .const.explore_dfs\n"
+          "0000000000000200 0000000000000008 T cfunc._ZN3emu2mm7highmem9kmap_stepB4v2B4xE\n")
+    syms = jitprof.parse_nm(nm)
+    assert [s[:2] for s in syms] == [(0, 0xff), (0x100, 0x10), (0x200, 8)]
+    assert [jitprof.short_name(s[2]) for s in syms] == [
+        "emu.exec.dfs.explore_dfs", "emu.exec.sched.run", "cfunc of emu.mm.highmem.kmap_step"]
+    assert jitprof.short_name("_ZN7cpython3emu4exec3dfs11explore_dfsB4v3E") == \
+        "cpython wrapper of emu.exec.dfs.explore_dfs"
+    with pytest.raises(SystemExit):
+        jitprof.main(["explore", "--seconds", "0"])         # argparse: must be > 0
