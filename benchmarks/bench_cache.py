@@ -228,6 +228,7 @@ GEOMETRIES = {
     "arm926-512b2w-l8-wa": dict(size=512, ways=2, line=8, style="arm926", dirty_granule=4,
                                 write_allocate=True),                   # full-line replay stores
     "feroceon-8k16w-l64": dict(size=8192, ways=16, line=64, style="feroceon", dirty_granule=16),
+    "arm926-2k4w-wt": dict(size=2048, ways=4, line=32, style="arm926", write_back=False),
 }
 CHECK_RAM = 1 << 22
 CHECK_OPS = 1500 if JIT else 120

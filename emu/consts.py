@@ -561,6 +561,8 @@ DD_ERR_DIR = 3            # "frees DMA memory with different direction"
 DD_ERR_SYNC_NOT_MAPPED = 4
 DD_ERR_SYNC_RANGE = 5     # "syncs DMA memory outside allocated range"
 DD_ERR_SYNC_DIR = 6       # "syncs DMA memory with different direction"
+DD_ERR_SYNC_RO = 7        # "syncs device read-only DMA memory for cpu"
+DD_ERR_SYNC_WO = 8        # "syncs device write-only DMA memory to device"
 
 OUTER_INV = 0             # outer_*_range calls (no-op hook by default), then last range
 OUTER_CLEAN = 1

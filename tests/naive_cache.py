@@ -275,9 +275,15 @@ class NaiveCache:
         if end % self.line:
             self.clean_line(end)                   # mcrne c7,c10,1: partial last line
 
+    def _wt926(self):
+        """ARM926 built with CONFIG_CPU_DCACHE_WRITETHROUGH: no edge cleans, clean_range only
+        drains, flush_range invalidates each line (arm926:248-300)."""
+        return self.style == "arm926" and not self.write_back
+
     def inv_range(self, start, end):
         self._count("range_ops")
-        self._clean_partial_edges(start, end)
+        if not self._wt926():
+            self._clean_partial_edges(start, end)
         for va in self._range_lines(start, end):
             self.inv_line(va)
         if self.style != "feroceon":              # feroceon's range invalidate: no drain
@@ -285,14 +291,17 @@ class NaiveCache:
 
     def clean_range(self, start, end):
         self._count("range_ops")
-        for va in self._range_lines(start, end):
-            self.clean_line(va)
+        if not self._wt926():
+            for va in self._range_lines(start, end):
+                self.clean_line(va)
         self._count("drains")
 
     def flush_range(self, start, end):
         self._count("range_ops")
         for va in self._range_lines(start, end):
-            if self.style in ("xscale", "v4wb"):   # c7,c10,1 then c7,c6,1 per line
+            if self._wt926():                      # c7,c6,1
+                self.inv_line(va)
+            elif self.style in ("xscale", "v4wb"):   # c7,c10,1 then c7,c6,1 per line
                 self.clean_line(va)
                 self.inv_line(va)
             else:                                  # c7,c14,1 (arm926) / c15,c15 range (feroceon)

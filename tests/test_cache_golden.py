@@ -506,3 +506,21 @@ def test_replay_copyback_and_invalidate_records():
     st = c.stats
     assert (st["line_cleans"], st["line_invalidates"], st["dirty_discards"]) == (1, 1, 1)
     assert c.probe(0x740) is None                    # instruction fetch: not a D-cache access
+
+
+@pytest.mark.parametrize("op, counts", [
+    ("inv_range", {"line_invalidates": 4}),          # no edge cleans
+    ("clean_range", {}),                             # only the drain
+    ("flush_range", {"line_invalidates": 4}),        # c7,c6,1 instead of c7,c14,1
+])
+def test_arm926_write_through_range_routines(op, counts):
+    """CONFIG_CPU_DCACHE_WRITETHROUGH variants of arm926_dma_{inv,clean,flush}_range (spec
+    §4.3): the cache holds no dirty line, so none is cleaned."""
+    c = Cache.from_preset("arm926", write_back=False)
+    for a in range(0x1000, 0x1080, 32):
+        c.load(a, 4)
+    c.reset_stats()
+    getattr(c, op)(0x1004, 0x1068)
+    st = {k: v for k, v in c.stats.items() if v and k not in ("range_ops", "drains")}
+    assert st == counts and c.stats["drains"] == 1
+    assert (c.lines() == []) == (op != "clean_range")

@@ -298,11 +298,12 @@ def test_non_strict_mode_only_counts():
     m.dma_unmap_page(0xA000, 64, emu.DMA_FROM_DEVICE)            # not mapped
     assert m.dma_debug_errors == 1
     h = m.dma_map_page(LOW, 0, 64, emu.DMA_TO_DEVICE)
-    m.dma_sync_single_for_cpu(h, 64, emu.DMA_FROM_DEVICE)        # other direction
+    m.dma_sync_single_for_cpu(h, 64, emu.DMA_FROM_DEVICE)        # other direction, and
+    assert m.dma_debug_errors == 3                               # read-only memory for cpu
     m.dma_sync_single_for_cpu(h, 128, emu.DMA_TO_DEVICE)         # outside the mapping
-    assert m.dma_debug_errors == 3
+    assert m.dma_debug_errors == 4
     m.dma_unmap_page(h, 64, emu.DMA_TO_DEVICE)                   # fine
-    assert m.dma_debug_errors == 3
+    assert m.dma_debug_errors == 4
 
 
 def test_non_strict_mismatched_unmap_still_frees_the_mapping():
@@ -605,3 +606,45 @@ def test_a_handle_mapped_twice_is_unmapped_oldest_first():
     m.dma_unmap_page(a, 64, emu.DMA_TO_DEVICE)                     # the older one: no error
     m.dma_unmap_page(b, 128, emu.DMA_FROM_DEVICE)
     assert m.dma_debug_errors == 0
+
+
+# check_sync() of 2.6.30 lib/dma-debug.c: each check reports on its own and none stops the
+# others (err_printk counts error_count and goes on): range, direction, then, unless the
+# mapping is bidirectional, read-only memory synced for the CPU or write-only memory synced
+# for the device
+@pytest.mark.parametrize("api, mapped, sync, d, size, errors", [
+    ("2.6.30", emu.DMA_TO_DEVICE, "dma_sync_single_for_cpu", emu.DMA_FROM_DEVICE, 64, 2),
+    ("2.6.30", emu.DMA_TO_DEVICE, "dma_sync_single_for_cpu", emu.DMA_BIDIRECTIONAL, 64, 2),
+    ("2.6.30", emu.DMA_FROM_DEVICE, "dma_sync_single_for_cpu", emu.DMA_TO_DEVICE, 64, 1),
+    ("2.6.30", emu.DMA_FROM_DEVICE, "dma_sync_single_for_device", emu.DMA_TO_DEVICE, 64, 2),
+    ("2.6.30", emu.DMA_FROM_DEVICE, "dma_sync_single_for_device", emu.DMA_TO_DEVICE, 128, 3),
+    ("2.6.30", emu.DMA_TO_DEVICE, "dma_sync_single_for_device", emu.DMA_FROM_DEVICE, 128, 2),
+    ("2.6.30", emu.DMA_BIDIRECTIONAL, "dma_sync_single_for_cpu", emu.DMA_TO_DEVICE, 128, 2),
+    ("v3", emu.DMA_FROM_DEVICE, "dma_sync_single_for_device", emu.DMA_TO_DEVICE, 128, 3),
+    ("v3", emu.DMA_BIDIRECTIONAL, "dma_sync_single_for_cpu", emu.DMA_TO_DEVICE, 128, 1),
+])
+def test_non_strict_sync_reports_each_failed_check(api, mapped, sync, d, size, errors):
+    m = machine(dma_debug_strict=False, dma_api=api)
+    h = m.dma_map_page(LOW, 0, 64, mapped)
+    getattr(m, sync)(h, size, d)
+    assert m.dma_debug_errors == errors
+
+
+def test_sync_messages_use_the_kernel_fields():
+    """"outside allocated range" names the mapping's address, its size, the sync's offset
+    and size (no unit after it); "different direction" gives the mapping's size."""
+    m = machine()
+    h = m.dma_map_page(LOW, 256, 64, emu.DMA_FROM_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match=(
+            r"^DMA-API: device driver syncs DMA memory outside allocated range \[device "
+            r"address=0x000000000000a100\] \[allocation size=64 bytes\] \[sync offset=0\] "
+            r"\[sync size=128\]$")):
+        m.dma_sync_single_for_cpu(h, 128, emu.DMA_FROM_DEVICE)
+    with pytest.raises(emu.DmaDebugError, match=r"\[sync offset=32\] \[sync size=64\]$"):
+        m.dma_sync_single_for_cpu(h + 32, 64, emu.DMA_FROM_DEVICE)   # a sub-range sync
+    with pytest.raises(emu.DmaDebugError, match=(
+            r"^DMA-API: device driver syncs DMA memory with different direction \[device "
+            r"address=0x000000000000a100\] \[size=64 bytes\] \[mapped with DMA_FROM_DEVICE\] "
+            r"\[synced with DMA_TO_DEVICE\]$")):
+        m.dma_sync_single_for_cpu(h, 16, emu.DMA_TO_DEVICE)
+    assert m.dma_debug_errors == 3

@@ -675,10 +675,19 @@ i64 ref_dma_range_step(i64 *S, u8 *B, i64 op, i64 start, i64 end, i64 cursor)
         feroceon_range(S, B, op, start, end);
         return RANGE_DONE;
     }
+    /* ARM926 with CONFIG_CPU_DCACHE_WRITETHROUGH: no edge cleans, clean only drains,
+       flush invalidates each line (c7,c6,1) */
+    int wt = style == STYLE_ARM926 && S[H_C_WB] == 0;
+    if (wt && op == OP_FLUSH)
+        op = OP_INV;
     if (cursor == RANGE_START) {
         cstat(S, CS_RANGE_OPS, 1);
         cursor = start & ~lmask;
-        if (op == OP_INV) {
+        if (wt && op == OP_CLEAN) {
+            epilogue(S, op, style);
+            return RANGE_DONE;
+        }
+        if (op == OP_INV && !wt) {
             uop(S, UOP_ALU, 3);
             if (clean_edges(S, B, start, end) && S[H_YIELD])
                 return cursor;      /* scheduling point: edge cleans done, loop not begun */

@@ -162,10 +162,19 @@ def dma_range_step(S, B, op, start, end, cursor):
                 return start & ~lmask           # a scheduling point before the masked op
         _feroceon_range(S, B, op, start, end)
         return RANGE_DONE
+    # ARM926 with CONFIG_CPU_DCACHE_WRITETHROUGH (arm926:248-300, spec §4.3): no line is
+    # ever dirty, so dma_inv_range cleans no edge lines, dma_clean_range only drains the
+    # write buffer and dma_flush_range invalidates (c7,c6,1) each line
+    wt = style == K.STYLE_ARM926 and S[K.H_C_WB] == 0
+    if wt and op == K.OP_FLUSH:
+        op = K.OP_INV
     if cursor == RANGE_START:
         _stat(S, K.CS_RANGE_OPS, 1)
         cursor = start & ~lmask
-        if op == K.OP_INV:
+        if wt and op == K.OP_CLEAN:
+            _epilogue(S, op, style)
+            return RANGE_DONE
+        if op == K.OP_INV and not wt:
             uop(S, K.UOP_ALU, 3)                    # tst r0; tst r1; bic r0
             if _clean_edges(S, B, start, end) and S[K.H_YIELD]:
                 # a scheduling point between the edge cleans and the invalidate loop: a line

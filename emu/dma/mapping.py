@@ -236,13 +236,16 @@ def debug_unmap(S, handle, size, d):
 
 
 @inline
-def debug_sync(S, handle, size, d):
+def debug_sync(S, handle, size, d, to_cpu):
     """check_sync(): the range must lie in a live mapping made in the same direction. The
     mapping is the one whose handle it is (lib/dma-debug.c looks the entry up by dev_addr,
-    oldest first); emu also accepts a handle inside a mapping (a sub-range sync), taking the
-    oldest mapping that contains it, one made in the sync's direction first (the best fit, as
+    oldest first); emu also accepts a handle inside a mapping (a sub-range sync, as
+    ``dma_sync_single_range_*`` with the offset folded into the handle), taking the oldest
+    mapping that contains it, one made in the sync's direction first (the best fit, as
     later kernels' bucket_find_contain does). (The spec is silent on dma-debug: this follows
-    2.6.30.)"""
+    2.6.30.) As check_sync(), every check runs and each failed one is an error of its own
+    (range, direction, then read-only memory synced for the CPU or write-only memory synced
+    for the device); in strict mode the first stops the call (returns True)."""
     t = _dd(S)
     if S[t + K.DD_OFF]:
         return False
@@ -260,14 +263,29 @@ def debug_sync(S, handle, size, d):
         return _debug_error(S, K.DD_ERR_SYNC_NOT_MAPPED, handle, size, d)
     e = t + K.DD_HDR + j * K.DD_W
     h = S[e + K.DD_HANDLE]
-    if handle + size > h + S[e + K.DD_SIZE]:
-        return _debug_error(S, K.DD_ERR_SYNC_RANGE, handle, S[e + K.DD_SIZE], size)
+    esize = S[e + K.DD_SIZE]
+    edir = S[e + K.DD_DIR]
+    if handle + size > h + esize:
+        # "[device address=entry's] [allocation size] [sync offset] [sync size]"
+        if _debug_error(S, K.DD_ERR_SYNC_RANGE, h, esize, ((handle - h) << 32) | size):
+            return True
     # 2.6.30's check_sync tests the direction before its DMA_BIDIRECTIONAL exit, so a
     # bidirectional mapping synced one way is reported too; later kernels (the v3 model)
     # swapped the two and accept it
-    if S[e + K.DD_DIR] != d and not (S[K.H_DMA_API] == K.API_V3
-                                     and S[e + K.DD_DIR] == K.DMA_BIDIRECTIONAL):
-        return _debug_error(S, K.DD_ERR_SYNC_DIR, handle, size, S[e + K.DD_DIR] * 256 + d)
+    if edir == K.DMA_BIDIRECTIONAL and S[K.H_DMA_API] == K.API_V3:
+        return False
+    dirs = edir * 256 + d
+    if edir != d:
+        if _debug_error(S, K.DD_ERR_SYNC_DIR, handle, esize, dirs):
+            return True
+    if edir == K.DMA_BIDIRECTIONAL:
+        return False
+    if to_cpu and edir != K.DMA_FROM_DEVICE and d != K.DMA_TO_DEVICE:
+        if _debug_error(S, K.DD_ERR_SYNC_RO, handle, esize, dirs):
+            return True
+    if not to_cpu and edir != K.DMA_TO_DEVICE and d != K.DMA_FROM_DEVICE:
+        if _debug_error(S, K.DD_ERR_SYNC_WO, handle, esize, dirs):
+            return True
     return False
 
 
@@ -325,9 +343,10 @@ def _v3_dev_to_cpu(S, c, f, handle, size, d):
 
 
 @inline
-def _handle_call(S, c, f, unmap):
-    """The common start of unmap and the syncs: the second entry returns; the first checks the
-    direction (BUG) and dma-debug's record. Returns a status, or -1 to go on."""
+def _handle_call(S, c, f, which):
+    """The common start of unmap (``which`` 0) and the syncs (1: for the CPU, 2: for the
+    device): the second entry returns; the first checks the direction (BUG) and dma-debug's
+    record. Returns a status, or -1 to go on."""
     if S[f + K.F_PC] == 1:
         set_ret(S, c, 0)
         return K.ST_RET_YIELD
@@ -337,7 +356,8 @@ def _handle_call(S, c, f, unmap):
     uop(S, K.UOP_BRANCH, 2)                         # call and return
     if not valid_dma_direction(d):
         return bug(S, K.BUG_DMA_DIRECTION, d, 0, 0)
-    if debug_unmap(S, handle, size, d) if unmap else debug_sync(S, handle, size, d):
+    if debug_unmap(S, handle, size, d) if which == 0 else debug_sync(S, handle, size, d,
+                                                                      which == 1):
         return K.ST_ERROR
     return -1
 
@@ -346,7 +366,7 @@ def _handle_call(S, c, f, unmap):
 def dma_unmap_page_step(S, B, c, f):
     """``dma_unmap_page(dev, handle, size, dir)``: 2.6.30 does nothing ("nothing to do",
     spec §3.5); the v3 ownership model invalidates FROM_DEVICE/BIDIRECTIONAL buffers again."""
-    st = _handle_call(S, c, f, True)
+    st = _handle_call(S, c, f, 0)
     if st >= 0:
         return st
     return _v3_dev_to_cpu(S, c, f, S[f + K.F_A0], S[f + K.F_A1], S[f + K.F_A2])
@@ -356,7 +376,7 @@ def dma_unmap_page_step(S, B, c, f):
 def dma_sync_for_cpu_step(S, B, c, f):
     """``dma_sync_single_for_cpu``: 2.6.30 touches no cache (commit 309dbbab, spec §3.5);
     v3 invalidates again unless TO_DEVICE."""
-    st = _handle_call(S, c, f, False)
+    st = _handle_call(S, c, f, 1)
     if st >= 0:
         return st
     return _v3_dev_to_cpu(S, c, f, S[f + K.F_A0], S[f + K.F_A1], S[f + K.F_A2])
@@ -368,7 +388,7 @@ def dma_sync_for_device_step(S, B, c, f):
     ``dma_cache_maint(dma_to_virt(handle), size, dir)``, whose
     ``BUG_ON(!virt_addr_valid(start) || !virt_addr_valid(start + size - 1))`` fires for a
     highmem buffer (spec §3.5, §6.7); v3 maintains by page as ``dma_map_page`` does."""
-    st = _handle_call(S, c, f, False)
+    st = _handle_call(S, c, f, 2)
     if st >= 0:
         return st
     handle = S[f + K.F_A0]

@@ -68,11 +68,14 @@ def dma_debug_message(kind, handle, a, b):
     if kind == K.DD_ERR_SYNC_NOT_MAPPED:
         return (f"{base} tries to sync DMA memory it has not allocated "
                 f"[device address={handle:#018x}] [size={a} bytes]")
-    if kind == K.DD_ERR_SYNC_RANGE:
+    if kind == K.DD_ERR_SYNC_RANGE:                 # b: sync offset << 32 | sync size
         return (f"{base} syncs DMA memory outside allocated range "
                 f"[device address={handle:#018x}] [allocation size={a} bytes] "
-                f"[sync size={b} bytes]")
-    return (f"{base} syncs DMA memory with different direction [device address={handle:#018x}] "
+                f"[sync offset={b >> 32}] [sync size={b & 0xFFFFFFFF}]")
+    what = {K.DD_ERR_SYNC_RO: "device read-only DMA memory for cpu",
+            K.DD_ERR_SYNC_WO: "device write-only DMA memory to device"}
+    return (f"{base} syncs {what.get(kind, 'DMA memory with different direction')} "
+            f"[device address={handle:#018x}] "
             f"[size={a} bytes] [mapped with {dn(b >> 8)}] [synced with {dn(b & 255)}]")
 
 
