@@ -415,6 +415,10 @@ ROUTINE_NAMES = (
 for _i, _n in enumerate(ROUTINE_NAMES):
     globals()["R_" + _n.upper()] = _i
 del _i, _n
+# direct-call aliases (emu.exec.kernel.direct_call): dma_{,un}map_page for one entry of
+# Machine.dma_{,un}map_sg, whose direction then carries DMA_FLAG_SG (dma-debug's entry type)
+R_DMA_MAP_SG = len(ROUTINE_NAMES)
+R_DMA_UNMAP_SG = R_DMA_MAP_SG + 1
 
 # What a routine's step returns to the context runner
 ST_CALL = 0               # pushed a callee frame: run it now
@@ -536,6 +540,7 @@ DMA_TO_DEVICE = 1
 DMA_FROM_DEVICE = 2
 DMA_NONE = 3
 DMA_DIR_NAMES = ("DMA_BIDIRECTIONAL", "DMA_TO_DEVICE", "DMA_FROM_DEVICE", "DMA_NONE")
+DMA_FLAG_SG = 1 << 9      # direction high bit of a map / unmap routine call: an sg entry
 DIR2OP = (OP_FLUSH, OP_CLEAN, OP_INV)   # dma_cache_maint_contiguous (dm:521-560)
 
 PIN_KMAP_HIGH_GET = 0     # 2.6.30: kmap_high_get() + kunmap_high() around the L1 op
@@ -554,7 +559,11 @@ DD_HANDLE = 0
 DD_SIZE = 1
 DD_DIR = 2
 DD_PFN = 3
-DD_W = 4
+DD_TYPE = 4               # how it was mapped: lib/dma-debug.c's entry->type
+DD_W = 5
+DD_TYPE_PAGE = 1          # dma_debug_page (dma_debug_single = 0, coherent = 3: not modelled)
+DD_TYPE_SG = 2            # dma_debug_sg
+DD_TYPE_NAMES = ("single", "page", "scather-gather", "coherent")   # sic, lib/dma-debug.c
 DD_ERR_NOT_MAPPED = 1     # "tries to free DMA memory it has not allocated"
 DD_ERR_SIZE = 2           # "frees DMA memory with different size"
 DD_ERR_DIR = 3            # "frees DMA memory with different direction"
@@ -563,6 +572,7 @@ DD_ERR_SYNC_RANGE = 5     # "syncs DMA memory outside allocated range"
 DD_ERR_SYNC_DIR = 6       # "syncs DMA memory with different direction"
 DD_ERR_SYNC_RO = 7        # "syncs device read-only DMA memory for cpu"
 DD_ERR_SYNC_WO = 8        # "syncs device write-only DMA memory to device"
+DD_ERR_TYPE = 9           # "frees DMA memory with wrong function"
 
 OUTER_INV = 0             # outer_*_range calls (no-op hook by default), then last range
 OUTER_CLEAN = 1

@@ -510,15 +510,16 @@ class Machine:
 
     def dma_map_sg(self, sg, direction):
         """``dma_map_sg``: ``dma_map_page`` for each ``(pfn, offset, length)``; returns the DMA
-        addresses."""
+        addresses. dma-debug records the entries as scatter-gather ones, which only
+        :meth:`dma_unmap_sg` frees without a "wrong function" error."""
         d = self._dir(direction)
-        return [self._call(K.R_DMA_MAP_PAGE, p, o, n, d) for p, o, n in self._sg(sg)]
+        return [self._call(K.R_DMA_MAP_SG, p, o, n, d) for p, o, n in self._sg(sg)]
 
     def dma_unmap_sg(self, sg, direction):
         """``dma_unmap_sg``: ``dma_unmap_page`` per entry."""
         d = self._dir(direction)
         for p, o, n in self._sg(sg):
-            self._call(K.R_DMA_UNMAP_PAGE, (p << K.PAGE_SHIFT) + o, n, d)
+            self._call(K.R_DMA_UNMAP_SG, (p << K.PAGE_SHIFT) + o, n, d)
 
     def dma_sync_sg_for_cpu(self, sg, direction):
         """``dma_sync_sg_for_cpu``: per entry as ``dma_sync_single_for_cpu``."""

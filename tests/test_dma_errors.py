@@ -334,6 +334,55 @@ def test_dma_map_sg_entries_are_tracked_and_unmapped_per_entry():
     assert m.dma_debug_errors == 1
 
 
+@pytest.mark.parametrize("mapped,unmapped", [("sg", "page"), ("page", "sg")])
+def test_unmap_with_the_other_function_is_reported(mapped, unmapped):
+    """check_unmap() compares how the buffer was mapped: an sg entry freed with
+    dma_unmap_page (or a page mapping with dma_unmap_sg) is "frees DMA memory with wrong
+    function", in lib/dma-debug.c's wording (its "scather-gather" included)."""
+    names = {"sg": "scather-gather", "page": "page"}
+    m = machine()
+    if mapped == "sg":
+        (h,) = m.dma_map_sg([(LOW, 0, 64)], emu.DMA_TO_DEVICE)
+    else:
+        h = m.dma_map_page(LOW, 0, 64, emu.DMA_TO_DEVICE)
+    before = m._S.copy()
+    msg = (f"DMA-API: device driver frees DMA memory with wrong function [device address="
+           f"0x000000000000a000] [size=64 bytes] [mapped as {names[mapped]}] "
+           f"[unmapped as {names[unmapped]}]")
+    with pytest.raises(emu.DmaDebugError) as e:
+        if unmapped == "sg":
+            m.dma_unmap_sg([(LOW, 0, 64)], emu.DMA_TO_DEVICE)
+        else:
+            m.dma_unmap_page(h, 64, emu.DMA_TO_DEVICE)
+    assert msg in str(e.value)
+    K = emu.consts
+    e = int(m._S[K.H_R_DMADBG]) + K.DD_HDR                          # strict: the mapping stays
+    assert m._S[e - K.DD_HDR + K.DD_COUNT] == 1
+    assert (m._S[e:e + K.DD_W] == before[e:e + K.DD_W]).all()
+
+
+def test_non_strict_unmap_reports_size_type_and_direction_in_order():
+    m = machine(dma_debug_strict=False)
+    m.dma_map_sg([(LOW, 0, 64)], emu.DMA_TO_DEVICE)
+    m.dma_unmap_page(0xA000, 32, emu.DMA_FROM_DEVICE)             # size, type, direction
+    assert m.dma_debug_errors == 3
+    m.dma_unmap_page(0xA000, 32, emu.DMA_FROM_DEVICE)             # freed: not allocated
+    assert m.dma_debug_errors == 4
+    m.dma_map_sg([(LOW, 0, 64), (LOW + 1, 0, 64)], emu.DMA_FROM_DEVICE)
+    m.dma_unmap_sg([(LOW, 0, 64), (LOW + 1, 0, 64)], emu.DMA_FROM_DEVICE)
+    assert m.dma_debug_errors == 4                                # matched: no report
+
+
+def test_the_sg_mark_is_no_direction_a_caller_can_pass():
+    m = machine()
+    for d in (emu.consts.DMA_FLAG_SG, emu.consts.DMA_FLAG_SG | emu.DMA_TO_DEVICE):
+        with pytest.raises(ValueError, match="direction"):
+            m.dma_map_page(LOW, 0, 64, d)
+        with pytest.raises(ValueError, match="direction"):
+            m.dma_unmap_page(0xA000, 64, d)
+    assert m._S[int(m._S[emu.consts.H_R_DMADBG]) + emu.consts.DD_COUNT] == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # 2.6.30 dma_sync_single_for_device on highmem (spec §3.5, §6.7)
 # ---------------------------------------------------------------------------------------------

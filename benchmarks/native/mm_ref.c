@@ -699,6 +699,7 @@ static inline void debug_add(i64 *S, i64 handle, i64 size, i64 d, i64 pfn)
     S[e + DD_SIZE] = size;
     S[e + DD_DIR] = d;
     S[e + DD_PFN] = pfn;
+    S[e + DD_TYPE] = DD_TYPE_PAGE;                      /* dma_map_page (no sg here) */
     S[t + DD_COUNT] = n + 1;
 }
 

@@ -29,6 +29,7 @@ _L1 = 2
 _UNPIN = 3
 _OUTER = 4
 _FLAG_V3_UNMAP = 1 << 8      # A3 high bits: the v3 unmap/sync op (invalidate), not map_area
+_DIR_MASK = 0xFF
 
 
 @inline
@@ -173,7 +174,7 @@ def _dd(S):
 
 
 @inline
-def debug_add(S, handle, size, d, pfn):
+def debug_add(S, handle, size, d, pfn, typ):
     t = _dd(S)
     if S[t + K.DD_OFF]:
         return
@@ -186,6 +187,7 @@ def debug_add(S, handle, size, d, pfn):
     S[e + K.DD_SIZE] = size
     S[e + K.DD_DIR] = d
     S[e + K.DD_PFN] = pfn
+    S[e + K.DD_TYPE] = typ
     S[t + K.DD_COUNT] = n + 1
 
 
@@ -209,9 +211,10 @@ def _debug_error(S, kind, handle, a, b):
 
 
 @inline
-def debug_unmap(S, handle, size, d):
-    """check_unmap(): the mapping must exist with the same size and direction. Each
-    mismatch is reported; in strict mode the first stops the call (returns True) and the
+def debug_unmap(S, handle, size, d, typ):
+    """check_unmap(): the mapping must exist with the same size, type (``dma_unmap_page`` of
+    a page mapping, ``dma_unmap_sg`` of an sg entry) and direction. Each mismatch is
+    reported, in that order; in strict mode the first stops the call (returns True) and the
     mapping stays, otherwise it is freed anyway, as the kernel does."""
     t = _dd(S)
     if S[t + K.DD_OFF]:
@@ -222,6 +225,9 @@ def debug_unmap(S, handle, size, d):
     e = t + K.DD_HDR + j * K.DD_W
     if S[e + K.DD_SIZE] != size:
         if _debug_error(S, K.DD_ERR_SIZE, handle, S[e + K.DD_SIZE], size):
+            return True
+    if S[e + K.DD_TYPE] != typ:
+        if _debug_error(S, K.DD_ERR_TYPE, handle, size, S[e + K.DD_TYPE] * 256 + typ):
             return True
     if S[e + K.DD_DIR] != d:
         if _debug_error(S, K.DD_ERR_DIR, handle, S[e + K.DD_SIZE], S[e + K.DD_DIR] * 256 + d):
@@ -317,7 +323,7 @@ def dma_map_page_step(S, B, c, f):
     pfn = S[f + K.F_A0]
     off = S[f + K.F_A1]
     size = S[f + K.F_A2]
-    d = S[f + K.F_A3]
+    d = S[f + K.F_A3] & _DIR_MASK                   # DMA_FLAG_SG: an entry of dma_map_sg
     if S[f + K.F_PC] == 0:
         if not valid_dma_direction(d):
             return bug(S, K.BUG_DMA_DIRECTION, d, 0, 0)
@@ -325,7 +331,8 @@ def dma_map_page_step(S, B, c, f):
         push(S, c, K.R_DMA_CACHE_MAINT_PAGE, pfn, off, size, d)
         return K.ST_CALL
     handle = (pfn << K.PAGE_SHIFT) + off
-    debug_add(S, handle, size, d, pfn)
+    debug_add(S, handle, size, d, pfn,
+              K.DD_TYPE_SG if S[f + K.F_A3] & K.DMA_FLAG_SG else K.DD_TYPE_PAGE)
     set_ret(S, c, handle)
     return K.ST_RET_YIELD
 
@@ -344,21 +351,24 @@ def _v3_dev_to_cpu(S, c, f, handle, size, d):
 
 @inline
 def _handle_call(S, c, f, which):
-    """The common start of unmap (``which`` 0) and the syncs (1: for the CPU, 2: for the
-    device): the second entry returns; the first checks the direction (BUG) and dma-debug's
-    record. Returns a status, or -1 to go on."""
+    """The common start of unmap (``which`` 0; the direction may carry ``DMA_FLAG_SG``, which
+    it takes off) and the syncs (1: for the CPU, 2: for the device): the second entry returns;
+    the first checks the direction (BUG) and dma-debug's record. Returns a status, or -1 to
+    go on."""
     if S[f + K.F_PC] == 1:
         set_ret(S, c, 0)
         return K.ST_RET_YIELD
     handle = S[f + K.F_A0]
     size = S[f + K.F_A1]
-    d = S[f + K.F_A2]
+    d = S[f + K.F_A2] & _DIR_MASK
+    typ = K.DD_TYPE_SG if S[f + K.F_A2] & K.DMA_FLAG_SG else K.DD_TYPE_PAGE
     uop(S, K.UOP_BRANCH, 2)                         # call and return
     if not valid_dma_direction(d):
         return bug(S, K.BUG_DMA_DIRECTION, d, 0, 0)
-    if debug_unmap(S, handle, size, d) if which == 0 else debug_sync(S, handle, size, d,
-                                                                      which == 1):
+    if debug_unmap(S, handle, size, d, typ) if which == 0 else debug_sync(S, handle, size, d,
+                                                                           which == 1):
         return K.ST_ERROR
+    S[f + K.F_A2] = d
     return -1
 
 

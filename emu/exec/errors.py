@@ -61,6 +61,10 @@ def dma_debug_message(kind, handle, a, b):
     if kind == K.DD_ERR_SIZE:
         return (f"{base} frees DMA memory with different size [device address={handle:#018x}] "
                 f"[map size={a} bytes] [unmap size={b} bytes]")
+    if kind == K.DD_ERR_TYPE:
+        tn = (lambda t: K.DD_TYPE_NAMES[t] if 0 <= t < len(K.DD_TYPE_NAMES) else str(t))
+        return (f"{base} frees DMA memory with wrong function [device address={handle:#018x}] "
+                f"[size={a} bytes] [mapped as {tn(b >> 8)}] [unmapped as {tn(b & 255)}]")
     if kind == K.DD_ERR_DIR:
         return (f"{base} frees DMA memory with different direction "
                 f"[device address={handle:#018x}] [size={a} bytes] [mapped with {dn(b >> 8)}] "
