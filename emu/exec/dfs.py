@@ -43,7 +43,9 @@ def save_checkpoint(S, B, CS, CB, cpp):
     while p < npages:
         mask = B[rd + p]
         copy_page(S, CB, B, p, mask)
-        cpp[1 + n] = (p << K.PAGE_BLOCKS) | mask
+        # int(): with NUMBA_DISABLE_JIT=1 the mask is a numpy uint8, which numpy refuses
+        # to OR with a Python int >= 256 (OverflowError); numba widens it to int64 anyway
+        cpp[1 + n] = (p << K.PAGE_BLOCKS) | int(mask)
         n += 1
         p = next_nonzero(B, rd, npages, p + 1)
     cpp[0] = n

@@ -103,12 +103,25 @@ def make_token(sc, choices, max_steps=DEFAULT_MAX_STEPS):
         raise ValueError(f"choices: {len(choices)} of them, more than a run's {DEFAULT_LOG} "
                          f"decisions")
     sparse = [[int(i), int(choices[i])] for i in np.flatnonzero(choices)]
-    body = {"b": sc.builtin} if sc.builtin else {"s": sc.to_dict()}
+    body = {"b": sc.builtin} if _still_builtin(sc) else {"s": sc.to_dict()}
     body |= {"c": sparse, "n": len(choices)}
     if max_steps != DEFAULT_MAX_STEPS:
         body["m"] = max_steps
     blob = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     return TOKEN_PREFIX + base64.urlsafe_b64encode(zlib.compress(blob, 9)).decode().rstrip("=")
+
+
+def _still_builtin(sc):
+    """True if ``sc`` is the built-in scenario its ``builtin`` names, unchanged: one built by
+    ``race()`` and then given a task or handler, or its ``machine`` edited in place, must go
+    into the token in full (its name alone would replay the unchanged built-in)."""
+    if not sc.builtin:
+        return False
+    from .builtin import from_builtin
+    try:
+        return from_builtin(sc.builtin).to_dict() == sc.to_dict()
+    except ValueError:
+        return False
 
 
 def read_token(token):

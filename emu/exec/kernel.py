@@ -36,7 +36,9 @@ def direct_call(S, B, routine, a0, a1, a2, a3):
         judge_discards(S, B)
     if st != K.ST_DONE:
         return -1 - st
-    return S[S[K.H_R_CTX] + S[K.H_DIRECT_CTX] * K.CTX_W + K.CTX_RET]
+    # int(): a Python int under NUMBA_DISABLE_JIT=1 too, as numba returns (not numpy.int64,
+    # which json cannot encode and which overflows where a Python int would grow)
+    return int(S[S[K.H_R_CTX] + S[K.H_DIRECT_CTX] * K.CTX_W + K.CTX_RET])
 
 
 @njit
