@@ -1,5 +1,10 @@
 """emu.exec.parallel: explorations split over worker processes give the serial result."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import astuple
 
 import numba
@@ -139,3 +144,53 @@ def test_the_caller_searches_alongside_its_workers():
         s.stop()
     assert set(s.owner) <= {1, 2} and 1 in set(s.owner)
     assert not any(p.is_alive() for p in s.procs.values())
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@needs_jit
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc (Linux)")
+def test_a_worker_stops_when_the_caller_is_killed():
+    """SIGTERM or SIGKILL skip the caller's cleanup (``_Search.stop``): its workers must not
+    go on searching alone (a bound-5 search of (i) runs for about a minute)."""
+    code = ("from emu.exec import builtin\nfrom emu.exec.explore import explore\n"
+            "if __name__ == '__main__':\n"
+            "    explore(builtin.race(8, 1, 'page_address'), bound=5, jobs=2)\n")
+    p = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 120
+        workers = []
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = [c for c in _children(p.pid) if "spawn_main" in
+                       open(f"/proc/{c}/cmdline").read()]
+        assert workers, "no worker started"
+        time.sleep(3)                                   # the worker is searching now
+        assert p.poll() is None
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [w for w in workers if _alive(w)]
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+        assert not left, "a worker outlived its caller"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -85,6 +85,20 @@ def claim(counter, owner, who, order):
         lock.release()
 
 
+class _ParentWatch:
+    """A worker's progress callback (``walk`` calls it every chunk, a few ms apart): when the
+    caller is gone (killed by SIGTERM or SIGKILL, which skip its cleanup), the worker ends
+    at once instead of searching on alone."""
+
+    def __init__(self):
+        parent = multiprocessing.parent_process()       # (the caller's pid even if it is gone)
+        self.parent = parent.pid if parent is not None else os.getppid()
+
+    def update(self, n):
+        if os.getppid() != self.parent:                 # reparented: the caller died
+            os._exit(1)
+
+
 def _worker(who, scenario_dict, tasks, order, bound, max_steps, counter, owner, results,
             fault):
     """A worker process: search subtrees until none is left, sending ``(who, i, walk)`` for
@@ -93,6 +107,7 @@ def _worker(who, scenario_dict, tasks, order, bound, max_steps, counter, owner, 
     try:
         from .explore import walk
         from .scenario import Scenario
+        watch = _ParentWatch()
         ld = Scenario.from_dict(scenario_dict).build()
         while (i := claim(counter, owner, who, order)) is not None:
             if fault == "exit-after-claim":             # tests: die holding a claimed subtree
@@ -100,7 +115,7 @@ def _worker(who, scenario_dict, tasks, order, bound, max_steps, counter, owner, 
             if fault == "raise-after-claim":
                 raise RuntimeError("injected fault")
             prefix, floor = tasks[i]
-            results.put((who, i, walk(ld, bound, max_steps, prefix, floor)))
+            results.put((who, i, walk(ld, bound, max_steps, prefix, floor, bar=watch)))
     except BaseException:                               # reported, then the process ends
         results.put((who, None, traceback.format_exc()))
 
