@@ -194,3 +194,22 @@ def test_a_worker_stops_when_the_caller_is_killed():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_the_subtrees_of_a_long_run_are_held_compactly():
+    """A run of d decisions has about d subtrees, the k-th starting with k + 1 choices: held
+    as prefixes they took memory (and pickling to each worker) quadratic in d, gigabytes
+    for a run near the decision log's 65,536 decisions."""
+    from emu.exec.parallel import subtree, subtree_keys
+    from emu.exec.scenario import Scenario
+    sc = Scenario("long", {"last_pkmap": 4, "lowmem_mb": 2})
+    sc.task("big", [{"op": "fill", "va": 0xC0000000, "byte": 1, "n": 1 << 15}])
+    sc.task("small", [{"op": "kmap_flush_unused"}])
+    ld = sc.build()
+    s = _Search(ld, 1, DEFAULT_MAX_STEPS, None)
+    s.stop()
+    assert len(s.tasks) > 2000
+    assert all(len(t) == 2 and all(type(v) is int for v in t) for t in s.tasks)
+    keys = subtree_keys(ld, 1)
+    prefix, floor = subtree(keys[5])
+    assert list(prefix[:-1]) == [0] * (floor - 1) and prefix[-1] >= 1
