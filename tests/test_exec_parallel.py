@@ -1,5 +1,10 @@
 """emu.exec.parallel: explorations split over worker processes give the serial result."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import astuple
 
 import numba
@@ -139,3 +144,72 @@ def test_the_caller_searches_alongside_its_workers():
         s.stop()
     assert set(s.owner) <= {1, 2} and 1 in set(s.owner)
     assert not any(p.is_alive() for p in s.procs.values())
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@needs_jit
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc (Linux)")
+def test_a_worker_stops_when_the_caller_is_killed():
+    """SIGTERM or SIGKILL skip the caller's cleanup (``_Search.stop``): its workers must not
+    go on searching alone (a bound-5 search of (i) runs for about a minute)."""
+    code = ("from emu.exec import builtin\nfrom emu.exec.explore import explore\n"
+            "if __name__ == '__main__':\n"
+            "    explore(builtin.race(8, 1, 'page_address'), bound=5, jobs=2)\n")
+    p = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 120
+        workers = []
+        while not workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            workers = [c for c in _children(p.pid) if "spawn_main" in
+                       open(f"/proc/{c}/cmdline").read()]
+        assert workers, "no worker started"
+        time.sleep(3)                                   # the worker is searching now
+        assert p.poll() is None
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [w for w in workers if _alive(w)]
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+        assert not left, "a worker outlived its caller"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_the_subtrees_of_a_long_run_are_held_compactly():
+    """A run of d decisions has about d subtrees, the k-th starting with k + 1 choices: held
+    as prefixes they took memory (and pickling to each worker) quadratic in d, gigabytes
+    for a run near the decision log's 65,536 decisions."""
+    from emu.exec.parallel import subtree, subtree_keys
+    from emu.exec.scenario import Scenario
+    sc = Scenario("long", {"last_pkmap": 4, "lowmem_mb": 2})
+    sc.task("big", [{"op": "fill", "va": 0xC0000000, "byte": 1, "n": 1 << 15}])
+    sc.task("small", [{"op": "kmap_flush_unused"}])
+    ld = sc.build()
+    s = _Search(ld, 1, DEFAULT_MAX_STEPS, None)
+    s.stop()
+    assert len(s.tasks) > 2000
+    assert all(len(t) == 2 and all(type(v) is int for v in t) for t in s.tasks)
+    keys = subtree_keys(ld, 1)
+    prefix, floor = subtree(keys[5])
+    assert list(prefix[:-1]) == [0] * (floor - 1) and prefix[-1] >= 1

@@ -631,3 +631,20 @@ def test_a_device_completion_line_fires_only_when_its_transfer_ends(tmp_path):
     p.write_text(DEVICE_COMPLETION % "count = 1")
     ld = Scenario.from_toml(p).build()
     assert explicit_choices(ld, ["at start raise IRQ done"]) == [1]
+
+
+def test_more_contexts_than_a_decision_keeps_alternatives_is_refused():
+    """Every task and handler can be an alternative of one decision; a decision keeps at most
+    MAXALT of them, so a larger scenario would silently lose schedules (and 'at start run'
+    of the last tasks would say they cannot run)."""
+    sc = Scenario("many", {"last_pkmap": 8})
+    for i in range(K.MAXALT):
+        sc.task(f"t{i}", [{"op": "kmap_flush_unused"}])
+    ld = sc.build()
+    ld.run()
+    assert ld.alternatives_at(0)[0] == K.MAXALT        # all of them offered at the start
+    sc.irq("q", [{"op": "kmap_flush_unused"}])
+    with pytest.raises(ValueError, match=rf"{K.MAXALT} tasks and 1 irqs; at most {K.MAXALT}"):
+        sc.build()
+    with pytest.raises(ValueError, match="at most"):
+        Scenario.from_dict(sc.to_dict())

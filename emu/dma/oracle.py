@@ -23,7 +23,9 @@ from ..mm.ram import record_finding, shadow_accept
 
 @njit
 def judge_discards(S, B):
-    """Judge the discard events recorded since the last call."""
+    """Judge the discard events recorded since the last call. With the oracle on, the event
+    log then starts again when it is nearly full, so that every drop is judged however many
+    a machine makes (``cache.discards()`` holds those since then)."""
     if S[K.H_ORACLE] == 0:
         return
     ev = S[K.H_R_EV]
@@ -65,6 +67,11 @@ def judge_discards(S, B):
             S[K.H_CUR_SITE] = site
             S[K.H_STEP] = step
     S[K.H_EV_SEEN] = n
+    if S[ev + K.EV_COUNT] > S[ev + K.EV_CAP] - S[K.H_C_NLINES]:
+        # every event is judged: the log starts again before it can fill (a call or a step
+        # drops at most a cache's worth of lines), else later drops would go unjudged
+        S[ev + K.EV_COUNT] = 0
+        S[K.H_EV_SEEN] = 0
 
 
 @njit

@@ -35,17 +35,35 @@ CLAIM_TIMEOUT = 30
 POLL = 0.2
 
 
-def subtrees(ld, bound):
-    """``(prefix, floor)`` of every subtree, in search order (see the module docstring)."""
-    from .loaded import DEFAULT_LOG
+def subtree_keys(ld, bound):
+    """Every subtree, in search order (see the module docstring), as ``(k, c)``: the
+    schedules that start ``[0] * k + [c]``; ``(-1, 0)`` is the default schedule alone. (Their
+    prefixes, held at once, would take memory quadratic in the default run's length.)"""
     outcome, d, npre, lost = ld.run_raw(())
     nalt, choice, lon, _ = ld.last_log(d)
-    out = [((), DEFAULT_LOG)]                       # floor past every decision: this one only
+    out = [(-1, 0)]
     for k in range(d - 1, -1, -1):
         if lon[k] > bound:                          # a preemption, with a bound of 0
             continue
-        out.extend(((0,) * k + (c,), k + 1) for c in range(1, int(nalt[k])))
+        out.extend((k, c) for c in range(1, int(nalt[k])))
     return out
+
+
+def subtree(key):
+    """``(prefix, floor)`` of the subtree :func:`subtree_keys` calls ``key``."""
+    from .loaded import DEFAULT_LOG
+    k, c = key
+    if k < 0:
+        return (), DEFAULT_LOG                      # floor past every decision: this one only
+    prefix = np.zeros(k + 1, np.int64)
+    prefix[k] = c
+    return prefix, k + 1
+
+
+def subtrees(ld, bound):
+    """``(prefix, floor)`` of every subtree, in search order (see the module docstring)."""
+    return [(tuple(int(v) for v in prefix), floor)
+            for prefix, floor in map(subtree, subtree_keys(ld, bound))]
 
 
 def merge(walks):
@@ -85,6 +103,20 @@ def claim(counter, owner, who, order):
         lock.release()
 
 
+class _ParentWatch:
+    """A worker's progress callback (``walk`` calls it every chunk, a few ms apart): when the
+    caller is gone (killed by SIGTERM or SIGKILL, which skip its cleanup), the worker ends
+    at once instead of searching on alone."""
+
+    def __init__(self):
+        parent = multiprocessing.parent_process()       # (the caller's pid even if it is gone)
+        self.parent = parent.pid if parent is not None else os.getppid()
+
+    def update(self, n):
+        if os.getppid() != self.parent:                 # reparented: the caller died
+            os._exit(1)
+
+
 def _worker(who, scenario_dict, tasks, order, bound, max_steps, counter, owner, results,
             fault):
     """A worker process: search subtrees until none is left, sending ``(who, i, walk)`` for
@@ -93,14 +125,15 @@ def _worker(who, scenario_dict, tasks, order, bound, max_steps, counter, owner, 
     try:
         from .explore import walk
         from .scenario import Scenario
+        watch = _ParentWatch()
         ld = Scenario.from_dict(scenario_dict).build()
         while (i := claim(counter, owner, who, order)) is not None:
             if fault == "exit-after-claim":             # tests: die holding a claimed subtree
                 os._exit(3)
             if fault == "raise-after-claim":
                 raise RuntimeError("injected fault")
-            prefix, floor = tasks[i]
-            results.put((who, i, walk(ld, bound, max_steps, prefix, floor)))
+            prefix, floor = subtree(tasks[i])
+            results.put((who, i, walk(ld, bound, max_steps, prefix, floor, bar=watch)))
     except BaseException:                               # reported, then the process ends
         results.put((who, None, traceback.format_exc()))
 
@@ -111,8 +144,9 @@ class _Search:
 
     def __init__(self, ld, bound, max_steps, bar):
         self.ld, self.bound, self.max_steps, self.bar = ld, bound, max_steps, bar
-        self.tasks = tasks = subtrees(ld, bound)        # in search order, as merge wants
-        self.order = sorted(range(len(tasks)), key=lambda i: tasks[i][1])  # earliest first
+        self.tasks = tasks = subtree_keys(ld, bound)    # in search order, as merge wants
+        # earliest first: by floor (k + 1; the default schedule's is past every decision)
+        self.order = sorted(range(len(tasks)), key=lambda i: (tasks[i][0] < 0, tasks[i][0]))
         self.walks = [None] * len(tasks)
         self.ctx = multiprocessing.get_context("spawn")  # no fork of a process holding numba
         self.counter = self.ctx.Value("q", 0)
@@ -162,7 +196,7 @@ class _Search:
 
     def search(self, i):
         from .explore import walk
-        prefix, floor = self.tasks[i]
+        prefix, floor = subtree(self.tasks[i])
         self.walks[i] = walk(self.ld, self.bound, self.max_steps, prefix, floor, bar=self)
 
     def _lose(self, who, why):

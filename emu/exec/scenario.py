@@ -314,6 +314,10 @@ class Scenario:
         if not self.tasks:
             raise ValueError("scenario: needs at least one [[task]]")
         names = [t.name for t in self.tasks] + [q.name for q in self.irqs]
+        if len(names) > K.MAXALT:               # a decision lists at most MAXALT of them
+            raise ValueError(f"scenario: {len(self.tasks)} tasks and {len(self.irqs)} irqs; "
+                             f"at most {K.MAXALT} in all (a scheduling decision can offer "
+                             f"each of them, and keeps at most {K.MAXALT} alternatives)")
         if any(not isinstance(x, str) or not x for x in names):
             raise ValueError(f"scenario: task and irq names must be non-empty strings: {names}")
         if len(set(names)) != len(names):
