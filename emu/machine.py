@@ -547,6 +547,13 @@ class Machine:
         """dma-debug errors reported so far (also counted when not strict)."""
         return int(self._S[int(self._S[K.H_R_DMADBG]) + K.DD_ERRORS])
 
+    @property
+    def dma_debug_disabled(self):
+        """True once dma-debug ran out of entries (more than ``DMADBG_CAPACITY`` live
+        mappings) and switched itself off, as lib/dma-debug.c does ("DMA-API: debugging
+        out of memory - disabling"): later maps, unmaps and syncs are not checked."""
+        return bool(self._S[int(self._S[K.H_R_DMADBG]) + K.DD_OFF])
+
     # -- oracle ------------------------------------------------------------------------------------
     def findings(self):
         """Every integrity finding so far (lost writes, stale reads), oldest first."""

@@ -697,3 +697,18 @@ def test_sync_messages_use_the_kernel_fields():
             r"\[synced with DMA_TO_DEVICE\]$")):
         m.dma_sync_single_for_cpu(h, 16, emu.DMA_TO_DEVICE)
     assert m.dma_debug_errors == 3
+
+
+def test_dma_debug_says_when_it_ran_out_of_entries():
+    """lib/dma-debug.c disables itself when its entries run out ("debugging out of memory -
+    disabling"); emu does too and says so: an unmap of the wrong size then goes unchecked."""
+    from emu.machine import DMADBG_CAPACITY
+    m = emu.Machine(lowmem_mb=32, highmem_mb=1)
+    assert not m.dma_debug_disabled
+    for p in range(DMADBG_CAPACITY):
+        m.dma_map_page(p, 0, 64, emu.DMA_TO_DEVICE)
+    assert not m.dma_debug_disabled
+    m.dma_map_page(DMADBG_CAPACITY, 0, 64, emu.DMA_TO_DEVICE)
+    assert m.dma_debug_disabled
+    m.dma_unmap_page(0, 32, emu.DMA_TO_DEVICE)                     # wrong size: not checked
+    assert m.dma_debug_errors == 0

@@ -341,7 +341,10 @@ class Cache:
         s_view(self._S, K.H_R_CSTAT, K.NCSTAT)[:] = 0
 
     def discards(self):
-        """Dirty lines dropped by invalidates so far, oldest first."""
+        """Dirty lines dropped by invalidates so far, oldest first: the first ``events`` of a
+        standalone cache (the rest are counted in :attr:`discards_dropped`); on a Machine
+        with the oracle, those since its log last started again (it does when nearly full,
+        after judging every entry: :func:`emu.dma.oracle.judge_discards`)."""
         S = self._S
         ev = int(S[K.H_R_EV])
         n = min(int(S[ev + K.EV_COUNT]), int(S[ev + K.EV_CAP]))

@@ -252,7 +252,10 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     scenario : Scenario or Loaded
     bound : int
         Preemption bound (involuntary switches: preempting a task, interleaving another CPU,
-        raising an IRQ), in ``[0, MAX_BOUND]`` (``MAX_BOUND``: no bound).
+        raising an IRQ in the middle of a task), in ``[0, MAX_BOUND]`` (``MAX_BOUND``: no
+        bound). Raising an IRQ where no task is preempted (at the start, or when a handler
+        has returned) is a free choice, as who runs next is: an IRQ line with a large
+        ``count`` multiplies the schedules even at bound 0.
     max_schedules : int, optional
         Stop after this many schedules (the result says it is incomplete).
     progress : bool
