@@ -1,6 +1,6 @@
 """Compile every kernel once, saying so if it takes a while.
 
-The first run of emu on a machine compiles its numba kernels (35-41 s with two CPUs, 70 s
+The first run of emu on a machine compiles its numba kernels (~50 s with two CPUs, ~80 s
 with one); the compiled code is cached on disk, so later runs start in about a second.
 Commands call :func:`warmup` up front so the compile happens in one visible place rather than
 inside a measurement.
