@@ -101,3 +101,19 @@ def test_a_scheduled_run_judges_every_discard_past_the_event_logs_capacity():
                 {"op": "dma_unmap_page", "dma_addr": f"h{i}", "direction": "FROM_DEVICE"}]
     r = Scenario("drops", {"last_pkmap": 8}).task("t", ops).build().run()
     assert (r.outcome, r.lost_bytes, r.findings) == ("done", 0, [])
+
+
+def test_byte_totals_count_findings_past_the_logs_capacity():
+    """The findings log keeps its first FIND_CAPACITY records; a run's stale and lost byte
+    totals used to sum only those (9 stale reads of 4 KiB reported 32,768 bytes)."""
+    from emu.exec.scenario import Scenario
+    from emu.machine import FIND_CAPACITY
+    va = 0xC0000000 + 100 * 4096
+    # a device write under the CPU's cached copy, never invalidated: each 4 KiB read of
+    # the cached lines is 128 stale-read findings of 32 bytes
+    ops = [{"op": "read", "va": va, "n": 4096},
+           {"op": "device_write", "dma_addr": 100 * 4096, "byte": 0xEE, "n": 4096}]
+    ops += [{"op": "read", "va": va, "n": 4096}] * 9
+    r = Scenario("stale", {"last_pkmap": 8}).task("t", ops).build().run()
+    assert len(r.findings) == FIND_CAPACITY < 9 * 128
+    assert r.stale_reads == 9 * 4096

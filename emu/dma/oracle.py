@@ -102,15 +102,10 @@ def final_check(S, B):
 
 @inline
 def finding_bytes(S, kind):
-    """Bytes the findings log holds in records of ``kind``: ``FIND_LOST``, what a run that did
-    not finish lost before it stopped; ``FIND_STALE``, what its CPU reads got wrong."""
-    fr = S[K.H_R_FIND]
-    total = 0
-    for i in range(min(S[fr + K.FIND_COUNT], S[fr + K.FIND_CAP])):
-        r = fr + K.FIND_HDR + i * K.FIND_W
-        if S[r + K.FD_KIND] == kind:
-            total += S[r + K.FD_BAD]
-    return total
+    """Bytes of all findings of ``kind`` so far, those past the log's capacity included:
+    ``FIND_LOST``, what a run that did not finish lost before it stopped; ``FIND_STALE``,
+    what its CPU reads got wrong."""
+    return S[S[K.H_R_FIND] + K.FIND_BYTES + kind]
 
 
 @inline

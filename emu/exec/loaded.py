@@ -84,6 +84,7 @@ class RunResult:
     message: str                   #: deadlock / error description, or ""
     lockdep: str                   #: lockdep-style splat if kmap_lock's IRQ usage is unsafe
     trace: list = field(default_factory=list)
+    stale_bytes: int = -1          #: stale-read bytes of every finding, kept or not (-1: sum)
 
     @property
     def data_lost(self):
@@ -91,7 +92,10 @@ class RunResult:
 
     @property
     def stale_reads(self):
-        """Bytes CPU reads got wrong (the oracle's stale-read findings)."""
+        """Bytes CPU reads got wrong (the oracle's stale-read findings, those past the
+        findings log's capacity included)."""
+        if self.stale_bytes >= 0:
+            return self.stale_bytes
         return sum(f.bad_bytes for f in self.findings if f.kind == "stale-read")
 
     @property
@@ -306,6 +310,7 @@ class Loaded:
         S[lk + K.LK_IN_IRQ_SITE] = S[lk + K.LK_IRQ_ON_SITE] = -1
         fr = int(S[K.H_R_FIND])
         S[fr + K.FIND_COUNT] = 0
+        S[fr + K.FIND_BYTES:fr + K.FIND_HDR] = 0
         S[int(S[K.H_R_EV]) + K.EV_COUNT] = 0
         S[K.H_EV_SEEN] = 0
         S[K.H_STEP] = 0
@@ -501,14 +506,16 @@ class Loaded:
         m = self.machine
         nalt, choice, pre, act, arow, alts = self._log
         findings = m.findings()
-        if outcome != K.RUN_DONE:
-            lost = sum(f.bad_bytes for f in findings if f.kind == "lost-write")
+        fr = int(m._S[K.H_R_FIND])
+        if outcome != K.RUN_DONE:                   # every finding's bytes, kept or not
+            lost = int(m._S[fr + K.FIND_BYTES + K.FIND_LOST])
         deadlock = outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK)
         from .report import describe_outcome, lockdep_splat, readable_trace
         msg = describe_outcome(self, outcome)
         return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), act[:d].tolist(),
                          lost, findings, deadlock, msg, lockdep_splat(self),
-                         readable_trace(self) if trace else [])
+                         readable_trace(self) if trace else [],
+                         int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]))
 
     def alternatives_at(self, d):
         """(count, alternatives) of decision ``d`` of the last run; alternative 0 is the

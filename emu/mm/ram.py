@@ -36,6 +36,7 @@ def record_finding(S, B, kind, pa, va, expect, eo, found, fo, n, bad, dma_lo, dm
     fr = S[K.H_R_FIND]
     i = S[fr + K.FIND_COUNT]
     S[fr + K.FIND_COUNT] = i + 1
+    S[fr + K.FIND_BYTES + kind] += bad              # totals count past the log's capacity
     if i >= S[fr + K.FIND_CAP]:
         return
     r = fr + K.FIND_HDR + i * K.FIND_W
