@@ -14,9 +14,15 @@ from emu import consts as K
 from emu.exec import builtin
 from emu.exec.explore import explore
 from emu.exec.loaded import DEFAULT_MAX_STEPS
-from emu.exec.parallel import _Search, merge, subtrees
+from emu.exec.parallel import _Search, merge, subtree, subtree_keys
 
 from naive_explore import naive_explore
+
+
+def subtrees(ld, bound):
+    """``(prefix, floor)`` of every subtree, in search order."""
+    return [(tuple(int(v) for v in prefix), floor)
+            for prefix, floor in map(subtree, subtree_keys(ld, bound))]
 
 JIT = not numba.config.DISABLE_JIT
 needs_jit = pytest.mark.skipif(not JIT, reason="slow as plain Python (NUMBA_DISABLE_JIT=1)")
@@ -200,7 +206,6 @@ def test_the_subtrees_of_a_long_run_are_held_compactly():
     """A run of d decisions has about d subtrees, the k-th starting with k + 1 choices: held
     as prefixes they took memory (and pickling to each worker) quadratic in d, gigabytes
     for a run near the decision log's 65,536 decisions."""
-    from emu.exec.parallel import subtree, subtree_keys
     from emu.exec.scenario import Scenario
     sc = Scenario("long", {"last_pkmap": 4, "lowmem_mb": 2})
     sc.task("big", [{"op": "fill", "va": 0xC0000000, "byte": 1, "n": 1 << 15}])

@@ -84,19 +84,12 @@ class RunResult:
     message: str                   #: deadlock / error description, or ""
     lockdep: str                   #: lockdep-style splat if kmap_lock's IRQ usage is unsafe
     trace: list = field(default_factory=list)
-    stale_bytes: int = -1          #: stale-read bytes of every finding, kept or not (-1: sum)
+    #: bytes CPU reads got wrong (every stale-read finding's, past the log's capacity too)
+    stale_reads: int = 0
 
     @property
     def data_lost(self):
         return self.lost_bytes > 0
-
-    @property
-    def stale_reads(self):
-        """Bytes CPU reads got wrong (the oracle's stale-read findings, those past the
-        findings log's capacity included)."""
-        if self.stale_bytes >= 0:
-            return self.stale_bytes
-        return sum(f.bad_bytes for f in self.findings if f.kind == "stale-read")
 
     @property
     def failed(self):

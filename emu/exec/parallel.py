@@ -60,12 +60,6 @@ def subtree(key):
     return prefix, k + 1
 
 
-def subtrees(ld, bound):
-    """``(prefix, floor)`` of every subtree, in search order (see the module docstring)."""
-    return [(tuple(int(v) for v in prefix), floor)
-            for prefix, floor in map(subtree, subtree_keys(ld, bound))]
-
-
 def merge(walks):
     """One :class:`emu.exec.explore.Walk` from the subtrees' walks, given in search order."""
     from .explore import Walk
