@@ -99,7 +99,7 @@ def test_merge_keeps_search_order_for_ties_and_first_appearances():
     assert list(m.x[K.X_COUNT:K.X_COUNT + K.NRUN]) == [6, 2, 0, 4, 0, 0]
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2", K.MAX_JOBS + 1])
 def test_jobs_is_checked(bad):
     with pytest.raises(ValueError, match="jobs"):
         explore(builtin.race(4, 1, "page_address"), 1, jobs=bad)
@@ -168,23 +168,31 @@ def _alive(pid):
         return False
 
 
+_LONG_SEARCH = ("from emu.exec import builtin\nfrom emu.exec.explore import explore\n"
+                "if __name__ == '__main__':\n"      # a bound-5 search of (i): about a minute
+                "    explore(builtin.race(8, 1, 'page_address'), bound=5, jobs=2)\n")
+
+
+def _workers_of(p, poll=0.2):
+    """The worker processes of ``p`` (waiting until one has started)."""
+    deadline = time.monotonic() + 120
+    workers = []
+    while not workers and time.monotonic() < deadline:
+        time.sleep(poll)
+        workers = [c for c in _children(p.pid) if "spawn_main" in
+                   open(f"/proc/{c}/cmdline").read()]
+    assert workers, "no worker started"
+    return workers
+
+
 @needs_jit
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc (Linux)")
 def test_a_worker_stops_when_the_caller_is_killed():
     """SIGTERM or SIGKILL skip the caller's cleanup (``_Search.stop``): its workers must not
-    go on searching alone (a bound-5 search of (i) runs for about a minute)."""
-    code = ("from emu.exec import builtin\nfrom emu.exec.explore import explore\n"
-            "if __name__ == '__main__':\n"
-            "    explore(builtin.race(8, 1, 'page_address'), bound=5, jobs=2)\n")
-    p = subprocess.Popen([sys.executable, "-c", code])
+    go on searching alone."""
+    p = subprocess.Popen([sys.executable, "-c", _LONG_SEARCH])
     try:
-        deadline = time.monotonic() + 120
-        workers = []
-        while not workers and time.monotonic() < deadline:
-            time.sleep(0.2)
-            workers = [c for c in _children(p.pid) if "spawn_main" in
-                       open(f"/proc/{c}/cmdline").read()]
-        assert workers, "no worker started"
+        workers = _workers_of(p)
         time.sleep(3)                                   # the worker is searching now
         assert p.poll() is None
         p.send_signal(signal.SIGKILL)
@@ -200,6 +208,33 @@ def test_a_worker_stops_when_the_caller_is_killed():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+@needs_jit
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc (Linux)")
+def test_ctrl_c_goes_to_the_caller_not_to_a_starting_worker():
+    """A terminal's Ctrl-C reaches the whole process group. A worker still starting its
+    interpreter died of it with "Fatal Python error: init_import_site" (about one Ctrl-C in
+    three in the first second); workers start with SIGINT blocked, and the caller stops them."""
+    p = subprocess.Popen([sys.executable, "-c", _LONG_SEARCH], stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        workers = _workers_of(p, poll=0.002)
+        with open(f"/proc/{workers[0]}/status") as f:
+            blocked = int(f.read().split("SigBlk:")[1].split()[0], 16)
+        assert blocked & (1 << (signal.SIGINT - 1)), "a worker takes SIGINT"
+        os.killpg(p.pid, signal.SIGINT)
+        err = p.communicate(timeout=60)[1].decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == -signal.SIGINT and "KeyboardInterrupt" in err
+    assert "Fatal Python error" not in err
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers))
 
 
 def test_the_subtrees_of_a_long_run_are_held_compactly():

@@ -20,9 +20,11 @@ again and says so (a ``RuntimeWarning``); nothing waits on a process that is gon
 import multiprocessing
 import os
 import queue
+import signal
 import time
 import traceback
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -97,6 +99,22 @@ def claim(counter, owner, who, order):
         lock.release()
 
 
+@contextmanager
+def _sigint_blocked():
+    """SIGINT blocked in this thread meanwhile, so that processes started here inherit it
+    blocked: a terminal's Ctrl-C goes to the whole process group, and a worker interrupted
+    while its interpreter starts dies with "Fatal Python error: init_import_site". The caller
+    takes the Ctrl-C (delivered once unblocked) and stops its workers."""
+    if not hasattr(signal, "pthread_sigmask"):          # (not POSIX)
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class _ParentWatch:
     """A worker's progress callback (``walk`` calls it every chunk, a few ms apart): when the
     caller is gone (killed by SIGTERM or SIGKILL, which skip its cleanup), the worker ends
@@ -143,9 +161,10 @@ class _Search:
         self.order = sorted(range(len(tasks)), key=lambda i: (tasks[i][0] < 0, tasks[i][0]))
         self.walks = [None] * len(tasks)
         self.ctx = multiprocessing.get_context("spawn")  # no fork of a process holding numba
-        self.counter = self.ctx.Value("q", 0)
-        self.owner = self.ctx.Array("i", len(tasks), lock=False)
-        self.results = self.ctx.Queue()
+        with _sigint_blocked():                         # (may start the resource tracker)
+            self.counter = self.ctx.Value("q", 0)
+            self.owner = self.ctx.Array("i", len(tasks), lock=False)
+            self.results = self.ctx.Queue()
         self.procs = {}
         self.lost = {}                                  # worker -> why it is gone
 
@@ -157,7 +176,8 @@ class _Search:
         for who in range(1, min(workers + 1, len(self.tasks))):
             p = self.ctx.Process(target=_worker, args=(who, *args), daemon=True)
             try:
-                p.start()
+                with _sigint_blocked():
+                    p.start()
             except OSError:                             # no process: fewer workers
                 continue
             self.procs[who] = p
