@@ -35,8 +35,9 @@ def _positive(s):
 
 def _cpus(s):
     v = int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{s}: must be 0 (one per CPU) or a positive int")
+    if not 0 <= v <= K.MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"{s}: must be 0 (one per CPU) or a positive int "
+                                         f"up to {K.MAX_JOBS}")
     return v
 
 

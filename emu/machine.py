@@ -80,7 +80,7 @@ class Machine:
     ncpus : int
         CPUs sharing the one VIVT cache.
     seed : int
-        Every random choice derives from it.
+        Every random choice derives from it, in ``[0, 2**63 - 1]``.
     dma_api : str
         ``"2.6.30"`` (map maintains; unmap and sync_for_cpu do nothing) or ``"v3"``.
     page_offset : int
@@ -128,7 +128,7 @@ class Machine:
                              "(without ARCH_NEEDS_KMAP_HIGH_GET only 'page_address' exists)")
         check_choice("dma_api", dma_api, K.API_NAMES)
         ncpus = check_int("ncpus", ncpus, 1, K.MAXCPUS)
-        seed = check_int("seed", seed, 0)
+        seed = check_int("seed", seed, 0, K.MAX_SEED)
         contexts = check_int("contexts", contexts, 1, 64)
         program_rows = check_int("program_rows", program_rows, 0, MAX_BUFFER)
         data_bytes = check_int("data_bytes", data_bytes, 0, MAX_BUFFER)

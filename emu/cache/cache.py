@@ -94,7 +94,7 @@ class Cache:
     window : int
         Base of the ``flush_all`` displacement window (XScale, v4wb).
     seed : int
-        Seed of the random replacement policy (a non-negative int).
+        Seed of the random replacement policy, in ``[0, 2**63 - 1]``.
     ram_size : int
         Bytes of backing RAM (allocated lazily; default the whole 32-bit space).
     events : int
@@ -113,7 +113,7 @@ class Cache:
                  ram_size=ADDR_LIMIT, events=DEFAULT_EVENT_CAPACITY):
         cfg = CacheConfig(size, ways, line, replacement, write_back, write_allocate, style,
                           dirty_granule, window)
-        seed = check_int("seed", seed, 0)
+        seed = check_int("seed", seed, 0, K.MAX_SEED)
         if isinstance(ram_size, bool) or not isinstance(ram_size, int) or not 0 < ram_size <= ADDR_LIMIT:
             raise ValueError(f"ram_size={ram_size!r}: must be an int in (0, 2**32]")
         if isinstance(events, bool) or not isinstance(events, int) or events < 0:

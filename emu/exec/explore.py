@@ -266,7 +266,9 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         Steps after which a schedule counts as livelocked (outcome ``step-limit``), in
         ``[1, MAX_STEPS_LIMIT]``; default ``DEFAULT_MAX_STEPS``.
     jobs : int
-        Processes to search with (0: one per CPU). With more than one, the schedules are split
+        Processes to search with, in ``[0, MAX_JOBS]`` (0: one per CPU; more than the CPUs
+        this process may run on only cost memory, ~200 MB each). With more than one, the
+        schedules are split
         into subtrees that this process and ``jobs - 1`` workers search (see
         :mod:`emu.exec.parallel`); this one starts at once, so a search that ends before the
         workers are up (about a second) takes what a serial one does. The result is the same
@@ -287,7 +289,7 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
                                       or not isinstance(max_schedules, int) or max_schedules < 1):
         raise ValueError(f"max_schedules={max_schedules!r}: must be a positive int or None")
     max_steps = _max_steps(max_steps)
-    jobs = check_int("jobs", jobs, 0) or available_cpus()
+    jobs = check_int("jobs", jobs, 0, K.MAX_JOBS) or available_cpus()
     ld = _loaded(scenario)
     bar = None
     if progress:
@@ -324,7 +326,7 @@ def run_random(scenario, seed=0, runs=1, p_switch=K.DEFAULT_P_SWITCH, max_steps=
     ----------
     scenario : Scenario or Loaded
     seed : int
-        The first run's seed (``>= 0``); run ``i`` has ``seed + i``.
+        The first run's seed, in ``[0, 2**63 - 1]``; run ``i`` has ``seed + i``.
     runs : int
         How many (``>= 1``).
     p_switch : float
@@ -338,8 +340,8 @@ def run_random(scenario, seed=0, runs=1, p_switch=K.DEFAULT_P_SWITCH, max_steps=
     list of RunResult
     """
     p_switch = check_real("p_switch", p_switch, 0, 1)
-    seed = check_int("seed", seed, 0)
-    runs = check_int("runs", runs, 1)
+    seed = check_int("seed", seed, 0, K.MAX_SEED)
+    runs = check_int("runs", runs, 1, K.MAX_SEED - seed + 1)    # the last run's seed fits
     max_steps = _max_steps(max_steps)
     ld = _loaded(scenario)
     return [ld.run(K.SCHED_RANDOM, (), int(p_switch * K.P_SWITCH_SCALE), seed + i,

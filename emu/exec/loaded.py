@@ -355,7 +355,7 @@ class Loaded:
         p_switch = check_int("p_switch", p_switch, 0, K.P_SWITCH_SCALE)
         max_steps = check_int("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
         if seed is not None:
-            seed = check_int("seed", seed, 0)
+            seed = check_int("seed", seed, 0, K.MAX_SEED)
         m = self.machine
         self.snapshot.restore(m)
         S = m._S
