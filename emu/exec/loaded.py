@@ -84,7 +84,8 @@ class RunResult:
     message: str                   #: deadlock / error description, or ""
     lockdep: str                   #: lockdep-style splat if kmap_lock's IRQ usage is unsafe
     trace: list = field(default_factory=list)
-    #: bytes CPU reads got wrong (every stale-read finding's, past the log's capacity too)
+    #: bytes reads got wrong, CPU loads' and devices' (every stale-read and
+    #: stale-device-read finding's, past the log's capacity too)
     stale_reads: int = 0
 
     @property
@@ -524,7 +525,8 @@ class Loaded:
         return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), act[:d].tolist(),
                          lost, findings, deadlock, msg, lockdep_splat(self),
                          readable_trace(self) if trace else [],
-                         int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]))
+                         int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]
+                             + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]))
 
     def alternatives_at(self, d):
         """(count, alternatives) of decision ``d`` of the last run; alternative 0 is the
