@@ -703,7 +703,7 @@ TRACE_NAMES = (
     "step", "step_end", "lock", "unlock", "irqs_off", "irqs_on", "irq_raise", "irq_enter",
     "irq_exit", "set_pte", "pte_clear", "flush_cache", "tlb_flush", "discard", "sleep",
     "wake", "switch", "spin", "load", "store", "dma_start", "maint", "call", "ret",
-    "page_address", "maint_inv",
+    "page_address", "maint_inv", "op",
 )
 PR_CALLS = 0              # per-routine profile record
 PR_TOTAL = 1
