@@ -186,7 +186,8 @@ def _print_exploration(ex, message):
              if ex.max_lost_bytes else ""))
     if ex.minimal:
         m = ex.minimal
-        what = "a CPU or device read got stale data" if m.outcome == "done" and not m.lost_bytes else \
+        what = "a CPU or device read got stale data" \
+            if m.outcome == "done" and not m.lost_bytes else \
             f"this schedule loses {count_of(m.lost_bytes, 'byte')}"
         print(f"minimal failing schedule ({count_of(m.preemptions, 'preemption')}, "
               f"outcome {m.outcome}, {what}):")
