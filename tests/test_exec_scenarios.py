@@ -690,3 +690,13 @@ BAD_MORE = [
                          ids=[b[0] for b in BAD_MORE])
 def test_more_validation_errors_name_the_problem(mutate, parts):
     test_validation_errors_name_the_problem(mutate, parts)
+
+
+def test_a_top_level_key_written_after_machine_says_where_it_belongs(tmp_path):
+    """TOML puts ``setup = [...]`` written after ``[machine]`` into the machine table; the
+    error says so instead of only listing the Machine arguments."""
+    p = write_toml(tmp_path, '[machine]\nlast_pkmap = 4\nsetup = [ { op = "kmap", pfn = 300 } ]\n'
+                             '[[task]]\nname = "t"\nops = [ { op = "kmap_flush_unused" } ]\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['setup'\].*before \[machine\], or "
+                                         r"write \[\[setup\]\] tables"):
+        Scenario.from_toml(p)

@@ -338,8 +338,14 @@ class Scenario:
                              f"arguments")
         bad = set(self.machine) - set(MACHINE_KEYS)
         if bad:
+            top = sorted(bad & {"name", "description", "setup"})
             raise ValueError(f"machine: unknown key(s) {sorted(bad)}; accepted: "
-                             + ", ".join(MACHINE_KEYS))
+                             + ", ".join(MACHINE_KEYS)
+                             + (f" ({', '.join(top)} belong(s) at the top of the file: in TOML "
+                                f"a key after [machine] is part of that table, so put it "
+                                f"before [machine]" + (", or write [[setup]] tables"
+                                                       if "setup" in top else "") + ")"
+                                if top else ""))
         if not self.tasks:
             raise ValueError("scenario: needs at least one [[task]]")
         names = [t.name for t in self.tasks] + [q.name for q in self.irqs]
