@@ -136,7 +136,8 @@ def _print_result(r, ld):
         va = f"va {f.va:#010x}" if f.va >= 0 else "no va"
         who = ld.names[f.ctx] if 0 <= f.ctx < len(ld.names) else f.ctx
         how = {"lost-at-end": "found by the final check",
-               "stale-read": f"read by {who} in {f.site}"}.get(f.kind,
+               "stale-read": f"read by {who} in {f.site}",
+               "stale-device-read": f"read by the device (device_read of {who})"}.get(f.kind,
                                                               f"dropped by {f.site} of {who}")
         print(f"{f.kind}: {f.bad_bytes} bytes at pa {f.pa:#x} (page {f.pfn}, {va}) {how}"
               f"\n    expected {f.expected.hex()}\n    found    {f.found.hex()}")
@@ -186,7 +187,8 @@ def _print_exploration(ex, message):
              if ex.max_lost_bytes else ""))
     if ex.minimal:
         m = ex.minimal
-        what = "a CPU read stale data" if m.outcome == "done" and not m.lost_bytes else \
+        what = "a CPU or device read got stale data" \
+            if m.outcome == "done" and not m.lost_bytes else \
             f"this schedule loses {count_of(m.lost_bytes, 'byte')}"
         print(f"minimal failing schedule ({count_of(m.preemptions, 'preemption')}, "
               f"outcome {m.outcome}, {what}):")

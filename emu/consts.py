@@ -512,7 +512,8 @@ del _c
 FIND_LOST = 1             # dirty CPU data dropped outside the range handed to the device
 FIND_STALE = 2            # a CPU read returned bytes that are not what memory should hold
 FIND_FINAL = 3            # at the final check: a write neither in the cache nor in RAM
-FIND_KIND_NAMES = ("", "lost-write", "stale-read", "lost-at-end")
+FIND_STALE_DEVICE = 4     # a device read RAM bytes that are not what memory should hold
+FIND_KIND_NAMES = ("", "lost-write", "stale-read", "lost-at-end", "stale-device-read")
 FIND_COUNT = 0            # findings made (records past FIND_CAP are not kept)
 FIND_CAP = 1
 FIND_BYTES = 2            # [4]: bad bytes of all findings of each kind (index FIND_*), kept or not
@@ -705,7 +706,7 @@ TRACE_NAMES = (
     "step", "step_end", "lock", "unlock", "irqs_off", "irqs_on", "irq_raise", "irq_enter",
     "irq_exit", "set_pte", "pte_clear", "flush_cache", "tlb_flush", "discard", "sleep",
     "wake", "switch", "spin", "load", "store", "dma_start", "maint", "call", "ret",
-    "page_address", "maint_inv",
+    "page_address", "maint_inv", "op",
 )
 PR_CALLS = 0              # per-routine profile record
 PR_TOTAL = 1

@@ -46,7 +46,7 @@ DMADBG_CAPACITY = 4096
 class Finding(NamedTuple):
     """One integrity finding of the oracle."""
 
-    kind: str               #: "lost-write", "stale-read" or "lost-at-end"
+    kind: str               #: "lost-write", "stale-read", "lost-at-end" or "stale-device-read"
     pa: int
     va: int
     pfn: int
@@ -580,7 +580,8 @@ class Machine:
         return [f for f in self.findings() if f.kind in ("lost-write", "lost-at-end")]
 
     def stale_reads(self):
-        return [f for f in self.findings() if f.kind == "stale-read"]
+        """CPU loads and device reads that got bytes memory should not hold."""
+        return [f for f in self.findings() if f.kind in ("stale-read", "stale-device-read")]
 
     def check_integrity(self):
         """Final check: every CPU store must be in the cache or in RAM. Logs findings and
@@ -638,6 +639,10 @@ class Device:
             _kernel.device_write_direct(m._S, m._B, addr, src)
 
     def read(self, dma_addr, n):
-        """The device reads ``n`` bytes of RAM at ``dma_addr``."""
+        """The device reads ``n`` bytes of RAM at ``dma_addr``; RAM bytes older than the
+        CPU's latest stores (still dirty in the cache) are a ``stale-device-read`` finding."""
         m = self._m
-        return m._ram_bytes(*m._check_phys(dma_addr, n, "dma_addr"))
+        addr, n = m._check_phys(dma_addr, n, "dma_addr")
+        if n:
+            _kernel.device_read_check(m._S, m._B, addr, n)
+        return m._ram_bytes(addr, n)

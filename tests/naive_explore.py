@@ -36,7 +36,7 @@ def naive_explore(ld, bound, max_schedules=None, stop_at_first=False):
         outcomes[OUTCOMES[outcome]] = outcomes.get(OUTCOMES[outcome], 0) + 1
         nalt, choice, lon, _ = ld.last_log(d)
         lockdep = lockdep or ld.lockdep()
-        stale = any(f.kind == "stale-read" for f in ld.machine.findings())
+        stale = bool(ld.machine.stale_reads())          # CPU loads and device reads
         stale_runs += stale
         if lost > 0 or outcome != K.RUN_DONE or stale:
             failures += 1

@@ -117,3 +117,64 @@ def test_byte_totals_count_findings_past_the_logs_capacity():
     r = Scenario("stale", {"last_pkmap": 8}).task("t", ops).build().run()
     assert len(r.findings) == FIND_CAPACITY < 9 * 128
     assert r.stale_reads == 9 * 4096
+
+
+# ---------------------------------------------------------------------------------------------
+# Stale device reads: RAM older than the CPU's latest stores when a device reads it
+# ---------------------------------------------------------------------------------------------
+
+def _late_write(m):
+    """A highmem TO_DEVICE buffer the CPU writes again after dma_map_page cleaned it (a driver
+    bug): the new bytes sit dirty in the cache, RAM still holds the old ones."""
+    p = m.highmem_pfns[0]
+    va = m.kmap(p)
+    m.read(va, 256)
+    m.write(va, b"\x11" * 256)
+    h = m.dma_map_page(p, 0, 256, emu.DMA_TO_DEVICE)
+    m.read(va, 64)
+    m.write(va + 8, b"\x22" * 40)                  # bytes 8..47: two lines, still dirty
+    return h
+
+
+@pytest.mark.parametrize("cpu", ["arm926", "feroceon", "xscale", "sa110"])
+def test_a_device_read_of_ram_older_than_dirty_cpu_stores_is_a_stale_device_read(cpu):
+    m = machine(cpu)
+    h = _late_write(m)
+    assert m.device.read(h, 256) == b"\x11" * 256           # what the device really gets
+    f = m.findings()
+    assert [(x.kind, x.pa - h, x.bad_bytes, x.va) for x in f] == \
+        [("stale-device-read", 0, 24, -1), ("stale-device-read", 32, 16, -1)]  # a line each
+    assert f[0].expected == b"\x11" * 8 + b"\x22" * 24 and f[0].found == b"\x11" * 32
+    assert m.stale_reads() == f and m.lost_writes() == []
+
+
+def test_a_device_read_after_the_clean_finds_nothing():
+    m = machine("arm926")
+    p = m.highmem_pfns[0]
+    va = m.kmap(p)
+    m.read(va, 256)
+    m.write(va, b"\x11" * 256)
+    h = m.dma_map_page(p, 0, 256, emu.DMA_TO_DEVICE)
+    assert m.device.read(h, 256) == b"\x11" * 256 and m.findings() == []
+
+
+def test_a_scenario_whose_device_reads_stale_bytes_fails():
+    """The device_read op: the schedule fails, the run counts the bytes, explore() counts the
+    schedule among those with stale reads."""
+    from emu.exec.explore import explore
+    from emu.exec.scenario import Scenario
+    sc = Scenario("late write", {"last_pkmap": 8}).task("drv", [
+        {"op": "kmap", "pfn": 300, "as": "v"},
+        {"op": "fill", "va": "v", "byte": 0x11, "n": 256},
+        {"op": "dma_map_page", "pfn": 300, "size": 256, "direction": "TO_DEVICE", "as": "h"},
+        {"op": "fill", "va": "v", "byte": 0x22, "n": 64},
+        {"op": "device_read", "dma_addr": "h", "n": 256},
+        {"op": "dma_unmap_page", "dma_addr": "h", "size": 256, "direction": "TO_DEVICE"}])
+    r = sc.build().run()
+    assert r.outcome == "done" and r.failed and r.lost_bytes == 0 and r.stale_reads == 64
+    assert [(f.kind, f.pa, f.va) for f in r.findings] == \
+        [("stale-device-read", 300 << 12, -1), ("stale-device-read", (300 << 12) + 32, -1)]
+    ex = explore(sc, bound=0)
+    assert (ex.failures, ex.stale_reads) == (1, 1)
+    sc.tasks[0].ops[3:4] = []                                  # no late write: nothing stale
+    assert not sc.build().run().failed

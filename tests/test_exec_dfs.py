@@ -21,6 +21,7 @@ SCENARIOS = {
     "iii-plain": lambda: builtin.irq_getter(False, 4),
     "iii-irq": lambda: builtin.irq_getter(True, 4),
     "stale-read": lambda: _stale_reader(),
+    "stale-device-read": lambda: _stale_device_reader(),
 }
 
 
@@ -35,6 +36,20 @@ def _stale_reader():
         {"op": "dma_unmap_page", "dma_addr": "h", "size": 256, "direction": "FROM_DEVICE"}])
     sc.task("peek", [{"op": "read", "va": 0xC000A000, "n": 64},
                      {"op": "read", "va": 0xC000A000, "n": 64}])
+    return sc
+
+
+def _stale_device_reader():
+    """A driver whose device reads a TO_DEVICE buffer while a second task writes it through
+    the cache: the device reads stale RAM in the schedules where the write comes between the
+    map's clean and the device's read."""
+    from emu.exec.scenario import Scenario
+    sc = Scenario("stale device reader", {"last_pkmap": 4, "lowmem_mb": 1, "highmem_mb": 4})
+    sc.task("drv", [
+        {"op": "dma_map_page", "pfn": 10, "size": 256, "direction": "TO_DEVICE", "as": "h"},
+        {"op": "device_read", "dma_addr": "h", "n": 256},
+        {"op": "dma_unmap_page", "dma_addr": "h", "size": 256, "direction": "TO_DEVICE"}])
+    sc.task("poke", [{"op": "fill", "va": 0xC000A000, "byte": 0x66, "n": 64}])
     return sc
 
 

@@ -172,3 +172,27 @@ def test_minimal_schedules_name_the_own_step_numbers_of_the_trace():
     n = len(again)
     assert again == list(ex.minimal.choices[:n]) and not any(ex.minimal.choices[n:])
     assert describe_choices(ld, again) == ex.switches
+
+
+def test_an_op_a_step_starts_after_a_routine_returned_is_named():
+    """kmap()'s last step returns to the program, which starts the next op in that same step:
+    the trace names it below the step, so a BUG there is not shown under the op before
+    (dma_sync_single_for_device of a highmem buffer BUGs in 2.6.30)."""
+    sc = Scenario("sync", dict(M))
+    sc.task("drv", [{"op": "dma_map_page", "pfn": 300, "size": 64, "direction": "TO_DEVICE",
+                     "as": "h"},
+                    {"op": "kmap", "pfn": 300, "as": "v"},
+                    {"op": "kunmap", "pfn": 300},
+                    {"op": "dma_sync_single_for_device", "dma_addr": "h", "size": 64,
+                     "direction": "TO_DEVICE"}])
+    ld = sc.build(trace_events=1 << 16)
+    r = ld.run(K.SCHED_DFS, [], trace=True)
+    assert r.outcome == "error" and "dma_cache_maint" in r.message
+    starts = [ln.strip() for ln in r.trace if "starts op" in ln]
+    assert starts[-1] == "drv: starts op 3 dma_sync_single_for_device(dma_addr=h, size=64, " \
+                         "direction=TO_DEVICE)", r.trace
+    assert "drv: starts op 2 kunmap(pfn=300)" in starts
+    ops = [ln.split("#", 1)[1].split(None, 1)[1].rsplit("  [cycle", 1)[0].split(": ")[0]
+           for ln in step_lines(r)] + [s.split(": starts ", 1)[1] for s in starts]
+    for i, op in enumerate(sc.tasks[0].ops):          # every op is named once, somewhere
+        assert sum(x == f"op {i} {op_text(op)}" for x in ops) == 1, (i, ops)

@@ -648,3 +648,55 @@ def test_more_contexts_than_a_decision_keeps_alternatives_is_refused():
         sc.build()
     with pytest.raises(ValueError, match="at most"):
         Scenario.from_dict(sc.to_dict())
+
+
+def test_repeat_advances_a_pfn_given_as_a_string_of_an_int():
+    """``pfn = "0x12c"`` is an int like ``pfn = 300`` everywhere else: a repeat used to map
+    page 300 three times (count 4) instead of 300, 301, 302."""
+    ld = _one_task([{"op": "kmap_flush_unused"}],
+                   setup=[{"op": "kmap", "pfn": "0x12c", "repeat": 3}]).build()
+    m = ld.machine
+    assert [m.pkmap_page(i) for i in range(4)] == [-1, 300, 301, 302]
+    ld = _one_task([{"op": "kmap", "pfn": "300", "repeat": 2, "step": 2},
+                    {"op": "kunmap", "pfn": 300}, {"op": "kunmap", "pfn": 302}]).build()
+    r = ld.run()
+    assert r.outcome == "done", r.message
+    assert [ld.machine.pkmap_page(i) for i in range(3)] == [-1, 300, 302]
+
+
+BAD_MORE = [
+    ("repeat of a pfn that names a result", lambda d: d["task"][0]["ops"].append(
+        {"op": "kunmap_high", "pfn": "v", "repeat": 2}) or d,
+     ["task 't' op 3", "pfn='v' with repeat=2", "cannot be advanced", "step = 0"]),
+    ("data bytes on an op without data", _set(("task", 0, "ops", 0, "byte"), 3),
+     ["task 't' op 0", "unknown field(s) ['byte'] for op 'kmap_high'", "accepted: op, pfn"]),
+    ("n on kmap_flush_unused", lambda d: d["task"][0]["ops"].append(
+        {"op": "kmap_flush_unused", "n": 4}) or d,
+     ["task 't' op 3", "unknown field(s) ['n']"]),
+    ("data and byte", _set(("task", 0, "ops", 1), {"op": "write", "va": "v", "data": "00ff",
+                                                   "byte": 1, "n": 2}),
+     ["task 't' op 1", "data= and byte/n=", "one way"]),
+    ("device_start on a line no irq handles", lambda d: d["task"][0]["ops"].append(
+        {"op": "device_start", "dma_addr": 0, "data": "aa", "line": 3}) or d,
+     ["task 't' op 3", "device_start: line=3", "no [[irq]] handles line 3",
+      "device would never write", "handlers' lines: 0"]),
+    ("wait_irq on a line no irq handles", lambda d: d["task"][0]["ops"].append(
+        {"op": "wait_irq", "line": 5}) or d,
+     ["task 't' op 3", "wait_irq: line=5", "no [[irq]] handles line 5", "never end"]),
+]
+
+
+@pytest.mark.parametrize("mutate, parts", [b[1:] for b in BAD_MORE],
+                         ids=[b[0] for b in BAD_MORE])
+def test_more_validation_errors_name_the_problem(mutate, parts):
+    test_validation_errors_name_the_problem(mutate, parts)
+
+
+def test_a_top_level_key_written_after_machine_says_where_it_belongs(tmp_path):
+    """TOML puts ``setup = [...]`` written after ``[machine]`` into the machine table; the
+    error says so instead of only listing the Machine arguments."""
+    p = write_toml(tmp_path, '[machine]\nlast_pkmap = 4\nsetup = [ { op = "kmap", pfn = 300 } ]\n'
+                             '[[task]]\nname = "t"\nops = [ { op = "kmap_flush_unused" } ]\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['setup'\].*before \[machine\], or "
+                                         r"write \[\[setup\]\] tables"):
+        Scenario.from_toml(p)

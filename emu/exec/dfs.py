@@ -222,7 +222,7 @@ def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, as
         x[K.X_COUNT + outcome] += 1
         x[K.X_OUTCOME], x[K.X_D], x[K.X_NPRE], x[K.X_LOST] = outcome, d, npre, lost
         why = 0
-        stale = finding_bytes(S, K.FIND_STALE) > 0          # a CPU read got wrong bytes
+        stale = finding_bytes(S, K.FIND_STALE) + finding_bytes(S, K.FIND_STALE_DEVICE) > 0
         x[K.X_STALE] += stale
         if lost > 0 or outcome != K.RUN_DONE or stale:
             why |= K.DFS_FAILED

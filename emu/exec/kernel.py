@@ -9,7 +9,7 @@ from ..mm.page_address import peek_page_address
 from ..mm.pgtable import pte
 from .._bytes import copy_xor
 from ..cache.kernels import mark_ram_range
-from ..mm.ram import shadow_store
+from ..mm.ram import check_device_read, shadow_store
 from . import core
 
 
@@ -84,3 +84,9 @@ def phys_write(S, B, pa, src):
 @njit
 def device_write_direct(S, B, addr, src):
     device_write(S, B, addr, src, 0, len(src))
+
+
+@njit
+def device_read_check(S, B, addr, n):
+    """The oracle's stale-device-read check of a device read (``Device.read``)."""
+    check_device_read(S, B, addr, n)

@@ -84,7 +84,8 @@ class RunResult:
     message: str                   #: deadlock / error description, or ""
     lockdep: str                   #: lockdep-style splat if kmap_lock's IRQ usage is unsafe
     trace: list = field(default_factory=list)
-    #: bytes CPU reads got wrong (every stale-read finding's, past the log's capacity too)
+    #: bytes reads got wrong, CPU loads' and devices' (every stale-read and
+    #: stale-device-read finding's, past the log's capacity too)
     stale_reads: int = 0
 
     @property
@@ -103,10 +104,17 @@ SOURCE_ARG = {"write": 2, "device_write": 2, "device_start": 3}
 DEST_ARG = {"read": 2, "device_read": 2}
 
 
-def _check_constants(S, rows, where):
+#: The argument of a program operation that is an IRQ line.
+LINE_ARG = {"device_start": 2, "wait_irq": 0}
+
+
+def _check_constants(S, rows, where, lines=None):
     """The program ops whose arguments are all constants, checked as they would be when they
     run (:func:`emu.exec.program.bad_op_arg`), so a bad value is reported before any run;
-    and ``kmap_high_get`` only where the machine has it."""
+    ``kmap_high_get`` only where the machine has it; and a constant IRQ line of
+    ``device_start`` / ``wait_irq`` only where an ``[[irq]]`` handles it (``lines``: the
+    handlers' lines): a line without one is never raised, so the device would never write
+    and a wait would never end (it was a silent deadlock)."""
     for i, r in enumerate(rows):
         kind = K.PROG_NAMES[r[0]]
         if kind == "kmap_high_get" and not S[K.H_KHG]:
@@ -116,6 +124,15 @@ def _check_constants(S, rows, where):
             k = bad_op_arg(S, r[0], *r[1:1 + K.NARGS])
             if k >= 0:
                 raise ValueError(f"{where[i]}: {op_arg_message(S, kind, k, r[1 + k])}")
+        k = LINE_ARG.get(kind)
+        if k is not None and lines is not None and r[1 + K.NARGS + k] < 0 \
+                and r[1 + k] not in lines:
+            raise ValueError(
+                f"{where[i]}: {kind}: line={r[1 + k]}: no [[irq]] handles line {r[1 + k]}, "
+                f"so it is never raised ("
+                + ("the device would never write and raise it" if kind == "device_start" else
+                   "the wait would never end")
+                + "; handlers' lines: " + (", ".join(map(str, sorted(lines))) or "none") + ")")
 
 
 def _compile(programs):
@@ -194,7 +211,7 @@ class Loaded:
         rows, data, spans, writable, self.row_where = _compile(progs)
         self.machine = m = make_machine(sc, max(len(rows), 1), max(len(data), 1), trace_events)
         m._S[K.H_DATA_RW] = writable
-        _check_constants(m._S, rows, self.row_where)
+        _check_constants(m._S, rows, self.row_where, {q.line for q in sc.irqs})
         self.names = ["direct"] + [t.name for t in sc.tasks] + [q.name for q in sc.irqs]
         self._setup(m, sc)
         S, B = m._S, m._B
@@ -508,7 +525,8 @@ class Loaded:
         return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), act[:d].tolist(),
                          lost, findings, deadlock, msg, lockdep_splat(self),
                          readable_trace(self) if trace else [],
-                         int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]))
+                         int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]
+                             + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]))
 
     def alternatives_at(self, d):
         """(count, alternatives) of decision ``d`` of the last run; alternative 0 is the

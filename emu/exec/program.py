@@ -131,6 +131,7 @@ def program_step(S, B, c, f):
             return K.ST_RET
         row = S[cr + K.CTX_PROG] + i * K.PW
         op = S[row + K.PO_OP]
+        trace(S, K.T_OP, i, 0)              # the readable trace names the op it starts
         a0 = prog_arg(S, cr, row, 0)
         a1 = prog_arg(S, cr, row, 1)
         a2 = prog_arg(S, cr, row, 2)

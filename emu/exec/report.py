@@ -231,6 +231,10 @@ class _ProgramSteps:
         row = _program_op(self.calls[c], b, self.seen.setdefault(c, set()))
         if row >= len(self.calls[c]):
             return "program: returns (every op done)"
+        return self.label(c, row)
+
+    def label(self, c, row):
+        """The label of program row ``row`` of context ``c``."""
         labels = self.labels[c]
         return labels[row] if len(labels) == len(self.calls[c]) else f"program: row {row}"
 
@@ -250,23 +254,31 @@ def readable_trace(ld):
 
     A step's line reads ``step G  cpuC NAME  #N  WHAT``: ``G`` counts every step of the run,
     ``#N`` the steps of context NAME alone (the N of a schedule's "after step N of NAME");
-    ``WHAT`` is the routine it runs, or for a step of the program itself the op it starts."""
+    ``WHAT`` is the routine it runs, or for a step of the program itself the op it starts.
+    An op a step starts after its first routine returned (the next op of the program, in the
+    same step) is named below it: ``NAME: starts op 6 ...``."""
     S = ld.machine._S
     drops = _discards(S)
     progs = _ProgramSteps(ld)
     out, step, own = [], 0, {}
     last_ctx = -1
+    what = None                                 # the running step's WHAT
     for kind, clk, cpu, ctx, a, b in _events(S):
         who = _ctx_name(ld, ctx)
         if kind == K.T_IRQ_ENTER:
             progs.enter(ctx)
+        if kind == K.T_OP:
+            if 0 < ctx < len(progs.calls) and (ctx != last_ctx or progs.label(ctx, a) != what):
+                out.append(f"             {who}: starts {progs.label(ctx, a)}")
+            continue
         if kind == K.T_STEP:
             step += 1
             own[ctx] = own.get(ctx, 0) + 1
             mark = "" if ctx == last_ctx or last_ctx < 0 else "   <-- switch"
             last_ctx = ctx
+            what = _step_text(ld, progs, ctx, a, b)
             out.append(f"step {step:4d}  cpu{cpu} {who:<10s} #{own[ctx]:<4d} "
-                       f"{_step_text(ld, progs, ctx, a, b)}  [cycle {clk}]{mark}")
+                       f"{what}  [cycle {clk}]{mark}")
             for va, pa, lo, hi in drops.get(step, []):
                 where = "inside" if lo <= pa < hi else "OUTSIDE"
                 out.append(f"             !! dirty line {va:#010x} (page {pa >> K.PAGE_SHIFT}, "

@@ -162,14 +162,37 @@ def expand_indexed(ops, where):
         step = op.get("step", 1)
         if isinstance(step, bool) or not isinstance(step, int):
             raise _where(w, f"step={step!r}: must be an int (added to pfn on each repeat)")
+        pfn = _repeat_pfn(op, rep, step, w)
         for k in range(rep):
             o = {key: v for key, v in op.items() if key not in ("repeat", "step")}
-            if k and "pfn" in o and isinstance(o["pfn"], int):
-                o["pfn"] = o["pfn"] + k * step
+            if k and pfn is not None:
+                o["pfn"] = pfn + k * step
             if k and "as" in o:
                 o["as"] = f"{o['as']}_{k}"
             out.append((w, i, o))
     return out
+
+
+def _repeat_pfn(op, rep, step, w):
+    """The constant ``pfn`` a ``repeat`` advances (an int, or a string of one: ``"0x12c"``),
+    or None where there is none to advance. A pfn naming an earlier result has no value yet,
+    so a repeat that would advance it (``step`` not 0) is refused rather than run on the
+    same page each time."""
+    if rep == 1 or "pfn" not in op:
+        return None
+    v = op["pfn"]
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v, 0)
+        except ValueError:
+            pass
+        if step and _REF.match(v):
+            raise _where(w, f"pfn={v!r} with repeat={rep}: repeat advances a constant pfn "
+                            f"by step ({step}); a pfn that names a result cannot be advanced "
+                            f"(give an int, or step = 0 to repeat the same page)")
+    return None
 
 
 def _check_op(op, w):
@@ -178,10 +201,16 @@ def _check_op(op, w):
         raise _where(w, f"{op!r}: must be a table with an 'op' key")
     if not isinstance(op["op"], str) or op["op"] not in OPS:
         raise _where(w, f"op={op['op']!r}: unknown; accepted: {', '.join(OPS)}")
-    unknown = set(op) - set(OPS[op["op"]]) - {"op", "as", "repeat", "step", "byte", "n",
-                                               "data"}
+    data_keys = {"byte", "n", "data"} if "data" in OPS[op["op"]] else set()
+    unknown = set(op) - set(OPS[op["op"]]) - {"op", "as", "repeat", "step"} - data_keys
     if unknown:
-        raise _where(w, f"unknown field(s) {sorted(unknown)} for op {op['op']!r}")
+        raise _where(w, f"unknown field(s) {sorted(unknown)} for op {op['op']!r}; accepted: "
+                        + ", ".join(["op", *OPS[op["op"]], *sorted(data_keys - {"data"}),
+                                     *(["as"] if op["op"] in RESULT_OPS else []),
+                                     "repeat", "step"]))
+    if "data" in op and ({"byte", "n"} & set(op)):
+        raise _where(w, f"data= and {'/'.join(sorted({'byte', 'n'} & set(op)))}=: give the "
+                        f"bytes one way, data = \"hex\" or byte = N with n = LENGTH")
     if "as" in op and op["op"] not in RESULT_OPS:
         raise _where(w, f"as={op['as']!r}: {op['op']} returns nothing to name; only "
                         f"{', '.join(RESULT_OPS)} have a result")
@@ -309,8 +338,14 @@ class Scenario:
                              f"arguments")
         bad = set(self.machine) - set(MACHINE_KEYS)
         if bad:
+            top = sorted(bad & {"name", "description", "setup"})
             raise ValueError(f"machine: unknown key(s) {sorted(bad)}; accepted: "
-                             + ", ".join(MACHINE_KEYS))
+                             + ", ".join(MACHINE_KEYS)
+                             + (f" ({', '.join(top)} belong(s) at the top of the file: in TOML "
+                                f"a key after [machine] is part of that table, so put it "
+                                f"before [machine]" + (", or write [[setup]] tables"
+                                                       if "setup" in top else "") + ")"
+                                if top else ""))
         if not self.tasks:
             raise ValueError("scenario: needs at least one [[task]]")
         names = [t.name for t in self.tasks] + [q.name for q in self.irqs]

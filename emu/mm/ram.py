@@ -56,6 +56,29 @@ def record_finding(S, B, kind, pa, va, expect, eo, found, fo, n, bad, dma_lo, dm
     S[r + K.FD_DMA_HI] = dma_hi
 
 
+@inline
+def check_device_read(S, B, pa, n):
+    """Stale-device-read check: the ``n`` RAM bytes a device read at ``pa`` against the
+    shadow, a finding per cache line that differs (CPU stores still dirty in the cache, a
+    ``DMA_TO_DEVICE`` buffer the CPU wrote after its clean: the device sends old bytes)."""
+    if S[K.H_ORACLE] == 0:
+        return
+    line = S[K.H_C_LINE]
+    ram = S[K.H_B_RAM]
+    sh = S[K.H_B_SHADOW]
+    exp = S[K.H_B_SCRATCH]
+    fnd = exp + line
+    end = pa + n
+    while pa < end:
+        k = min(end, pa - pa % line + line) - pa
+        bad = count_diff(B, ram + pa, B, sh + pa, k, 0)
+        if bad:
+            copy_xor(B, exp, B, sh + pa, k, K.RAM_POISON)
+            copy_xor(B, fnd, B, ram + pa, k, K.RAM_POISON)
+            record_finding(S, B, K.FIND_STALE_DEVICE, pa, -1, B, exp, B, fnd, k, bad, -1, -1)
+        pa += k
+
+
 @hot
 def check_load(S, B, va, pa, dst, n):
     """Stale-read check: the ``n`` bytes a CPU load just put at ``B[dst:]`` against the shadow."""
