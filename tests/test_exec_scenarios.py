@@ -648,3 +648,29 @@ def test_more_contexts_than_a_decision_keeps_alternatives_is_refused():
         sc.build()
     with pytest.raises(ValueError, match="at most"):
         Scenario.from_dict(sc.to_dict())
+
+
+def test_numpy_ints_in_a_scenario_act_and_serialise_as_python_ints():
+    """A scenario built in code with numpy ints: ``repeat`` did not advance a numpy ``pfn``
+    (three kmaps of page 300), and ``to_dict()`` kept ``np.int64`` values, so an exploration
+    that found a failure crashed making its replay token (json: 'Object of type int64 is
+    not JSON serializable')."""
+    import json
+
+    import numpy as np
+
+    from emu.exec.builtin import race
+    from emu.exec.explore import explore
+    from emu.exec.scenario import expand
+
+    ops = [{"op": "kmap", "pfn": np.int64(300), "repeat": 3}]
+    assert [o["pfn"] for _w, o in expand(ops, "t")] == [300, 301, 302]
+    d = race(4, 1, "page_address").to_dict()
+    d["machine"] |= {"last_pkmap": np.int64(4), "costs": {"mrs": np.uint8(2)}}
+    d["task"][0]["ops"][0]["pfn"] = np.int64(d["task"][0]["ops"][0]["pfn"])
+    sc = Scenario.from_dict(d)
+    plain = sc.to_dict()
+    assert json.loads(json.dumps(plain)) == plain
+    assert type(plain["machine"]["costs"]["mrs"]) is int
+    ex = explore(sc, bound=1)
+    assert ex.failures and ex.replay

@@ -11,7 +11,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int, check_int_array
+from .._args import check_int, check_int_array, is_int
 from ..cost.account import add_regions as _add_accounting
 from ..layout import Layout, b_view, s_view
 from . import kernels as _k
@@ -114,10 +114,11 @@ class Cache:
         cfg = CacheConfig(size, ways, line, replacement, write_back, write_allocate, style,
                           dirty_granule, window)
         seed = check_int("seed", seed, 0)
-        if isinstance(ram_size, bool) or not isinstance(ram_size, int) or not 0 < ram_size <= ADDR_LIMIT:
+        if not is_int(ram_size) or not 0 < ram_size <= ADDR_LIMIT:
             raise ValueError(f"ram_size={ram_size!r}: must be an int in (0, 2**32]")
-        if isinstance(events, bool) or not isinstance(events, int) or events < 0:
+        if not is_int(events) or events < 0:
             raise ValueError(f"events={events!r}: must be a non-negative int")
+        ram_size, events = int(ram_size), int(events)
         if ram_size % cfg.line:
             raise ValueError(f"ram_size={ram_size}: must be a multiple of the line size "
                              f"({cfg.line} bytes)")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int, check_int_array, check_real
+from .._args import check_int, check_int_array, check_real, is_int
 from .loaded import (DEFAULT_LOG, DEFAULT_MAX_STEPS, MAX_BOUND, MAX_STEPS_LIMIT, OUTCOMES,
                      Loaded, check_choices)
 from ..warmup import available_cpus
@@ -283,9 +283,9 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         A bad argument (nothing has run).
     """
     bound = check_int("bound", bound, 0, MAX_BOUND)
-    if max_schedules is not None and (isinstance(max_schedules, bool)
-                                      or not isinstance(max_schedules, int) or max_schedules < 1):
+    if max_schedules is not None and (not is_int(max_schedules) or max_schedules < 1):
         raise ValueError(f"max_schedules={max_schedules!r}: must be a positive int or None")
+    max_schedules = None if max_schedules is None else int(max_schedules)
     max_steps = _max_steps(max_steps)
     jobs = check_int("jobs", jobs, 0) or available_cpus()
     ld = _loaded(scenario)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int
+from .._args import check_int, is_int
 from ..machine import Machine
 
 # field kinds: "pfn", "int", "dir", "line", "data", "n"
@@ -164,8 +164,8 @@ def expand_indexed(ops, where):
             raise _where(w, f"step={step!r}: must be an int (added to pfn on each repeat)")
         for k in range(rep):
             o = {key: v for key, v in op.items() if key not in ("repeat", "step")}
-            if k and "pfn" in o and isinstance(o["pfn"], int):
-                o["pfn"] = o["pfn"] + k * step
+            if k and "pfn" in o and is_int(o["pfn"]):        # numpy ints too
+                o["pfn"] = int(o["pfn"]) + k * step
             if k and "as" in o:
                 o["as"] = f"{o['as']}_{k}"
             out.append((w, i, o))
@@ -254,15 +254,17 @@ class Scenario:
 
     # -- data form ------------------------------------------------------------------------------
     def to_dict(self):
-        return {
+        """The scenario as plain data (the TOML file's shape; bytes as hex strings, numpy
+        scalars as Python ones), which :meth:`from_dict` takes back."""
+        return _plain_values({
             "name": self.name, "description": self.description,
-            "machine": dict(self.machine), "setup": _plain(self.setup),
+            "machine": self.machine, "setup": _plain(self.setup),
             "task": [{"name": t.name, "cpu": t.cpu, "ops": _plain(t.ops)} for t in self.tasks],
             "irq": [{"name": q.name, "line": q.line, "cpu": q.cpu}
                     | _count_field(self, q)
                     | {"period": q.period, "first": q.first, "ops": _plain(q.ops)}
                     for q in self.irqs],
-        }
+        })
 
     @classmethod
     def from_dict(cls, d):
@@ -401,6 +403,16 @@ def _plain(ops):
             o["data"] = bytes(o["data"]).hex()
         out.append(o)
     return out
+
+
+def _plain_values(v):
+    """``v`` with numpy scalars (``np.int64(300)``, ``np.True_``) as the Python values they
+    stand for, in nested dicts and lists too, so that JSON, TOML and replay tokens take it."""
+    if isinstance(v, dict):
+        return {k: _plain_values(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain_values(x) for x in v]
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def machine_kwargs(sc):
