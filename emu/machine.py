@@ -7,6 +7,7 @@ a rejected call changes nothing; kernel BUGs are raised as :class:`emu.KernelBug
 machine state as it was.
 """
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -43,6 +44,12 @@ MAX_BUFFER = 1 << 32                # program_rows, data_bytes, trace_events (sc
 DMADBG_CAPACITY = 4096
 
 
+def judge_discards_of(S, B):
+    """The oracle's judgement of the dirty lines a cache operation on machine arrays
+    ``S``, ``B`` dropped (the callback of ``Machine.cache``)."""
+    judge_discards(S, B)
+
+
 class Finding(NamedTuple):
     """One integrity finding of the oracle."""
 
@@ -61,6 +68,10 @@ class Finding(NamedTuple):
 
 class Machine:
     """An emulated ARM machine (the whole API is listed in the repository's ``API.md``).
+
+    A machine is not thread-safe: use each one from one thread at a time (separate machines
+    in separate threads are fine; emu's kernels hold the GIL). It pickles and deep-copies
+    to an independent machine in the same state.
 
     Parameters
     ----------
@@ -151,11 +162,30 @@ class Machine:
                                        data_bytes, trace_events, _force_kmap_high_get)
         self._S[K.H_TIMESLICE] = timeslice
         self._S[K.H_SCHED_RNG] = seed_state(seed, SCHED_SALT)
-        self.cache = Cache._over(self._S, self._B, cache_cfg, after=self._after_cache_op)
+        # the cache's callback holds the arrays, not the machine: no reference cycle, so a
+        # machine is freed (its RAM too) as soon as the program drops it, not at the next
+        # garbage collection
+        self.cache = Cache._over(self._S, self._B, cache_cfg,
+                                 after=partial(judge_discards_of, self._S, self._B))
         if cold_cache():
             warmup()            # a first run: compile every kernel now, on all CPUs, saying so
         self._direct = entry(direct_call, _DIRECT_SIG)
-        self.device = Device(self)
+
+    @property
+    def device(self):
+        """The bus-master DMA engine (:class:`Device`) of this machine."""
+        return Device(self)
+
+    def __getstate__(self):
+        """Pickling (and ``copy.deepcopy``): the state arrays and settings; the compiled entry
+        point is looked up again when the machine is loaded."""
+        state = self.__dict__.copy()
+        del state["_direct"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._direct = entry(direct_call, _DIRECT_SIG)
 
     # -- construction -------------------------------------------------------------------------
     def _build(self, cache_cfg, khg, pinning, api, preempt, oracle, strict, nctx, rows, data,
@@ -297,9 +327,6 @@ class Machine:
         if r < 0:
             raise_for(self, -1 - r)
         return r
-
-    def _after_cache_op(self):
-        judge_discards(self._S, self._B)
 
     # -- pkmap (mm/highmem.c) -------------------------------------------------------------------
     def kmap(self, pfn):
