@@ -271,7 +271,10 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         :mod:`emu.exec.parallel`); this one starts at once, so a search that ends before the
         workers are up (about a second) takes what a serial one does. The result is the same
         as with one, ``seconds`` aside. ``max_schedules`` and ``stop_at_first`` are orders of
-        the serial search, so with either of them the search is serial.
+        the serial search, so with either of them the search is serial, as it is in a
+        daemonic process (a ``multiprocessing.Pool`` worker), which cannot start workers. The
+        workers start with multiprocessing's ``spawn`` method, so a script calling this needs
+        the usual ``if __name__ == "__main__":`` guard.
 
     Returns
     -------
