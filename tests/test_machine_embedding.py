@@ -8,6 +8,7 @@ import pickle
 import threading
 import weakref
 
+import numba
 import numpy as np
 import pytest
 
@@ -139,3 +140,40 @@ def test_cache_geometry_takes_numpy_ints():
                                                              dirty_granule=16).config
     c.store(0, b"ab")
     assert c.load(0, 2) == b"ab"
+
+
+def _readonly(a):
+    a = np.array(a, dtype=np.int64)
+    a.flags.writeable = False
+    return a
+
+
+def test_kernels_get_one_array_type_whatever_the_caller_passes():
+    """A writeable uint8 array (Machine.phys_write, device.write) or a read-only int64 one
+    (Loaded.run choices, Cache.replay traces from np.frombuffer or a read-only np.load) is a
+    new argument type to numba, which compiled the kernel again on its first call (the
+    scheduler: ~17 s, silently) and cached one more version."""
+    import numba
+
+    from emu.cache.cache import _as_bytes
+    from emu.exec.loaded import check_choices
+
+    w = np.frombuffer(b"abcd", np.uint8).copy()
+    assert numba.typeof(_as_bytes(w)) == numba.typeof(_as_bytes(b"abcd"))
+    assert w.flags.writeable                                 # the caller's array as it was
+    assert numba.typeof(check_choices(_readonly([0, 1]))) == numba.typeof(check_choices([0, 1]))
+    c = Cache(size=1024, ways=2, ram_size=1 << 16)
+    ro = c._trace(_readonly([0, 1]), _readonly([0, 32]), _readonly([4, 4]))
+    assert [numba.typeof(a) for a in ro] == [numba.typeof(a) for a in
+                                             c._trace([0, 1], [0, 32], [4, 4])]
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no compiled versions without the JIT")
+def test_a_read_only_choices_array_runs_the_compiled_scheduler():
+    from emu.exec import sched
+    from emu.exec.builtin import race
+    ld = race(4, 1, "page_address").build()
+    ld.run(choices=[0, 0])
+    before = len(sched.run.signatures)
+    assert ld.run(choices=_readonly([0, 0])) == ld.run(choices=[0, 0])
+    assert len(sched.run.signatures) == before

@@ -65,12 +65,16 @@ def _check_range(start, end):
 
 
 def _as_bytes(data):
+    """``data`` as a read-only, C-contiguous uint8 array: one array type for the kernels
+    whatever the caller passed (a writeable array would make numba compile them again)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         return np.frombuffer(bytes(data), dtype=np.uint8)
     arr = np.asarray(data)
     if arr.dtype != np.uint8 or arr.ndim != 1:
         raise ValueError("data: must be bytes, bytearray or a 1-D uint8 array")
-    return np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr).view()          # a view: the caller's array keeps its flags
+    arr.flags.writeable = False
+    return arr
 
 
 class Cache:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
-from .._args import check_choice, check_int, check_int_array
+from .._args import check_choice, check_int, check_int_array, kernel_array
 from .._jit import entry
 from ..dma.oracle import final_check
 from ..machine import SCHED_SALT
@@ -63,7 +63,7 @@ def check_choices(choices, name="choices"):
     if isinstance(c, np.ndarray) and c.ndim == 1 and c.dtype == np.int64:
         # a logged schedule (run_raw's hot path): the scheduler rejects a choice out of
         # range when its decision comes (choices past the run's end are never read)
-        return np.ascontiguousarray(c)
+        return kernel_array(c)
     if not isinstance(c, (list, tuple, range, np.ndarray)):
         raise ValueError(f"{name}={c!r}: must be a sequence of ints in [0, {K.MAXALT})")
     return check_int_array(name, c, 0, K.MAXALT)
