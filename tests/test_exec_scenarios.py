@@ -674,3 +674,18 @@ def test_numpy_ints_in_a_scenario_act_and_serialise_as_python_ints():
     assert type(plain["machine"]["costs"]["mrs"]) is int
     ex = explore(sc, bound=1)
     assert ex.failures and ex.replay
+
+
+def test_a_machine_default_given_as_none_round_trips_through_toml():
+    """dma_pinning=None (Machine's default) made to_dict() something TOML cannot write
+    ("Object of type 'NoneType' is not TOML serializable")."""
+    import tomllib
+
+    import tomli_w
+
+    sc = Scenario("n", {"dma_pinning": None, "costs": None, "last_pkmap": 4})
+    sc.task("t", [{"op": "kmap", "pfn": 300}])
+    d = sc.to_dict()
+    assert d["machine"] == {"last_pkmap": 4}
+    back = Scenario.from_dict(tomllib.loads(tomli_w.dumps(d)))
+    assert back.build().machine.dma_pinning == sc.build().machine.dma_pinning

@@ -72,6 +72,8 @@ _REF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(0x[0-9a-fA-F]+|\
 MACHINE_KEYS = ("cpu", "lowmem_mb", "highmem_mb", "last_pkmap", "kmap_high_get", "dma_pinning",
                 "ncpus", "seed", "dma_api", "page_offset", "preempt", "oracle",
                 "dma_debug_strict", "costs", "timeslice", "stats", "force_kmap_high_get")
+#: Machine arguments whose default is None (``to_dict`` leaves a None out: same machine).
+_NONE_DEFAULTS = ("dma_pinning", "costs")
 TASK_KEYS = ("name", "cpu", "ops")                      #: the keys of a [[task]] table
 IRQ_KEYS = ("name", "line", "cpu", "count", "period", "first", "ops")   #: of an [[irq]]
 
@@ -258,7 +260,9 @@ class Scenario:
         scalars as Python ones), which :meth:`from_dict` takes back."""
         return _plain_values({
             "name": self.name, "description": self.description,
-            "machine": self.machine, "setup": _plain(self.setup),
+            "machine": {k: v for k, v in self.machine.items()     # None: Machine's default,
+                        if not (v is None and k in _NONE_DEFAULTS)},  # which TOML cannot say
+            "setup": _plain(self.setup),
             "task": [{"name": t.name, "cpu": t.cpu, "ops": _plain(t.ops)} for t in self.tasks],
             "irq": [{"name": q.name, "line": q.line, "cpu": q.cpu}
                     | _count_field(self, q)
