@@ -7,7 +7,6 @@ a rejected call changes nothing; kernel BUGs are raised as :class:`emu.KernelBug
 machine state as it was.
 """
 
-from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -26,7 +25,7 @@ from .exec import kernel as _kernel
 from .exec.kernel import direct_call
 from ._jit import cold_cache, entry
 from .exec.errors import raise_for
-from .layout import Layout, s_view
+from .layout import Layout, pack_bytes, s_view, unpack_bytes
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
 from .rng import seed_state
@@ -162,14 +161,16 @@ class Machine:
                                        data_bytes, trace_events, _force_kmap_high_get)
         self._S[K.H_TIMESLICE] = timeslice
         self._S[K.H_SCHED_RNG] = seed_state(seed, SCHED_SALT)
-        # the cache's callback holds the arrays, not the machine: no reference cycle, so a
-        # machine is freed (its RAM too) as soon as the program drops it, not at the next
-        # garbage collection
-        self.cache = Cache._over(self._S, self._B, cache_cfg,
-                                 after=partial(judge_discards_of, self._S, self._B))
+        self._attach(cache_cfg)
         if cold_cache():
             warmup()            # a first run: compile every kernel now, on all CPUs, saying so
         self._direct = entry(direct_call, _DIRECT_SIG)
+
+    def _attach(self, cache_cfg):
+        """``self.cache`` over the machine's arrays. Its callback is a function of the arrays,
+        not a method of the machine: no reference cycle, so a machine is freed (its RAM too)
+        as soon as the program drops it, not at the next garbage collection."""
+        self.cache = Cache._over(self._S, self._B, cache_cfg, after=judge_discards_of)
 
     @property
     def device(self):
@@ -177,14 +178,26 @@ class Machine:
         return Device(self)
 
     def __getstate__(self):
-        """Pickling (and ``copy.deepcopy``): the state arrays and settings; the compiled entry
-        point is looked up again when the machine is loaded."""
+        """Pickling (and ``copy.deepcopy``): the settings and the state arrays, ``B`` packed
+        (untouched RAM is neither copied nor written out); the cache view and the compiled
+        entry point are made again when the machine is loaded."""
         state = self.__dict__.copy()
-        del state["_direct"]
+        del state["_direct"], state["cache"]
+        state["_B"] = pack_bytes(self._B)
+        state["_cache_config"] = self.cache.config
         return state
 
+    def __copy__(self):
+        """``copy.copy``: another handle on the same machine (state arrays shared)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        state = dict(state)
+        cfg = state.pop("_cache_config")
+        self.__dict__.update(state, _B=unpack_bytes(state["_B"]))
+        self._attach(cfg)
         self._direct = entry(direct_call, _DIRECT_SIG)
 
     # -- construction -------------------------------------------------------------------------

@@ -94,6 +94,39 @@ def test_a_machine_clones_to_an_independent_machine_in_the_same_state(clone):
     assert len(c.lost_writes()) == before + 1 and len(m.lost_writes()) == before
 
 
+def test_a_clone_carries_only_the_ram_that_was_written():
+    """Pickling copied B whole: a default standalone Cache (4 GiB of RAM) took 11 s and
+    4.3 GB to deep-copy, a default Machine (16 + 16 MiB, and the oracle's shadow) pickled to
+    ~70 MB."""
+    c = Cache()
+    c.ram_write(0xFFFF_FFF0, b"end of RAM")
+    c.store(0x1000, b"cached")
+    d = pickle.loads(blob := pickle.dumps(c))
+    assert len(blob) < 1 << 20
+    assert d.stats == c.stats and d.config == c.config
+    assert d.ram_read(0xFFFF_FFF0, 10) == b"end of RAM" and d.load(0x1000, 6) == b"cached"
+    m = emu.Machine()
+    v = m.kmap(m.highmem_pfns[-1])
+    m.write(v + 4000, b"last page")
+    m.write(m.PAGE_OFFSET + 4090, b"across a page")
+    blob = pickle.dumps(m)
+    assert len(blob) < 1 << 20
+    c = pickle.loads(blob)
+    assert np.array_equal(c._S, m._S) and np.array_equal(c._B, m._B)
+    assert c.read(v + 4000, 9) == b"last page" and c.cache.config == m.cache.config
+    assert c.read(c.PAGE_OFFSET + 4090, 13) == b"across a page"
+
+
+def test_a_shallow_copy_shares_the_machine_state():
+    m = _small()
+    c = copy.copy(m)
+    assert c._S is m._S and c._B is m._B and c.cache is m.cache
+    c.write(c.PAGE_OFFSET, b"shared")
+    assert m.read(m.PAGE_OFFSET, 6) == b"shared"
+    k = Cache(size=1024, ways=2, ram_size=1 << 16)
+    assert copy.copy(k)._B is k._B
+
+
 def test_machines_in_threads_give_the_results_they_give_alone():
     """A machine is not thread-safe, but separate machines in separate threads share no
     state (emu's kernels keep all of it in each machine's arrays)."""

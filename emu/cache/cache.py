@@ -13,7 +13,7 @@ import numpy as np
 from .. import consts as K
 from .._args import check_int, check_int_array, is_int
 from ..cost.account import add_regions as _add_accounting
-from ..layout import Layout, b_view, s_view
+from ..layout import Layout, b_view, pack_bytes, s_view, unpack_bytes
 from . import kernels as _k
 from . import maint as _m
 from .maint import dma_range as _dma_range
@@ -166,7 +166,8 @@ class Cache:
 
     @classmethod
     def _over(cls, S, B, cfg, after=None):
-        """A view of the cache inside a machine's arrays; ``after()`` runs after each op."""
+        """A view of the cache inside a machine's arrays; ``after(S, B)`` runs after each op
+        (a function of the arrays, not a method of the machine: no reference cycle)."""
         self = cls.__new__(cls)
         self._bind(S, B, cfg, after)
         return self
@@ -179,6 +180,22 @@ class Cache:
         self._ram_size = int(S[K.H_RAM_SIZE])
         self._scratch = np.zeros(max(cfg.line, 256), dtype=np.uint8)
 
+    def __getstate__(self):
+        """Pickling (and ``copy.deepcopy``): the state with ``B`` packed, so untouched RAM (4 GiB
+        by default) is neither copied nor written out."""
+        state = self.__dict__.copy()
+        state["_B"] = pack_bytes(self._B)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _B=unpack_bytes(state["_B"]))
+
+    def __copy__(self):
+        """``copy.copy``: another handle on the same cache (state arrays shared)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     # -- geometry ---------------------------------------------------------------------------
     @property
     def line(self):
@@ -186,7 +203,7 @@ class Cache:
 
     def _done(self):
         if self._after is not None:
-            self._after()
+            self._after(self._S, self._B)
 
     # -- CPU accesses -------------------------------------------------------------------------
     def _split(self, va, pa, n, va_name="va"):
@@ -262,7 +279,7 @@ class Cache:
             start, end = _check_range(start, end)       # the slow path says what is wrong
         _dma_range(self._S, self._B, op, start, end)
         if self._after is not None:
-            self._after()
+            self._after(self._S, self._B)
 
     def inv_range(self, start, end):
         """The core's ``dma_inv_range(start, end)``: end exclusive; partial edge lines are
