@@ -689,3 +689,20 @@ def test_a_machine_default_given_as_none_round_trips_through_toml():
     assert d["machine"] == {"last_pkmap": 4}
     back = Scenario.from_dict(tomllib.loads(tomli_w.dumps(d)))
     assert back.build().machine.dma_pinning == sc.build().machine.dma_pinning
+
+
+def test_a_built_scenario_keeps_what_it_was_built_from():
+    """Loaded kept the caller's Scenario: edited after build(), it went into the replay
+    tokens (and the exploration workers) of runs made with the old machine, so a failing
+    schedule's token was 'corrupted' or replayed another scenario."""
+    from emu.exec.builtin import race
+    from emu.exec.explore import explore, replay
+
+    sc = Scenario.from_dict(race(4, 1, "page_address").to_dict())
+    ld = sc.build()
+    sc.machine.update(dma_pinning="kmap_high_get", kmap_high_get=True)
+    sc.tasks[0].ops.clear()
+    ex = explore(ld, bound=2)
+    assert ex.failures and ld.scenario.machine["dma_pinning"] == "page_address"
+    _, r = replay(ex.replay, trace=False)
+    assert r.lost_bytes == ex.minimal.lost_bytes > 0

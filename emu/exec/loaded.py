@@ -1,5 +1,6 @@
 """A scenario loaded on a machine: setup done, programs compiled, ready to run schedules."""
 
+import copy
 import functools
 from dataclasses import dataclass, field
 
@@ -188,7 +189,9 @@ class Loaded:
     """Scenario ``sc`` on a fresh machine, with a snapshot to restore before each run."""
 
     def __init__(self, sc, trace_events=0):
-        self.scenario = sc
+        # a copy: the scenario this machine was loaded with, whatever the caller does to
+        # ``sc`` later (replay tokens and exploration workers are made from it)
+        self.scenario = sc = copy.deepcopy(sc)
         progs = [(f"task {t.name!r}", t.ops) for t in sc.tasks] + \
                 [(f"irq {q.name!r}", q.ops) for q in sc.irqs]
         rows, data, spans, writable, self.row_where = _compile(progs)
