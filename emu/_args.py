@@ -93,7 +93,16 @@ def check_int_array(name, values, lo, hi, as_hex=False):
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"{name}[{i}]={f(int(arr[i]))}: must be in {rng}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return kernel_array(arr)
+
+
+def kernel_array(arr):
+    """``arr`` as the one array type emu's kernels are compiled for: 1-D, C-contiguous,
+    writeable int64 (a copy only where ``arr`` is not that already). numba compiles a kernel
+    again for each new argument type, so a read-only array (``np.frombuffer``, a
+    ``np.load(mmap_mode="r")`` trace) would otherwise stall its first call for seconds (the
+    scheduler: ~17 s) and add a version to the on-disk cache."""
+    return np.require(arr, np.int64, ["C", "W"])
 
 
 def _array_1d(values):

@@ -73,8 +73,22 @@ def _cache_dir():
 
 
 _dir = _cache_dir()
-if _dir is not None:
+
+
+@contextmanager
+def _emu_cache_dir():
+    """numba's cache directory set to emu's (:data:`_dir`) while a kernel's dispatcher is made
+    (numba fixes a function's cache path then), and set back after: the program importing emu
+    keeps its own ``NUMBA_CACHE_DIR`` (or none) for its own ``cache=True`` functions."""
+    if _dir is None:
+        yield
+        return
+    old = numba.core.config.CACHE_DIR
     numba.core.config.CACHE_DIR = _dir
+    try:
+        yield
+    finally:
+        numba.core.config.CACHE_DIR = old
 
 
 _warm = []
@@ -103,10 +117,15 @@ def njit(*args, **kwargs):
     kwargs.setdefault("error_model", "numpy")
     kwargs.setdefault("_nrt", False)
     kwargs.setdefault("pipeline_class", EmuCompiler)
-    out = numba.njit(*args, **kwargs)
     if args and callable(args[0]):                  # @njit
-        return safe_cache(out)
-    return lambda fn: safe_cache(out(fn))           # @njit(...)
+        with _emu_cache_dir():
+            return safe_cache(numba.njit(*args, **kwargs))
+    out = numba.njit(*args, **kwargs)
+
+    def wrap(fn):                                   # @njit(...)
+        with _emu_cache_dir():
+            return safe_cache(out(fn))
+    return wrap
 
 
 def entry(disp, sig):
@@ -137,8 +156,10 @@ def _kernel_only(**options):
     callback wrapper for them. They are cached too, so that the warm-up's helper process and
     the main one (emu.warmup) compile each helper once between them."""
     def wrap(fn):
-        disp = numba.njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True,
-                          no_cfunc_wrapper=True, pipeline_class=EmuCompiler, **options)(fn)
+        with _emu_cache_dir():
+            disp = numba.njit(cache=True, error_model="numpy", _nrt=False,
+                              no_cpython_wrapper=True, no_cfunc_wrapper=True,
+                              pipeline_class=EmuCompiler, **options)(fn)
         if isinstance(disp, CPUDispatcher):             # not under NUMBA_DISABLE_JIT
             disp.__class__ = KernelOnly
         return safe_cache(disp)

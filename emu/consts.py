@@ -612,8 +612,6 @@ MAX_IRQ_COUNT = 1 << 40   # an IRQ handler's ``count`` (raises or periodic firin
 MAX_IRQ_TIME = 1 << 48    # cycles: a timed IRQ's ``period`` and ``first``
 MAXCPUS = 8               # ncpus
 MAX_OP_BYTES = 1 << 24    # bytes one scenario op reads or writes (``n``, ``data``)
-MAX_SEED = (1 << 63) - 1  # seeds: the generators keep 63 bits (emu/rng.py), so larger seeds
-                          # would repeat smaller ones
 MAX_JOBS = 64             # explore(jobs=): processes (each holds its own machine, ~200 MB)
 
 # ---------------------------------------------------------------------------------------------

@@ -79,3 +79,37 @@ def b_view(S, B, slot, length):
     """The ``length`` bytes of the ``B`` region whose offset is in header slot ``slot``."""
     off = int(S[slot])
     return B[off:off + length]
+
+
+#: Bytes of ``B`` that :func:`pack_bytes` keeps or drops together (a page).
+PACK_BLOCK = 4096
+
+
+def pack_bytes(B):
+    """``B`` without its all-zero blocks (untouched RAM, which the OS backs lazily), for
+    pickling a machine or cache: ``(length, block indices, their bytes, tail)``.
+
+    Parameters
+    ----------
+    B : numpy.ndarray
+        A 1-D uint8 array.
+
+    Returns
+    -------
+    tuple
+        What :func:`unpack_bytes` takes back.
+    """
+    full = len(B) - len(B) % PACK_BLOCK
+    blocks = B[:full].reshape(-1, PACK_BLOCK)
+    idx = np.flatnonzero(blocks.any(axis=1))        # reading a lazy zero page costs no memory
+    return len(B), idx, blocks[idx], B[full:].copy()
+
+
+def unpack_bytes(packed):
+    """The array :func:`pack_bytes` packed (a fresh, lazily backed one)."""
+    n, idx, data, tail = packed
+    B = np.zeros(n, dtype=np.uint8)
+    full = n - len(tail)
+    B[:full].reshape(-1, PACK_BLOCK)[idx] = data
+    B[full:] = tail
+    return B

@@ -25,7 +25,7 @@ from .exec import kernel as _kernel
 from .exec.kernel import direct_call
 from ._jit import cold_cache, entry
 from .exec.errors import raise_for
-from .layout import Layout, s_view
+from .layout import Layout, pack_bytes, s_view, unpack_bytes
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
 from .rng import seed_state
@@ -41,6 +41,12 @@ FIND_CAPACITY = 1024
 MAX_RAM_MB = K.ADDR_SPACE >> 20     # lowmem_mb and highmem_mb: each at most the 32-bit space
 MAX_BUFFER = 1 << 32                # program_rows, data_bytes, trace_events (scenario buffers)
 DMADBG_CAPACITY = 4096
+
+
+def judge_discards_of(S, B):
+    """The oracle's judgement of the dirty lines a cache operation on machine arrays
+    ``S``, ``B`` dropped (the callback of ``Machine.cache``)."""
+    judge_discards(S, B)
 
 
 class Finding(NamedTuple):
@@ -62,6 +68,10 @@ class Finding(NamedTuple):
 class Machine:
     """An emulated ARM machine (the whole API is listed in the repository's ``API.md``).
 
+    A machine is not thread-safe: use each one from one thread at a time (separate machines
+    in separate threads are fine; emu's kernels hold the GIL). It pickles and deep-copies
+    to an independent machine in the same state.
+
     Parameters
     ----------
     cpu : str
@@ -80,7 +90,7 @@ class Machine:
     ncpus : int
         CPUs sharing the one VIVT cache.
     seed : int
-        Every random choice derives from it, in ``[0, 2**63 - 1]``.
+        Every random choice derives from it (any int ``>= 0``: every bit counts).
     dma_api : str
         ``"2.6.30"`` (map maintains; unmap and sync_for_cpu do nothing) or ``"v3"``.
     page_offset : int
@@ -128,7 +138,7 @@ class Machine:
                              "(without ARCH_NEEDS_KMAP_HIGH_GET only 'page_address' exists)")
         check_choice("dma_api", dma_api, K.API_NAMES)
         ncpus = check_int("ncpus", ncpus, 1, K.MAXCPUS)
-        seed = check_int("seed", seed, 0, K.MAX_SEED)
+        seed = check_int("seed", seed, 0)
         contexts = check_int("contexts", contexts, 1, 64)
         program_rows = check_int("program_rows", program_rows, 0, MAX_BUFFER)
         data_bytes = check_int("data_bytes", data_bytes, 0, MAX_BUFFER)
@@ -151,11 +161,44 @@ class Machine:
                                        data_bytes, trace_events, _force_kmap_high_get)
         self._S[K.H_TIMESLICE] = timeslice
         self._S[K.H_SCHED_RNG] = seed_state(seed, SCHED_SALT)
-        self.cache = Cache._over(self._S, self._B, cache_cfg, after=self._after_cache_op)
+        self._attach(cache_cfg)
         if cold_cache():
             warmup()            # a first run: compile every kernel now, on all CPUs, saying so
         self._direct = entry(direct_call, _DIRECT_SIG)
-        self.device = Device(self)
+
+    def _attach(self, cache_cfg):
+        """``self.cache`` over the machine's arrays. Its callback is a function of the arrays,
+        not a method of the machine: no reference cycle, so a machine is freed (its RAM too)
+        as soon as the program drops it, not at the next garbage collection."""
+        self.cache = Cache._over(self._S, self._B, cache_cfg, after=judge_discards_of)
+
+    @property
+    def device(self):
+        """The bus-master DMA engine (:class:`Device`) of this machine."""
+        return Device(self)
+
+    def __getstate__(self):
+        """Pickling (and ``copy.deepcopy``): the settings and the state arrays, ``B`` packed
+        (untouched RAM is neither copied nor written out); the cache view and the compiled
+        entry point are made again when the machine is loaded."""
+        state = self.__dict__.copy()
+        del state["_direct"], state["cache"]
+        state["_B"] = pack_bytes(self._B)
+        state["_cache_config"] = self.cache.config
+        return state
+
+    def __copy__(self):
+        """``copy.copy``: another handle on the same machine (state arrays shared)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __setstate__(self, state):
+        state = dict(state)
+        cfg = state.pop("_cache_config")
+        self.__dict__.update(state, _B=unpack_bytes(state["_B"]))
+        self._attach(cfg)
+        self._direct = entry(direct_call, _DIRECT_SIG)
 
     # -- construction -------------------------------------------------------------------------
     def _build(self, cache_cfg, khg, pinning, api, preempt, oracle, strict, nctx, rows, data,
@@ -297,9 +340,6 @@ class Machine:
         if r < 0:
             raise_for(self, -1 - r)
         return r
-
-    def _after_cache_op(self):
-        judge_discards(self._S, self._B)
 
     # -- pkmap (mm/highmem.c) -------------------------------------------------------------------
     def kmap(self, pfn):

@@ -10,8 +10,19 @@ MASK63 = 0x7FFFFFFFFFFFFFFF
 
 
 def seed_state(seed, salt):
-    """Initial generator state for ``seed`` (never 0; nearby seeds differ in every bit)."""
-    return ((int(seed) * 0x9E3779B97F4A7C15 + salt) & MASK63) or 1
+    """Initial generator state for ``seed`` (never 0; nearby seeds differ in every bit).
+
+    A seed of 2**63 or more is taken 63 bits at a time, each part stirring the state before
+    the next, so that its high bits count too (2**64 is not seed 0); a smaller seed gives
+    the state it always has.
+    """
+    seed, x = int(seed), salt
+    while True:
+        x = ((seed & MASK63) * 0x9E3779B97F4A7C15 + x) & MASK63
+        seed >>= 63
+        if not seed:
+            return x or 1
+        x = (x * 0xBF58476D1CE4E5B9 + 1) & MASK63
 
 
 @inline

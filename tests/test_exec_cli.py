@@ -477,11 +477,9 @@ def test_replay_of_a_token_with_a_valid_envelope_but_no_body_exits_2():
 
 def test_negative_seeds_are_rejected_by_name(files):
     rc, out, err = call("run", files["racy"], "--random", "-1")
-    assert rc == 2 and "seed=-1: must be in [0, 9223372036854775807]" in err and out == ""
+    assert rc == 2 and "seed=-1: must be >= 0" in err and out == ""
     rc, out, err = call("profile", "--workload", "fastpath", "--seed", "-3")
-    assert rc == 2 and "seed=-3: must be in [0, 9223372036854775807]" in err and out == ""
-    rc, out, err = call("run", files["racy"], "--random", str(2 ** 63))
-    assert rc == 2 and "seed=9223372036854775808: must be in [0, " in err and out == ""
+    assert rc == 2 and "seed=-3: must be >= 0" in err and out == ""
     rc, out, err = call("explore", files["racy"], "--jobs", "65")
     assert rc == 2 and "65: must be 0 (one per CPU) or a positive int up to 64" in err
 

@@ -86,6 +86,13 @@ def test_max_schedules_and_stop_at_first(loaded, name, cap):
                                                                        stop_at_first=True)
 
 
+@pytest.mark.parametrize("kind", [np.int64, np.uint64, np.int32])
+def test_max_schedules_takes_numpy_ints(loaded, kind):
+    """max_schedules=np.int64(7) said 'must be a positive int or None'."""
+    ld = loaded["i-page_address"]
+    assert _as_dict(explore(ld, 2, max_schedules=kind(7))) == naive_explore(ld, 2, 7)
+
+
 def test_chunks_change_nothing(loaded, monkeypatch):
     ld = loaded["ii-page_address"]
     whole = _as_dict(explore(ld, 2))

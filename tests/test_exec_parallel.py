@@ -152,6 +152,28 @@ def test_the_caller_searches_alongside_its_workers():
     assert not any(p.is_alive() for p in s.procs.values())
 
 
+def _explore_in_daemon(q):
+    """A daemonic process's exploration with jobs=2 (a multiprocessing.Pool worker's)."""
+    try:
+        q.put(_as_dict(explore(builtin.race(4, 1, "page_address"), 2, jobs=2)))
+    except BaseException as e:                              # sent back to the test
+        q.put(f"{type(e).__name__}: {e}")
+
+
+@needs_jit
+def test_a_daemonic_process_explores_alone():
+    """In a Pool worker (daemonic: no children allowed) explore(jobs=2) raised
+    'AssertionError: daemonic processes are not allowed to have children'."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_explore_in_daemon, args=(q,), daemon=True)
+    p.start()
+    got = q.get(timeout=120)
+    p.join(60)
+    assert got == _as_dict(explore(builtin.race(4, 1, "page_address"), 2))
+
+
 def _children(pid):
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:

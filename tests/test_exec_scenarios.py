@@ -700,3 +700,61 @@ def test_a_top_level_key_written_after_machine_says_where_it_belongs(tmp_path):
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['setup'\].*before \[machine\], or "
                                          r"write \[\[setup\]\] tables"):
         Scenario.from_toml(p)
+
+
+def test_numpy_ints_in_a_scenario_act_and_serialise_as_python_ints():
+    """A scenario built in code with numpy ints: ``repeat`` did not advance a numpy ``pfn``
+    (three kmaps of page 300), and ``to_dict()`` kept ``np.int64`` values, so an exploration
+    that found a failure crashed making its replay token (json: 'Object of type int64 is
+    not JSON serializable')."""
+    import json
+
+    import numpy as np
+
+    from emu.exec.builtin import race
+    from emu.exec.explore import explore
+    from emu.exec.scenario import expand
+
+    ops = [{"op": "kmap", "pfn": np.int64(300), "repeat": 3}]
+    assert [o["pfn"] for _w, o in expand(ops, "t")] == [300, 301, 302]
+    d = race(4, 1, "page_address").to_dict()
+    d["machine"] |= {"last_pkmap": np.int64(4), "costs": {"mrs": np.uint8(2)}}
+    d["task"][0]["ops"][0]["pfn"] = np.int64(d["task"][0]["ops"][0]["pfn"])
+    sc = Scenario.from_dict(d)
+    plain = sc.to_dict()
+    assert json.loads(json.dumps(plain)) == plain
+    assert type(plain["machine"]["costs"]["mrs"]) is int
+    ex = explore(sc, bound=1)
+    assert ex.failures and ex.replay
+
+
+def test_a_machine_default_given_as_none_round_trips_through_toml():
+    """dma_pinning=None (Machine's default) made to_dict() something TOML cannot write
+    ("Object of type 'NoneType' is not TOML serializable")."""
+    import tomllib
+
+    import tomli_w
+
+    sc = Scenario("n", {"dma_pinning": None, "costs": None, "last_pkmap": 4})
+    sc.task("t", [{"op": "kmap", "pfn": 300}])
+    d = sc.to_dict()
+    assert d["machine"] == {"last_pkmap": 4}
+    back = Scenario.from_dict(tomllib.loads(tomli_w.dumps(d)))
+    assert back.build().machine.dma_pinning == sc.build().machine.dma_pinning
+
+
+def test_a_built_scenario_keeps_what_it_was_built_from():
+    """Loaded kept the caller's Scenario: edited after build(), it went into the replay
+    tokens (and the exploration workers) of runs made with the old machine, so a failing
+    schedule's token was 'corrupted' or replayed another scenario."""
+    from emu.exec.builtin import race
+    from emu.exec.explore import explore, replay
+
+    sc = Scenario.from_dict(race(4, 1, "page_address").to_dict())
+    ld = sc.build()
+    sc.machine.update(dma_pinning="kmap_high_get", kmap_high_get=True)
+    sc.tasks[0].ops.clear()
+    ex = explore(ld, bound=2)
+    assert ex.failures and ld.scenario.machine["dma_pinning"] == "page_address"
+    _, r = replay(ex.replay, trace=False)
+    assert r.lost_bytes == ex.minimal.lost_bytes > 0

@@ -109,3 +109,35 @@ def test_no_two_emu_kernels_share_a_qualified_name():
     assert ("emu.cache.kernels", "_make_kernels.<locals>.victim_4way") in kernels
     assert ("emu.cache.kernels", "_make_kernels.<locals>.victim_anyway") in kernels
     assert len(seen) > 100
+
+
+def test_importing_emu_leaves_the_programs_own_numba_cache_dir(tmp_path):
+    """emu set numba's global CACHE_DIR to its own directory on import, so the importing
+    program's own ``cache=True`` functions were cached inside emu's package (and deleted
+    with emu's stale caches); emu's kernels alone use it now."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "userfn.py").write_text(
+        "import numba\n@numba.njit(cache=True)\ndef f(x):\n    return x + 1\n")
+    code = ("import sys, numba.core.config as c; before = c.CACHE_DIR; import emu, userfn; "
+            "from emu.cache import kernels; "
+            "print(before == c.CACHE_DIR, userfn.f._cache._cache_path, "
+            "kernels.find._cache._cache_path)")
+    user = tmp_path / "user-cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(user),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(Path(emu_root()).parent)]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path, check=True).stdout.split()
+    assert out[0] == "True"
+    assert Path(out[1]).parent == user                      # numba's own layout, not emu's
+    assert Path(out[2]).is_relative_to(user / "emu")
+
+
+def emu_root():
+    import os
+
+    import emu
+    return os.path.dirname(emu.__file__)

@@ -81,3 +81,22 @@ def test_every_routine_the_executor_dispatches_has_a_compile_job():
     jobs = {job.func.__self__ for job in _jobs() if isinstance(job, partial)}
     assert len(steps) == len(core.R2SITE) - 1           # every routine but R_USER's slot
     assert steps <= jobs
+
+
+@pytest.mark.skipif(not JIT or _jit._dir is None, reason="needs numba's on-disk cache")
+def test_warmup_loads_the_cache_api_kernels_too():
+    """The warm-up left the Cache API's range ops, load/store, replay, page_address and
+    phys_write to their first call: ~9 s of silent compiling after a first run that said
+    it had compiled everything. In a fresh process, warmup() alone loads each of them."""
+    import os
+    import subprocess
+    import sys
+    code = ("import emu.warmup as w; w.warmup(); "
+            "from emu.cache import kernels as k, maint as m; from emu.exec import kernel as x; "
+            "print(all(d.signatures for d in (k.cache_load, k.cache_store, k.replay, "
+            "m.dma_range, x.page_address_of, x.phys_write)))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(_jit.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=600, check=True).stdout
+    assert out.split() == ["True"]

@@ -11,9 +11,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int, check_int_array
+from .._args import check_int, check_int_array, is_int
 from ..cost.account import add_regions as _add_accounting
-from ..layout import Layout, b_view, s_view
+from ..layout import Layout, b_view, pack_bytes, s_view, unpack_bytes
 from . import kernels as _k
 from . import maint as _m
 from .maint import dma_range as _dma_range
@@ -65,12 +65,16 @@ def _check_range(start, end):
 
 
 def _as_bytes(data):
+    """``data`` as a read-only, C-contiguous uint8 array: one array type for the kernels
+    whatever the caller passed (a writeable array would make numba compile them again)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         return np.frombuffer(bytes(data), dtype=np.uint8)
     arr = np.asarray(data)
     if arr.dtype != np.uint8 or arr.ndim != 1:
         raise ValueError("data: must be bytes, bytearray or a 1-D uint8 array")
-    return np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr).view()          # a view: the caller's array keeps its flags
+    arr.flags.writeable = False
+    return arr
 
 
 class Cache:
@@ -94,7 +98,7 @@ class Cache:
     window : int
         Base of the ``flush_all`` displacement window (XScale, v4wb).
     seed : int
-        Seed of the random replacement policy, in ``[0, 2**63 - 1]``.
+        Seed of the random replacement policy (any int ``>= 0``).
     ram_size : int
         Bytes of backing RAM (allocated lazily; default the whole 32-bit space).
     events : int
@@ -113,11 +117,12 @@ class Cache:
                  ram_size=ADDR_LIMIT, events=DEFAULT_EVENT_CAPACITY):
         cfg = CacheConfig(size, ways, line, replacement, write_back, write_allocate, style,
                           dirty_granule, window)
-        seed = check_int("seed", seed, 0, K.MAX_SEED)
-        if isinstance(ram_size, bool) or not isinstance(ram_size, int) or not 0 < ram_size <= ADDR_LIMIT:
+        seed = check_int("seed", seed, 0)
+        if not is_int(ram_size) or not 0 < ram_size <= ADDR_LIMIT:
             raise ValueError(f"ram_size={ram_size!r}: must be an int in (0, 2**32]")
-        if isinstance(events, bool) or not isinstance(events, int) or events < 0:
+        if not is_int(events) or events < 0:
             raise ValueError(f"events={events!r}: must be a non-negative int")
+        ram_size, events = int(ram_size), int(events)
         if ram_size % cfg.line:
             raise ValueError(f"ram_size={ram_size}: must be a multiple of the line size "
                              f"({cfg.line} bytes)")
@@ -161,7 +166,8 @@ class Cache:
 
     @classmethod
     def _over(cls, S, B, cfg, after=None):
-        """A view of the cache inside a machine's arrays; ``after()`` runs after each op."""
+        """A view of the cache inside a machine's arrays; ``after(S, B)`` runs after each op
+        (a function of the arrays, not a method of the machine: no reference cycle)."""
         self = cls.__new__(cls)
         self._bind(S, B, cfg, after)
         return self
@@ -174,6 +180,22 @@ class Cache:
         self._ram_size = int(S[K.H_RAM_SIZE])
         self._scratch = np.zeros(max(cfg.line, 256), dtype=np.uint8)
 
+    def __getstate__(self):
+        """Pickling (and ``copy.deepcopy``): the state with ``B`` packed, so untouched RAM (4 GiB
+        by default) is neither copied nor written out."""
+        state = self.__dict__.copy()
+        state["_B"] = pack_bytes(self._B)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _B=unpack_bytes(state["_B"]))
+
+    def __copy__(self):
+        """``copy.copy``: another handle on the same cache (state arrays shared)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     # -- geometry ---------------------------------------------------------------------------
     @property
     def line(self):
@@ -181,7 +203,7 @@ class Cache:
 
     def _done(self):
         if self._after is not None:
-            self._after()
+            self._after(self._S, self._B)
 
     # -- CPU accesses -------------------------------------------------------------------------
     def _split(self, va, pa, n, va_name="va"):
@@ -257,7 +279,7 @@ class Cache:
             start, end = _check_range(start, end)       # the slow path says what is wrong
         _dma_range(self._S, self._B, op, start, end)
         if self._after is not None:
-            self._after()
+            self._after(self._S, self._B)
 
     def inv_range(self, start, end):
         """The core's ``dma_inv_range(start, end)``: end exclusive; partial edge lines are

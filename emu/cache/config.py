@@ -7,6 +7,7 @@ could not be checked, ``[E]`` an assumption (see ../shared/spec/arm-cycle-costs.
 from dataclasses import dataclass, replace
 
 from .. import consts as K
+from .._args import is_int
 
 _POW2_HINT = "a power of two"
 
@@ -50,6 +51,9 @@ class CacheConfig:
     window: int = 0
 
     def __post_init__(self):
+        for name in ("size", "ways", "line", "dirty_granule", "window"):
+            if is_int(getattr(self, name)):                 # numpy ints as Python ones
+                object.__setattr__(self, name, int(getattr(self, name)))
         if self.dirty_granule == 0 and isinstance(self.line, int):
             object.__setattr__(self, "dirty_granule", self.line)
         self.validate()

@@ -115,7 +115,7 @@ def settings(workload_name, cpu=None, seed=None, ncpus=None, costs=None):
         return (key, given) if given is not None else (where + key, own.get(key, default))
 
     return {"cpu": _check_core(*pick("cpu", cpu, K.DEFAULT_CPU)),
-            "seed": check_int(*pick("seed", seed, 0), 0, K.MAX_SEED),
+            "seed": check_int(*pick("seed", seed, 0), 0),
             "ncpus": check_int(*pick("ncpus", ncpus, 1), 1, K.MAXCPUS),
             "costs": validate_overrides(own.get("costs"), where=f"{where}costs")
             | validate_overrides(costs)}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int, check_int_array, check_real
+from .._args import check_int, check_int_array, check_real, is_int
 from .loaded import (DEFAULT_LOG, DEFAULT_MAX_STEPS, MAX_BOUND, MAX_STEPS_LIMIT, OUTCOMES,
                      Loaded, check_choices)
 from ..warmup import available_cpus
@@ -273,7 +273,10 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         :mod:`emu.exec.parallel`); this one starts at once, so a search that ends before the
         workers are up (about a second) takes what a serial one does. The result is the same
         as with one, ``seconds`` aside. ``max_schedules`` and ``stop_at_first`` are orders of
-        the serial search, so with either of them the search is serial.
+        the serial search, so with either of them the search is serial, as it is in a
+        daemonic process (a ``multiprocessing.Pool`` worker), which cannot start workers. The
+        workers start with multiprocessing's ``spawn`` method, so a script calling this needs
+        the usual ``if __name__ == "__main__":`` guard.
 
     Returns
     -------
@@ -285,9 +288,9 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         A bad argument (nothing has run).
     """
     bound = check_int("bound", bound, 0, MAX_BOUND)
-    if max_schedules is not None and (isinstance(max_schedules, bool)
-                                      or not isinstance(max_schedules, int) or max_schedules < 1):
+    if max_schedules is not None and (not is_int(max_schedules) or max_schedules < 1):
         raise ValueError(f"max_schedules={max_schedules!r}: must be a positive int or None")
+    max_schedules = None if max_schedules is None else int(max_schedules)
     max_steps = _max_steps(max_steps)
     jobs = check_int("jobs", jobs, 0, K.MAX_JOBS) or available_cpus()
     ld = _loaded(scenario)
@@ -326,7 +329,7 @@ def run_random(scenario, seed=0, runs=1, p_switch=K.DEFAULT_P_SWITCH, max_steps=
     ----------
     scenario : Scenario or Loaded
     seed : int
-        The first run's seed, in ``[0, 2**63 - 1]``; run ``i`` has ``seed + i``.
+        The first run's seed (``>= 0``); run ``i`` has ``seed + i``.
     runs : int
         How many (``>= 1``).
     p_switch : float
@@ -340,8 +343,8 @@ def run_random(scenario, seed=0, runs=1, p_switch=K.DEFAULT_P_SWITCH, max_steps=
     list of RunResult
     """
     p_switch = check_real("p_switch", p_switch, 0, 1)
-    seed = check_int("seed", seed, 0, K.MAX_SEED)
-    runs = check_int("runs", runs, 1, K.MAX_SEED - seed + 1)    # the last run's seed fits
+    seed = check_int("seed", seed, 0)
+    runs = check_int("runs", runs, 1)
     max_steps = _max_steps(max_steps)
     ld = _loaded(scenario)
     return [ld.run(K.SCHED_RANDOM, (), int(p_switch * K.P_SWITCH_SCALE), seed + i,

@@ -1,12 +1,13 @@
 """A scenario loaded on a machine: setup done, programs compiled, ready to run schedules."""
 
+import copy
 import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import consts as K
-from .._args import check_choice, check_int, check_int_array
+from .._args import check_choice, check_int, check_int_array, kernel_array
 from .._jit import entry
 from ..dma.oracle import final_check
 from ..machine import SCHED_SALT
@@ -63,7 +64,7 @@ def check_choices(choices, name="choices"):
     if isinstance(c, np.ndarray) and c.ndim == 1 and c.dtype == np.int64:
         # a logged schedule (run_raw's hot path): the scheduler rejects a choice out of
         # range when its decision comes (choices past the run's end are never read)
-        return np.ascontiguousarray(c)
+        return kernel_array(c)
     if not isinstance(c, (list, tuple, range, np.ndarray)):
         raise ValueError(f"{name}={c!r}: must be a sequence of ints in [0, {K.MAXALT})")
     return check_int_array(name, c, 0, K.MAXALT)
@@ -205,7 +206,9 @@ class Loaded:
     """Scenario ``sc`` on a fresh machine, with a snapshot to restore before each run."""
 
     def __init__(self, sc, trace_events=0):
-        self.scenario = sc
+        # a copy: the scenario this machine was loaded with, whatever the caller does to
+        # ``sc`` later (replay tokens and exploration workers are made from it)
+        self.scenario = sc = copy.deepcopy(sc)
         progs = [(f"task {t.name!r}", t.ops) for t in sc.tasks] + \
                 [(f"irq {q.name!r}", q.ops) for q in sc.irqs]
         rows, data, spans, writable, self.row_where = _compile(progs)
@@ -372,7 +375,7 @@ class Loaded:
         p_switch = check_int("p_switch", p_switch, 0, K.P_SWITCH_SCALE)
         max_steps = check_int("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
         if seed is not None:
-            seed = check_int("seed", seed, 0, K.MAX_SEED)
+            seed = check_int("seed", seed, 0)
         m = self.machine
         self.snapshot.restore(m)
         S = m._S

@@ -170,7 +170,11 @@ class _Search:
 
     def start(self, workers, fault=None):
         """Start up to ``workers`` worker processes (fewer if there are fewer subtrees or the
-        system will not start more). ``fault`` is for tests (see :func:`walk_parallel`)."""
+        system will not start more; none in a daemonic process, such as a
+        ``multiprocessing.Pool`` worker, which may not have children: this process then
+        searches alone). ``fault`` is for tests (see :func:`walk_parallel`)."""
+        if multiprocessing.current_process().daemon:
+            return
         args = (self.ld.scenario.to_dict(), self.tasks, self.order, self.bound, self.max_steps,
                 self.counter, self.owner, self.results, fault)
         for who in range(1, min(workers + 1, len(self.tasks))):

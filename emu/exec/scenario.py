@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int
+from .._args import check_int, is_int
 from ..machine import Machine
 
 # field kinds: "pfn", "int", "dir", "line", "data", "n"
@@ -72,6 +72,8 @@ _REF = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(0x[0-9a-fA-F]+|\
 MACHINE_KEYS = ("cpu", "lowmem_mb", "highmem_mb", "last_pkmap", "kmap_high_get", "dma_pinning",
                 "ncpus", "seed", "dma_api", "page_offset", "preempt", "oracle",
                 "dma_debug_strict", "costs", "timeslice", "stats", "force_kmap_high_get")
+#: Machine arguments whose default is None (``to_dict`` leaves a None out: same machine).
+_NONE_DEFAULTS = ("dma_pinning", "costs")
 TASK_KEYS = ("name", "cpu", "ops")                      #: the keys of a [[task]] table
 IRQ_KEYS = ("name", "line", "cpu", "count", "period", "first", "ops")   #: of an [[irq]]
 
@@ -181,8 +183,8 @@ def _repeat_pfn(op, rep, step, w):
     if rep == 1 or "pfn" not in op:
         return None
     v = op["pfn"]
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
+    if is_int(v):                                   # numpy ints too
+        return int(v)
     if isinstance(v, str):
         try:
             return int(v, 0)
@@ -283,15 +285,19 @@ class Scenario:
 
     # -- data form ------------------------------------------------------------------------------
     def to_dict(self):
-        return {
+        """The scenario as plain data (the TOML file's shape; bytes as hex strings, numpy
+        scalars as Python ones), which :meth:`from_dict` takes back."""
+        return _plain_values({
             "name": self.name, "description": self.description,
-            "machine": dict(self.machine), "setup": _plain(self.setup),
+            "machine": {k: v for k, v in self.machine.items()     # None: Machine's default,
+                        if not (v is None and k in _NONE_DEFAULTS)},  # which TOML cannot say
+            "setup": _plain(self.setup),
             "task": [{"name": t.name, "cpu": t.cpu, "ops": _plain(t.ops)} for t in self.tasks],
             "irq": [{"name": q.name, "line": q.line, "cpu": q.cpu}
                     | _count_field(self, q)
                     | {"period": q.period, "first": q.first, "ops": _plain(q.ops)}
                     for q in self.irqs],
-        }
+        })
 
     @classmethod
     def from_dict(cls, d):
@@ -436,6 +442,16 @@ def _plain(ops):
             o["data"] = bytes(o["data"]).hex()
         out.append(o)
     return out
+
+
+def _plain_values(v):
+    """``v`` with numpy scalars (``np.int64(300)``, ``np.True_``) as the Python values they
+    stand for, in nested dicts and lists too, so that JSON, TOML and replay tokens take it."""
+    if isinstance(v, dict):
+        return {k: _plain_values(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain_values(x) for x in v]
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def machine_kwargs(sc):
