@@ -117,7 +117,8 @@ def test_explicit_raise_irq(two):
     seq = runs(r.actions)
     assert seq[0] == (T1, 2) and seq[1] == (IRQ0, 1) and seq[2][0] == NIC and seq[3][0] == T1
     text = "\n".join(r.trace)
-    assert "IRQ line 0 raised" in text
+    # not "t1: IRQ line 0 raised": the line is raised for a CPU, whoever runs there
+    assert "             IRQ line 0 raised, for cpu0\n" in text and "t1: IRQ" not in text
     assert "enters IRQ handler (line 0)" in text
     assert "returns from IRQ handler (line 0)" in text
 
@@ -802,7 +803,7 @@ def test_device_start_and_wait_irq_move_the_data_and_raise_the_line(driver):
     assert r.outcome == "done" and not r.findings
     text = "\n".join(r.trace)
     assert "starts a device transfer of 4096 bytes to 0x12c000" in text
-    assert "IRQ line 0 raised (device wrote 4096 bytes)" in text
+    assert "IRQ line 0 raised (device wrote 4096 bytes), for cpu0" in text
     assert text.index("device wrote") < text.index("enters IRQ handler (line 0)") \
         < text.index("returns from IRQ handler (line 0)") < text.index("nic: wakes drv")
     m = driver.machine

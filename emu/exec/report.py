@@ -310,6 +310,8 @@ def readable_trace(ld):
             K.T_PAGE_ADDRESS: lambda: (f"page_address(page {b}) = {a:#010x}, not pinned"
                                        if a else f"page_address(page {b}) = NULL: no L1 op"),
         }.get(kind)
-        if text is not None:
+        if kind == K.T_IRQ_RAISE:       # the device's doing, not the running context's
+            out.append(f"             {text()}, for cpu{cpu}")
+        elif text is not None:
             out.append(f"             {who}: {text()}")
     return out
