@@ -516,7 +516,8 @@ FIND_STALE_DEVICE = 4     # a device read RAM bytes that are not what memory sho
 FIND_KIND_NAMES = ("", "lost-write", "stale-read", "lost-at-end", "stale-device-read")
 FIND_COUNT = 0            # findings made (records past FIND_CAP are not kept)
 FIND_CAP = 1
-FIND_BYTES = 2            # [4]: bad bytes of all findings of each kind (index FIND_*), kept or not
+FIND_BYTES = 2            # [len(FIND_KIND_NAMES)]: bad bytes of all findings of each kind (index
+                          # FIND_*), kept or not
 FIND_HDR = FIND_BYTES + len(FIND_KIND_NAMES)
 _c = _Counter()
 FD_KIND = _c()
