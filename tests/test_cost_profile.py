@@ -1017,3 +1017,56 @@ def test_chrome_trace_puts_an_irq_raise_on_its_cpus_irq_track(tmp_path):
         irq_spans = [e for e in ev if e["pid"] == pid and e["ph"] == "X"
                      and names[e["tid"]] == "cpu1 IRQ"]
         assert len(irq_spans) == 20
+
+
+def test_plot_title_signs_a_negative_overhead():
+    """On SMP the irq pair can cost less than the plain one (spinning differs): the plot's
+    title gave "+-70.74 cycles/pair"."""
+    from emu.cost.plot import _overhead
+    done = {"irq": {"outcome": "done"}, "plain": {"outcome": "done"}}
+    assert _overhead({"irq_overhead_cycles_per_pair": -70.74, "variants": done}) \
+        == "-70.74 cycles/pair"
+    assert _overhead({"irq_overhead_cycles_per_pair": 21.0, "variants": done}) \
+        == "+21.0 cycles/pair"
+
+
+class _FakeCanvas:
+    @staticmethod
+    def get_supported_filetypes():
+        return {"png": "Portable Network Graphics", "pdf": "Portable Document Format"}
+
+
+class _FakePlt:
+    """What check_plot_path asks of pyplot (the suite may run without matplotlib)."""
+    closed = 0
+
+    def figure(self):
+        return type("Fig", (), {"canvas": _FakeCanvas()})()
+
+    def close(self, fig):
+        _FakePlt.closed += 1
+
+
+@pytest.mark.parametrize("name, ok", [("p.png", True), ("p.PDF", True), ("p", True),
+                                      ("p.xyz", False), ("p.json", False)])
+def test_plot_format_is_checked_before_any_run(tmp_path, monkeypatch, name, ok):
+    """A --plot suffix matplotlib cannot write used to fail after both runs with matplotlib's
+    own message ("Format 'xyz' is not supported"), not naming --plot; now it is refused
+    first, naming --plot and the accepted suffixes."""
+    import emu.cost.plot as plot
+    import emu.cost.profile as prof_mod
+    monkeypatch.setattr(plot, "pyplot", lambda: _FakePlt())
+    path = tmp_path / name
+    if ok:
+        assert plot.check_plot_path(path) == path
+        return
+
+    def no_run(*a, **k):
+        raise AssertionError("the workload ran")
+    monkeypatch.setattr(prof_mod, "profile", no_run)
+    rc, out, err = call("profile", "--workload", "fastpath", "--plot", path)
+    assert rc == 2 and out == ""
+    ext = name.rsplit(".", 1)[1]
+    assert f"--plot {path}: '{ext}' is not an image format" in err
+    assert "accepted suffixes are .pdf, .png" in err
+

@@ -1,5 +1,7 @@
 """``emu profile --plot``: irq vs plain side by side (needs the optional matplotlib)."""
 
+import os
+
 
 def _bucket_low(label):
     return int(label.split("-")[0])
@@ -12,7 +14,7 @@ def _hist_xy(h, keys):
 def _overhead(doc):
     over = doc["irq_overhead_cycles_per_pair"]
     if over is not None:
-        return f"+{over} cycles/pair"
+        return f"{over:+} cycles/pair"
     if any(v["outcome"] != "done" for v in doc["variants"].values()):
         return "a variant did not finish"
     return "no kmap_high+kunmap_high pair in the tasks"
@@ -28,6 +30,34 @@ def pyplot():
         raise ValueError("--plot needs matplotlib: pip install 'emu[plot]' "
                          "(or pip install matplotlib)") from None
     return plt
+
+
+def check_plot_path(path):
+    """``path`` if matplotlib can save a figure in the format its suffix names (none: PNG),
+    else ValueError naming ``--plot`` and the accepted formats; before any run.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where ``emu profile --plot`` is to save the figure.
+
+    Returns
+    -------
+    str or os.PathLike
+        ``path``, unchanged.
+    """
+    plt = pyplot()
+    ext = os.path.splitext(os.fspath(path))[1][1:].lower()
+    fig = plt.figure()
+    try:
+        formats = sorted(fig.canvas.get_supported_filetypes())
+    finally:
+        plt.close(fig)
+    if ext and ext not in formats:
+        raise ValueError(f"--plot {os.fspath(path)}: {ext!r} is not an image format "
+                         f"matplotlib writes; accepted suffixes are "
+                         f"{', '.join('.' + f for f in formats)}")
+    return path
 
 
 def plot_profile(doc, path):

@@ -532,8 +532,9 @@ def main_profile(a):
     cpu = settings(a.workload, a.cpu)["cpu"] if a.costs else a.cpu
     costs = load_overrides(a.costs, cpu) if a.costs else None
     if a.plot:
-        from .plot import pyplot
-        pyplot()                                # missing matplotlib: say so before any run
+        from .plot import check_plot_path
+        check_plot_path(a.plot)                 # no matplotlib, or no such format: say so
+                                                # before any run
     warmup()
     doc, loaded = profile(a.cpu, a.workload, a.seed, costs=costs,
                           trace_events=(1 << 21) if a.trace else 0)
