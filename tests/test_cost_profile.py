@@ -1070,3 +1070,28 @@ def test_plot_format_is_checked_before_any_run(tmp_path, monkeypatch, name, ok):
     assert f"--plot {path}: '{ext}' is not an image format" in err
     assert "accepted suffixes are .pdf, .png" in err
 
+
+def test_a_profile_longer_than_the_decision_log_finishes():
+    """A timed run is never replayed, so the 65,536-decision log does not end it: fastpath at
+    scale 9 (about 72,000 decisions) and 4 CPUs' dma-irq used to end as log-full in both
+    variants, an EmuError, although scale goes up to 100 and ncpus to K.MAXCPUS."""
+    doc, loaded = profile("arm926", "fastpath", 0, scale=9)
+    for v in doc["variants"].values():
+        assert v["outcome"] == "done"
+        assert v["routines_by_context"]["task"]["kmap_high"]["calls"] == 18_000
+    assert doc["irq_overhead_cycles_per_pair"] == masking("arm926")
+    ld = loaded["irq"]
+    r = ld.run(K.SCHED_TIMED, final=False)
+    assert r.outcome == "done" and r.decisions > K.DECISION_LOG
+    assert len(r.choices) == len(r.actions) == K.DECISION_LOG
+    doc, _ = profile("arm926", "dma-irq", 0, ncpus=4, scale=1.2)
+    assert [v["outcome"] for v in doc["variants"].values()] == ["done", "done"]
+
+
+def test_dfs_and_random_runs_still_end_at_the_decision_log():
+    """The decision log still ends a replayable run: DFS and random runs of the same long
+    workload are log-full."""
+    from emu.cost.profile import workload
+    ld = workload("fastpath", "arm926", True, 0, 1, None, 9).build()
+    assert ld.run(K.SCHED_DFS).outcome == "log-full"
+    assert ld.run(K.SCHED_RANDOM, p_switch=0).outcome == "log-full"

@@ -344,7 +344,10 @@ class Loaded:
         ----------
         mode : int
             ``K.SCHED_DFS`` (``choices``, then the non-preemptive default), ``K.SCHED_RANDOM``
-            (seeded draws) or ``K.SCHED_TIMED`` (clocks, timed IRQs, time slices).
+            (seeded draws) or ``K.SCHED_TIMED`` (clocks, timed IRQs, time slices). DFS and
+            random runs end as ``log-full`` at the decision log's end (``DEFAULT_LOG``
+            decisions); a timed run goes on, and its ``choices`` and ``actions`` then hold
+            the first ``DEFAULT_LOG - 1`` decisions and the last one.
         choices : sequence of int
             DFS mode: the alternative taken at each decision from the first (see
             :func:`check_choices`); choices past the run's end are not used.

@@ -416,7 +416,9 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     Not with the trace on (its step events) nor in timed mode (a clock decides at each).
     ``d0``, ``pre0``: the run goes on from a state saved at decision ``d0`` with ``pre0``
     preemptions before it (the log holds decisions ``0 .. d0-1``); 0, 0 from the start. A run
-    stops at the log's end (``RUN_LOG_FULL``), before taking that decision, and at a prefix
+    stops at the log's end (``RUN_LOG_FULL``), before taking that decision (a timed run, which
+    no one replays, goes on: its log keeps the first ``cap - 1`` decisions and the latest one
+    in its last slot, and ``decisions`` counts them all), and at a prefix
     choice its decision does not have (``K.RUN_BAD_CHOICE``, ``d`` that decision; the log
     holds its alternative count).
     ``nprefix`` must be at most ``len(prefix)``.
@@ -438,11 +440,15 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
             fire_timed(S, B)
         if not same and not unfinished(S):
             return K.RUN_DONE, d, pre
+        slot = d
         if d >= cap:
-            return K.RUN_LOG_FULL, d, pre
+            if not timed:
+                return K.RUN_LOG_FULL, d, pre
+            slot = cap - 1                      # (timed: no batching, so no run of decisions)
         if not same:                            # list them (else: the last row holds them)
-            row = d
-            n, last_on = alternatives(S, log_alts[d * K.MAXALT:(d + 1) * K.MAXALT], not timed)
+            row = slot
+            n, last_on = alternatives(S, log_alts[slot * K.MAXALT:(slot + 1) * K.MAXALT],
+                                      not timed)
         alts = log_alts[row * K.MAXALT:(row + 1) * K.MAXALT]
         if n == 0:
             if timed:
@@ -470,7 +476,7 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
         a = alts[j]
         cost = 1 if (last_on and j != 0) else 0
         pre += cost
-        _log(log_nalt, log_choice, log_pre, log_act, log_arow, d, n, j, last_on, a, row)
+        _log(log_nalt, log_choice, log_pre, log_act, log_arow, slot, n, j, last_on, a, row)
         d += 1
         # the non-preemptive default: if this step only goes on with a line loop, the next
         # decisions have these alternatives, and where the schedule also takes the default
