@@ -1095,3 +1095,20 @@ def test_dfs_and_random_runs_still_end_at_the_decision_log():
     ld = workload("fastpath", "arm926", True, 0, 1, None, 9).build()
     assert ld.run(K.SCHED_DFS).outcome == "log-full"
     assert ld.run(K.SCHED_RANDOM, p_switch=0).outcome == "log-full"
+
+
+def test_a_scenario_files_own_dma_pinning_does_not_override_the_variants(tmp_path):
+    """`emu scenario i --toml` writes dma_pinning = "page_address": profiled, the irq variant
+    kept that racy pinning (both variants pinned alike), though the irq variant is ARM's
+    2.6.30, DMA pinning with kmap_high_get (README, module docstring)."""
+    p = tmp_path / "i.toml"
+    rc, out, err = call("scenario", "i", "--toml")
+    assert rc == 0, err
+    p.write_text(out)
+    assert 'dma_pinning = "page_address"' in out
+    doc, _ = profile(workload_name=str(p))
+    for key, pin in (("irq", "kmap_high_get"), ("plain", "page_address")):
+        v = doc["variants"][key]
+        assert v["outcome"] == "done" and v["dma_pinning"] == pin
+    assert "kmap_high_get" in doc["variants"]["irq"]["routines"]          # the DMA pin
+    assert "kmap_high_get" not in doc["variants"]["plain"]["routines"]
