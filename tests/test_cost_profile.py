@@ -1112,3 +1112,28 @@ def test_a_scenario_files_own_dma_pinning_does_not_override_the_variants(tmp_pat
         assert v["outcome"] == "done" and v["dma_pinning"] == pin
     assert "kmap_high_get" in doc["variants"]["irq"]["routines"]          # the DMA pin
     assert "kmap_high_get" not in doc["variants"]["plain"]["routines"]
+
+
+def test_a_trace_that_fills_its_buffer_says_so(tmp_path, monkeypatch):
+    """The trace buffer keeps the first events and counts the rest: the Chrome trace was cut
+    short without a word (45 of 1,000 kmap_high spans, say); now the file's otherData and a
+    warning on stderr give the events kept and recorded."""
+    import emu.cost.profile as prof_mod
+    from emu.cost.chrome import write_chrome_trace
+    doc, loaded = profile("arm926", "fastpath", 0, scale=0.05, trace_events=1000)
+    path = tmp_path / "t.json"
+    cut = write_chrome_trace(path, loaded, doc)
+    assert set(cut) == {"irq", "plain"}
+    kept, recorded = cut["irq"]
+    assert kept == 1000 < recorded
+    other = json.loads(path.read_text())["otherData"]
+    assert other["truncated"]["irq"] == {"kept_events": 1000, "recorded_events": recorded}
+    monkeypatch.setattr(prof_mod, "TRACE_EVENTS", 1000)
+    rc, out, err = call("profile", "--workload", "fastpath", "--trace", path)
+    assert rc == 0, err
+    assert f"warning: --trace {path}: the irq run's timeline holds its first 1,000 of " in err
+    assert "timeline written to" in out
+
+
+def test_a_trace_with_room_is_not_marked_truncated(cli_trace):
+    assert "truncated" not in cli_trace[1]["otherData"]

@@ -11,6 +11,15 @@ from .. import consts as K
 from .tables import clocks
 
 
+def dropped_events(ld):
+    """``(kept, recorded)``: the trace events of ``ld``'s last run that its trace buffer
+    kept, and how many the run recorded (more: the buffer filled, later ones are lost)."""
+    S = ld.machine._S
+    t = int(S[K.H_R_TRACE])
+    n = int(S[t + K.TR_COUNT])
+    return min(n, int(S[t + K.TR_CAP])), n
+
+
 def _events(S):
     t = int(S[K.H_R_TRACE])
     n = min(int(S[t + K.TR_COUNT]), int(S[t + K.TR_CAP]))
@@ -75,11 +84,34 @@ def chrome_events(ld, pid, label):
 
 
 def write_chrome_trace(path, loaded, doc):
-    """Write the timelines of ``loaded`` ({"irq": Loaded, "plain": Loaded}) to ``path``."""
+    """Write the timelines of ``loaded`` ({"irq": Loaded, "plain": Loaded}) to ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The JSON file to write.
+    loaded : dict
+        ``{"irq": Loaded, "plain": Loaded}`` whose last runs were traced.
+    doc : dict
+        The profile document (its ``cpu`` and ``workload`` label the timelines).
+
+    Returns
+    -------
+    dict
+        ``{variant: (kept, recorded)}`` for the variants whose trace buffer filled (their
+        timelines end early; ``otherData.truncated`` in the file says the same), else empty.
+    """
     ev = []
+    truncated = {}
     for pid, (key, ld) in enumerate(loaded.items(), 1):
         ev += chrome_events(ld, pid, f"{doc['cpu']} {doc['workload']}: {key} kmap_lock")
+        kept, recorded = dropped_events(ld)
+        if kept < recorded:
+            truncated[key] = (kept, recorded)
+    other = {"emu": "kmap_lock profile", "cpu": doc["cpu"], "workload": doc["workload"]}
+    if truncated:
+        other["truncated"] = {k: {"kept_events": a, "recorded_events": b}
+                              for k, (a, b) in truncated.items()}
     with open(path, "w") as f:
-        json.dump({"traceEvents": ev, "displayTimeUnit": "ns",
-                   "otherData": {"emu": "kmap_lock profile", "cpu": doc["cpu"],
-                                 "workload": doc["workload"]}}, f)
+        json.dump({"traceEvents": ev, "displayTimeUnit": "ns", "otherData": other}, f)
+    return truncated

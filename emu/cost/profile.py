@@ -34,6 +34,7 @@ DMA_PAGE = 301
 WSET_BASE = 400
 LAST_PKMAP = 512
 MAX_STEPS = 20_000_000
+TRACE_EVENTS = 1 << 21      # emu profile --trace: room for this many events per variant
 MIN_SCALE = 0.0005          # scale: a built-in workload's 2,000 operations per task times it
 MAX_SCALE = 100
 PAIR = ("kmap_high", "kunmap_high")     # the routines pair_cycles adds (tasks' calls)
@@ -539,10 +540,13 @@ def main_profile(a):
                                                 # before any run
     warmup()
     doc, loaded = profile(a.cpu, a.workload, a.seed, costs=costs,
-                          trace_events=(1 << 21) if a.trace else 0)
+                          trace_events=TRACE_EVENTS if a.trace else 0)
     if a.trace:
         from .chrome import write_chrome_trace
-        write_chrome_trace(a.trace, loaded, doc)
+        for key, (kept, recorded) in write_chrome_trace(a.trace, loaded, doc).items():
+            print(f"emu profile: warning: --trace {a.trace}: the {key} run's timeline holds "
+                  f"its first {kept:,} of {recorded:,} events (it ends early; the report's "
+                  f"figures cover the whole run)", file=sys.stderr)
     if a.plot:
         from .plot import plot_profile
         plot_profile(doc, a.plot)
