@@ -1137,3 +1137,21 @@ def test_a_trace_that_fills_its_buffer_says_so(tmp_path, monkeypatch):
 
 def test_a_trace_with_room_is_not_marked_truncated(cli_trace):
     assert "truncated" not in cli_trace[1]["otherData"]
+
+
+def test_plot_histogram_axis_keeps_empty_buckets_in_place():
+    """The plot's x axis listed only the non-empty buckets, so 512-1023 stood next to
+    65536-131071 as if one bucket apart; every bucket between the lowest and the highest
+    now has its place (count 0)."""
+    from emu.cost.plot import bucket_axis
+    assert bucket_axis({"8-15": 5, "512-1023": 1}, {"65536-131071": 3}) == \
+        [f"{1 << (b - 1)}-{(1 << b) - 1}" for b in range(4, 18)]
+    assert bucket_axis({"0": 2, "2-3": 1}, {}) == ["0", "1-1", "2-3"]
+    assert bucket_axis({}, {}) == []
+    doc = prof("arm926", "dma-irq")
+    v = doc["variants"]
+    keys = bucket_axis(v["irq"]["irqsoff"]["histogram"], v["plain"]["irqsoff"]["histogram"])
+    assert set(v["irq"]["irqsoff"]["histogram"]) | set(v["plain"]["irqsoff"]["histogram"]) \
+        <= set(keys)
+    lows = [_bucket_low(k) for k in keys]
+    assert all(b == 2 * a or a == 0 for a, b in zip(lows, lows[1:])), keys

@@ -7,6 +7,33 @@ def _bucket_low(label):
     return int(label.split("-")[0])
 
 
+def _bucket_label(b):
+    """The label of log2 bucket ``b`` as the profile document writes it (``"0"``, ``"1-1"``,
+    ``"2-3"``, ...)."""
+    return "0" if b == 0 else f"{1 << (b - 1)}-{(1 << b) - 1}"
+
+
+def bucket_axis(*hists):
+    """Every log2 bucket from the lowest to the highest non-empty one of ``hists`` (profile
+    histograms, ``{label: count}``), in order: empty buckets between keep their place, so
+    the x axis stays a log2 scale.
+
+    Parameters
+    ----------
+    *hists : dict
+        Histograms of the profile document.
+
+    Returns
+    -------
+    list of str
+        Bucket labels; empty if every histogram is.
+    """
+    lows = [_bucket_low(k) for h in hists for k in h]
+    if not lows:
+        return []
+    return [_bucket_label(b) for b in range(min(lows).bit_length(), max(lows).bit_length() + 1)]
+
+
 def _hist_xy(h, keys):
     return keys, [h.get(k, 0) for k in keys]
 
@@ -77,8 +104,7 @@ def plot_profile(doc, path):
     axes[0].legend()
     for ax, field, title in ((axes[1], ("irqsoff", "histogram"), "irqs-off sections"),
                              (axes[2], ("irq_latency", "histogram"), "IRQ latency")):
-        keys = sorted(set(v["irq"][field[0]][field[1]]) | set(v["plain"][field[0]][field[1]]),
-                      key=_bucket_low)
+        keys = bucket_axis(v["irq"][field[0]][field[1]], v["plain"][field[0]][field[1]])
         for key, color in (("irq", "tab:red"), ("plain", "tab:blue")):
             ks, ys = _hist_xy(v[key][field[0]][field[1]], keys)
             ax.plot(ks, ys, marker="o", label=key, color=color)
