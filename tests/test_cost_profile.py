@@ -650,6 +650,10 @@ def test_profile_cli_text_report():
     assert rc == 0, err
     assert "kmap_lock profile: arm926 at 200 MHz" in out
     assert "21.0 cycles per kmap_high+kunmap_high pair" in out
+    # every row of cycles says so (lock_stat's hold times read as bare numbers)
+    for label in ("kmap_lock hold avg (cycles)", "kmap_lock hold max (cycles)",
+                  "longest irqs-off (cycles)", "IRQ latency max (cycles)"):
+        assert "\n  " + label in out, label
 
 
 def test_chrome_trace_shape(cli_trace):

@@ -180,7 +180,7 @@ def _us(cpu, cycles):
 
 
 def _hist(counts):
-    """log2 buckets as {"<=2^b cycles": n} for non-empty buckets."""
+    """The non-empty log2 buckets as ``{"lo-hi": n}`` (cycles; bucket 0 is ``"0"``)."""
     out = {}
     for b, n in enumerate(counts):
         if n:
@@ -500,14 +500,15 @@ def format_report(doc):
             cells = "".join(f"{r[n]['cycles_avg']:16.1f}" if n in r else f"{'-':>16s}"
                             for r in rows)
             lines.append(f"  {n + where + ' (cycles/call)':42s}{cells}")
-    for key, label in (("holdtime-avg", "kmap_lock hold avg"),
-                       ("holdtime-max", "kmap_lock hold max"),
+    for key, label in (("holdtime-avg", "kmap_lock hold avg (cycles)"),
+                       ("holdtime-max", "kmap_lock hold max (cycles)"),
                        ("acquisitions", "kmap_lock acquisitions"), ("contentions", "contentions")):
         lines.append(f"  {label:42s}{v['irq']['lock_stat'][key]:16}"
                      f"{v['plain']['lock_stat'][key]:16}")
-    for key, label in (("max_cycles", "longest irqs-off"), ("sections", "irqs-off sections")):
+    for key, label in (("max_cycles", "longest irqs-off (cycles)"),
+                       ("sections", "irqs-off sections")):
         lines.append(f"  {label:42s}{v['irq']['irqsoff'][key]:16}{v['plain']['irqsoff'][key]:16}")
-    lines.append(f"  {'IRQ latency max':42s}{v['irq']['irq_latency']['max_cycles']:16}"
+    lines.append(f"  {'IRQ latency max (cycles)':42s}{v['irq']['irq_latency']['max_cycles']:16}"
                  f"{v['plain']['irq_latency']['max_cycles']:16}")
     io = v["irq"]["irqsoff"]
     lines += ["", _pair_sentence(doc),
