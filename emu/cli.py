@@ -393,6 +393,12 @@ def build_parser():
                         "scenario file's [machine] costs, key by key)")
     f.add_argument("--seed", type=int, default=None,
                    help="workload seed (default: a scenario file's own [machine] seed, else 0)")
+    f.add_argument("--ncpus", type=int, default=None, metavar="N",
+                   help="CPUs sharing the cache (default: a scenario file's own [machine] "
+                        "ncpus, else 1)")
+    f.add_argument("--scale", type=float, default=1.0, metavar="X",
+                   help="a built-in workload's length, relative to 2,000 operations per task "
+                        "(default 1)")
     f.set_defaults(fn=cmd_profile)
     return p
 

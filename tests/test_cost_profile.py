@@ -411,6 +411,24 @@ def test_profile_cli_with_a_user_scenario(user_toml):
     rc, out, err = call("profile", "--workload", user_toml, "--json")
     assert rc == 0, err
     assert json.loads(out)["workload"] == str(user_toml)
+    # --scale sizes the built-in workloads only: a file runs as written, so it is refused
+    rc, out, err = call("profile", "--workload", user_toml, "--scale", "2")
+    assert rc == 2 and "scale=2.0: sets a built-in workload's length" in err and out == ""
+
+
+def test_profile_cli_takes_ncpus_and_scale():
+    """The CLI reaches profile()'s ncpus and scale (it had only --cpu, --seed and --costs)."""
+    rc, out, err = call("profile", "--workload", "fastpath", "--ncpus", "2", "--scale", "0.25",
+                        "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["ncpus"] == 2
+    assert doc["variants"]["irq"]["routines"]["kmap_high"]["calls"] == 2 * 500
+    for argv, msg in ((["--ncpus", "0"], "ncpus=0: must be in [1, 8]"),
+                      (["--scale", "0"], "scale=0.0: must be"),
+                      (["--ncpus", "two"], "--ncpus: invalid int value")):
+        rc, out, err = call("profile", "--workload", "fastpath", *argv)
+        assert rc == 2 and msg in err and out == "", (argv, err)
 
 
 GETTER_IN_TIMED_IRQ = """

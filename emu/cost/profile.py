@@ -400,6 +400,9 @@ def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None
     s = settings(workload_name, cpu, seed, ncpus, costs)   # checked before anything runs
     cpu, seed, costs = s["cpu"], s["seed"], s["costs"]
     scale = check_real("scale", scale, MIN_SCALE, MAX_SCALE)
+    if scale != 1.0 and workload_name not in WORKLOADS:
+        raise ValueError(f"scale={scale!r}: sets a built-in workload's length "
+                         f"({', '.join(WORKLOADS)}); a scenario file runs as written")
     _MHZ[cpu] = clocks(cpu, costs)["core_mhz"]
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):
@@ -540,8 +543,8 @@ def main_profile(a):
         check_plot_path(a.plot)                 # no matplotlib, or no such format: say so
                                                 # before any run
     warmup()
-    doc, loaded = profile(a.cpu, a.workload, a.seed, costs=costs,
-                          trace_events=TRACE_EVENTS if a.trace else 0)
+    doc, loaded = profile(a.cpu, a.workload, a.seed, ncpus=a.ncpus, costs=costs,
+                          scale=a.scale, trace_events=TRACE_EVENTS if a.trace else 0)
     if a.trace:
         from .chrome import write_chrome_trace
         for key, (kept, recorded) in write_chrome_trace(a.trace, loaded, doc).items():
