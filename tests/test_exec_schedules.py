@@ -21,7 +21,7 @@ from emu import consts as K
 from emu.exec import builtin
 from emu.exec.explore import (describe_choices, explicit_choices, explore, make_token,
                               read_token, replay, run_random)
-from emu.exec.report import _events
+from emu.exec.trace import trace_events
 from emu.exec.loaded import DEFAULT_MAX_STEPS
 from emu.exec.scenario import Scenario
 from emu.exec.sched import alternatives
@@ -299,7 +299,7 @@ def _random(ld, seed, trace=True):
 
 def trace_hash(ld, r):
     h = hashlib.sha256("\n".join(r.trace).encode())
-    h.update(np.asarray(_events(ld.machine._S), dtype=np.int64).tobytes())
+    h.update(np.asarray(trace_events(ld.machine._S), dtype=np.int64).tobytes())
     return h.hexdigest()
 
 
@@ -342,7 +342,7 @@ def test_same_scenario_and_seed_give_the_same_trace_hash(random_runs):
 
 def test_trace_hash_covers_the_event_buffer(race_i, random_runs):
     r = _random(race_i, 0)
-    assert len(_events(race_i.machine._S)) > len(r.trace) // 2
+    assert len(trace_events(race_i.machine._S)) > len(r.trace) // 2
 
 
 def test_p_switch_must_be_a_probability(race_i):

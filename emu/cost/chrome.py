@@ -8,24 +8,8 @@ the core's clock.
 import json
 
 from .. import consts as K
+from ..exec.trace import trace_counts, trace_events
 from .tables import clocks
-
-
-def dropped_events(ld):
-    """``(kept, recorded)``: the trace events of ``ld``'s last run that its trace buffer
-    kept, and how many the run recorded (more: the buffer filled, later ones are lost)."""
-    S = ld.machine._S
-    t = int(S[K.H_R_TRACE])
-    n = int(S[t + K.TR_COUNT])
-    return min(n, int(S[t + K.TR_CAP])), n
-
-
-def _events(S):
-    t = int(S[K.H_R_TRACE])
-    n = min(int(S[t + K.TR_COUNT]), int(S[t + K.TR_CAP]))
-    base = t + K.TR_HDR
-    rows = S[base:base + n * K.TR_W].reshape(n, K.TR_W)
-    return [tuple(int(x) for x in r) for r in rows]
 
 
 def chrome_events(ld, pid, label):
@@ -48,7 +32,7 @@ def chrome_events(ld, pid, label):
                     "dur": max(us(t1 - t0), 0.001), "args": args or {}})
 
     calls, lock_at, off_at, irq_at = {}, {}, {}, {}
-    for kind, clk, cpu, ctx, a, b in _events(S):
+    for kind, clk, cpu, ctx, a, b in trace_events(S):
         who = ld.names[ctx] if 0 <= ctx < len(ld.names) else f"ctx{ctx}"
         if kind == K.T_CALL:
             calls.setdefault(ctx, []).append((a, clk))
@@ -105,7 +89,7 @@ def write_chrome_trace(path, loaded, doc):
     truncated = {}
     for pid, (key, ld) in enumerate(loaded.items(), 1):
         ev += chrome_events(ld, pid, f"{doc['cpu']} {doc['workload']}: {key} kmap_lock")
-        kept, recorded = dropped_events(ld)
+        kept, recorded = trace_counts(ld.machine._S)
         if kept < recorded:
             truncated[key] = (kept, recorded)
     other = {"emu": "kmap_lock profile", "cpu": doc["cpu"], "workload": doc["workload"]}

@@ -2,15 +2,11 @@
 
 import os
 
+from .profile import bucket_label
+
 
 def _bucket_low(label):
     return int(label.split("-")[0])
-
-
-def _bucket_label(b):
-    """The label of log2 bucket ``b`` as the profile document writes it (``"0"``, ``"1-1"``,
-    ``"2-3"``, ...)."""
-    return "0" if b == 0 else f"{1 << (b - 1)}-{(1 << b) - 1}"
 
 
 def bucket_axis(*hists):
@@ -31,7 +27,7 @@ def bucket_axis(*hists):
     lows = [_bucket_low(k) for h in hists for k in h]
     if not lows:
         return []
-    return [_bucket_label(b) for b in range(min(lows).bit_length(), max(lows).bit_length() + 1)]
+    return [bucket_label(b) for b in range(min(lows).bit_length(), max(lows).bit_length() + 1)]
 
 
 def _hist_xy(h, keys):

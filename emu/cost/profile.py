@@ -179,13 +179,15 @@ def _us(cpu, cycles):
     return round(cycles / _MHZ.get(cpu, CLOCKS[cpu]["core_mhz"]), 3)
 
 
+def bucket_label(b):
+    """The label of log2 bucket ``b`` in the profile document: ``"0"``, ``"1-1"``, ``"2-3"``,
+    ... (the cycles it holds)."""
+    return "0" if b == 0 else f"{1 << (b - 1)}-{(1 << b) - 1}"
+
+
 def _hist(counts):
-    """The non-empty log2 buckets as ``{"lo-hi": n}`` (cycles; bucket 0 is ``"0"``)."""
-    out = {}
-    for b, n in enumerate(counts):
-        if n:
-            out["0" if b == 0 else f"{1 << (b - 1)}-{(1 << b) - 1}"] = int(n)
-    return out
+    """The non-empty log2 buckets as ``{bucket_label(b): n}``."""
+    return {bucket_label(b): int(n) for b, n in enumerate(counts) if n}
 
 
 def _routine_rows(S, ctx):

@@ -4,6 +4,7 @@ from .. import consts as K
 from .errors import bug_message, dma_debug_message
 from .program import op_arg_message
 from .scenario import OPS, expand_indexed
+from .trace import trace_events
 
 
 def count_of(n, word):
@@ -128,14 +129,6 @@ def lockdep_splat(ld):
              f"  {reg_at}", "other info that might help us debug this:",
              " Possible unsafe locking scenario:", ""] + irq_deadlock_lines()
     return "\n".join(lines)
-
-
-def _events(S):
-    t = int(S[K.H_R_TRACE])
-    n = min(int(S[t + K.TR_COUNT]), int(S[t + K.TR_CAP]))
-    base = t + K.TR_HDR
-    return [tuple(int(x) for x in S[base + i * K.TR_W:base + (i + 1) * K.TR_W])
-            for i in range(n)]
 
 
 def _discards(S):
@@ -263,7 +256,7 @@ def readable_trace(ld):
     out, step, own = [], 0, {}
     last_ctx = -1
     what = None                                 # the running step's WHAT
-    for kind, clk, cpu, ctx, a, b in _events(S):
+    for kind, clk, cpu, ctx, a, b in trace_events(S):
         who = _ctx_name(ld, ctx)
         if kind == K.T_IRQ_ENTER:
             progs.enter(ctx)

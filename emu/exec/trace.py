@@ -25,3 +25,19 @@ def trace(S, kind, a, b):
     S[r + K.TE_CTX] = S[K.H_CUR_CTX]
     S[r + K.TE_A] = a
     S[r + K.TE_B] = b
+
+
+def trace_counts(S):
+    """``(kept, recorded)``: the events of the last traced run that the buffer holds, and how
+    many the run recorded (more than kept once the buffer filled: later ones are lost)."""
+    t = int(S[K.H_R_TRACE])
+    n = int(S[t + K.TR_COUNT])
+    return min(n, int(S[t + K.TR_CAP])), n
+
+
+def trace_events(S):
+    """The kept events as ``(kind, clock, cpu, ctx, a, b)`` tuples of Python ints."""
+    kept, _ = trace_counts(S)
+    base = int(S[K.H_R_TRACE]) + K.TR_HDR
+    rows = S[base:base + kept * K.TR_W].reshape(kept, K.TR_W)
+    return [tuple(int(x) for x in r) for r in rows]
