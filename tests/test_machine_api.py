@@ -1,5 +1,7 @@
 """Small public conveniences of Machine and Cache not covered elsewhere."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,20 @@ def test_a_direct_cache_op_after_a_routine_is_charged_to_the_user():
     assert b.get("cpu_access", {}) == before
     (f,) = m.findings()
     assert f.kind == "lost-write" and f.site == "user"
+
+
+@pytest.mark.parametrize("name,value,arg", [
+    ("dma_pinning", "page_address", "dma_pinning"), ("ncpus", 2, "ncpus"), ("seed", 5, "seed"),
+    ("cpu", "xscale", "cpu"), ("kmap_high_get_enabled", False, "kmap_high_get"),
+    ("dma_api", "v3", "dma_api"), ("cache", None, "cpu"),
+    ("memmap", None, "lowmem_mb, highmem_mb, last_pkmap, page_offset")])
+def test_a_setting_cannot_be_changed_after_the_machine_is_built(name, value, arg):
+    """Assigning a setting would be silently ignored (the state was built for the old value):
+    it raises, names the constructor argument, and leaves the setting as it was."""
+    m = emu.Machine(lowmem_mb=1, highmem_mb=1, last_pkmap=8)
+    before = getattr(m, name)
+    match = rf"Machine\.{name} is fixed .*Machine\({re.escape(arg)}="
+    with pytest.raises(AttributeError, match=match):
+        setattr(m, name, value)
+    assert getattr(m, name) is before
+    assert m.dma_pinning == "kmap_high_get" and m.ncpus == 1 and m.seed == 0
