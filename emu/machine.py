@@ -342,7 +342,18 @@ class Machine:
         return range(self._memmap.lowmem_pages, self._memmap.npages)
 
     def pfn_to_phys(self, pfn):
-        """Physical address of page ``pfn`` (PHYS_OFFSET is 0)."""
+        """Physical address of page ``pfn`` (PHYS_OFFSET is 0).
+
+        Parameters
+        ----------
+        pfn : int
+            Page frame number, in ``lowmem_pfns`` or ``highmem_pfns``.
+
+        Returns
+        -------
+        int
+            ``pfn << PAGE_SHIFT``.
+        """
         return self._pfn(pfn) << K.PAGE_SHIFT
 
     def _pfn(self, pfn, name="pfn"):
@@ -372,16 +383,61 @@ class Machine:
 
     # -- pkmap (mm/highmem.c) -------------------------------------------------------------------
     def kmap(self, pfn):
-        """ARM ``kmap()``: lowmem → its linear address; highmem → ``kmap_high``."""
+        """ARM ``kmap()``: lowmem → its linear address; highmem → ``kmap_high``.
+
+        Parameters
+        ----------
+        pfn : int
+            Page frame number, in ``lowmem_pfns`` or ``highmem_pfns``.
+
+        Returns
+        -------
+        int
+            The page's kernel virtual address.
+
+        Raises
+        ------
+        emu.WouldSleep
+            A highmem page needs a slot and every slot is pinned.
+        """
         return self._call(K.R_KMAP, self._pfn(pfn))
 
     def kunmap(self, pfn):
-        """ARM ``kunmap()``: lowmem → nothing; highmem → ``kunmap_high``."""
+        """ARM ``kunmap()``: lowmem → nothing; highmem → ``kunmap_high``.
+
+        Parameters
+        ----------
+        pfn : int
+            Page frame number, in ``lowmem_pfns`` or ``highmem_pfns``.
+
+        Raises
+        ------
+        emu.KernelBug
+            A highmem page that is not mapped, or an unbalanced unmap.
+        """
         self._call(K.R_KUNMAP, self._pfn(pfn))
 
     def kmap_high(self, pfn):
-        """``kmap_high(page)``: map (or reuse the mapping of) a highmem page; may flush on a
-        wrap of the cursor; raises :class:`emu.WouldSleep` if every slot is pinned."""
+        """``kmap_high(page)``: map (or reuse the mapping of) a highmem page.
+
+        A new mapping takes the next free slot after the cursor (the first one handed out is
+        slot 1); a wrap of the cursor flushes the whole cache and frees the unused slots.
+
+        Parameters
+        ----------
+        pfn : int
+            A highmem page frame number (in ``highmem_pfns``).
+
+        Returns
+        -------
+        int
+            The page's pkmap address, ``PKMAP_BASE + nr * PAGE_SIZE``.
+
+        Raises
+        ------
+        emu.WouldSleep
+            Every slot is pinned: the call would sleep with nobody to wake it.
+        """
         if not (type(pfn) is int and self._lowmem <= pfn < self._npages):
             pfn = self._highmem_pfn(pfn, "kmap_high")
         r = self._direct(self._S, self._B, _R_KMAP_HIGH, pfn, 0, 0, 0)
@@ -390,8 +446,20 @@ class Machine:
         return r
 
     def kunmap_high(self, pfn):
-        """``kunmap_high(page)``; :class:`emu.KernelBug` if the page is not mapped or the
-        unmap is unbalanced."""
+        """``kunmap_high(page)``: drop one pin of the page's mapping. After the last one the
+        slot stays mapped (count 1) until a wrap or :meth:`kmap_flush_unused` frees it.
+
+        Parameters
+        ----------
+        pfn : int
+            A highmem page frame number (in ``highmem_pfns``).
+
+        Raises
+        ------
+        emu.KernelBug
+            The page has no mapping (``BUG_ON(!vaddr)``) or no pin left (the ``BUG()`` on
+            a count of 0).
+        """
         if not (type(pfn) is int and self._lowmem <= pfn < self._npages):
             pfn = self._highmem_pfn(pfn, "kunmap_high")
         r = self._direct(self._S, self._B, _R_KUNMAP_HIGH, pfn, 0, 0, 0)
@@ -399,7 +467,24 @@ class Machine:
             raise_for(self, -1 - r)
 
     def kmap_high_get(self, pfn):
-        """``kmap_high_get(page)``: pin an existing mapping; 0 if the page has none."""
+        """``kmap_high_get(page)``: pin the page's existing mapping, never make one.
+
+        Parameters
+        ----------
+        pfn : int
+            A highmem page frame number (in ``highmem_pfns``).
+
+        Returns
+        -------
+        int
+            The pkmap address, pinned (undo with :meth:`kunmap_high`), or 0 if the page
+            has no mapping.
+
+        Raises
+        ------
+        emu.EmuError
+            The machine was built with ``kmap_high_get=False`` (no ARCH_NEEDS_KMAP_HIGH_GET).
+        """
         if not self._S[K.H_KHG]:
             raise EmuError("kmap_high_get() does not exist without ARCH_NEEDS_KMAP_HIGH_GET "
                            "(this machine has kmap_high_get=False)")
@@ -410,7 +495,20 @@ class Machine:
         self._call(K.R_KMAP_FLUSH_UNUSED)
 
     def page_address(self, pfn):
-        """Kernel virtual address of the page, or 0 for an unmapped highmem page."""
+        """``page_address(page)``: the page's kernel virtual address, looked up without
+        running or charging any instruction.
+
+        Parameters
+        ----------
+        pfn : int
+            Page frame number, in ``lowmem_pfns`` or ``highmem_pfns``.
+
+        Returns
+        -------
+        int
+            The linear address of a lowmem page; a highmem page's pkmap address, or 0 if
+            it has none.
+        """
         return int(_kernel.page_address_of(self._S, self._pfn(pfn)))
 
     @property
@@ -425,12 +523,37 @@ class Machine:
         return int(self._S[K.H_PKMAP_NR])
 
     def pkmap_page(self, nr):
-        """Page frame that pkmap slot ``nr``'s PTE maps, or -1."""
+        """The page that pkmap slot ``nr``'s page-table entry maps.
+
+        Parameters
+        ----------
+        nr : int
+            Slot number, ``0 <= nr < LAST_PKMAP``.
+
+        Returns
+        -------
+        int
+            Page frame number, or -1 if the entry is clear.
+        """
         nr = check_int("nr", nr, 0, self.LAST_PKMAP - 1)
         return int(self._S[int(self._S[K.H_R_PKMAP_PTE]) + nr])
 
     def tlb_page(self, nr, cpu=0):
-        """Page frame CPU ``cpu``'s TLB holds for pkmap slot ``nr``, or -1 (not cached)."""
+        """The page CPU ``cpu``'s TLB still holds for pkmap slot ``nr`` (an entry stays until
+        a TLB flush, whatever the page table says).
+
+        Parameters
+        ----------
+        nr : int
+            Slot number, ``0 <= nr < LAST_PKMAP``.
+        cpu : int
+            CPU number, ``0 <= cpu < ncpus``.
+
+        Returns
+        -------
+        int
+            Page frame number, or -1 if the TLB holds nothing for the slot.
+        """
         nr = check_int("nr", nr, 0, self.LAST_PKMAP - 1)
         cpu = check_int("cpu", cpu, 0, self._ncpus - 1)
         return int(self._S[int(self._S[K.H_R_TLB]) + cpu * self.LAST_PKMAP + nr])
@@ -453,7 +576,21 @@ class Machine:
         return vaddr, n
 
     def write(self, vaddr, data):
-        """CPU store of ``data`` at kernel virtual ``vaddr`` (through TLB and D-cache)."""
+        """CPU stores of ``data`` at kernel virtual ``vaddr``, through the TLB and the
+        D-cache, split into line-sized accesses as the CPU does them.
+
+        Parameters
+        ----------
+        vaddr : int
+            Kernel virtual address, any alignment.
+        data : bytes, bytearray, memoryview or 1-D uint8 array
+            The bytes to store (copied).
+
+        Raises
+        ------
+        emu.PageFault
+            Some byte's page has no translation; nothing is stored.
+        """
         src = _as_bytes(data)
         vaddr, n = self._check_span(vaddr, len(src))
         io = int(self._S[K.H_B_IO])
@@ -463,7 +600,25 @@ class Machine:
             self._call(K.R_CPU_WRITE, vaddr + o, k, io)
 
     def read(self, vaddr, n):
-        """CPU load of ``n`` bytes at kernel virtual ``vaddr``."""
+        """CPU loads of ``n`` bytes at kernel virtual ``vaddr``, through the TLB and the
+        D-cache (a load that gets bytes memory should not hold is a ``stale-read`` finding).
+
+        Parameters
+        ----------
+        vaddr : int
+            Kernel virtual address, any alignment.
+        n : int
+            Number of bytes, ``n >= 0``.
+
+        Returns
+        -------
+        bytes
+
+        Raises
+        ------
+        emu.PageFault
+            Some byte's page has no translation; nothing is loaded.
+        """
         vaddr, n = self._check_span(vaddr, n)
         io = int(self._S[K.H_B_IO])
         out = bytearray()
@@ -485,7 +640,19 @@ class Machine:
         return paddr, n
 
     def phys_read(self, paddr, n):
-        """RAM as a bus master sees it (no cache)."""
+        """RAM as a bus master sees it: no cache, no oracle check.
+
+        Parameters
+        ----------
+        paddr : int
+            Physical address; ``[paddr, paddr + n)`` must lie in RAM.
+        n : int
+            Number of bytes.
+
+        Returns
+        -------
+        bytes
+        """
         return self._ram_bytes(*self._check_phys(paddr, n))
 
     def _ram_bytes(self, paddr, n):
@@ -494,7 +661,16 @@ class Machine:
         return (self._B[r:r + n] ^ K.RAM_POISON).tobytes()
 
     def phys_write(self, paddr, data):
-        """Write RAM directly (no cache): what a bus master or a loader would do."""
+        """Write RAM directly (no cache): what a bus master or a loader would do. The
+        oracle takes the bytes as what memory should hold.
+
+        Parameters
+        ----------
+        paddr : int
+            Physical address; the bytes must fit in RAM.
+        data : bytes, bytearray, memoryview or 1-D uint8 array
+            The bytes to write (copied).
+        """
         src = _as_bytes(data)
         paddr, n = self._check_phys(paddr, len(src), n_name="len(data)")
         if n:
@@ -525,8 +701,34 @@ class Machine:
         return size
 
     def dma_map_page(self, pfn, offset, size, direction):
-        """``dma_map_page(dev, page, offset, size, dir)``: cache maintenance for handing
-        ``[offset, offset + size)`` of page ``pfn`` to the device; returns the DMA address."""
+        """``dma_map_page(dev, page, offset, size, dir)``: the cache maintenance that hands
+        ``[offset, offset + size)`` of page ``pfn`` to the device.
+
+        A highmem page is reached through its pkmap mapping, pinned as the machine's
+        ``dma_pinning`` says (``kmap_high_get``, or 2.6.30's racy ``page_address``).
+
+        Parameters
+        ----------
+        pfn : int
+            Page frame number, in ``lowmem_pfns`` or ``highmem_pfns``.
+        offset : int
+            Offset of the buffer in the page.
+        size : int
+            Bytes, ``size > 0``; the buffer must end inside RAM.
+        direction : int
+            ``emu.DMA_BIDIRECTIONAL`` (0), ``emu.DMA_TO_DEVICE`` (1) or
+            ``emu.DMA_FROM_DEVICE`` (2).
+
+        Returns
+        -------
+        int
+            The DMA (bus) address, which is the buffer's physical address.
+
+        Raises
+        ------
+        emu.DmaDebugError
+            dma-debug's check of the mapping fails (with ``dma_debug_strict=True``).
+        """
         if type(pfn) is type(offset) is type(size) is type(direction) is int:
             try:                                        # the kernel checks the ranges
                 r = self._direct(self._S, self._B, _R_DMA_MAP_PAGE, pfn, offset, size, direction)
@@ -549,16 +751,66 @@ class Machine:
 
     def dma_unmap_page(self, dma_addr, size, direction):
         """``dma_unmap_page``: no cache operation in 2.6.30; v3 invalidates FROM_DEVICE and
-        BIDIRECTIONAL buffers again. dma-debug checks the mapping."""
+        BIDIRECTIONAL buffers again. dma-debug checks and frees the mapping.
+
+        Parameters
+        ----------
+        dma_addr : int
+            The address :meth:`dma_map_page` returned.
+        size : int
+            Bytes, as mapped.
+        direction : int
+            ``emu.DMA_BIDIRECTIONAL`` (0), ``emu.DMA_TO_DEVICE`` (1) or
+            ``emu.DMA_FROM_DEVICE`` (2).
+
+        Raises
+        ------
+        emu.DmaDebugError
+            dma-debug's check of the mapping fails (with ``dma_debug_strict=True``).
+        """
         self._call(K.R_DMA_UNMAP_PAGE, *self._handle(dma_addr, size, direction))
 
     def dma_sync_single_for_cpu(self, dma_addr, size, direction):
-        """``dma_sync_single_for_cpu``: no cache operation in 2.6.30; v3 as unmap."""
+        """``dma_sync_single_for_cpu``: no cache operation in 2.6.30; v3 as unmap.
+
+        Parameters
+        ----------
+        dma_addr : int
+            The address :meth:`dma_map_page` returned.
+        size : int
+            Bytes, as mapped.
+        direction : int
+            ``emu.DMA_BIDIRECTIONAL`` (0), ``emu.DMA_TO_DEVICE`` (1) or
+            ``emu.DMA_FROM_DEVICE`` (2).
+
+        Raises
+        ------
+        emu.DmaDebugError
+            dma-debug's check of the mapping fails (with ``dma_debug_strict=True``).
+        """
         self._call(K.R_DMA_SYNC_SINGLE_FOR_CPU, *self._handle(dma_addr, size, direction))
 
     def dma_sync_single_for_device(self, dma_addr, size, direction):
         """``dma_sync_single_for_device``: 2.6.30 maintains through the linear map and BUGs
-        for a highmem buffer (spec §3.5); v3 maintains by page."""
+        for a highmem buffer (spec §3.5); v3 maintains by page.
+
+        Parameters
+        ----------
+        dma_addr : int
+            The address :meth:`dma_map_page` returned.
+        size : int
+            Bytes, as mapped.
+        direction : int
+            ``emu.DMA_BIDIRECTIONAL`` (0), ``emu.DMA_TO_DEVICE`` (1) or
+            ``emu.DMA_FROM_DEVICE`` (2).
+
+        Raises
+        ------
+        emu.KernelBug
+            2.6.30 and a highmem buffer (``BUG_ON(!virt_addr_valid(start) || ...)``).
+        emu.DmaDebugError
+            dma-debug's check of the mapping fails (with ``dma_debug_strict=True``).
+        """
         self._call(K.R_DMA_SYNC_SINGLE_FOR_DEVICE, *self._handle(dma_addr, size, direction))
 
     def _sg(self, sg):
@@ -578,27 +830,88 @@ class Machine:
         return out
 
     def dma_map_sg(self, sg, direction):
-        """``dma_map_sg``: ``dma_map_page`` for each ``(pfn, offset, length)``; returns the DMA
-        addresses. dma-debug records the entries as scatter-gather ones, which only
-        :meth:`dma_unmap_sg` frees without a "wrong function" error."""
+        """``dma_map_sg``: ``dma_map_page`` for each entry in turn. dma-debug records the
+        entries as scatter-gather ones, which only :meth:`dma_unmap_sg` frees without a
+        "wrong function" error.
+
+        Parameters
+        ----------
+        sg : list of (pfn, offset, length)
+            The scatterlist's entries, each inside one page's reach of RAM.
+        direction : int
+            ``emu.DMA_BIDIRECTIONAL`` (0), ``emu.DMA_TO_DEVICE`` (1) or
+            ``emu.DMA_FROM_DEVICE`` (2).
+
+        Returns
+        -------
+        list of int
+            The entries' DMA addresses.
+
+        Raises
+        ------
+        emu.DmaDebugError
+            dma-debug's check of the mapping fails (with ``dma_debug_strict=True``).
+        """
         d = self._dir(direction)
         return [self._call(K.R_DMA_MAP_SG, p, o, n, d) for p, o, n in self._sg(sg)]
 
     def dma_unmap_sg(self, sg, direction):
-        """``dma_unmap_sg``: ``dma_unmap_page`` per entry."""
+        """``dma_unmap_sg``: ``dma_unmap_page`` per entry.
+
+        Parameters
+        ----------
+        sg : list of (pfn, offset, length)
+            The scatterlist's entries, each inside one page's reach of RAM.
+        direction : int
+            ``emu.DMA_BIDIRECTIONAL`` (0), ``emu.DMA_TO_DEVICE`` (1) or
+            ``emu.DMA_FROM_DEVICE`` (2).
+
+        Raises
+        ------
+        emu.DmaDebugError
+            dma-debug's check of the mapping fails (with ``dma_debug_strict=True``).
+        """
         d = self._dir(direction)
         for p, o, n in self._sg(sg):
             self._call(K.R_DMA_UNMAP_SG, (p << K.PAGE_SHIFT) + o, n, d)
 
     def dma_sync_sg_for_cpu(self, sg, direction):
-        """``dma_sync_sg_for_cpu``: per entry as ``dma_sync_single_for_cpu``."""
+        """``dma_sync_sg_for_cpu``: per entry as ``dma_sync_single_for_cpu``.
+
+        Parameters
+        ----------
+        sg : list of (pfn, offset, length)
+            The scatterlist's entries, each inside one page's reach of RAM.
+        direction : int
+            ``emu.DMA_BIDIRECTIONAL`` (0), ``emu.DMA_TO_DEVICE`` (1) or
+            ``emu.DMA_FROM_DEVICE`` (2).
+
+        Raises
+        ------
+        emu.DmaDebugError
+            dma-debug's check of the mapping fails (with ``dma_debug_strict=True``).
+        """
         d = self._dir(direction)
         for p, o, n in self._sg(sg):
             self._call(K.R_DMA_SYNC_SINGLE_FOR_CPU, (p << K.PAGE_SHIFT) + o, n, d)
 
     def dma_sync_sg_for_device(self, sg, direction):
         """``dma_sync_sg_for_device``: 2.6.30 maintains each entry by page
-        (``dma_cache_maint_page``), so highmem entries work here (spec §3.5)."""
+        (``dma_cache_maint_page``), so highmem entries work here (spec §3.5).
+
+        Parameters
+        ----------
+        sg : list of (pfn, offset, length)
+            The scatterlist's entries, each inside one page's reach of RAM.
+        direction : int
+            ``emu.DMA_BIDIRECTIONAL`` (0), ``emu.DMA_TO_DEVICE`` (1) or
+            ``emu.DMA_FROM_DEVICE`` (2).
+
+        Raises
+        ------
+        emu.DmaDebugError
+            dma-debug's check of the mapping fails (with ``dma_debug_strict=True``).
+        """
         d = self._dir(direction)
         for p, o, n in self._sg(sg):
             self._call(K.R_DMA_SYNC_SINGLE_FOR_DEVICE, (p << K.PAGE_SHIFT) + o, n, d, 1)
@@ -646,6 +959,8 @@ class Machine:
         return out
 
     def lost_writes(self):
+        """CPU stores that memory lost: dropped from the cache while dirty
+        (``lost-write``) or missing at the final check (``lost-at-end``)."""
         return [f for f in self.findings() if f.kind in ("lost-write", "lost-at-end")]
 
     def stale_reads(self):
@@ -700,7 +1015,15 @@ class Device:
         self._m = machine
 
     def write(self, dma_addr, data):
-        """The device writes ``data`` to RAM at ``dma_addr``."""
+        """The device writes ``data`` to RAM at ``dma_addr`` (not through the cache).
+
+        Parameters
+        ----------
+        dma_addr : int
+            Bus address; the bytes must fit in RAM.
+        data : bytes, bytearray, memoryview or 1-D uint8 array
+            The bytes (copied).
+        """
         src = _as_bytes(data)
         m = self._m
         addr, n = m._check_phys(dma_addr, len(src), "dma_addr", "len(data)")
@@ -709,7 +1032,20 @@ class Device:
 
     def read(self, dma_addr, n):
         """The device reads ``n`` bytes of RAM at ``dma_addr``; RAM bytes older than the
-        CPU's latest stores (still dirty in the cache) are a ``stale-device-read`` finding."""
+        CPU's latest stores (still dirty in the cache) are a ``stale-device-read`` finding.
+
+        Parameters
+        ----------
+        dma_addr : int
+            Bus address; ``[dma_addr, dma_addr + n)`` must lie in RAM.
+        n : int
+            Number of bytes.
+
+        Returns
+        -------
+        bytes
+            What RAM holds (what the device gets).
+        """
         m = self._m
         addr, n = m._check_phys(dma_addr, n, "dma_addr")
         if n:

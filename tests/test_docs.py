@@ -67,3 +67,25 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert ns["va"] == 0xBFE01000                    # as its comment says
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("1 ") and out[1].startswith("emu1:")
+
+
+def _numpydoc_gaps(cls):
+    """Public methods of ``cls`` that take arguments but whose docstring has no numpydoc
+    ``Parameters`` section (or no docstring at all)."""
+    import inspect
+    gaps = []
+    for name, f in vars(cls).items():
+        if name.startswith("_") or not inspect.isfunction(f):
+            continue
+        doc = inspect.getdoc(f) or ""
+        args = [p for p in inspect.signature(f).parameters if p != "self"]
+        if not doc or (args and "Parameters\n----------" not in doc):
+            gaps.append(name)
+    return gaps
+
+
+def test_public_methods_of_the_api_classes_have_numpydoc_docstrings():
+    import emu
+    from emu.machine import Device
+    for cls in (emu.Machine, emu.cache.Cache, Device):
+        assert _numpydoc_gaps(cls) == [], cls.__name__

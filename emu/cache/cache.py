@@ -222,7 +222,22 @@ class Cache:
         return va, pa, n
 
     def load(self, va, n, pa=None):
-        """CPU load of ``n`` bytes at virtual ``va`` (physical ``pa``, default ``va``)."""
+        """CPU loads of ``n`` bytes at virtual ``va``, a line-sized access at a time.
+
+        Parameters
+        ----------
+        va : int
+            Virtual address (index and tag), any alignment.
+        n : int
+            Number of bytes.
+        pa : int, optional
+            Physical address a miss fills from (default ``va``: a standalone cache's
+            identity map).
+
+        Returns
+        -------
+        bytes
+        """
         va, pa, n = self._split(va, pa, n)
         out = np.empty(n, dtype=np.uint8)
         o = 0
@@ -234,7 +249,18 @@ class Cache:
         return out.tobytes()
 
     def store(self, va, data, pa=None):
-        """CPU store of ``data`` at virtual ``va`` (physical ``pa``, default ``va``)."""
+        """CPU stores of ``data`` at virtual ``va``, a line-sized access at a time, under the
+        cache's write policy (write-back or write-through, write-allocate or not).
+
+        Parameters
+        ----------
+        va : int
+            Virtual address (index and tag), any alignment.
+        data : bytes, bytearray, memoryview or 1-D uint8 array
+            The bytes to store (copied).
+        pa : int, optional
+            Physical address behind ``va`` (default ``va``).
+        """
         src = _as_bytes(data)
         va, pa, n = self._split(va, pa, len(src))
         o = 0
@@ -262,15 +288,35 @@ class Cache:
         self._done()
 
     def inv_line(self, va):
-        """Invalidate the line holding ``va`` (``mcr c7,c6,1``): dirty data is dropped."""
+        """Invalidate the line holding ``va`` (``mcr p15, 0, rd, c7, c6, 1``): dirty data is
+        dropped (counted in ``dirty_discards`` and logged in :meth:`discards`).
+
+        Parameters
+        ----------
+        va : int
+            Virtual address, any byte of the line.
+        """
         self._line(K.OP_INV, va)
 
     def clean_line(self, va):
-        """Write back the line holding ``va`` if dirty (``mcr c7,c10,1``)."""
+        """Write back the line holding ``va`` if it is dirty (``mcr p15, 0, rd, c7, c10, 1``);
+        it stays valid.
+
+        Parameters
+        ----------
+        va : int
+            Virtual address, any byte of the line.
+        """
         self._line(K.OP_CLEAN, va)
 
     def flush_line(self, va):
-        """Clean and invalidate the line holding ``va`` (``mcr c7,c14,1``)."""
+        """Clean and invalidate the line holding ``va`` (``mcr p15, 0, rd, c7, c14, 1``).
+
+        Parameters
+        ----------
+        va : int
+            Virtual address, any byte of the line.
+        """
         self._line(K.OP_FLUSH, va)
 
     def _range(self, op, start, end):
@@ -283,15 +329,34 @@ class Cache:
 
     def inv_range(self, start, end):
         """The core's ``dma_inv_range(start, end)``: end exclusive; partial edge lines are
-        cleaned first, interior lines invalidated (dirty data dropped)."""
+        cleaned first (as the core's routine does), interior lines invalidated (dirty data
+        dropped).
+
+        Parameters
+        ----------
+        start, end : int
+            Virtual range ``[start, end)``, ``0 <= start <= end <= 2**32``.
+        """
         self._range(K.OP_INV, start, end)
 
     def clean_range(self, start, end):
-        """The core's ``dma_clean_range(start, end)``."""
+        """The core's ``dma_clean_range(start, end)``: every dirty line written back.
+
+        Parameters
+        ----------
+        start, end : int
+            Virtual range ``[start, end)``, ``0 <= start <= end <= 2**32``.
+        """
         self._range(K.OP_CLEAN, start, end)
 
     def flush_range(self, start, end):
-        """The core's ``dma_flush_range(start, end)`` (clean + invalidate)."""
+        """The core's ``dma_flush_range(start, end)``: clean and invalidate.
+
+        Parameters
+        ----------
+        start, end : int
+            Virtual range ``[start, end)``, ``0 <= start <= end <= 2**32``.
+        """
         self._range(K.OP_FLUSH, start, end)
 
     def flush_all(self):
@@ -302,7 +367,18 @@ class Cache:
 
     # -- inspection ---------------------------------------------------------------------------
     def probe(self, va):
-        """The valid line holding ``va`` as a :class:`LineRecord`, or None."""
+        """The valid line holding ``va``, looked up without touching the cache's state.
+
+        Parameters
+        ----------
+        va : int
+            Virtual address, any byte of the line.
+
+        Returns
+        -------
+        LineRecord or None
+            ``(valid, dirty, vtag, pa, data)`` of the line, or None on a miss.
+        """
         va = _check_addr("va", va)
         i = int(_k.find(self._S, va & ~(self.line - 1)))
         return None if i < 0 else self._record(i)
@@ -360,6 +436,7 @@ class Cache:
         }
 
     def reset_stats(self):
+        """Zero the counters of :attr:`stats` (the lines are left as they are)."""
         s_view(self._S, K.H_R_CSTAT, K.NCSTAT)[:] = 0
 
     def discards(self):
@@ -388,16 +465,38 @@ class Cache:
         return max(0, int(self._S[ev + K.EV_COUNT]) - int(self._S[ev + K.EV_CAP]))
 
     def clear_discards(self):
+        """Empty the log of :meth:`discards` (and the count of :attr:`discards_dropped`)."""
         self._S[int(self._S[K.H_R_EV]) + K.EV_COUNT] = 0
 
     # -- RAM (standalone caches) ---------------------------------------------------------------
     def ram_read(self, pa, n):
-        """RAM bytes as a bus master sees them (no cache)."""
+        """RAM bytes as a bus master sees them (no cache).
+
+        Parameters
+        ----------
+        pa : int
+            Physical address; ``[pa, pa + n)`` must lie in RAM.
+        n : int
+            Number of bytes.
+
+        Returns
+        -------
+        bytes
+        """
         pa, _, n = self._split(pa, pa, n, "pa")
         r = int(self._S[K.H_B_RAM]) + pa
         return (self._B[r:r + n] ^ K.RAM_POISON).tobytes()
 
     def ram_write(self, pa, data):
+        """Write RAM directly, not through the cache (a loader or a bus master).
+
+        Parameters
+        ----------
+        pa : int
+            Physical address; the bytes must fit in RAM.
+        data : bytes, bytearray, memoryview or 1-D uint8 array
+            The bytes (copied).
+        """
         src = _as_bytes(data)
         pa, _, n = self._split(pa, pa, len(src), "pa")
         r = int(self._S[K.H_B_RAM]) + pa
