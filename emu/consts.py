@@ -611,6 +611,11 @@ PROG2ROUTINE = (
 MAX_REPEAT = 1 << 16      # a scenario op's ``repeat``
 MAX_IRQ_COUNT = 1 << 40   # an IRQ handler's ``count`` (raises or periodic firings)
 MAX_IRQ_TIME = 1 << 48    # cycles: a timed IRQ's ``period`` and ``first``
+#: Timed runs, once every task has finished: the run still waits for a one-shot timed line
+#: (a device's completion, ``first`` without ``period``) and for a periodic line with at most
+#: this many firings left; a periodic line with more is a tick that runs alongside the tasks
+#: (the profiler's ``dma-irq``), and the run ends with it reported as still armed.
+DRAIN_MAX_FIRINGS = 1024
 MAXCPUS = 8               # ncpus
 MAX_OP_BYTES = 1 << 24    # bytes one scenario op reads or writes (``n``, ``data``)
 MAX_JOBS = 64             # explore(jobs=): processes (each holds its own machine, ~200 MB)

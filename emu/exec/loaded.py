@@ -88,6 +88,10 @@ class RunResult:
     #: bytes reads got wrong, CPU loads' and devices' (every stale-read and
     #: stale-device-read finding's, past the log's capacity too)
     stale_reads: int = 0
+    #: timed runs: the IRQ lines still raised or armed when the run ended (see
+    #: :meth:`Loaded.pending_irqs`), a dict each; empty for DFS and random runs, whose
+    #: schedules choose the raises
+    pending_irqs: list = field(default_factory=list)
 
     @property
     def data_lost(self):
@@ -395,7 +399,41 @@ class Loaded:
         if outcome == K.RUN_BAD_CHOICE:
             self._bad_choice("choices", prefix, int(d))
         lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
-        return self._result(int(outcome), int(d), int(npre), lost, trace)
+        r = self._result(int(outcome), int(d), int(npre), lost, trace)
+        if mode == K.SCHED_TIMED:
+            r.pending_irqs = self.pending_irqs()
+        return r
+
+    def pending_irqs(self):
+        """The IRQ lines a timed run left raised or armed, as the machine stands.
+
+        A timed run goes on after its tasks have finished while a line it waits for is due
+        (:func:`emu.exec.sched.awaited`), idle CPUs catching up with it, so what is left here
+        never fired: a periodic line with more than ``K.DRAIN_MAX_FIRINGS`` firings left,
+        or one whose CPU has IRQs masked for good.
+
+        Returns
+        -------
+        list of dict
+            ``{"line", "handler", "cpu", "state", "due", "firings_left"}`` per line:
+            ``state`` is ``"raised"`` (pending, never delivered; ``due`` None) or ``"armed"``
+            (``due`` the CPU clock it would fire at).
+        """
+        S = self.machine._S
+        out = []
+        for q in self.scenario.irqs:
+            ir = int(S[K.H_R_IRQ]) + q.line * K.IRQ_W
+            due, raised = int(S[ir + K.IRQ_DUE]), bool(S[ir + K.IRQ_PENDING])
+            if not raised and due < 0:
+                continue
+            # an armed line fires once more, a periodic one once per budget left
+            armed = 0 if due < 0 else (max(int(S[ir + K.IRQ_BUDGET]), 1)
+                                       if S[ir + K.IRQ_PERIOD] > 0 else 1)
+            out.append({"line": int(q.line), "handler": q.name, "cpu": int(q.cpu),
+                        "state": "raised" if raised else "armed",
+                        "due": None if raised else due,
+                        "firings_left": armed + 1 if raised else armed})
+        return out
 
     def run_raw(self, choices, max_steps=DEFAULT_MAX_STEPS):
         """A DFS-mode run without building a report.

@@ -92,6 +92,20 @@ def describe_outcome(ld, outcome):
             f"so about 1 MiB of copying fills it)")
 
 
+def pending_irq_text(p):
+    """One of a timed run's :meth:`~emu.exec.loaded.Loaded.pending_irqs` in words."""
+    who = f"IRQ line {p['line']} ({p['handler']}, cpu{p['cpu']})"
+    if p["state"] == "raised":
+        return (f"{who} raised and never delivered: cpu{p['cpu']} kept IRQs masked to the "
+                f"end")
+    left = p["firings_left"]
+    why = (f"a periodic line with more than {K.DRAIN_MAX_FIRINGS:,} firings left is not "
+           f"waited for once every task has finished" if left > K.DRAIN_MAX_FIRINGS
+           else "the run ended before it was due")
+    return (f"{who} still armed: due at cycle {p['due']:,}, "
+            f"{count_of(left, 'firing')} left ({why})")
+
+
 def _usage_chars(usage):
     if usage & K.USAGE_IN_HARDIRQ and usage & K.USAGE_HARDIRQ_ON:
         return "{?.+.}"
