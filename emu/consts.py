@@ -482,6 +482,7 @@ BUG_DMA_DIRECTION = 9     # BUG_ON(!valid_dma_direction(dir))
 BUG_DMA_VIRT_INVALID = 10 # dma_cache_maint: BUG_ON(!virt_addr_valid(...))
 BUG_MIGHT_SLEEP = 11      # kmap from atomic context: might_sleep() (a warning in Linux)
 BUG_SCHED_ATOMIC = 12     # kmap_high sleeping in an IRQ handler: "scheduling while atomic"
+BUG_WAIT_IRQ_ATOMIC = 13  # wait_irq sleeping in an IRQ handler: "scheduling while atomic"
 
 # ---------------------------------------------------------------------------------------------
 # Profiling records (irqsoff tracer, IRQ latency, lock_stat histograms), S[H_R_PROF + PROF_*]

@@ -758,3 +758,25 @@ def test_a_built_scenario_keeps_what_it_was_built_from():
     assert ex.failures and ld.scenario.machine["dma_pinning"] == "page_address"
     _, r = replay(ex.replay, trace=False)
     assert r.lost_bytes == ex.minimal.lost_bytes > 0
+
+
+def test_a_handler_that_would_sleep_in_wait_irq_is_a_bug_not_a_deadlock():
+    """A handler's wait_irq that would sleep is schedule() in hardirq context, "BUG:
+    scheduling while atomic", as a handler's sleeping kmap_high is (it ended as a deadlock
+    report: nothing wakes a handler)."""
+    from emu.exec.explore import explore
+    sc = Scenario("waiting handler", {"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    sc.irq("h", [{"op": "wait_irq", "line": 1}], line=0)
+    sc.irq("other", [{"op": "kmap_flush_unused"}], line=1)
+    ld = sc.build()
+    r = ld.run(K.SCHED_DFS, [1])                # h is raised first
+    assert r.outcome == "error" and not r.deadlock
+    assert r.message == ("h: kernel BUG: wait_irq: line 1: scheduling while atomic (the IRQ "
+                         "handler would sleep until the line's handler has run 1 time, it has "
+                         "run 0; an IRQ handler cannot sleep)")
+    ex = explore(sc, bound=2)
+    assert ex.deadlocks == 0 and "error" in ex.outcomes
+    # a wait that is already satisfied does not sleep, so it is no bug
+    r = ld.run(K.SCHED_DFS, [2, 0, 0])
+    assert r.outcome == "done", (r.outcome, r.message, ld.alternatives_at(0))

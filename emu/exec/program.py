@@ -14,7 +14,7 @@ from .. import consts as K
 from .._jit import inline, njit
 from ..dma.engine import device_read, device_write
 from ..dma.mapping import dma_map_page_bad_arg
-from .frames import ctx_rec, fail, push
+from .frames import bug, ctx_rec, fail, push
 from .trace import trace
 
 
@@ -166,6 +166,10 @@ def program_step(S, B, c, f):
         elif op == K.P_WAIT_IRQ:
             ir = S[K.H_R_IRQ] + a0 * K.IRQ_W
             if S[ir + K.IRQ_DONE] < a1:
+                if S[cr + K.CTX_KIND] == K.KIND_IRQ:
+                    # schedule() from a handler, as kmap_high's sleep there: kernel/sched.c's
+                    # schedule_debug() reports "BUG: scheduling while atomic"
+                    return bug(S, K.BUG_WAIT_IRQ_ATOMIC, a0, a1, S[ir + K.IRQ_DONE])
                 S[cr + K.CTX_STATE] = K.CTX_WAIT_IRQ
                 S[cr + K.CTX_WAIT_LINE] = a0
                 S[cr + K.CTX_WAIT_COUNT] = a1
