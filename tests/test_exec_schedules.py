@@ -1347,3 +1347,18 @@ def test_dfs_runs_report_no_pending_irqs():
     ld = Scenario.from_dict(tomllib.loads(LATE_COMPLETION)).build()
     assert ld.run(K.SCHED_DFS).pending_irqs == []
 
+
+@pytest.mark.parametrize("tail", ["AAAA", "QUJD", "eHl6eHl6"])
+def test_a_token_with_bytes_appended_is_refused(good_token, tail):
+    """zlib stops at the end of its stream and ignores what follows: a token with bytes
+    appended used to replay as if it were the token emu printed."""
+    with pytest.raises(ValueError, match=r"^token: corrupted \(\d+ bytes? after the end of "
+                                         r"the replay token's data"):
+        read_token(good_token + tail)
+
+
+@pytest.mark.parametrize("tail", ["!", "!!!!", "A=B", " "])
+def test_a_token_with_characters_outside_base64_is_refused(good_token, tail):
+    """base64 decoding skips characters outside its alphabet unless told to validate."""
+    with pytest.raises(ValueError, match=r"^token: corrupted"):
+        read_token(good_token[:12] + tail + good_token[12:])
