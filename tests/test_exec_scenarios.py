@@ -3,6 +3,7 @@ references, ``fill``, setup ops with ``repeat``; validation errors name the task
 """
 
 import copy
+import re
 import textwrap
 
 import pytest
@@ -780,3 +781,36 @@ def test_a_handler_that_would_sleep_in_wait_irq_is_a_bug_not_a_deadlock():
     # a wait that is already satisfied does not sleep, so it is no bug
     r = ld.run(K.SCHED_DFS, [2, 0, 0])
     assert r.outcome == "done", (r.outcome, r.message, ld.alternatives_at(0))
+
+
+def test_numpy_scalars_are_taken_wherever_a_scenario_takes_an_int_or_a_bool():
+    """np.int64 for repeat, step, n, byte, line, cpu and direction, np.bool_ for the
+    machine's bool keys, as pfn and the rest already were; a numpy float or str stays a
+    clear error naming the field."""
+    import numpy as np
+    i = np.int64
+    sc = Scenario("np", {"last_pkmap": 8, "kmap_high_get": np.True_, "preempt": np.True_,
+                         "oracle": np.bool_(True), "ncpus": i(2)})
+    sc.task("t", [{"op": "kmap", "pfn": i(300), "repeat": i(3), "step": i(2)},
+                  {"op": "write", "va": 0xC0001000, "byte": np.uint8(7), "n": i(64)},
+                  {"op": "read", "va": 0xC0001000, "n": np.int32(64)},
+                  {"op": "dma_map_page", "pfn": 5, "direction": i(1)}], cpu=i(1))
+    sc.irq("h", [{"op": "kmap_high_get", "pfn": 300}], line=i(2), cpu=i(0))
+    ld = sc.build()
+    r = ld.run(K.SCHED_DFS)
+    assert r.outcome == "done"
+    assert ld.machine.kmap_high_get_enabled is True
+    assert ld.machine.read(0xC0001000, 64) == b"\x07" * 64
+    d = sc.to_dict()
+    assert type(d["task"][0]["cpu"]) is int and type(d["irq"][0]["line"]) is int
+    assert d["machine"]["kmap_high_get"] is True
+    for field, bad, msg in (("repeat", np.float64(2), "repeat=np.float64(2.0): must be an int"),
+                            ("n", np.float32(3), "n=np.float32(3.0): must be an int"),
+                            ("repeat", np.True_, "repeat=np.True_: must be an int")):
+        op = {"op": "read", "va": 0xC0001000, "n": 4} | {field: bad}
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            Scenario("bad").task("t", [op]).validate()
+    with pytest.raises(ValueError, match=r"kmap_high_get=np.int64\(1\): must be True or False"):
+        Scenario("bad", {"kmap_high_get": i(1)}).task("t", [{"op": "kmap_flush_unused"}]).build()
+    with pytest.raises(ValueError, match=r"'t': cpu=np.float64\(0.0\) must be in range"):
+        Scenario("bad").task("t", [{"op": "kmap_flush_unused"}], cpu=np.float64(0)).build()

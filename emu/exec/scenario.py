@@ -84,9 +84,9 @@ def _where(where, msg):
 
 def parse_value(v, names, where, name):
     """An int argument: an int, or ``"result"`` / ``"result+8"`` naming an earlier op."""
-    if isinstance(v, bool):
+    if isinstance(v, (bool, np.bool_)):
         raise _where(where, f"{name}={v!r}: must be an int or the name of an earlier result")
-    if isinstance(v, (int, np.integer)):
+    if is_int(v):
         return _int64(int(v), where, name), -1
     if isinstance(v, str):
         m = _REF.match(v)
@@ -115,8 +115,8 @@ def _int64(v, where, name):
 def parse_direction(v, where):
     if isinstance(v, str) and v.upper() in _DIRS:
         return _DIRS[v.upper()]
-    if isinstance(v, int) and not isinstance(v, bool) and v in (0, 1, 2):
-        return v
+    if is_int(v) and v in (0, 1, 2):
+        return int(v)
     raise _where(where, f"direction={v!r}: not a valid DMA direction (valid_dma_direction() "
                         f"accepts BIDIRECTIONAL/0, TO_DEVICE/1, FROM_DEVICE/2)")
 
@@ -135,11 +135,11 @@ def parse_data(op, where):
         raise _where(where, f"data={d!r}: must be a hex string or bytes")
     if "byte" in op:
         b, n = op["byte"], op.get("n")
-        if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 255:
+        if not is_int(b) or not 0 <= b <= 255:
             raise _where(where, f"byte={b!r}: must be an int 0..255")
         if n is None:                           # its range: expand() checked it
             raise _where(where, f"n={n!r}: byte = N needs n = LENGTH (bytes to write)")
-        return bytes([b]) * n
+        return bytes([int(b)]) * int(n)
     raise _where(where, f"{op.get('op', 'the op')} needs data = \"hex\" or byte = N with "
                         f"n = LENGTH")
 
@@ -159,11 +159,12 @@ def expand_indexed(ops, where):
         w = f"{where} op {i}"
         _check_op(op, w)
         rep = op.get("repeat", 1)
-        if isinstance(rep, bool) or not isinstance(rep, int) or not 1 <= rep <= K.MAX_REPEAT:
+        if not is_int(rep) or not 1 <= rep <= K.MAX_REPEAT:
             raise _where(w, f"repeat={rep!r}: must be an int in [1, {K.MAX_REPEAT}]")
         step = op.get("step", 1)
-        if isinstance(step, bool) or not isinstance(step, int):
+        if not is_int(step):
             raise _where(w, f"step={step!r}: must be an int (added to pfn on each repeat)")
+        rep, step = int(rep), int(step)
         pfn = _repeat_pfn(op, rep, step, w)
         for k in range(rep):
             o = {key: v for key, v in op.items() if key not in ("repeat", "step")}
@@ -226,7 +227,7 @@ def _check_op_fields(op, w):
         raise _where(w, f"as={op['as']!r}: must be a name (letters, digits, _)")
     n = op.get("n")
     if n is not None and not isinstance(n, str) and (
-            isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= K.MAX_OP_BYTES):
+            not is_int(n) or not 0 < n <= K.MAX_OP_BYTES):
         raise _where(w, f"n={n!r}: must be an int in [1, {K.MAX_OP_BYTES}]")
     d = op.get("data")
     if isinstance(d, (str, bytes, bytearray)) and len(d) > 2 * K.MAX_OP_BYTES:
@@ -364,7 +365,7 @@ class Scenario:
         if len(set(names)) != len(names):
             raise ValueError(f"scenario: task and irq names must be unique: {names}")
         lines = [q.line for q in self.irqs]
-        if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < K.MAXIRQ
+        if any(not is_int(x) or not 0 <= x < K.MAXIRQ
                for x in lines) or len(set(lines)) != len(lines):
             raise ValueError(f"irq lines: must be distinct ints 0..{K.MAXIRQ - 1}: {lines}")
         for q in self.irqs:
@@ -399,7 +400,7 @@ def device_lines(sc):
     progs = [(t.ops, f"task {t.name!r}") for t in sc.tasks] + \
         [(q.ops, f"irq {q.name!r}") for q in sc.irqs]
     return {op["line"] for ops, where in progs for _w, op in expand(ops, where)
-            if op["op"] == "device_start" and isinstance(op.get("line"), int)}
+            if op["op"] == "device_start" and is_int(op.get("line"))}
 
 
 def _count_field(sc, q):
@@ -467,7 +468,7 @@ def make_machine(sc, rows, data, trace_events):
     kw.setdefault("highmem_mb", 1)
     ncpus = check_int("ncpus", kw.get("ncpus", 1), 1, K.MAXCPUS)
     for t in sc.tasks + sc.irqs:
-        if isinstance(t.cpu, bool) or not isinstance(t.cpu, int) or not 0 <= t.cpu < ncpus:
+        if not is_int(t.cpu) or not 0 <= t.cpu < ncpus:
             raise ValueError(f"{t.name!r}: cpu={t.cpu!r} must be in range(0, ncpus={ncpus})")
     return Machine(contexts=1 + len(sc.tasks) + len(sc.irqs), program_rows=rows,
                    data_bytes=data, trace_events=trace_events, _force_kmap_high_get=force,
