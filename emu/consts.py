@@ -599,6 +599,9 @@ PROG_NAMES = (
     "kmap", "kunmap", "kmap_high", "kunmap_high", "kmap_high_get", "kmap_flush_unused",
     "read", "write", "dma_map_page", "dma_unmap_page", "dma_sync_single_for_cpu",
     "dma_sync_single_for_device", "device_write", "device_read", "device_start", "wait_irq",
+    # one row per scatter-gather entry, each the page routine (spec: dma_map_sg maps each
+    # entry with dma_map_page in turn); map and unmap mark the entry with DMA_FLAG_SG
+    "dma_map_sg", "dma_unmap_sg", "dma_sync_sg_for_cpu", "dma_sync_sg_for_device",
 )
 for _i, _n in enumerate(PROG_NAMES):
     globals()["P_" + _n.upper()] = _i
@@ -608,6 +611,7 @@ PROG2ROUTINE = (
     R_KMAP, R_KUNMAP, R_KMAP_HIGH, R_KUNMAP_HIGH, R_KMAP_HIGH_GET, R_KMAP_FLUSH_UNUSED,
     R_CPU_READ, R_CPU_WRITE, R_DMA_MAP_PAGE, R_DMA_UNMAP_PAGE, R_DMA_SYNC_SINGLE_FOR_CPU,
     R_DMA_SYNC_SINGLE_FOR_DEVICE, -1, -1, -1, -1,
+    R_DMA_MAP_PAGE, R_DMA_UNMAP_PAGE, R_DMA_SYNC_SINGLE_FOR_CPU, R_DMA_SYNC_SINGLE_FOR_DEVICE,
 )
 MAX_REPEAT = 1 << 16      # a scenario op's ``repeat``
 MAX_IRQ_COUNT = 1 << 40   # an IRQ handler's ``count`` (raises or periodic firings)

@@ -814,3 +814,105 @@ def test_numpy_scalars_are_taken_wherever_a_scenario_takes_an_int_or_a_bool():
         Scenario("bad", {"kmap_high_get": i(1)}).task("t", [{"op": "kmap_flush_unused"}]).build()
     with pytest.raises(ValueError, match=r"'t': cpu=np.float64\(0.0\) must be in range"):
         Scenario("bad").task("t", [{"op": "kmap_flush_unused"}], cpu=np.float64(0)).build()
+
+
+SG_TOML = """
+name = "sg"
+[machine]
+last_pkmap = 8
+highmem_mb = 2
+[[setup]]
+op = "dma_map_sg"
+sg = [[10, 0, 4096], [300, 128, 256]]
+direction = "TO_DEVICE"
+as = "pre"
+[[task]]
+name = "drv"
+ops = [
+  { op = "dma_unmap_sg", sg = [[10, 0, 4096], [300, 128, 256]], direction = "TO_DEVICE" },
+  { op = "dma_map_sg", sg = [[11, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE", as = "s" },
+  { op = "device_write", dma_addr = "s_1", byte = 0x5C, n = 4096 },
+  { op = "dma_sync_sg_for_cpu", sg = [[11, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE" },
+  { op = "dma_sync_sg_for_device", sg = [[11, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE" },
+  { op = "dma_unmap_sg", sg = [[11, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE" },
+]
+"""
+
+
+def test_scatter_gather_ops_in_a_scenario():
+    """The sg ops from TOML, in setup and in a task: dma_map_sg's results are the entries'
+    dma addresses (s, s_1, as repeat names them), the trace names each entry, and the
+    scenario goes through to_dict / from_dict (a replay token) unchanged."""
+    import tomllib
+    sc = Scenario.from_dict(tomllib.loads(SG_TOML))
+    assert Scenario.from_dict(sc.to_dict()).to_dict() == sc.to_dict()
+    ld = sc.build(trace_events=1 << 14)
+    r = ld.run(K.SCHED_DFS, trace=True)
+    assert r.outcome == "done", r.message
+    assert ld.machine.phys_read(301 << 12, 4096) == b"\x5c" * 4096
+    assert ld.machine.dma_debug_errors == 0
+    labels = [t for t in r.trace if "dma_map_sg(" in t]
+    for k in (0, 1):                            # each entry starts a step of its own
+        assert sum(f"op 1 dma_map_sg(sg=[(11, 0, 4096), (301, 0, 4096)], "
+                   f"direction=FROM_DEVICE) -> s: sg[{k}]  [cycle" in t for t in labels) == 1
+    assert sum(": sg[1]  [cycle" in t for t in r.trace) == 5     # the five sg ops
+
+
+def _two_pages(sg_op):
+    sc = Scenario("two pages", {"last_pkmap": 8, "highmem_mb": 2},
+                  setup=[{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    if sg_op:
+        ops = [{"op": "dma_map_sg", "sg": [[12, 64, 1000], [300, 0, 4096]],
+                "direction": "BIDIRECTIONAL", "as": "s"},
+               {"op": "dma_unmap_sg", "sg": [[12, 64, 1000], [300, 0, 4096]],
+                "direction": "BIDIRECTIONAL"}]
+    else:
+        ops = [{"op": "dma_map_page", "pfn": 12, "offset": 64, "size": 1000,
+                "direction": "BIDIRECTIONAL", "as": "s"},
+               {"op": "dma_map_page", "pfn": 300, "size": 4096, "direction": "BIDIRECTIONAL"},
+               {"op": "dma_unmap_page", "dma_addr": "s", "size": 1000,
+                "direction": "BIDIRECTIONAL"},
+               {"op": "dma_unmap_page", "dma_addr": 300 << 12, "size": 4096,
+                "direction": "BIDIRECTIONAL"}]
+    sc.task("drv", ops)
+    sc.task("other", [{"op": "kmap_flush_unused"}])
+    return sc.build()
+
+
+def test_dma_map_sg_runs_dma_map_page_per_entry_with_its_scheduling_points():
+    """An sg op is the page routine per entry, nothing else: the same decisions (a switch
+    can come between the entries and inside each one's maintenance), cycles and cache."""
+    a, b = _two_pages(True), _two_pages(False)
+    ra, rb = a.run(K.SCHED_DFS), b.run(K.SCHED_DFS)
+    assert ra.outcome == rb.outcome == "done"
+    assert ra.decisions == rb.decisions > 10
+    assert [a.alternatives_at(d) for d in range(ra.decisions)] == \
+        [b.alternatives_at(d) for d in range(rb.decisions)]
+    assert a.machine.cycles == b.machine.cycles
+    assert a.machine.cache.stats == b.machine.cache.stats
+
+
+def test_scatter_gather_entries_are_checked_and_dma_debug_knows_them():
+    sc = Scenario("bad sg", {"last_pkmap": 8})
+    for sg, msg in ((None, "sg=None: dma_map_sg needs sg = a list of 1 to"),
+                    ([], "sg=[]: dma_map_sg needs sg"),
+                    ([[1, 2]], "sg[0]=[1, 2]: must be [pfn, offset, length]"),
+                    ([[1, 0, 0]], "sg[0]=[1, 0, 0]: must be [pfn, offset, length]"),
+                    ([[1, 0, 8], [2, "x", 8]], "sg[1]=[2, 'x', 8]: must be")):
+        op = {"op": "dma_map_sg", "direction": "FROM_DEVICE"} | ({} if sg is None else {"sg": sg})
+        with pytest.raises(ValueError, match=re.escape(f"task 't' op 0: {msg}")):
+            Scenario("bad").task("t", [op]).validate()
+    # ranges are the machine's, checked at load, naming the entry
+    sc.task("t", [{"op": "dma_map_sg", "sg": [[1, 0, 8], [99999, 0, 8]],
+                   "direction": "FROM_DEVICE"}])
+    with pytest.raises(ValueError, match=re.escape("task 't' op 0 sg[1]: dma_map_sg: "
+                                                   "pfn=99999: must be")):
+        sc.build()
+    # an sg entry unmapped with dma_unmap_page is dma-debug's "wrong function"
+    sc = Scenario("wrong unmap", {"last_pkmap": 8})
+    sc.task("t", [{"op": "dma_map_sg", "sg": [[12, 0, 64]], "direction": "TO_DEVICE", "as": "s"},
+                  {"op": "dma_unmap_page", "dma_addr": "s", "size": 64,
+                   "direction": "TO_DEVICE"}])
+    r = sc.build().run(K.SCHED_DFS)
+    assert r.outcome == "error"
+    assert "[mapped as scather-gather] [unmapped as page]" in r.message, r.message

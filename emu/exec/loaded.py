@@ -15,8 +15,8 @@ from ..rng import seed_state
 from ..errors import EmuError
 from .frames import push
 from .program import bad_op_arg, op_arg_message
-from .scenario import (DEFAULTS, OPS, expand, irq_count, make_machine, parse_data,
-                       parse_direction, parse_value)
+from .scenario import (DEFAULTS, OPS, SG_OPS, expand, irq_count, make_machine, parse_data,
+                       parse_direction, parse_sg, parse_value, sg_names)
 from .dfs import explore_dfs
 from .snapshot import Snapshot, empty_log
 from .sched import run as _run
@@ -161,6 +161,18 @@ def _compile(programs):
         for w, op in expand(ops, where):
             kind = op["op"]
             nil = (0, -1)
+            if kind in SG_OPS:                  # a row per entry, as for the page op
+                d = parse_direction(op.get("direction"), w)
+                sg = parse_sg(op, w)
+                named = sg_names(op["as"], len(sg)) if "as" in op else []
+                for k, (pfn, off, n) in enumerate(sg):
+                    args = ([pfn, off, n, d, 0] if kind == "dma_map_sg"
+                            else [(pfn << K.PAGE_SHIFT) + off, n, d, 0, 0])
+                    rows.append([K.PROG_NAMES.index(kind)] + args + [-1] * K.NARGS)
+                    row_where.append(f"{w} sg[{k}]")
+                    if named:
+                        names[named[k]] = len(rows) - 1
+                continue
             if kind in ("read", "device_read"):
                 n = val(w, op, "n")
                 if n[1] >= 0 or n[0] <= 0:
@@ -301,6 +313,9 @@ class Loaded:
                 elif kind == "dma_map_page":
                     r = m.dma_map_page(v("pfn"), v("offset"), v("size"),
                                        parse_direction(op.get("direction"), w))
+                elif kind in SG_OPS:
+                    r = getattr(m, kind)(parse_sg(op, w), parse_direction(op.get("direction"),
+                                                                          w))
                 elif kind.startswith("dma_"):
                     r = getattr(m, kind)(v("dma_addr"), v("size"),
                                          parse_direction(op.get("direction"), w))
@@ -310,9 +325,12 @@ class Loaded:
                     raise ValueError(f"{kind} cannot run in setup (no task runs there)")
             except (ValueError, EmuError) as e:         # same type, saying which op
                 raise type(e)(f"{w}: {e}") from None
-            results.append(int(r) if isinstance(r, (int, np.integer)) else 0)
-            if "as" in op:
-                names[op["as"]] = len(results) - 1
+            rs = r if kind == "dma_map_sg" else [r]            # a result per sg entry
+            named = sg_names(op["as"], len(rs)) if "as" in op else [None] * len(rs)
+            for x, name in zip(rs, named):
+                results.append(int(x) if isinstance(x, (int, np.integer)) else 0)
+                if name is not None:
+                    names[name] = len(results) - 1
 
     def _reset_measurements(self):
         """Setup's cycles and counters do not belong to the runs."""

@@ -3,7 +3,7 @@
 from .. import consts as K
 from .errors import bug_message, dma_debug_message
 from .program import op_arg_message
-from .scenario import OPS, expand_indexed
+from .scenario import OPS, SG_OPS, expand_indexed
 from .trace import trace_events
 
 
@@ -178,6 +178,8 @@ def op_text(op):
             parts.append(f"data=<{count_of(n, 'byte')}>")
         elif key == "data" and "byte" in op:
             parts.append(f"byte={op['byte']:#04x}, n={op.get('n')}")
+        elif key == "sg" and "sg" in op:
+            parts.append("sg=[" + ", ".join(f"({p}, {o}, {n})" for p, o, n in op["sg"]) + "]")
         elif key in op:
             parts.append(f"{key}={_show(key, op[key])}")
     return f"{op['op']}({', '.join(parts)})" + (f" -> {op['as']}" if "as" in op else "")
@@ -185,7 +187,8 @@ def op_text(op):
 
 def program_labels(ld):
     """Per context, per program row, what the row runs: ``op 1 fill(...): read``. A ``fill``
-    is two rows (it reads the lines in, then writes them); a repeated op is one per repeat."""
+    is two rows (it reads the lines in, then writes them); a repeated op is one per repeat; a
+    scatter-gather op one per ``sg`` entry."""
     sc = ld.scenario
     out = [[]]
     for kind, who in [("task", t) for t in sc.tasks] + [("irq", q) for q in sc.irqs]:
@@ -193,7 +196,12 @@ def program_labels(ld):
         for _w, i, op in expand_indexed(who.ops, f"{kind} {who.name!r}"):
             k = reps[i] = reps.get(i, -1) + 1
             head = f"op {i}" + (f" (repeat {k})" if k else "") + " " + op_text(op)
-            labels += [head + ": read", head + ": write"] if op["op"] == "fill" else [head]
+            if op["op"] == "fill":
+                labels += [head + ": read", head + ": write"]
+            elif op["op"] in SG_OPS:            # a row per entry
+                labels += [f"{head}: sg[{e}]" for e in range(len(op["sg"]))]
+            else:
+                labels.append(head)
         out.append(labels)
     return out
 

@@ -28,7 +28,11 @@ embedded in a replay token and loaded again::
     ops = [ { op = "dma_map_page", pfn = 500, size = 4096, direction = "FROM_DEVICE" } ]
 
 An integer argument may be a name of an earlier result, optionally plus or minus a constant
-(``"v+64"``). Data is ``data = "hex"`` or ``byte = N`` with ``n = LENGTH``.
+(``"v+64"``). Data is ``data = "hex"`` or ``byte = N`` with ``n = LENGTH``. Scatter-gather ops
+take ``sg = [[pfn, offset, length], ...]``; ``dma_map_sg``'s ``as = "s"`` names the entries'
+dma addresses ``s``, ``s_1``, ``s_2``, ...::
+
+    { op = "dma_map_sg", sg = [[300, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE", as = "s" }
 """
 
 import copy
@@ -62,9 +66,17 @@ OPS = {
     "device_read": ("dma_addr", "n"),
     "device_start": ("dma_addr", "data", "line", "cycles"),
     "wait_irq": ("line", "count"),
+    "dma_map_sg": ("sg", "direction"),
+    "dma_unmap_sg": ("sg", "direction"),
+    "dma_sync_sg_for_cpu": ("sg", "direction"),
+    "dma_sync_sg_for_device": ("sg", "direction"),
 }
-#: Ops whose result an ``as`` name can keep: an address or a DMA handle.
-RESULT_OPS = ("kmap", "kmap_high", "kmap_high_get", "dma_map_page")
+#: Ops whose result an ``as`` name can keep: an address or a DMA handle (``dma_map_sg``: one
+#: per entry, named as ``repeat`` names its results: ``NAME``, ``NAME_1``, ``NAME_2``, ...).
+RESULT_OPS = ("kmap", "kmap_high", "kmap_high_get", "dma_map_page", "dma_map_sg")
+#: The scatter-gather ops: ``sg`` is a list of ``[pfn, offset, length]`` entries (ints), each
+#: run as the page op (a program row) in turn.
+SG_OPS = ("dma_map_sg", "dma_unmap_sg", "dma_sync_sg_for_cpu", "dma_sync_sg_for_device")
 DEFAULTS = {"offset": 0, "size": K.PAGE_SIZE, "count": 1, "cycles": 1000}
 _DIRS = {"BIDIRECTIONAL": 0, "DMA_BIDIRECTIONAL": 0, "TO_DEVICE": 1, "DMA_TO_DEVICE": 1,
          "FROM_DEVICE": 2, "DMA_FROM_DEVICE": 2}
@@ -142,6 +154,29 @@ def parse_data(op, where):
         return bytes([int(b)]) * int(n)
     raise _where(where, f"{op.get('op', 'the op')} needs data = \"hex\" or byte = N with "
                         f"n = LENGTH")
+
+
+def parse_sg(op, where):
+    """The ``sg`` entries of a scatter-gather op as ``(pfn, offset, length)`` int triples
+    (their ranges are the machine's, checked when the scenario loads)."""
+    sg = op.get("sg")
+    if not isinstance(sg, (list, tuple)) or not 1 <= len(sg) <= K.MAX_REPEAT:
+        raise _where(where, f"sg={sg!r}: {op['op']} needs sg = a list of 1 to "
+                            f"{K.MAX_REPEAT} [pfn, offset, length] entries")
+    out = []
+    for i, e in enumerate(sg):
+        if not (isinstance(e, (list, tuple)) and len(e) == 3 and all(map(is_int, e))
+                and 0 <= e[0] < K.ADDR_SPACE >> K.PAGE_SHIFT and 0 <= e[1] < K.ADDR_SPACE
+                and 0 < e[2] <= K.ADDR_SPACE):
+            raise _where(where, f"sg[{i}]={e!r}: must be [pfn, offset, length]: ints, "
+                                f"pfn and offset >= 0, length > 0 (and inside RAM)")
+        out.append(tuple(int(x) for x in e))
+    return out
+
+
+def sg_names(name, n):
+    """The names of a ``dma_map_sg``'s ``n`` results for ``as = name``."""
+    return [name] + [f"{name}_{k}" for k in range(1, n)]
 
 
 def expand(ops, where):
@@ -229,6 +264,8 @@ def _check_op_fields(op, w):
     if n is not None and not isinstance(n, str) and (
             not is_int(n) or not 0 < n <= K.MAX_OP_BYTES):
         raise _where(w, f"n={n!r}: must be an int in [1, {K.MAX_OP_BYTES}]")
+    if op["op"] in SG_OPS:
+        parse_sg(op, w)
     d = op.get("data")
     if isinstance(d, (str, bytes, bytearray)) and len(d) > 2 * K.MAX_OP_BYTES:
         raise _where(w, f"data: {len(d)} characters; at most {K.MAX_OP_BYTES} bytes an op")
