@@ -1362,3 +1362,24 @@ def test_a_token_with_characters_outside_base64_is_refused(good_token, tail):
     """base64 decoding skips characters outside its alphabet unless told to validate."""
     with pytest.raises(ValueError, match=r"^token: corrupted"):
         read_token(good_token[:12] + tail + good_token[12:])
+
+
+@pytest.mark.parametrize("period, count, left", [(0, 1, 1), (5000, 5, 5)])
+def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, count, left):
+    """A due line whose CPU never unmasks IRQs cannot be delivered: the run still ends (its
+    idle CPUs would wait for nothing) and reports the line raised and never delivered, with
+    the firings it still had (the one raised, and a periodic line's re-armed ones)."""
+    sc = Scenario("masked", {"last_pkmap": 8, "ncpus": 2})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}], cpu=1)
+    sc.irq("h", [{"op": "kmap_flush_unused"}], line=0, cpu=0, count=count, period=period,
+           first=1000)
+    ld = sc.build()
+    S0 = ld.snapshot.S
+    S0[int(S0[K.H_R_CPU]) + K.CPU_IRQOFF] = 1           # CPU0: IRQs masked for good
+    r = ld.run(K.SCHED_TIMED)
+    assert r.outcome == "done"
+    assert r.pending_irqs == [{"line": 0, "handler": "h", "cpu": 0, "state": "raised",
+                               "due": None, "firings_left": left}]
+    from emu.exec.report import pending_irq_text
+    assert pending_irq_text(r.pending_irqs[0]) == (
+        "IRQ line 0 (h, cpu0) raised and never delivered: cpu0 kept IRQs masked to the end")

@@ -103,7 +103,7 @@ def pending_irq_text(p):
            f"waited for once every task has finished" if left > K.DRAIN_MAX_FIRINGS
            else "the run ended before it was due")
     return (f"{who} still armed: due at cycle {p['due']:,}, "
-            f"{count_of(left, 'firing')} left ({why})")
+            f"{left:,} firing{'' if left == 1 else 's'} left ({why})")
 
 
 def _usage_chars(usage):
