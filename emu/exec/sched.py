@@ -17,7 +17,8 @@ with its own TLB, IRQ mask, preempt count and clock.
 Modes: ``SCHED_DFS`` follows a prefix of alternative indices then takes defaults (systematic
 exploration and replay); ``SCHED_RANDOM`` picks with a seeded generator; ``SCHED_TIMED`` runs
 the CPU with the lowest clock, fires timed IRQs (device completions, periodic lines) and
-rotates tasks every time slice (profiles).
+rotates tasks every time slice (profiles); once every task has finished it goes on while a
+timed line it waits for (:func:`awaited`) is still due, idle CPUs catching up with it.
 """
 
 
