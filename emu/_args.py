@@ -13,6 +13,13 @@ def is_int(value):
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
 
 
+def check_bool(name, value):
+    """``value`` as a bool (a numpy bool too), else ValueError: ints (0, 1) are not bools."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r}: must be True or False")
+    return bool(value)
+
+
 def check_int(name, value, lo, hi=None):
     """``value`` as an int in ``[lo, hi]`` (``hi`` None: no upper bound), else ValueError."""
     if not is_int(value):

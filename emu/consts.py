@@ -482,6 +482,7 @@ BUG_DMA_DIRECTION = 9     # BUG_ON(!valid_dma_direction(dir))
 BUG_DMA_VIRT_INVALID = 10 # dma_cache_maint: BUG_ON(!virt_addr_valid(...))
 BUG_MIGHT_SLEEP = 11      # kmap from atomic context: might_sleep() (a warning in Linux)
 BUG_SCHED_ATOMIC = 12     # kmap_high sleeping in an IRQ handler: "scheduling while atomic"
+BUG_WAIT_IRQ_ATOMIC = 13  # wait_irq sleeping in an IRQ handler: "scheduling while atomic"
 
 # ---------------------------------------------------------------------------------------------
 # Profiling records (irqsoff tracer, IRQ latency, lock_stat histograms), S[H_R_PROF + PROF_*]
@@ -598,6 +599,9 @@ PROG_NAMES = (
     "kmap", "kunmap", "kmap_high", "kunmap_high", "kmap_high_get", "kmap_flush_unused",
     "read", "write", "dma_map_page", "dma_unmap_page", "dma_sync_single_for_cpu",
     "dma_sync_single_for_device", "device_write", "device_read", "device_start", "wait_irq",
+    # one row per scatter-gather entry, each the page routine (spec: dma_map_sg maps each
+    # entry with dma_map_page in turn); map and unmap mark the entry with DMA_FLAG_SG
+    "dma_map_sg", "dma_unmap_sg", "dma_sync_sg_for_cpu", "dma_sync_sg_for_device",
 )
 for _i, _n in enumerate(PROG_NAMES):
     globals()["P_" + _n.upper()] = _i
@@ -607,10 +611,16 @@ PROG2ROUTINE = (
     R_KMAP, R_KUNMAP, R_KMAP_HIGH, R_KUNMAP_HIGH, R_KMAP_HIGH_GET, R_KMAP_FLUSH_UNUSED,
     R_CPU_READ, R_CPU_WRITE, R_DMA_MAP_PAGE, R_DMA_UNMAP_PAGE, R_DMA_SYNC_SINGLE_FOR_CPU,
     R_DMA_SYNC_SINGLE_FOR_DEVICE, -1, -1, -1, -1,
+    R_DMA_MAP_PAGE, R_DMA_UNMAP_PAGE, R_DMA_SYNC_SINGLE_FOR_CPU, R_DMA_SYNC_SINGLE_FOR_DEVICE,
 )
 MAX_REPEAT = 1 << 16      # a scenario op's ``repeat``
 MAX_IRQ_COUNT = 1 << 40   # an IRQ handler's ``count`` (raises or periodic firings)
 MAX_IRQ_TIME = 1 << 48    # cycles: a timed IRQ's ``period`` and ``first``
+#: Timed runs, once every task has finished: the run still waits for a one-shot timed line
+#: (a device's completion, ``first`` without ``period``) and for a periodic line with at most
+#: this many firings left; a periodic line with more is a tick that runs alongside the tasks
+#: (the profiler's ``dma-irq``), and the run ends with it reported as still armed.
+DRAIN_MAX_FIRINGS = 1024
 MAXCPUS = 8               # ncpus
 MAX_OP_BYTES = 1 << 24    # bytes one scenario op reads or writes (``n``, ``data``)
 MAX_JOBS = 64             # explore(jobs=): processes (each holds its own machine, ~200 MB)

@@ -29,7 +29,7 @@ from .layout import Layout, pack_bytes, s_view, unpack_bytes
 from .mm.memmap import MemoryMap
 from .mm.page_address import init_page_address
 from .rng import seed_state
-from ._args import INT64_MAX, check_choice, check_int, check_real
+from ._args import INT64_MAX, check_bool, check_choice, check_int, check_real
 from .warmup import warmup
 
 SCHED_SALT = 0x632BE59BD9B4E019   # random schedules draw from their own generator
@@ -157,8 +157,7 @@ class Machine:
         self._memmap = MemoryMap(lowmem_mb, highmem_mb, last_pkmap, page_offset)
         self._npages = self._memmap.npages
         self._lowmem = self._memmap.lowmem_pages
-        if not isinstance(kmap_high_get, bool):
-            raise ValueError(f"kmap_high_get={kmap_high_get!r}: must be True or False")
+        kmap_high_get = check_bool("kmap_high_get", kmap_high_get)
         if dma_pinning is None:
             dma_pinning = "kmap_high_get" if kmap_high_get else "page_address"
         check_choice("dma_pinning", dma_pinning, K.PIN_NAMES)
@@ -173,10 +172,10 @@ class Machine:
         data_bytes = check_int("data_bytes", data_bytes, 0, MAX_BUFFER)
         trace_events = check_int("trace_events", trace_events, 0, MAX_BUFFER)
         timeslice = check_int("timeslice", timeslice, 0, INT64_MAX)
-        for name, v in (("preempt", preempt), ("oracle", oracle),
-                        ("dma_debug_strict", dma_debug_strict), ("stats", stats)):
-            if not isinstance(v, bool):
-                raise ValueError(f"{name}={v!r}: must be True or False")
+        preempt, oracle, dma_debug_strict, stats = (
+            check_bool(name, v) for name, v in (("preempt", preempt), ("oracle", oracle),
+                                                ("dma_debug_strict", dma_debug_strict),
+                                                ("stats", stats)))
         self._cpu = cpu
         self._ncpus = ncpus
         self._seed = seed

@@ -107,7 +107,8 @@ def _jobs():
         comp(sched.irq_exit, S, i),
         comp(sched._timed_pick, S, S, i),
         comp(sched._idle_until, S, i),
-        comp(sched.next_due, S),
+        comp(sched.next_due, S, T.boolean),
+        comp(sched.any_awaited, S),
         comp(sched.irq_deadlock, S, i),
         comp(sched.unfinished, S),
         partial(dfs.explore_dfs.compile, _DFS_SIG),             # and sched.run, which it calls

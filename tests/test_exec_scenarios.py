@@ -3,6 +3,7 @@ references, ``fill``, setup ops with ``repeat``; validation errors name the task
 """
 
 import copy
+import re
 import textwrap
 
 import pytest
@@ -758,3 +759,160 @@ def test_a_built_scenario_keeps_what_it_was_built_from():
     assert ex.failures and ld.scenario.machine["dma_pinning"] == "page_address"
     _, r = replay(ex.replay, trace=False)
     assert r.lost_bytes == ex.minimal.lost_bytes > 0
+
+
+def test_a_handler_that_would_sleep_in_wait_irq_is_a_bug_not_a_deadlock():
+    """A handler's wait_irq that would sleep is schedule() in hardirq context, "BUG:
+    scheduling while atomic", as a handler's sleeping kmap_high is (it ended as a deadlock
+    report: nothing wakes a handler)."""
+    from emu.exec.explore import explore
+    sc = Scenario("waiting handler", {"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    sc.irq("h", [{"op": "wait_irq", "line": 1}], line=0)
+    sc.irq("other", [{"op": "kmap_flush_unused"}], line=1)
+    ld = sc.build()
+    r = ld.run(K.SCHED_DFS, [1])                # h is raised first
+    assert r.outcome == "error" and not r.deadlock
+    assert r.message == ("h: kernel BUG: wait_irq: line 1: scheduling while atomic (the IRQ "
+                         "handler would sleep until the line's handler has run 1 time, it has "
+                         "run 0; an IRQ handler cannot sleep)")
+    ex = explore(sc, bound=2)
+    assert ex.deadlocks == 0 and "error" in ex.outcomes
+    # a wait that is already satisfied does not sleep, so it is no bug
+    r = ld.run(K.SCHED_DFS, [2, 0, 0])
+    assert r.outcome == "done", (r.outcome, r.message, ld.alternatives_at(0))
+
+
+def test_numpy_scalars_are_taken_wherever_a_scenario_takes_an_int_or_a_bool():
+    """np.int64 for repeat, step, n, byte, line, cpu and direction, np.bool_ for the
+    machine's bool keys, as pfn and the rest already were; a numpy float or str stays a
+    clear error naming the field."""
+    import numpy as np
+    i = np.int64
+    sc = Scenario("np", {"last_pkmap": 8, "kmap_high_get": np.True_, "preempt": np.True_,
+                         "oracle": np.bool_(True), "ncpus": i(2)})
+    sc.task("t", [{"op": "kmap", "pfn": i(300), "repeat": i(3), "step": i(2)},
+                  {"op": "write", "va": 0xC0001000, "byte": np.uint8(7), "n": i(64)},
+                  {"op": "read", "va": 0xC0001000, "n": np.int32(64)},
+                  {"op": "dma_map_page", "pfn": 5, "direction": i(1)}], cpu=i(1))
+    sc.irq("h", [{"op": "kmap_high_get", "pfn": 300}], line=i(2), cpu=i(0))
+    ld = sc.build()
+    r = ld.run(K.SCHED_DFS)
+    assert r.outcome == "done"
+    assert ld.machine.kmap_high_get_enabled is True
+    assert ld.machine.read(0xC0001000, 64) == b"\x07" * 64
+    d = sc.to_dict()
+    assert type(d["task"][0]["cpu"]) is int and type(d["irq"][0]["line"]) is int
+    assert d["machine"]["kmap_high_get"] is True
+    for field, bad, msg in (("repeat", np.float64(2), "repeat=np.float64(2.0): must be an int"),
+                            ("n", np.float32(3), "n=np.float32(3.0): must be an int"),
+                            ("repeat", np.True_, "repeat=np.True_: must be an int")):
+        op = {"op": "read", "va": 0xC0001000, "n": 4} | {field: bad}
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            Scenario("bad").task("t", [op]).validate()
+    with pytest.raises(ValueError, match=r"kmap_high_get=np.int64\(1\): must be True or False"):
+        Scenario("bad", {"kmap_high_get": i(1)}).task("t", [{"op": "kmap_flush_unused"}]).build()
+    with pytest.raises(ValueError, match=r"'t': cpu=np.float64\(0.0\) must be in range"):
+        Scenario("bad").task("t", [{"op": "kmap_flush_unused"}], cpu=np.float64(0)).build()
+
+
+SG_TOML = """
+name = "sg"
+[machine]
+last_pkmap = 8
+highmem_mb = 2
+[[setup]]
+op = "dma_map_sg"
+sg = [[10, 0, 4096], [300, 128, 256]]
+direction = "TO_DEVICE"
+as = "pre"
+[[task]]
+name = "drv"
+ops = [
+  { op = "dma_unmap_sg", sg = [[10, 0, 4096], [300, 128, 256]], direction = "TO_DEVICE" },
+  { op = "dma_map_sg", sg = [[11, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE", as = "s" },
+  { op = "device_write", dma_addr = "s_1", byte = 0x5C, n = 4096 },
+  { op = "dma_sync_sg_for_cpu", sg = [[11, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE" },
+  { op = "dma_sync_sg_for_device", sg = [[11, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE" },
+  { op = "dma_unmap_sg", sg = [[11, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE" },
+]
+"""
+
+
+def test_scatter_gather_ops_in_a_scenario():
+    """The sg ops from TOML, in setup and in a task: dma_map_sg's results are the entries'
+    dma addresses (s, s_1, as repeat names them), the trace names each entry, and the
+    scenario goes through to_dict / from_dict (a replay token) unchanged."""
+    import tomllib
+    sc = Scenario.from_dict(tomllib.loads(SG_TOML))
+    assert Scenario.from_dict(sc.to_dict()).to_dict() == sc.to_dict()
+    ld = sc.build(trace_events=1 << 14)
+    r = ld.run(K.SCHED_DFS, trace=True)
+    assert r.outcome == "done", r.message
+    assert ld.machine.phys_read(301 << 12, 4096) == b"\x5c" * 4096
+    assert ld.machine.dma_debug_errors == 0
+    labels = [t for t in r.trace if "dma_map_sg(" in t]
+    for k in (0, 1):                            # each entry starts a step of its own
+        assert sum(f"op 1 dma_map_sg(sg=[(11, 0, 4096), (301, 0, 4096)], "
+                   f"direction=FROM_DEVICE) -> s: sg[{k}]  [cycle" in t for t in labels) == 1
+    assert sum(": sg[1]  [cycle" in t for t in r.trace) == 5     # the five sg ops
+
+
+def _two_pages(sg_op):
+    sc = Scenario("two pages", {"last_pkmap": 8, "highmem_mb": 2},
+                  setup=[{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    if sg_op:
+        ops = [{"op": "dma_map_sg", "sg": [[12, 64, 1000], [300, 0, 4096]],
+                "direction": "BIDIRECTIONAL", "as": "s"},
+               {"op": "dma_unmap_sg", "sg": [[12, 64, 1000], [300, 0, 4096]],
+                "direction": "BIDIRECTIONAL"}]
+    else:
+        ops = [{"op": "dma_map_page", "pfn": 12, "offset": 64, "size": 1000,
+                "direction": "BIDIRECTIONAL", "as": "s"},
+               {"op": "dma_map_page", "pfn": 300, "size": 4096, "direction": "BIDIRECTIONAL"},
+               {"op": "dma_unmap_page", "dma_addr": "s", "size": 1000,
+                "direction": "BIDIRECTIONAL"},
+               {"op": "dma_unmap_page", "dma_addr": 300 << 12, "size": 4096,
+                "direction": "BIDIRECTIONAL"}]
+    sc.task("drv", ops)
+    sc.task("other", [{"op": "kmap_flush_unused"}])
+    return sc.build()
+
+
+def test_dma_map_sg_runs_dma_map_page_per_entry_with_its_scheduling_points():
+    """An sg op is the page routine per entry, nothing else: the same decisions (a switch
+    can come between the entries and inside each one's maintenance), cycles and cache."""
+    a, b = _two_pages(True), _two_pages(False)
+    ra, rb = a.run(K.SCHED_DFS), b.run(K.SCHED_DFS)
+    assert ra.outcome == rb.outcome == "done"
+    assert ra.decisions == rb.decisions > 10
+    assert [a.alternatives_at(d) for d in range(ra.decisions)] == \
+        [b.alternatives_at(d) for d in range(rb.decisions)]
+    assert a.machine.cycles == b.machine.cycles
+    assert a.machine.cache.stats == b.machine.cache.stats
+
+
+def test_scatter_gather_entries_are_checked_and_dma_debug_knows_them():
+    sc = Scenario("bad sg", {"last_pkmap": 8})
+    for sg, msg in ((None, "sg=None: dma_map_sg needs sg = a list of 1 to"),
+                    ([], "sg=[]: dma_map_sg needs sg"),
+                    ([[1, 2]], "sg[0]=[1, 2]: must be [pfn, offset, length]"),
+                    ([[1, 0, 0]], "sg[0]=[1, 0, 0]: must be [pfn, offset, length]"),
+                    ([[1, 0, 8], [2, "x", 8]], "sg[1]=[2, 'x', 8]: must be")):
+        op = {"op": "dma_map_sg", "direction": "FROM_DEVICE"} | ({} if sg is None else {"sg": sg})
+        with pytest.raises(ValueError, match=re.escape(f"task 't' op 0: {msg}")):
+            Scenario("bad").task("t", [op]).validate()
+    # ranges are the machine's, checked at load, naming the entry
+    sc.task("t", [{"op": "dma_map_sg", "sg": [[1, 0, 8], [99999, 0, 8]],
+                   "direction": "FROM_DEVICE"}])
+    with pytest.raises(ValueError, match=re.escape("task 't' op 0 sg[1]: dma_map_sg: "
+                                                   "pfn=99999: must be")):
+        sc.build()
+    # an sg entry unmapped with dma_unmap_page is dma-debug's "wrong function"
+    sc = Scenario("wrong unmap", {"last_pkmap": 8})
+    sc.task("t", [{"op": "dma_map_sg", "sg": [[12, 0, 64]], "direction": "TO_DEVICE", "as": "s"},
+                  {"op": "dma_unmap_page", "dma_addr": "s", "size": 64,
+                   "direction": "TO_DEVICE"}])
+    r = sc.build().run(K.SCHED_DFS)
+    assert r.outcome == "error"
+    assert "[mapped as scather-gather] [unmapped as page]" in r.message, r.message

@@ -1281,3 +1281,105 @@ def test_a_task_woken_on_another_cpu_runs_no_earlier_than_its_wake_up():
     waker = max(i for i in steps if i < woke)
     resumed = next(i for i in steps if i > woke and t[i].split()[3] == "a")
     assert _cycle(t[resumed]) >= _cycle(t[waker]) > 5000
+
+
+# ---------------------------------------------------------------------------------------------
+# Timed runs: IRQs due after every task has finished
+# ---------------------------------------------------------------------------------------------
+LATE_COMPLETION = """
+name = "late completion"
+[machine]
+last_pkmap = 8
+lowmem_mb = 1
+highmem_mb = 1
+[[task]]
+name = "driver"
+ops = [ { op = "dma_map_page", pfn = 10, direction = "FROM_DEVICE", as = "h" },
+        { op = "device_start", dma_addr = "h", byte = 0x5A, n = 64, line = 0, cycles = 500000 } ]
+[[irq]]
+name = "done"
+line = 0
+ops = [ { op = "dma_unmap_page", dma_addr = 0xA000, direction = "FROM_DEVICE" },
+        { op = "read", va = 0xC000A000, n = 64 } ]
+"""
+
+
+def test_a_timed_completion_irq_due_after_the_tasks_still_fires():
+    """The driver starts a transfer and returns long before the device completes: the CPU
+    idles until the completion IRQ, the device's data lands and the handler runs (it was
+    silently dropped: the run ended with the last task)."""
+    ld = Scenario.from_dict(tomllib.loads(LATE_COMPLETION)).build(trace_events=1 << 12)
+    r = ld.run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and r.pending_irqs == []
+    assert "             done: returns from IRQ handler (line 0)" in r.trace
+    assert any("IRQ line 0 raised (device wrote 64 bytes)" in t for t in r.trace)
+    assert ld.machine.phys_read(0xA000, 64) == b"\x5a" * 64
+    assert max(ld.machine.cycles) >= 500000
+    assert r.lost_bytes == 0 and r.stale_reads == 0
+    again = ld.run(K.SCHED_TIMED, trace=True)        # deterministic: the same run again
+    assert again.trace == r.trace
+
+
+def test_a_timed_line_left_to_fire_at_the_end_is_reported_pending():
+    """A periodic line with more firings left than a run waits for after its tasks is a
+    tick: the run ends, and says the line is still armed (the profiler's dma-irq nic)."""
+    sc = Scenario("tick", {"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    sc.irq("tick", [{"op": "kmap_high_get", "pfn": 300}], line=2, count=10 ** 6,
+           period=1000, first=1000)
+    sc.irq("few", [{"op": "kmap_high_get", "pfn": 300}], line=3, count=3, period=20000,
+           first=10000)
+    ld = sc.build()
+    r = ld.run(K.SCHED_TIMED)
+    assert r.outcome == "done"
+    S = ld.machine._S
+    assert S[int(S[K.H_R_IRQ]) + 3 * K.IRQ_W + K.IRQ_DONE] == 3     # all of "few" fired
+    (p,) = r.pending_irqs
+    assert p["line"] == 2 and p["handler"] == "tick" and p["state"] == "armed"
+    assert p["firings_left"] > K.DRAIN_MAX_FIRINGS and p["due"] > 0
+    from emu.exec.report import pending_irq_text
+    assert pending_irq_text(p).startswith("IRQ line 2 (tick, cpu0) still armed: due at cycle ")
+    assert "is not waited for once every task has finished" in pending_irq_text(p)
+
+
+def test_dfs_runs_report_no_pending_irqs():
+    """In DFS and random runs the schedule chooses the raises: nothing is 'pending'."""
+    ld = Scenario.from_dict(tomllib.loads(LATE_COMPLETION)).build()
+    assert ld.run(K.SCHED_DFS).pending_irqs == []
+
+
+@pytest.mark.parametrize("tail", ["AAAA", "QUJD", "eHl6eHl6"])
+def test_a_token_with_bytes_appended_is_refused(good_token, tail):
+    """zlib stops at the end of its stream and ignores what follows: a token with bytes
+    appended used to replay as if it were the token emu printed."""
+    with pytest.raises(ValueError, match=r"^token: corrupted \(\d+ bytes? after the end of "
+                                         r"the replay token's data"):
+        read_token(good_token + tail)
+
+
+@pytest.mark.parametrize("tail", ["!", "!!!!", "A=B", " "])
+def test_a_token_with_characters_outside_base64_is_refused(good_token, tail):
+    """base64 decoding skips characters outside its alphabet unless told to validate."""
+    with pytest.raises(ValueError, match=r"^token: corrupted"):
+        read_token(good_token[:12] + tail + good_token[12:])
+
+
+@pytest.mark.parametrize("period, count, left", [(0, 1, 1), (5000, 5, 5)])
+def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, count, left):
+    """A due line whose CPU never unmasks IRQs cannot be delivered: the run still ends (its
+    idle CPUs would wait for nothing) and reports the line raised and never delivered, with
+    the firings it still had (the one raised, and a periodic line's re-armed ones)."""
+    sc = Scenario("masked", {"last_pkmap": 8, "ncpus": 2})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}], cpu=1)
+    sc.irq("h", [{"op": "kmap_flush_unused"}], line=0, cpu=0, count=count, period=period,
+           first=1000)
+    ld = sc.build()
+    S0 = ld.snapshot.S
+    S0[int(S0[K.H_R_CPU]) + K.CPU_IRQOFF] = 1           # CPU0: IRQs masked for good
+    r = ld.run(K.SCHED_TIMED)
+    assert r.outcome == "done"
+    assert r.pending_irqs == [{"line": 0, "handler": "h", "cpu": 0, "state": "raised",
+                               "due": None, "firings_left": left}]
+    from emu.exec.report import pending_irq_text
+    assert pending_irq_text(r.pending_irqs[0]) == (
+        "IRQ line 0 (h, cpu0) raised and never delivered: cpu0 kept IRQs masked to the end")

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import consts as K
 from .._args import check_int, check_real
+from ..exec.report import pending_irq_text
 from ..exec.scenario import Scenario
 from ..errors import EmuError
 from .tables import CLOCKS, CORES, IRQ_ENTRY_WORST, clocks, cost_vector, validate_overrides
@@ -340,6 +341,7 @@ def profile_variant(sc, trace_events=0):
         "irqsoff": _irqsoff(S, cpu, sum(m.cycles), m._costs),
         "irq_latency": _irq_latency(S, cpu),
         "mm": m.mm_stats,
+        "pending_irqs": r.pending_irqs,
     }, ld
 
 
@@ -524,6 +526,10 @@ def format_report(doc):
               f"IRQ latency (raise to unmasked): max {v['irq']['irq_latency']['max_cycles']} "
               f"cycles with the irq locks, {v['plain']['irq_latency']['max_cycles']} with "
               f"plain locks."]
+    for key, name in (("irq", "spin_lock_irq"), ("plain", "spin_lock")):
+        if v[key]["pending_irqs"]:
+            lines.append(f"IRQs pending at the end of the {name} run: "
+                         + "; ".join(map(pending_irq_text, v[key]["pending_irqs"])) + ".")
     if doc["cpu"] in NOT_MODELLED:
         lines.append(NOT_MODELLED[doc["cpu"]])
     return "\n".join(lines)

@@ -21,7 +21,7 @@
 """
 
 from .. import consts as K
-from .._args import check_choice, check_int
+from .._args import check_bool, check_choice, check_int
 from ..mm.memmap import MemoryMap
 from .scenario import Scenario
 
@@ -104,8 +104,7 @@ def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
 
 def irq_getter(kmap_high_get=True, last_pkmap=8):
     """Scenario (iii): kmap_high_get() in an IRQ handler, with or without irq-safe locking."""
-    if not isinstance(kmap_high_get, bool):
-        raise ValueError(f"kmap_high_get={kmap_high_get!r}: must be True or False")
+    kmap_high_get = check_bool("kmap_high_get", kmap_high_get)
     _check_last_pkmap(last_pkmap)
     sc = Scenario(
         name=f"iii: kmap_high_get from an IRQ handler "

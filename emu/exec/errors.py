@@ -46,6 +46,10 @@ def bug_message(a, b, c, d):
                             f"(might_sleep() in atomic or interrupt context)"),
         K.BUG_SCHED_ATOMIC: (f"kmap_high: page {b}: scheduling while atomic (every pkmap slot "
                              f"is pinned, and an IRQ handler cannot sleep on pkmap_map_wait)"),
+        K.BUG_WAIT_IRQ_ATOMIC: (f"wait_irq: line {b}: scheduling while atomic (the IRQ "
+                                f"handler would sleep until the line's handler has run {c} "
+                                f"time{'' if c == 1 else 's'}, it has run {d}; an IRQ handler "
+                                f"cannot sleep)"),
     }
     return msgs.get(a, f"kernel BUG {a} ({b}, {c}, {d})")
 

@@ -136,13 +136,20 @@ def read_token_steps(token):
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
         raise ValueError(f"token: must start with {TOKEN_PREFIX!r} (as emu race/explore print)")
     body = token[len(TOKEN_PREFIX):]
-    bad = ValueError("token: corrupted (not a replay token emu printed)")
+    bad = trailing = ValueError("token: corrupted (not a replay token emu printed)")
     try:
         z = zlib.decompressobj()
-        blob = z.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)),
-                            TOKEN_MAX_BYTES)
+        # validate: no character outside the alphabet is skipped (b64decode's default)
+        blob = z.decompress(base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_",
+                                             validate=True), TOKEN_MAX_BYTES)
         if z.unconsumed_tail or not z.eof:
             raise bad                           # larger than any token emu prints, or cut
+        if z.unused_data:                       # zlib stops at its end and ignores the rest
+            n = len(z.unused_data)
+            trailing = ValueError(f"token: corrupted ({n} byte{'' if n == 1 else 's'} after "
+                                  f"the end of the replay token's data: was something "
+                                  f"appended to it?)")
+            raise trailing
         d = json.loads(blob)
         n = d["n"]
         if type(n) is not int or not 0 <= n <= DEFAULT_LOG:   # a run's decisions at most
@@ -159,8 +166,8 @@ def read_token_steps(token):
             from .builtin import from_builtin
             return from_builtin(d["b"]), choices, steps
         return Scenario.from_dict(d["s"]), choices, steps
-    except (ValueError, zlib.error, KeyError, TypeError, IndexError):
-        raise bad from None
+    except (ValueError, zlib.error, KeyError, TypeError, IndexError) as e:
+        raise (trailing if e is trailing else bad) from None
 
 
 def replay(token, trace=True):

@@ -15,8 +15,8 @@ from ..rng import seed_state
 from ..errors import EmuError
 from .frames import push
 from .program import bad_op_arg, op_arg_message
-from .scenario import (DEFAULTS, OPS, expand, irq_count, make_machine, parse_data,
-                       parse_direction, parse_value)
+from .scenario import (DEFAULTS, OPS, SG_OPS, expand, irq_count, make_machine, parse_data,
+                       parse_direction, parse_sg, parse_value, sg_names)
 from .dfs import explore_dfs
 from .snapshot import Snapshot, empty_log
 from .sched import run as _run
@@ -88,6 +88,10 @@ class RunResult:
     #: bytes reads got wrong, CPU loads' and devices' (every stale-read and
     #: stale-device-read finding's, past the log's capacity too)
     stale_reads: int = 0
+    #: timed runs: the IRQ lines still raised or armed when the run ended (see
+    #: :meth:`Loaded.pending_irqs`), a dict each; empty for DFS and random runs, whose
+    #: schedules choose the raises
+    pending_irqs: list = field(default_factory=list)
 
     @property
     def data_lost(self):
@@ -157,6 +161,18 @@ def _compile(programs):
         for w, op in expand(ops, where):
             kind = op["op"]
             nil = (0, -1)
+            if kind in SG_OPS:                  # a row per entry, as for the page op
+                d = parse_direction(op.get("direction"), w)
+                sg = parse_sg(op, w)
+                named = sg_names(op["as"], len(sg)) if "as" in op else []
+                for k, (pfn, off, n) in enumerate(sg):
+                    args = ([pfn, off, n, d, 0] if kind == "dma_map_sg"
+                            else [(pfn << K.PAGE_SHIFT) + off, n, d, 0, 0])
+                    rows.append([K.PROG_NAMES.index(kind)] + args + [-1] * K.NARGS)
+                    row_where.append(f"{w} sg[{k}]")
+                    if named:
+                        names[named[k]] = len(rows) - 1
+                continue
             if kind in ("read", "device_read"):
                 n = val(w, op, "n")
                 if n[1] >= 0 or n[0] <= 0:
@@ -297,6 +313,9 @@ class Loaded:
                 elif kind == "dma_map_page":
                     r = m.dma_map_page(v("pfn"), v("offset"), v("size"),
                                        parse_direction(op.get("direction"), w))
+                elif kind in SG_OPS:
+                    r = getattr(m, kind)(parse_sg(op, w), parse_direction(op.get("direction"),
+                                                                          w))
                 elif kind.startswith("dma_"):
                     r = getattr(m, kind)(v("dma_addr"), v("size"),
                                          parse_direction(op.get("direction"), w))
@@ -306,9 +325,12 @@ class Loaded:
                     raise ValueError(f"{kind} cannot run in setup (no task runs there)")
             except (ValueError, EmuError) as e:         # same type, saying which op
                 raise type(e)(f"{w}: {e}") from None
-            results.append(int(r) if isinstance(r, (int, np.integer)) else 0)
-            if "as" in op:
-                names[op["as"]] = len(results) - 1
+            rs = r if kind == "dma_map_sg" else [r]            # a result per sg entry
+            named = sg_names(op["as"], len(rs)) if "as" in op else [None] * len(rs)
+            for x, name in zip(rs, named):
+                results.append(int(x) if isinstance(x, (int, np.integer)) else 0)
+                if name is not None:
+                    names[name] = len(results) - 1
 
     def _reset_measurements(self):
         """Setup's cycles and counters do not belong to the runs."""
@@ -395,7 +417,41 @@ class Loaded:
         if outcome == K.RUN_BAD_CHOICE:
             self._bad_choice("choices", prefix, int(d))
         lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
-        return self._result(int(outcome), int(d), int(npre), lost, trace)
+        r = self._result(int(outcome), int(d), int(npre), lost, trace)
+        if mode == K.SCHED_TIMED:
+            r.pending_irqs = self.pending_irqs()
+        return r
+
+    def pending_irqs(self):
+        """The IRQ lines a timed run left raised or armed, as the machine stands.
+
+        A timed run goes on after its tasks have finished while a line it waits for is due
+        (:func:`emu.exec.sched.awaited`), idle CPUs catching up with it, so what is left here
+        never fired: a periodic line with more than ``K.DRAIN_MAX_FIRINGS`` firings left,
+        or one whose CPU has IRQs masked for good.
+
+        Returns
+        -------
+        list of dict
+            ``{"line", "handler", "cpu", "state", "due", "firings_left"}`` per line:
+            ``state`` is ``"raised"`` (pending, never delivered; ``due`` None) or ``"armed"``
+            (``due`` the CPU clock it would fire at).
+        """
+        S = self.machine._S
+        out = []
+        for q in self.scenario.irqs:
+            ir = int(S[K.H_R_IRQ]) + q.line * K.IRQ_W
+            due, raised = int(S[ir + K.IRQ_DUE]), bool(S[ir + K.IRQ_PENDING])
+            if not raised and due < 0:
+                continue
+            # an armed line fires once more, a periodic one once per budget left
+            armed = 0 if due < 0 else (max(int(S[ir + K.IRQ_BUDGET]), 1)
+                                       if S[ir + K.IRQ_PERIOD] > 0 else 1)
+            out.append({"line": int(q.line), "handler": q.name, "cpu": int(q.cpu),
+                        "state": "raised" if raised else "armed",
+                        "due": None if raised else due,
+                        "firings_left": armed + 1 if raised else armed})
+        return out
 
     def run_raw(self, choices, max_steps=DEFAULT_MAX_STEPS):
         """A DFS-mode run without building a report.

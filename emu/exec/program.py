@@ -14,7 +14,7 @@ from .. import consts as K
 from .._jit import inline, njit
 from ..dma.engine import device_read, device_write
 from ..dma.mapping import dma_map_page_bad_arg
-from .frames import ctx_rec, fail, push
+from .frames import bug, ctx_rec, fail, push
 from .trace import trace
 
 
@@ -28,6 +28,10 @@ ARG_NAMES = {
     "dma_sync_single_for_device": ("dma_addr", "size", "direction"),
     "device_write": ("dma_addr", "n"), "device_read": ("dma_addr", "n"),
     "device_start": ("dma_addr", "n", "line", None, "cycles"), "wait_irq": ("line", "count"),
+    "dma_map_sg": ("pfn", "offset", "length", "direction"),
+    "dma_unmap_sg": ("dma_addr", "length", "direction"),
+    "dma_sync_sg_for_cpu": ("dma_addr", "length", "direction"),
+    "dma_sync_sg_for_device": ("dma_addr", "length", "direction"),
 }
 
 
@@ -47,10 +51,11 @@ def bad_op_arg(S, op, a0, a1, a2, a3, a4):
         return -1 if 0 <= a0 < npages else 0
     if op == K.P_KMAP_HIGH or op == K.P_KUNMAP_HIGH or op == K.P_KMAP_HIGH_GET:
         return -1 if S[K.H_LOWMEM_PAGES] <= a0 < npages else 0
-    if op == K.P_DMA_MAP_PAGE:
+    if op == K.P_DMA_MAP_PAGE or op == K.P_DMA_MAP_SG:
         return dma_map_page_bad_arg(S, a0, a1, a2, a3)
     if op == K.P_DMA_UNMAP_PAGE or op == K.P_DMA_SYNC_SINGLE_FOR_CPU \
-            or op == K.P_DMA_SYNC_SINGLE_FOR_DEVICE:
+            or op == K.P_DMA_SYNC_SINGLE_FOR_DEVICE or op == K.P_DMA_UNMAP_SG \
+            or op == K.P_DMA_SYNC_SG_FOR_CPU or op == K.P_DMA_SYNC_SG_FOR_DEVICE:
         if not _in_ram(S, a0, 1):
             return 0
         if not _in_ram(S, a0, a1):
@@ -89,7 +94,7 @@ def op_arg_accepts(S, kind, name):
         return f"a kernel virtual address in [0, {K.ADDR_SPACE:#x})"
     if kind in ("read", "write"):
         return "a byte count with va + n inside the 32-bit address space"
-    if name in ("size", "n"):
+    if name in ("size", "n", "length"):
         return f"a positive byte count whose buffer lies inside RAM [0, {ram:#x})"
     accepts = {"offset": "an offset >= 0 from the page's start that stays inside RAM",
                "direction": "0, 1 or 2 (BIDIRECTIONAL, TO_DEVICE, FROM_DEVICE)",
@@ -145,6 +150,12 @@ def program_step(S, B, c, f):
         if r >= 0:
             if op == K.P_READ or op == K.P_WRITE:
                 a3 = 0                              # the access cursor
+            elif op == K.P_DMA_MAP_SG:              # an sg entry, for dma-debug
+                a3 |= K.DMA_FLAG_SG
+            elif op == K.P_DMA_UNMAP_SG:
+                a2 |= K.DMA_FLAG_SG
+            elif op == K.P_DMA_SYNC_SG_FOR_DEVICE:
+                a3 = 1                              # maintained by page (spec 3.5)
             S[f + K.F_A1] = 1
             push(S, c, r, a0, a1, a2, a3)
             return K.ST_CALL
@@ -166,6 +177,10 @@ def program_step(S, B, c, f):
         elif op == K.P_WAIT_IRQ:
             ir = S[K.H_R_IRQ] + a0 * K.IRQ_W
             if S[ir + K.IRQ_DONE] < a1:
+                if S[cr + K.CTX_KIND] == K.KIND_IRQ:
+                    # schedule() from a handler, as kmap_high's sleep there: kernel/sched.c's
+                    # schedule_debug() reports "BUG: scheduling while atomic"
+                    return bug(S, K.BUG_WAIT_IRQ_ATOMIC, a0, a1, S[ir + K.IRQ_DONE])
                 S[cr + K.CTX_STATE] = K.CTX_WAIT_IRQ
                 S[cr + K.CTX_WAIT_LINE] = a0
                 S[cr + K.CTX_WAIT_COUNT] = a1

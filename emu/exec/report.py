@@ -3,7 +3,7 @@
 from .. import consts as K
 from .errors import bug_message, dma_debug_message
 from .program import op_arg_message
-from .scenario import OPS, expand_indexed
+from .scenario import OPS, SG_OPS, expand_indexed
 from .trace import trace_events
 
 
@@ -92,6 +92,20 @@ def describe_outcome(ld, outcome):
             f"so about 1 MiB of copying fills it)")
 
 
+def pending_irq_text(p):
+    """One of a timed run's :meth:`~emu.exec.loaded.Loaded.pending_irqs` in words."""
+    who = f"IRQ line {p['line']} ({p['handler']}, cpu{p['cpu']})"
+    if p["state"] == "raised":
+        return (f"{who} raised and never delivered: cpu{p['cpu']} kept IRQs masked to the "
+                f"end")
+    left = p["firings_left"]
+    why = (f"a periodic line with more than {K.DRAIN_MAX_FIRINGS:,} firings left is not "
+           f"waited for once every task has finished" if left > K.DRAIN_MAX_FIRINGS
+           else "the run ended before it was due")
+    return (f"{who} still armed: due at cycle {p['due']:,}, "
+            f"{left:,} firing{'' if left == 1 else 's'} left ({why})")
+
+
 def _usage_chars(usage):
     if usage & K.USAGE_IN_HARDIRQ and usage & K.USAGE_HARDIRQ_ON:
         return "{?.+.}"
@@ -164,6 +178,8 @@ def op_text(op):
             parts.append(f"data=<{count_of(n, 'byte')}>")
         elif key == "data" and "byte" in op:
             parts.append(f"byte={op['byte']:#04x}, n={op.get('n')}")
+        elif key == "sg" and "sg" in op:
+            parts.append("sg=[" + ", ".join(f"({p}, {o}, {n})" for p, o, n in op["sg"]) + "]")
         elif key in op:
             parts.append(f"{key}={_show(key, op[key])}")
     return f"{op['op']}({', '.join(parts)})" + (f" -> {op['as']}" if "as" in op else "")
@@ -171,7 +187,8 @@ def op_text(op):
 
 def program_labels(ld):
     """Per context, per program row, what the row runs: ``op 1 fill(...): read``. A ``fill``
-    is two rows (it reads the lines in, then writes them); a repeated op is one per repeat."""
+    is two rows (it reads the lines in, then writes them); a repeated op is one per repeat; a
+    scatter-gather op one per ``sg`` entry."""
     sc = ld.scenario
     out = [[]]
     for kind, who in [("task", t) for t in sc.tasks] + [("irq", q) for q in sc.irqs]:
@@ -179,7 +196,12 @@ def program_labels(ld):
         for _w, i, op in expand_indexed(who.ops, f"{kind} {who.name!r}"):
             k = reps[i] = reps.get(i, -1) + 1
             head = f"op {i}" + (f" (repeat {k})" if k else "") + " " + op_text(op)
-            labels += [head + ": read", head + ": write"] if op["op"] == "fill" else [head]
+            if op["op"] == "fill":
+                labels += [head + ": read", head + ": write"]
+            elif op["op"] in SG_OPS:            # a row per entry
+                labels += [f"{head}: sg[{e}]" for e in range(len(op["sg"]))]
+            else:
+                labels.append(head)
         out.append(labels)
     return out
 

@@ -28,7 +28,11 @@ embedded in a replay token and loaded again::
     ops = [ { op = "dma_map_page", pfn = 500, size = 4096, direction = "FROM_DEVICE" } ]
 
 An integer argument may be a name of an earlier result, optionally plus or minus a constant
-(``"v+64"``). Data is ``data = "hex"`` or ``byte = N`` with ``n = LENGTH``.
+(``"v+64"``). Data is ``data = "hex"`` or ``byte = N`` with ``n = LENGTH``. Scatter-gather ops
+take ``sg = [[pfn, offset, length], ...]``; ``dma_map_sg``'s ``as = "s"`` names the entries'
+dma addresses ``s``, ``s_1``, ``s_2``, ...::
+
+    { op = "dma_map_sg", sg = [[300, 0, 4096], [301, 0, 4096]], direction = "FROM_DEVICE", as = "s" }
 """
 
 import copy
@@ -62,9 +66,17 @@ OPS = {
     "device_read": ("dma_addr", "n"),
     "device_start": ("dma_addr", "data", "line", "cycles"),
     "wait_irq": ("line", "count"),
+    "dma_map_sg": ("sg", "direction"),
+    "dma_unmap_sg": ("sg", "direction"),
+    "dma_sync_sg_for_cpu": ("sg", "direction"),
+    "dma_sync_sg_for_device": ("sg", "direction"),
 }
-#: Ops whose result an ``as`` name can keep: an address or a DMA handle.
-RESULT_OPS = ("kmap", "kmap_high", "kmap_high_get", "dma_map_page")
+#: Ops whose result an ``as`` name can keep: an address or a DMA handle (``dma_map_sg``: one
+#: per entry, named as ``repeat`` names its results: ``NAME``, ``NAME_1``, ``NAME_2``, ...).
+RESULT_OPS = ("kmap", "kmap_high", "kmap_high_get", "dma_map_page", "dma_map_sg")
+#: The scatter-gather ops: ``sg`` is a list of ``[pfn, offset, length]`` entries (ints), each
+#: run as the page op (a program row) in turn.
+SG_OPS = ("dma_map_sg", "dma_unmap_sg", "dma_sync_sg_for_cpu", "dma_sync_sg_for_device")
 DEFAULTS = {"offset": 0, "size": K.PAGE_SIZE, "count": 1, "cycles": 1000}
 _DIRS = {"BIDIRECTIONAL": 0, "DMA_BIDIRECTIONAL": 0, "TO_DEVICE": 1, "DMA_TO_DEVICE": 1,
          "FROM_DEVICE": 2, "DMA_FROM_DEVICE": 2}
@@ -84,9 +96,9 @@ def _where(where, msg):
 
 def parse_value(v, names, where, name):
     """An int argument: an int, or ``"result"`` / ``"result+8"`` naming an earlier op."""
-    if isinstance(v, bool):
+    if isinstance(v, (bool, np.bool_)):
         raise _where(where, f"{name}={v!r}: must be an int or the name of an earlier result")
-    if isinstance(v, (int, np.integer)):
+    if is_int(v):
         return _int64(int(v), where, name), -1
     if isinstance(v, str):
         m = _REF.match(v)
@@ -115,8 +127,8 @@ def _int64(v, where, name):
 def parse_direction(v, where):
     if isinstance(v, str) and v.upper() in _DIRS:
         return _DIRS[v.upper()]
-    if isinstance(v, int) and not isinstance(v, bool) and v in (0, 1, 2):
-        return v
+    if is_int(v) and v in (0, 1, 2):
+        return int(v)
     raise _where(where, f"direction={v!r}: not a valid DMA direction (valid_dma_direction() "
                         f"accepts BIDIRECTIONAL/0, TO_DEVICE/1, FROM_DEVICE/2)")
 
@@ -135,13 +147,36 @@ def parse_data(op, where):
         raise _where(where, f"data={d!r}: must be a hex string or bytes")
     if "byte" in op:
         b, n = op["byte"], op.get("n")
-        if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 255:
+        if not is_int(b) or not 0 <= b <= 255:
             raise _where(where, f"byte={b!r}: must be an int 0..255")
         if n is None:                           # its range: expand() checked it
             raise _where(where, f"n={n!r}: byte = N needs n = LENGTH (bytes to write)")
-        return bytes([b]) * n
+        return bytes([int(b)]) * int(n)
     raise _where(where, f"{op.get('op', 'the op')} needs data = \"hex\" or byte = N with "
                         f"n = LENGTH")
+
+
+def parse_sg(op, where):
+    """The ``sg`` entries of a scatter-gather op as ``(pfn, offset, length)`` int triples
+    (their ranges are the machine's, checked when the scenario loads)."""
+    sg = op.get("sg")
+    if not isinstance(sg, (list, tuple)) or not 1 <= len(sg) <= K.MAX_REPEAT:
+        raise _where(where, f"sg={sg!r}: {op['op']} needs sg = a list of 1 to "
+                            f"{K.MAX_REPEAT} [pfn, offset, length] entries")
+    out = []
+    for i, e in enumerate(sg):
+        if not (isinstance(e, (list, tuple)) and len(e) == 3 and all(map(is_int, e))
+                and 0 <= e[0] < K.ADDR_SPACE >> K.PAGE_SHIFT and 0 <= e[1] < K.ADDR_SPACE
+                and 0 < e[2] <= K.ADDR_SPACE):
+            raise _where(where, f"sg[{i}]={e!r}: must be [pfn, offset, length]: ints, "
+                                f"pfn and offset >= 0, length > 0 (and inside RAM)")
+        out.append(tuple(int(x) for x in e))
+    return out
+
+
+def sg_names(name, n):
+    """The names of a ``dma_map_sg``'s ``n`` results for ``as = name``."""
+    return [name] + [f"{name}_{k}" for k in range(1, n)]
 
 
 def expand(ops, where):
@@ -159,11 +194,12 @@ def expand_indexed(ops, where):
         w = f"{where} op {i}"
         _check_op(op, w)
         rep = op.get("repeat", 1)
-        if isinstance(rep, bool) or not isinstance(rep, int) or not 1 <= rep <= K.MAX_REPEAT:
+        if not is_int(rep) or not 1 <= rep <= K.MAX_REPEAT:
             raise _where(w, f"repeat={rep!r}: must be an int in [1, {K.MAX_REPEAT}]")
         step = op.get("step", 1)
-        if isinstance(step, bool) or not isinstance(step, int):
+        if not is_int(step):
             raise _where(w, f"step={step!r}: must be an int (added to pfn on each repeat)")
+        rep, step = int(rep), int(step)
         pfn = _repeat_pfn(op, rep, step, w)
         for k in range(rep):
             o = {key: v for key, v in op.items() if key not in ("repeat", "step")}
@@ -226,8 +262,10 @@ def _check_op_fields(op, w):
         raise _where(w, f"as={op['as']!r}: must be a name (letters, digits, _)")
     n = op.get("n")
     if n is not None and not isinstance(n, str) and (
-            isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= K.MAX_OP_BYTES):
+            not is_int(n) or not 0 < n <= K.MAX_OP_BYTES):
         raise _where(w, f"n={n!r}: must be an int in [1, {K.MAX_OP_BYTES}]")
+    if op["op"] in SG_OPS:
+        parse_sg(op, w)
     d = op.get("data")
     if isinstance(d, (str, bytes, bytearray)) and len(d) > 2 * K.MAX_OP_BYTES:
         raise _where(w, f"data: {len(d)} characters; at most {K.MAX_OP_BYTES} bytes an op")
@@ -364,7 +402,7 @@ class Scenario:
         if len(set(names)) != len(names):
             raise ValueError(f"scenario: task and irq names must be unique: {names}")
         lines = [q.line for q in self.irqs]
-        if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < K.MAXIRQ
+        if any(not is_int(x) or not 0 <= x < K.MAXIRQ
                for x in lines) or len(set(lines)) != len(lines):
             raise ValueError(f"irq lines: must be distinct ints 0..{K.MAXIRQ - 1}: {lines}")
         for q in self.irqs:
@@ -399,7 +437,7 @@ def device_lines(sc):
     progs = [(t.ops, f"task {t.name!r}") for t in sc.tasks] + \
         [(q.ops, f"irq {q.name!r}") for q in sc.irqs]
     return {op["line"] for ops, where in progs for _w, op in expand(ops, where)
-            if op["op"] == "device_start" and isinstance(op.get("line"), int)}
+            if op["op"] == "device_start" and is_int(op.get("line"))}
 
 
 def _count_field(sc, q):
@@ -467,7 +505,7 @@ def make_machine(sc, rows, data, trace_events):
     kw.setdefault("highmem_mb", 1)
     ncpus = check_int("ncpus", kw.get("ncpus", 1), 1, K.MAXCPUS)
     for t in sc.tasks + sc.irqs:
-        if isinstance(t.cpu, bool) or not isinstance(t.cpu, int) or not 0 <= t.cpu < ncpus:
+        if not is_int(t.cpu) or not 0 <= t.cpu < ncpus:
             raise ValueError(f"{t.name!r}: cpu={t.cpu!r} must be in range(0, ncpus={ncpus})")
     return Machine(contexts=1 + len(sc.tasks) + len(sc.irqs), program_rows=rows,
                    data_bytes=data, trace_events=trace_events, _force_kmap_high_get=force,

@@ -17,7 +17,8 @@ with its own TLB, IRQ mask, preempt count and clock.
 Modes: ``SCHED_DFS`` follows a prefix of alternative indices then takes defaults (systematic
 exploration and replay); ``SCHED_RANDOM`` picks with a seeded generator; ``SCHED_TIMED`` runs
 the CPU with the lowest clock, fires timed IRQs (device completions, periodic lines) and
-rotates tasks every time slice (profiles).
+rotates tasks every time slice (profiles); once every task has finished it goes on while a
+timed line it waits for (:func:`awaited`) is still due, idle CPUs catching up with it.
 """
 
 
@@ -211,14 +212,38 @@ def fire_timed(S, B):
                 deliver_irq(S, line)
 
 
+@inline
+def awaited(S, line):
+    """Timed mode, once every task has finished: does the run still wait for ``line``? For
+    one raised and not yet delivered, and for an armed one with a bounded number of firings
+    left: a one-shot (a device's completion, ``first`` without ``period``), or a periodic
+    line with at most ``DRAIN_MAX_FIRINGS`` left (more: a tick that ran alongside the tasks)."""
+    ir = irq_rec(S, line)
+    if S[ir + K.IRQ_CTX] < 0:
+        return False
+    if S[ir + K.IRQ_PENDING]:
+        return True
+    return S[ir + K.IRQ_DUE] >= 0 and (S[ir + K.IRQ_PERIOD] == 0
+                                       or S[ir + K.IRQ_BUDGET] <= K.DRAIN_MAX_FIRINGS)
+
+
 @njit
-def next_due(S):
-    """Earliest due clock of an armed timed line, or -1."""
+def any_awaited(S):
+    for line in range(K.MAXIRQ):
+        if awaited(S, line):
+            return True
+    return False
+
+
+@njit
+def next_due(S, drain):
+    """Earliest due clock of an armed timed line (``drain``: of an :func:`awaited` one), or -1."""
     best = -1
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
         d = S[ir + K.IRQ_DUE]
-        if S[ir + K.IRQ_CTX] >= 0 and d >= 0 and (best < 0 or d < best):
+        if S[ir + K.IRQ_CTX] >= 0 and d >= 0 and (best < 0 or d < best) \
+                and (not drain or awaited(S, line)):
             best = d
     return best
 
@@ -353,11 +378,16 @@ def _timed_pick(S, alts, n):
 
 @njit
 def _idle_until(S, due):
-    """No CPU can run: every CPU's clock catches up with the next timed interrupt."""
+    """No CPU can run: every CPU's clock catches up with the next timed interrupt. Returns
+    whether a clock moved (if none did, the line is due and still not delivered: its CPU
+    has IRQs masked, and waiting changes nothing)."""
+    moved = False
     for cpu in range(S[K.H_NCPUS]):
         switch_cpu(S, cpu)
         if S[K.H_NOW] < due:
             S[K.H_NOW] = due
+            moved = True
+    return moved
 
 
 @tiny
@@ -438,7 +468,7 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     while True:
         if timed:
             fire_timed(S, B)
-        if not same and not unfinished(S):
+        if not same and not unfinished(S) and not (timed and any_awaited(S)):
             return K.RUN_DONE, d, pre
         slot = d
         if d >= cap:
@@ -452,10 +482,14 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
         alts = log_alts[row * K.MAXALT:(row + 1) * K.MAXALT]
         if n == 0:
             if timed:
-                due = next_due(S)
-                if due >= 0:
-                    _idle_until(S, due)
+                # idle CPUs catch up with the next timed line: while tasks sleep, or once
+                # they have finished, with the lines the run still waits for (awaited())
+                done = not unfinished(S)
+                due = next_due(S, done)
+                if due >= 0 and _idle_until(S, due):
                     continue
+                if done:                        # the lines left are reported as pending
+                    return K.RUN_DONE, d, pre
             return K.RUN_DEADLOCK, d, pre
         if mode == K.SCHED_DFS:
             j = 0
