@@ -1183,16 +1183,12 @@ def test_a_periodic_irq_left_when_the_tasks_finish_is_reported(user_toml):
     """A timed run waits for the IRQs still due after its tasks: the user scenario's nic
     fires all its 4 times (the churn used to end first and drop the rest, silently). The
     built-in dma-irq's nic, a periodic line of 10**9 firings, is a tick the run does not wait
-    for: the document and the report say it was still armed."""
+    for, and not reported as pending (it is armed at the end of every run: noise)."""
     doc, _ = profile("arm926", str(user_toml), 0)
     for v in doc["variants"].values():
         assert v["routines"]["dma_map_page"]["calls"] == 4 == v["irq_latency"]["count"]
         assert v["pending_irqs"] == []
     doc = prof("arm926", "dma-irq")
     for v in doc["variants"].values():
-        (p,) = v["pending_irqs"]
-        assert (p["line"], p["handler"], p["state"]) == (0, "nic", "armed")
-        assert p["firings_left"] > K.DRAIN_MAX_FIRINGS and p["due"] > v["cycles"] - 50_000
-    text = format_report(doc)
-    assert "IRQs pending at the end of the spin_lock_irq run: IRQ line 0 (nic, cpu0) still " \
-           "armed: due at cycle " in text
+        assert v["pending_irqs"] == []
+    assert "IRQs pending" not in format_report(doc)

@@ -1320,9 +1320,10 @@ def test_a_timed_completion_irq_due_after_the_tasks_still_fires():
     assert again.trace == r.trace
 
 
-def test_a_timed_line_left_to_fire_at_the_end_is_reported_pending():
+def test_a_tick_left_armed_at_the_end_is_not_waited_for_nor_reported():
     """A periodic line with more firings left than a run waits for after its tasks is a
-    tick: the run ends, and says the line is still armed (the profiler's dma-irq nic)."""
+    tick (the profiler's dma-irq nic): the run ends without it, and does not list it as
+    pending (a tick is armed at the end of every run); a short periodic line fires out."""
     sc = Scenario("tick", {"last_pkmap": 8})
     sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
     sc.irq("tick", [{"op": "kmap_high_get", "pfn": 300}], line=2, count=10 ** 6,
@@ -1334,12 +1335,25 @@ def test_a_timed_line_left_to_fire_at_the_end_is_reported_pending():
     assert r.outcome == "done"
     S = ld.machine._S
     assert S[int(S[K.H_R_IRQ]) + 3 * K.IRQ_W + K.IRQ_DONE] == 3     # all of "few" fired
+    assert S[int(S[K.H_R_IRQ]) + 2 * K.IRQ_W + K.IRQ_DUE] > 0       # the tick: still armed
+    assert r.pending_irqs == []
+
+
+def test_a_completion_still_armed_when_a_run_fails_is_reported_pending():
+    """A run that ends early (here a kernel BUG after the transfer started) leaves the
+    device's completion armed: the result lists it, and says why it never fired."""
+    d = tomllib.loads(LATE_COMPLETION)
+    d["task"][0]["ops"].append({"op": "kunmap_high", "pfn": 300})     # never mapped: BUG
+    ld = Scenario.from_dict(d).build()
+    r = ld.run(K.SCHED_TIMED)
+    assert r.outcome == "error" and "BUG_ON(!vaddr)" in r.message
     (p,) = r.pending_irqs
-    assert p["line"] == 2 and p["handler"] == "tick" and p["state"] == "armed"
-    assert p["firings_left"] > K.DRAIN_MAX_FIRINGS and p["due"] > 0
+    assert (p["line"], p["handler"], p["state"], p["firings_left"]) == (0, "done", "armed", 1)
     from emu.exec.report import pending_irq_text
-    assert pending_irq_text(p).startswith("IRQ line 2 (tick, cpu0) still armed: due at cycle ")
-    assert "is not waited for once every task has finished" in pending_irq_text(p)
+    assert pending_irq_text(p) == (f"IRQ line 0 (done, cpu0) still armed: due at cycle "
+                                   f"{p['due']:,}, 1 firing left (the run ended before it "
+                                   f"was due)")
+    assert p["due"] >= 500000
 
 
 def test_dfs_runs_report_no_pending_irqs():

@@ -427,8 +427,10 @@ class Loaded:
 
         A timed run goes on after its tasks have finished while a line it waits for is due
         (:func:`emu.exec.sched.awaited`), idle CPUs catching up with it, so what is left here
-        never fired: a periodic line with more than ``K.DRAIN_MAX_FIRINGS`` firings left,
-        or one whose CPU has IRQs masked for good.
+        never fired: a line whose CPU has IRQs masked for good, or an armed one when the run
+        ended early (an error, a deadlock, the step limit). A tick (a periodic line with more
+        than ``K.DRAIN_MAX_FIRINGS`` firings left, which the run does not wait for) is not
+        listed: being armed at the end is what a tick does.
 
         Returns
         -------
@@ -442,8 +444,9 @@ class Loaded:
         for q in self.scenario.irqs:
             ir = int(S[K.H_R_IRQ]) + q.line * K.IRQ_W
             due, raised = int(S[ir + K.IRQ_DUE]), bool(S[ir + K.IRQ_PENDING])
-            if not raised and due < 0:
-                continue
+            if not raised and (due < 0 or (S[ir + K.IRQ_PERIOD] > 0 and
+                                           S[ir + K.IRQ_BUDGET] > K.DRAIN_MAX_FIRINGS)):
+                continue                        # idle, or a tick
             # an armed line fires once more, a periodic one once per budget left
             armed = 0 if due < 0 else (max(int(S[ir + K.IRQ_BUDGET]), 1)
                                        if S[ir + K.IRQ_PERIOD] > 0 else 1)

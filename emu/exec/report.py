@@ -99,11 +99,8 @@ def pending_irq_text(p):
         return (f"{who} raised and never delivered: cpu{p['cpu']} kept IRQs masked to the "
                 f"end")
     left = p["firings_left"]
-    why = (f"a periodic line with more than {K.DRAIN_MAX_FIRINGS:,} firings left is not "
-           f"waited for once every task has finished" if left > K.DRAIN_MAX_FIRINGS
-           else "the run ended before it was due")
     return (f"{who} still armed: due at cycle {p['due']:,}, "
-            f"{left:,} firing{'' if left == 1 else 's'} left ({why})")
+            f"{left:,} firing{'' if left == 1 else 's'} left (the run ended before it was due)")
 
 
 def _usage_chars(usage):
