@@ -89,3 +89,20 @@ def test_public_methods_of_the_api_classes_have_numpydoc_docstrings():
     from emu.machine import Device
     for cls in (emu.Machine, emu.cache.Cache, Device):
         assert _numpydoc_gaps(cls) == [], cls.__name__
+
+
+def test_docstring_examples_run():
+    """The examples in emu's docstrings (``>>>``) give what they show."""
+    import doctest
+    import emu
+    import emu.exec.scenario
+    for mod in (emu, emu.exec.scenario):
+        r = doctest.testmod(mod, raise_on_error=False)
+        assert r.attempted > 0 and r.failed == 0, mod.__name__
+
+
+def test_public_classes_of_scenarios_have_numpydoc_docstrings():
+    from emu.exec.scenario import Irq, Scenario, Task
+    for cls in (Scenario, Task, Irq):
+        assert "Parameters\n    ----------" in cls.__doc__, cls.__name__
+    assert _numpydoc_gaps(Scenario) == []

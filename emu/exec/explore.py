@@ -67,7 +67,20 @@ class Exploration:
 
 
 def describe_choices(ld, choices):
-    """The schedule as explicit switches ("after step N of T run U") and the run's length."""
+    """The schedule as explicit switches, which :func:`explicit_choices` takes back.
+
+    Parameters
+    ----------
+    ld : Loaded
+    choices : sequence of int
+        A DFS choice vector (``Failure.choices``, ``RunResult.choices``).
+
+    Returns
+    -------
+    list of str
+        ``"after step N of TASK run OTHER"`` / ``"... raise IRQ HANDLER"`` (and first, if
+        not the default, ``"at start run OTHER"``), one per non-default choice.
+    """
     r = ld.run(K.SCHED_DFS, choices, final=False)
     nalt, choice, lon, act = ld.last_log(r.decisions)
     steps = {}

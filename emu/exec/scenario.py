@@ -280,6 +280,18 @@ def _check_int_field(where, name, value, lo, hi):
 
 @dataclass
 class Task:
+    """A task of a scenario: a program of ops, bound to one CPU.
+
+    Parameters
+    ----------
+    name : str
+        Unique among the scenario's tasks and handlers; schedules and traces use it.
+    ops : list of dict
+        The program (see the module docstring for the ops and their fields).
+    cpu : int
+        The CPU it runs on, ``0 <= cpu < ncpus``.
+    """
+
     name: str
     ops: list
     cpu: int = 0
@@ -287,6 +299,27 @@ class Task:
 
 @dataclass
 class Irq:
+    """An IRQ handler of a scenario: a program run in IRQ context when its line fires on its
+    CPU with IRQs enabled.
+
+    Parameters
+    ----------
+    name : str
+        Unique among the scenario's tasks and handlers.
+    ops : list of dict
+        The handler's program.
+    line : int
+        Its IRQ line, ``0 <= line < MAXIRQ``, distinct per handler.
+    cpu : int
+        The CPU the line interrupts.
+    count : int or None
+        Raises an exploration may make, or firings of a timed line; None: 1, or 0 on a line
+        only a ``device_start`` raises.
+    period, first : int
+        Timed runs: the first firing at clock ``first`` (-1: not timed), then one every
+        ``period`` cycles (0: once).
+    """
+
     name: str
     ops: list
     line: int = 0
@@ -299,7 +332,34 @@ class Irq:
 
 @dataclass
 class Scenario:
-    """Tasks and IRQ handlers on one machine. See the module docstring for the format."""
+    """Tasks and IRQ handlers on one machine. See the module docstring for the format.
+
+    Parameters
+    ----------
+    name : str
+        Its name (in reports and replay tokens).
+    machine : dict
+        :class:`emu.Machine` arguments (``last_pkmap``, ``ncpus``, ``dma_pinning``, ...).
+    setup : list of dict
+        Ops run directly before any task, not part of any schedule.
+    tasks : list of Task
+        Usually added with :meth:`task`.
+    irqs : list of Irq
+        Usually added with :meth:`irq`.
+    description : str
+        Free text (``emu scenario`` prints it).
+    builtin : list, optional
+        For the built-in scenarios: the builder and its arguments (short replay tokens).
+
+    Examples
+    --------
+    >>> sc = Scenario("mine", {"last_pkmap": 8, "lowmem_mb": 1})      # page 300: highmem
+    >>> sc = sc.task("t", [{"op": "kmap_high", "pfn": 300, "as": "v"},
+    ...                    {"op": "write", "va": "v", "data": b"hi"},
+    ...                    {"op": "kunmap_high", "pfn": 300}])
+    >>> sc.build().run().outcome
+    'done'
+    """
 
     name: str = "scenario"
     machine: dict = field(default_factory=dict)
@@ -310,12 +370,44 @@ class Scenario:
     builtin: list = None      #: [builder, args...] for the built-in scenarios (short tokens)
 
     def task(self, name, ops, cpu=0):
-        """Add a task running ``ops`` on ``cpu``."""
+        """Add a task running ``ops`` on ``cpu``.
+
+        Parameters
+        ----------
+        name : str
+            Unique among tasks and handlers.
+        ops : list of dict
+            Its program.
+        cpu : int
+            The CPU it runs on.
+
+        Returns
+        -------
+        Scenario
+            ``self``, for chaining.
+        """
         self.tasks.append(Task(name, _ops_list(ops, f"task {name!r}"), cpu))
         return self
 
     def irq(self, name, ops, line=None, cpu=0, count=None, period=0, first=-1):
-        """Add an IRQ handler running ``ops`` when ``line`` fires on ``cpu``."""
+        """Add an IRQ handler running ``ops`` when ``line`` fires on ``cpu``.
+
+        Parameters
+        ----------
+        name : str
+            Unique among tasks and handlers.
+        ops : list of dict
+            Its program.
+        line : int, optional
+            Its IRQ line (default: the number of handlers before it).
+        cpu, count, period, first
+            As :class:`Irq`'s.
+
+        Returns
+        -------
+        Scenario
+            ``self``, for chaining.
+        """
         line = len(self.irqs) if line is None else line
         self.irqs.append(Irq(name, _ops_list(ops, f"irq {name!r}"), line, cpu, count, period,
                              first))
@@ -339,6 +431,19 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, d):
+        """A scenario from plain data, as :meth:`to_dict` writes it and a TOML file holds it.
+
+        Parameters
+        ----------
+        d : dict
+            ``name``, ``description``, ``machine`` (a table), ``setup`` (a list of ops),
+            ``task`` and ``irq`` (lists of tables).
+
+        Returns
+        -------
+        Scenario
+            Validated (:meth:`validate`); ValueError names what is wrong.
+        """
         if not isinstance(d, dict):
             raise ValueError("scenario: must be a table")
         unknown = set(d) - {"name", "description", "machine", "setup", "task", "irq"}
@@ -364,7 +469,17 @@ class Scenario:
 
     @classmethod
     def from_toml(cls, path):
-        """Load a scenario from a TOML file (see the module docstring)."""
+        """Load a scenario from a TOML file (see the module docstring).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; its base name is the scenario's name unless it sets ``name``.
+
+        Returns
+        -------
+        Scenario
+        """
         try:
             with open(path, "rb") as f:
                 d = tomllib.load(f)
@@ -419,7 +534,18 @@ class Scenario:
         return self
 
     def variant(self, **machine):
-        """A copy with some machine parameters changed."""
+        """A copy with some machine parameters changed.
+
+        Parameters
+        ----------
+        **machine
+            :class:`emu.Machine` arguments to set, e.g. ``dma_pinning="kmap_high_get"``.
+
+        Returns
+        -------
+        Scenario
+            A deep copy; it is no longer a built-in one (its tokens carry it in full).
+        """
         sc = copy.deepcopy(self)
         sc.machine.update(machine)
         sc.builtin = None
@@ -427,7 +553,18 @@ class Scenario:
 
     def build(self, trace_events=0):
         """A :class:`~emu.exec.loaded.Loaded` machine: setup done, programs loaded (after
-        :meth:`validate`; a scenario built in code is checked as a loaded one is)."""
+        :meth:`validate`; a scenario built in code is checked as a loaded one is).
+
+        Parameters
+        ----------
+        trace_events : int
+            Room for trace events (0: none; readable traces need them).
+
+        Returns
+        -------
+        Loaded
+            Holds a copy of the scenario: later edits of ``self`` do not reach it.
+        """
         from .loaded import load
         return load(self.validate(), trace_events)
 
