@@ -1177,3 +1177,25 @@ def test_plot_histogram_axis_keeps_empty_buckets_in_place():
         <= set(keys)
     lows = [_bucket_low(k) for k in keys]
     assert all(b == 2 * a or a == 0 for a, b in zip(lows, lows[1:])), keys
+
+
+def test_a_hold_that_never_ended_is_not_in_the_hold_average(tmp_path):
+    """lock_stat takes a hold time at the release: the worker's fifth kmap_lock hold (of 4
+    pairs) is interrupted by the handler's kmap_high_get under the plain lock and never ends
+    (irq-deadlock), so the hold average is over the 4 holds that ended: 72.5 cycles, not
+    290 / 5 = 58.0 (it divided by every acquisition)."""
+    pair = '{ op = "kmap_high", pfn = 1200 }, { op = "kunmap_high", pfn = 1200 }'
+    p = tmp_path / "getter4.toml"
+    p.write_text(GETTER_IN_TIMED_IRQ.replace(pair, ", ".join([pair] * 4))
+                 .replace("first = 3", "first = 350"))
+    doc, loaded = profile("arm926", str(p))
+    assert doc["variants"]["plain"]["outcome"] == "irq-deadlock"
+    S = loaded["plain"].machine._S
+    assert S[int(S[K.H_R_LOCK]) + K.LK_OWNER] >= 0              # still held
+    ls = doc["variants"]["plain"]["lock_stat"]
+    assert ls["acquisitions"] == 5 and ls["contentions"] == 1
+    assert hist_total(ls["holdtime-histogram"]) == 4
+    assert ls["holdtime-total"] == 290 and ls["holdtime-avg"] == 72.5
+    assert ls["holdtime-min"] <= ls["holdtime-avg"] <= ls["holdtime-max"]
+    done = doc["variants"]["irq"]["lock_stat"]                  # a run that finished: all
+    assert done["holdtime-avg"] == round(done["holdtime-total"] / done["acquisitions"], 2)

@@ -227,9 +227,13 @@ def _routines(S, cpu):
 
 
 def _lock_stat(S, cpu):
+    """kmap_lock's record in /proc/lock_stat's columns. As lock_stat, a hold time is taken at
+    the release: a hold that never ended (a run stopped with the lock held, a deadlock) counts
+    in ``acquisitions`` but not in the hold times, their average included."""
     lk = int(S[K.H_R_LOCK])
     g = (lambda f: int(S[lk + f]))
     acq, con = g(K.LK_ACQUISITIONS), g(K.LK_CONTENTIONS)
+    held = acq - (1 if g(K.LK_OWNER) >= 0 else 0)       # holds that ended
     out = {"class": "kmap_lock", "con-bounces": 0, "contentions": con,
            "waittime-min": g(K.LK_WAIT_MIN), "waittime-max": g(K.LK_WAIT_MAX),
            "waittime-total": g(K.LK_WAIT_TOTAL),
@@ -237,7 +241,7 @@ def _lock_stat(S, cpu):
            "acq-bounces": 0, "acquisitions": acq,
            "holdtime-min": g(K.LK_HOLD_MIN), "holdtime-max": g(K.LK_HOLD_MAX),
            "holdtime-total": g(K.LK_HOLD_TOTAL),
-           "holdtime-avg": round(g(K.LK_HOLD_TOTAL) / acq, 2) if acq else 0.0,
+           "holdtime-avg": round(g(K.LK_HOLD_TOTAL) / held, 2) if held else 0.0,
            "unit": "cycles"}
     out["us"] = {k: _us(cpu, v) for k, v in out.items()
                  if k.startswith(("waittime", "holdtime"))}
