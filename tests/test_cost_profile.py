@@ -1199,3 +1199,17 @@ def test_a_hold_that_never_ended_is_not_in_the_hold_average(tmp_path):
     assert ls["holdtime-min"] <= ls["holdtime-avg"] <= ls["holdtime-max"]
     done = doc["variants"]["irq"]["lock_stat"]                  # a run that finished: all
     assert done["holdtime-avg"] == round(done["holdtime-total"] / done["acquisitions"], 2)
+
+
+def test_profile_trace_builds_no_readable_trace(tmp_path, monkeypatch):
+    """``emu profile --trace`` writes the Chrome timeline from the recorded events; it built
+    the readable trace too (about 1.5 s on dma-irq) and never used it."""
+    import emu.exec.report as report
+
+    def refuse(ld):
+        raise AssertionError("readable trace built")
+    monkeypatch.setattr(report, "readable_trace", refuse)
+    path = tmp_path / "t.json"
+    rc, out, err = call("profile", "--workload", "fastpath", "--scale", "0.01", "--trace", path)
+    assert rc == 0, err
+    assert any(e.get("name") == "kmap_high" for e in json.loads(path.read_text())["traceEvents"])

@@ -323,7 +323,8 @@ def profile_variant(sc, trace_events=0):
     A run that does not finish (a deadlock, say) is reported as it stopped: ``outcome`` and
     ``message`` say why, and the figures cover what ran up to there."""
     ld = sc.build(trace_events=trace_events)
-    r = ld.run(K.SCHED_TIMED, trace=trace_events > 0, max_steps=MAX_STEPS, final=False)
+    r = ld.run(K.SCHED_TIMED, trace=trace_events > 0, max_steps=MAX_STEPS, final=False,
+               readable=False)
     m = ld.machine
     S = m._S
     cpu = m.cpu

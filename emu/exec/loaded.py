@@ -337,7 +337,7 @@ class Loaded:
 
     # -- running --------------------------------------------------------------------------------
     def run(self, mode=K.SCHED_DFS, choices=(), p_switch=0, seed=None, trace=False,
-            max_steps=DEFAULT_MAX_STEPS, final=True):
+            max_steps=DEFAULT_MAX_STEPS, final=True, readable=True):
         """Restore the snapshot and run one schedule.
 
         Parameters
@@ -357,11 +357,15 @@ class Loaded:
         seed : int, optional
             Random mode's seed (default: the generator as the snapshot has it).
         trace : bool
-            Record the readable trace (``RunResult.trace``).
+            Record the event trace (:mod:`emu.exec.trace`) and, with ``readable``, return it
+            as the readable trace (``RunResult.trace``).
         max_steps : int
             Steps after which the run ends as ``step-limit``, in ``[1, MAX_STEPS_LIMIT]``.
         final : bool
             Check a finished run's data (``lost_bytes``).
+        readable : bool
+            With ``trace``: build ``RunResult.trace`` (False: the events stay in the machine
+            only, for :func:`emu.exec.trace.trace_events`; the Chrome export reads them so).
 
         Returns
         -------
@@ -395,7 +399,7 @@ class Loaded:
         if outcome == K.RUN_BAD_CHOICE:
             self._bad_choice("choices", prefix, int(d))
         lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
-        return self._result(int(outcome), int(d), int(npre), lost, trace)
+        return self._result(int(outcome), int(d), int(npre), lost, trace and readable)
 
     def run_raw(self, choices, max_steps=DEFAULT_MAX_STEPS):
         """A DFS-mode run without building a report.
