@@ -1196,6 +1196,7 @@ def test_a_hold_that_never_ended_is_not_in_the_hold_average(tmp_path):
     assert ls["acquisitions"] == 5 and ls["contentions"] == 1
     assert hist_total(ls["holdtime-histogram"]) == 4
     assert ls["holdtime-total"] == 290 and ls["holdtime-avg"] == 72.5
+    assert ls["us"]["holdtime-avg"] == round(72.5 / 200, 3)
     assert ls["holdtime-min"] <= ls["holdtime-avg"] <= ls["holdtime-max"]
     done = doc["variants"]["irq"]["lock_stat"]                  # a run that finished: all
     assert done["holdtime-avg"] == round(done["holdtime-total"] / done["acquisitions"], 2)
@@ -1213,3 +1214,15 @@ def test_profile_trace_builds_no_readable_trace(tmp_path, monkeypatch):
     rc, out, err = call("profile", "--workload", "fastpath", "--scale", "0.01", "--trace", path)
     assert rc == 0, err
     assert any(e.get("name") == "kmap_high" for e in json.loads(path.read_text())["traceEvents"])
+
+
+def test_profile_variant_reads_its_own_clock():
+    """The µs figures come from the clock the variant's own scenario runs at: a module-level
+    table that profile() filled let a direct profile_variant read the last profile's clock."""
+    from emu.cost.profile import profile_variant, workload
+    prof("arm926", "fastpath", scale=0.01, costs={"core_mhz": 100})
+    for mhz, costs in ((200, None), (400, {"core_mhz": 400})):
+        v, _ = profile_variant(workload("fastpath", "arm926", scale=0.01, costs=costs))
+        assert v["us"] == round(v["cycles"] / mhz, 3)
+        r = v["routines"]["kmap_high"]
+        assert close_us(r["us_avg"], r["cycles_avg"], mhz)

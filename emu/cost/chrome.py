@@ -9,13 +9,13 @@ import json
 
 from .. import consts as K
 from ..exec.trace import trace_counts, trace_events
-from .tables import clocks
+from .profile import core_mhz
 
 
 def chrome_events(ld, pid, label):
     """Trace events of one Loaded machine's last (traced) run."""
     S = ld.machine._S
-    mhz = clocks(ld.machine.cpu, ld.scenario.machine.get("costs"))["core_mhz"]
+    mhz = core_mhz(ld)
     us = (lambda c: c / mhz)
     out = [{"name": "process_name", "ph": "M", "pid": pid, "args": {"name": label}}]
     names = {}

@@ -171,12 +171,15 @@ def workload(name, cpu=None, kmap_high_get=True, seed=None, ncpus=None, costs=No
 # ---------------------------------------------------------------------------------------------
 
 
-_MHZ = {}
+def core_mhz(ld):
+    """The core clock (MHz) Loaded machine ``ld`` ran at: its preset's, or its scenario's
+    ``core_mhz`` cost override."""
+    return clocks(ld.machine.cpu, ld.scenario.machine.get("costs"))["core_mhz"]
 
 
-def _us(cpu, cycles):
-    """Cycles in µs at the core clock of the running profile (overrides included)."""
-    return round(cycles / _MHZ.get(cpu, CLOCKS[cpu]["core_mhz"]), 3)
+def _us(mhz, cycles):
+    """``cycles`` in µs at ``mhz`` MHz, rounded to 3 decimals."""
+    return round(cycles / mhz, 3)
 
 
 def bucket_label(b):
@@ -208,25 +211,25 @@ def _merged(a, b):
     return a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3])
 
 
-def _routine_doc(rows, cpu):
+def _routine_doc(rows, mhz):
     out = {}
     for name, (calls, total, mn, mx) in rows.items():
         avg = total / calls
         out[name] = {"calls": calls, "cycles_avg": round(avg, 2), "cycles_min": mn,
-                     "cycles_max": mx, "us_avg": _us(cpu, avg)}
+                     "cycles_max": mx, "us_avg": _us(mhz, avg)}
     return out
 
 
-def _routines(S, cpu):
+def _routines(S, mhz):
     """Per-routine records: all calls, and split into task and IRQ-handler context."""
     task, irq = _routine_rows(S, "task"), _routine_rows(S, "irq")
     every = {n: _merged(task.get(n), irq.get(n)) for n in K.ROUTINE_NAMES
              if n in task or n in irq}
-    return (_routine_doc(every, cpu),
-            {"task": _routine_doc(task, cpu), "irq": _routine_doc(irq, cpu)})
+    return (_routine_doc(every, mhz),
+            {"task": _routine_doc(task, mhz), "irq": _routine_doc(irq, mhz)})
 
 
-def _lock_stat(S, cpu):
+def _lock_stat(S, mhz):
     """kmap_lock's record in /proc/lock_stat's columns. As lock_stat, a hold time is taken at
     the release: a hold that never ended (a run stopped with the lock held, a deadlock) counts
     in ``acquisitions`` but not in the hold times, their average included."""
@@ -243,7 +246,7 @@ def _lock_stat(S, cpu):
            "holdtime-total": g(K.LK_HOLD_TOTAL),
            "holdtime-avg": round(g(K.LK_HOLD_TOTAL) / held, 2) if held else 0.0,
            "unit": "cycles"}
-    out["us"] = {k: _us(cpu, v) for k, v in out.items()
+    out["us"] = {k: _us(mhz, v) for k, v in out.items()
                  if k.startswith(("waittime", "holdtime"))}
     pr = int(S[K.H_R_PROF])
     out["holdtime-histogram"] = _hist(S[pr + K.PROF_H_HOLD:pr + K.PROF_H_HOLD + K.NHIST])
@@ -251,7 +254,7 @@ def _lock_stat(S, cpu):
     return out
 
 
-def _irqsoff(S, cpu, cpu_cycles, costs):
+def _irqsoff(S, cpu, mhz, cpu_cycles, costs):
     """The irqsoff tracer's records; ``cpu_cycles``: the cycles of every CPU together (the
     sections of all CPUs are summed, so the fraction is of their total time)."""
     pr = int(S[K.H_R_PROF])
@@ -272,7 +275,7 @@ def _irqsoff(S, cpu, cpu_cycles, costs):
     if entry is None:
         entry = int(costs[K.UOP_IRQ_ENTRY])
         basis = f"IRQ entry, best case {entry} cycles (no worst-case figure for this core)"
-    return {"max_cycles": mx, "max_us": _us(cpu, mx),
+    return {"max_cycles": mx, "max_us": _us(mhz, mx),
             "started_at": K.SITE_NAMES[int(S[pr + K.PROF_IRQOFF_MAX_START])] if mx else None,
             "ended_at": K.SITE_NAMES[int(S[pr + K.PROF_IRQOFF_MAX_END])] if mx else None,
             "cpu": int(S[pr + K.PROF_IRQOFF_MAX_CPU]),
@@ -282,14 +285,14 @@ def _irqsoff(S, cpu, cpu_cycles, costs):
             "worst_irq_response_cycles": mx + entry, "worst_irq_response_basis": basis}
 
 
-def _irq_latency(S, cpu):
+def _irq_latency(S, mhz):
     pr = int(S[K.H_R_PROF])
     n = int(S[pr + K.PROF_IRQLAT_COUNT])
     tot = int(S[pr + K.PROF_IRQLAT_TOTAL])
     return {"count": n, "min_cycles": int(S[pr + K.PROF_IRQLAT_MIN]) if n else 0,
             "max_cycles": int(S[pr + K.PROF_IRQLAT_MAX]),
             "avg_cycles": round(tot / n, 2) if n else 0.0,
-            "max_us": _us(cpu, int(S[pr + K.PROF_IRQLAT_MAX])),
+            "max_us": _us(mhz, int(S[pr + K.PROF_IRQLAT_MAX])),
             "histogram": _hist(S[pr + K.PROF_H_IRQLAT:pr + K.PROF_H_IRQLAT + K.NHIST])}
 
 
@@ -327,23 +330,23 @@ def profile_variant(sc, trace_events=0):
                readable=False)
     m = ld.machine
     S = m._S
-    cpu = m.cpu
+    mhz = core_mhz(ld)
     total = max(m.cycles)
-    rout, by_ctx = _routines(S, cpu)
+    rout, by_ctx = _routines(S, mhz)
     return {
         "kmap_high_get": m.kmap_high_get_enabled,
         "kmap_lock": "spin_lock_irq / spin_lock_irqsave" if m.kmap_high_get_enabled
         else "spin_lock",
         "dma_pinning": m.dma_pinning,
         "outcome": r.outcome, "message": r.message,
-        "cycles": total, "us": _us(cpu, total),
+        "cycles": total, "us": _us(mhz, total),
         "routines": rout,
         "routines_by_context": by_ctx,
         "pair_cycles": _pair_cycles(by_ctx["task"]),
         "masking_cycles_per_pair": _masking_per_pair(m._costs, m.kmap_high_get_enabled),
-        "lock_stat": _lock_stat(S, cpu),
-        "irqsoff": _irqsoff(S, cpu, sum(m.cycles), m._costs),
-        "irq_latency": _irq_latency(S, cpu),
+        "lock_stat": _lock_stat(S, mhz),
+        "irqsoff": _irqsoff(S, m.cpu, mhz, sum(m.cycles), m._costs),
+        "irq_latency": _irq_latency(S, mhz),
         "mm": m.mm_stats,
     }, ld
 
@@ -410,7 +413,7 @@ def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None
     if scale != 1.0 and workload_name not in WORKLOADS:
         raise ValueError(f"scale={scale!r}: sets a built-in workload's length "
                          f"({', '.join(WORKLOADS)}); a scenario file runs as written")
-    _MHZ[cpu] = clocks(cpu, costs)["core_mhz"]
+    mhz = clocks(cpu, costs)["core_mhz"]
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):
         sc = workload(workload_name, cpu, khg, seed, s["ncpus"], costs, scale)
@@ -424,10 +427,10 @@ def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None
     doc = {
         "cpu": cpu, "workload": os.fspath(workload_name), "seed": seed,
         "ncpus": loaded["irq"].machine.ncpus,          # a scenario file's own, if it sets one
-        "core_mhz": _MHZ[cpu],
+        "core_mhz": mhz,
         "irq_overhead_cycles_per_pair": over,
         "irq_overhead_percent": percent,
-        "irq_overhead_us_per_pair": None if over is None else _us(cpu, over),
+        "irq_overhead_us_per_pair": None if over is None else _us(mhz, over),
         "work_differs": _work_differs(irq, plain),
         "masking_cycles_per_pair": irq["masking_cycles_per_pair"],
         "irqs_off_max_cycles": irq["irqsoff"]["max_cycles"],
