@@ -242,6 +242,7 @@ class Machine:
         for line in range(K.MAXIRQ):
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_CTX, 1, -1))
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_DUE, 1, -1))
+            lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_BLOCKED_T, 1, -1))
         # then the counters, which only the reports read: the exploration loop skips them
         p(K.H_S_COUNTERS, lay.s_size)
         add_accounting(lay)
@@ -281,6 +282,7 @@ class Machine:
             r = int(S[K.H_R_CPU]) + cpu * K.CPU_W
             S[r + K.CPU_CUR] = 0 if cpu == 0 else -1
             S[r + K.CPU_INTERRUPTED] = -1
+            S[r + K.CPU_IRQ_WATCH] = -1
         for c in range(nctx):
             r = int(S[K.H_R_CTX]) + c * K.CTX_W
             S[r + K.CTX_STATE] = K.CTX_RUNNABLE if c == 0 else K.CTX_STATE_FREE

@@ -1226,3 +1226,77 @@ def test_profile_variant_reads_its_own_clock():
         assert v["us"] == round(v["cycles"] / mhz, 3)
         r = v["routines"]["kmap_high"]
         assert close_us(r["us_avg"], r["cycles_avg"], mhz)
+
+
+def _sections(ev, cpu=0):
+    """The (start, end) clocks of CPU ``cpu``'s irqs-off sections in trace events ``ev``."""
+    out, start = [], None
+    for kind, clk, c, ctx, a, b in ev:
+        if c == cpu and kind == K.T_IRQS_OFF:
+            start = clk
+        elif c == cpu and kind == K.T_IRQS_ON:
+            out.append((start, clk))
+    return out
+
+
+def _expected_wait(sections, t):
+    """The rest of the section that covers clock ``t``, else 0."""
+    return next((b - t for a, b in sections if a <= t < b), 0)
+
+
+@pytest.mark.parametrize("variant", ["irq", "plain"])
+def test_every_irq_latency_is_the_rest_of_the_section_its_raise_fell_in(variant):
+    """Each delivery of dma-irq's periodic line (due at first + k * period) waited exactly
+    the rest of the irqs-off section that covered its due clock, from the traced sections.
+    The latency used to be looked up in a ring of the CPU's last 32 sections, so a raise
+    early in a step that closes more (the plain wrap's set_page_address irqsave sections)
+    read 0."""
+    from emu.cost.profile import profile_variant, workload
+    from emu.exec.trace import trace_counts, trace_events
+    sc = workload("dma-irq", "arm926", variant == "irq", 0, scale=0.5)
+    nic = sc.irqs[0]
+    v, ld = profile_variant(sc, trace_events=1 << 20)
+    kept, recorded = trace_counts(ld.machine._S)
+    assert kept == recorded
+    ev = trace_events(ld.machine._S)
+    sections = _sections(ev)
+    lats = [b for kind, clk, c, ctx, a, b in ev if kind == K.T_IRQ_ENTER]
+    assert len(lats) == v["irq_latency"]["count"] > 3
+    want = [_expected_wait(sections, nic.first + k * nic.period) for k in range(len(lats))]
+    assert lats == want
+    assert v["irq_latency"]["max_cycles"] == max(want)
+
+
+def test_an_irq_raised_early_in_a_run_of_short_sections_waits_for_its_own():
+    """The plain variant's pkmap wrap (64 slots) closes a short page_address / set_page_address
+    irqsave section per slot within one step; an IRQ due one cycle into one of the first
+    of them waits for that section's end (19 cycles), not 0 (the ring of the last 32
+    sections had lost it by the time the handler ran)."""
+    from emu.cost.profile import _machine, profile_variant
+    from emu.exec.scenario import Scenario
+    from emu.exec.trace import trace_events
+
+    def wrap(first):
+        mc = _machine("arm926", False, 1, 0, {}) | {"last_pkmap": 64}
+        sc = Scenario("wrap", mc, [{"op": "kmap", "pfn": 301}])
+        pages = range(400, 463)
+        sc.task("t", [{"op": "kmap", "pfn": p} for p in pages]
+                + [{"op": "kunmap", "pfn": p} for p in pages]
+                + [{"op": "kmap", "pfn": 1000}, {"op": "kunmap", "pfn": 1000}], cpu=0)
+        sc.irq("nic", [{"op": "dma_map_page", "pfn": 301, "offset": 0, "size": 64,
+                        "direction": "FROM_DEVICE", "as": "h"},
+                       {"op": "dma_unmap_page", "dma_addr": "h", "size": 64,
+                        "direction": "FROM_DEVICE"}], line=0, cpu=0, count=1, first=first)
+        return sc
+
+    _, ld = profile_variant(wrap(10 ** 9), trace_events=1 << 16)      # never raised
+    ev = trace_events(ld.machine._S)
+    steps = [clk for kind, clk, *_ in ev if kind == K.T_STEP]
+    sections = _sections(ev)
+    # the first section followed by more than 32 others before the next step
+    a, b = next((a, b) for a, b in sections
+                if sum(a <= x and y <= min([s for s in steps if s > a] or [1 << 62])
+                       for x, y in sections) > 33)
+    v, _ = profile_variant(wrap(a + 1))
+    assert v["irq_latency"]["count"] == 1
+    assert v["irq_latency"]["max_cycles"] == b - a - 1 > 0

@@ -99,7 +99,47 @@ static inline void irqs_masked(i64 *S, i64 cr)
     }
 }
 
-/* Close an irqs-off section: the irqsoff tracer's max, histogram and ring of sections. */
+/* cpu.py _watched: a line's raise (pending) or next timed raise clock with no known section end */
+static i64 watched(i64 *S, i64 ir)
+{
+    i64 t = S[ir + IRQ_PENDING] ? S[ir + IRQ_RAISED_AT] : S[ir + IRQ_DUE];
+    return t == S[ir + IRQ_BLOCKED_T] ? -1 : t;
+}
+
+/* cpu.py watch_irqs: the earliest such clock >= since of the CPU's lines, or -1 */
+static void watch_irqs(i64 *S, i64 cr, i64 since)
+{
+    i64 cpu = (cr - S[H_R_CPU]) / CPU_W, w = -1;
+    for (i64 line = 0; line < MAXIRQ; line++) {
+        i64 ir = S[H_R_IRQ] + line * IRQ_W;
+        if (S[ir + IRQ_CTX] >= 0 && S[ir + IRQ_CPU] == cpu) {
+            i64 t = watched(S, ir);
+            if (t >= since && (w < 0 || t < w))
+                w = t;
+        }
+    }
+    S[cr + CPU_IRQ_WATCH] = w;
+}
+
+/* cpu.py irqs_blocked: the section ending now covered a watched raise clock */
+static void irqs_blocked(i64 *S, i64 cr)
+{
+    i64 a = S[cr + CPU_IRQOFF_AT], now = S[H_NOW];
+    i64 cpu = (cr - S[H_R_CPU]) / CPU_W;
+    for (i64 line = 0; line < MAXIRQ; line++) {
+        i64 ir = S[H_R_IRQ] + line * IRQ_W;
+        if (S[ir + IRQ_CTX] >= 0 && S[ir + IRQ_CPU] == cpu) {
+            i64 t = watched(S, ir);
+            if (a <= t && t < now) {
+                S[ir + IRQ_BLOCKED_T] = t;
+                S[ir + IRQ_BLOCKED_END] = now;
+            }
+        }
+    }
+    watch_irqs(S, cr, now);
+}
+
+/* Close an irqs-off section: the irqsoff tracer's max and histogram, a watched IRQ's wait. */
 static inline void irqs_unmasked(i64 *S, i64 cr)
 {
     S[cr + CPU_IRQOFF] = 0;
@@ -114,10 +154,9 @@ static inline void irqs_unmasked(i64 *S, i64 cr)
     S[p + PROF_IRQOFF_COUNT] += 1;
     S[p + PROF_IRQOFF_TOTAL] += d;
     S[p + PROF_H_IRQOFF + start * NHIST + log2_bucket(d)] += 1;
-    i64 j = S[cr + CPU_RING_AT];
-    S[cr + CPU_RING + 2 * j] = at;
-    S[cr + CPU_RING + 2 * j + 1] = now;
-    S[cr + CPU_RING_AT] = (j + 1) % NRING;
+    i64 w = S[cr + CPU_IRQ_WATCH];
+    if (at <= w && w < now)                 /* (w = -1: no line to watch) */
+        irqs_blocked(S, cr);
     if (d > S[p + PROF_IRQOFF_MAX]) {
         S[p + PROF_IRQOFF_MAX] = d;
         S[p + PROF_IRQOFF_MAX_START] = start;

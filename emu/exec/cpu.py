@@ -69,10 +69,9 @@ def _irqs_unmasked(S, cr):
     S[p + K.PROF_IRQOFF_COUNT] += 1
     S[p + K.PROF_IRQOFF_TOTAL] += d
     S[p + K.PROF_H_IRQOFF + start * K.NHIST + log2_bucket(d)] += 1
-    j = S[cr + K.CPU_RING_AT]
-    S[cr + K.CPU_RING + 2 * j] = S[cr + K.CPU_IRQOFF_AT]
-    S[cr + K.CPU_RING + 2 * j + 1] = S[K.H_NOW]
-    S[cr + K.CPU_RING_AT] = (j + 1) & (K.NRING - 1)      # NRING is a power of two
+    w = S[cr + K.CPU_IRQ_WATCH]
+    if S[cr + K.CPU_IRQOFF_AT] <= w < S[K.H_NOW]:        # (w = -1: no line to watch)
+        irqs_blocked(S, cr)
     if d > S[p + K.PROF_IRQOFF_MAX]:
         S[p + K.PROF_IRQOFF_MAX] = d
         S[p + K.PROF_IRQOFF_MAX_START] = start
@@ -81,19 +80,55 @@ def _irqs_unmasked(S, cr):
         S[p + K.PROF_IRQOFF_MAX_AT] = S[cr + K.CPU_IRQOFF_AT]
 
 
+@tiny
+def _watched(S, ir):
+    """The clock of line record ``ir``'s raise (pending) or next timed raise whose irqs-off
+    section end is not yet known, else -1."""
+    t = S[ir + K.IRQ_RAISED_AT] if S[ir + K.IRQ_PENDING] else S[ir + K.IRQ_DUE]
+    return -1 if t == S[ir + K.IRQ_BLOCKED_T] else t
+
+
 @inline
-def blocked_since(S, cr, t):
-    """Cycles an interrupt raised at clock ``t`` on CPU record ``cr`` had to wait for IRQs
-    to be unmasked: the rest of the irqs-off section that covered ``t``, else 0. (Handlers
-    run at the executor's next scheduling point; this is the latency the CPU would see.)"""
-    for j in range(K.NRING):
-        a = S[cr + K.CPU_RING + 2 * j]
-        b = S[cr + K.CPU_RING + 2 * j + 1]
-        if a <= t < b:
-            return b - t
-    if S[cr + K.CPU_IRQOFF] and S[cr + K.CPU_IRQOFF_AT] <= t:
-        return S[K.H_NOW] - t
-    return 0
+def watch_irqs(S, cr, since):
+    """Set CPU record ``cr``'s ``CPU_IRQ_WATCH``: the earliest clock ``>= since`` at which one
+    of its lines is (was) raised with no known irqs-off section end (``_watched``), or -1.
+    An irqs-off section that covers it calls :func:`irqs_blocked` as it ends."""
+    cpu = (cr - S[K.H_R_CPU]) // K.CPU_W
+    w = -1
+    for line in range(K.MAXIRQ):
+        ir = S[K.H_R_IRQ] + line * K.IRQ_W
+        if S[ir + K.IRQ_CTX] >= 0 and S[ir + K.IRQ_CPU] == cpu:
+            t = _watched(S, ir)
+            if t >= since and (w < 0 or t < w):
+                w = t
+    S[cr + K.CPU_IRQ_WATCH] = w
+
+
+@inline
+def irqs_blocked(S, cr):
+    """The irqs-off section of CPU record ``cr`` ending now covered a watched raise clock:
+    note the end for every line raised (or due) in it (the IRQ waited until then, however
+    many sections follow before it is delivered), then watch the next one."""
+    a = S[cr + K.CPU_IRQOFF_AT]
+    now = S[K.H_NOW]
+    cpu = (cr - S[K.H_R_CPU]) // K.CPU_W
+    for line in range(K.MAXIRQ):
+        ir = S[K.H_R_IRQ] + line * K.IRQ_W
+        if S[ir + K.IRQ_CTX] >= 0 and S[ir + K.IRQ_CPU] == cpu:
+            t = _watched(S, ir)
+            if a <= t < now:
+                S[ir + K.IRQ_BLOCKED_T] = t
+                S[ir + K.IRQ_BLOCKED_END] = now
+    watch_irqs(S, cr, now)
+
+
+@tiny
+def irq_wait(S, ir):
+    """Cycles line record ``ir``'s last raise waited for IRQs to be unmasked: the rest of the
+    irqs-off section that covered its raise clock, else 0. (Handlers run at the executor's
+    next scheduling point; this is the latency the CPU would see.)"""
+    t = S[ir + K.IRQ_RAISED_AT]
+    return S[ir + K.IRQ_BLOCKED_END] - t if S[ir + K.IRQ_BLOCKED_T] == t else 0
 
 
 @inline

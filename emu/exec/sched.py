@@ -28,7 +28,7 @@ from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
 from ..rng import next_random
 from .core import enter_context, run_step, switch_cpu
-from .cpu import _irqs_masked, _irqs_unmasked, blocked_since, cpu_rec, log2_bucket
+from .cpu import _irqs_masked, _irqs_unmasked, cpu_rec, irq_wait, log2_bucket, watch_irqs
 from .frames import ctx_rec, push
 from .trace import trace
 
@@ -140,7 +140,7 @@ def deliver_irq(S, line):
     S[r + K.CPU_HARDIRQ] = 1
     enter_context(S, h)
     push(S, h, K.R_PROGRAM, 0, 0, 0, 0)
-    lat = blocked_since(S, r, S[ir + K.IRQ_RAISED_AT])
+    lat = irq_wait(S, ir)
     set_site(S, K.SITE_IRQ_ENTRY)
     uop(S, K.UOP_IRQ_ENTRY, 1)
     _irqs_masked(S, r)
@@ -187,7 +187,9 @@ def irq_exit(S, h):
 @njit
 def fire_timed(S, B):
     """Timed mode: raise every line whose due clock has passed on its CPU; re-arm periodic
-    lines; deliver pending lines to CPUs that can take them."""
+    lines; deliver pending lines to CPUs that can take them. Profiling, each CPU then watches
+    the next raise clock of its lines (``watch_irqs``): the irqs-off section that covers it,
+    however many sections the next step closes, gives that IRQ's latency as it ends."""
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
         due = S[ir + K.IRQ_DUE]
@@ -209,6 +211,14 @@ def fire_timed(S, B):
             r = cpu_rec(S, S[ir + K.IRQ_CPU])
             if S[r + K.CPU_IRQOFF] == 0 and S[r + K.CPU_HARDIRQ] == 0:
                 deliver_irq(S, line)
+    if S[K.H_PROFILE] == 0:
+        return
+    for cpu in range(S[K.H_NCPUS]):
+        r = cpu_rec(S, cpu)
+        # a raise clock can still be covered by the open section, or by one to come
+        since = S[r + K.CPU_IRQOFF_AT] if S[r + K.CPU_IRQOFF] else (
+            S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[r + K.CPU_CLOCK])
+        watch_irqs(S, r, since)
 
 
 @njit
