@@ -69,7 +69,7 @@ H_DMA_LO = _h()           # physical range the running maintenance hands to the 
 H_DMA_HI = _h()
 H_EV_SEEN = _h()          # discard events the oracle has already judged
 # -- accounting --
-H_R_UOPS = _h()           # [NSITES][NKINDS][NUOPS] micro-op counts
+H_R_UOPS = _h()           # [NSITES][NKINDS][NUOPS] micro-op counts, then the idle pair (ACC_*)
 H_UOPCUR = _h()           # offset of the counts row of the running site and context kind
 H_NOW = _h()              # cycle clock of the running CPU (its record holds it otherwise)
 H_CUR_SITE = _h()         # routine the running code is attributed to
@@ -219,6 +219,11 @@ NUOPS = len(UOP_NAMES)
 for _i, _n in enumerate(UOP_NAMES):
     globals()["UOP_" + _n.upper()] = _i
 del _i, _n
+# The accounting region H_R_UOPS: the micro-op counts, then the idle time (a CPU with nothing
+# to run until a timed IRQ or a wake-up from another CPU: clock advanced, nothing executed).
+ACC_IDLE_N = NSITES * NKINDS * NUOPS    # idle periods
+ACC_IDLE_CYCLES = ACC_IDLE_N + 1        # their cycles, all CPUs together
+ACC_W = ACC_IDLE_N + 2
 
 # ---------------------------------------------------------------------------------------------
 # Errors raised out of kernels (S[H_ERR])

@@ -17,7 +17,7 @@ from .cache.cache import Cache, _as_bytes
 from .cache.config import preset
 from .cache.state import add_cache, add_events
 from .cost.account import add_regions as add_accounting
-from .cost.account import uop_counts
+from .cost.account import idle_counts, uop_counts
 from .cost.tables import cost_vector
 from .dma.oracle import final_check, judge_discards
 from .errors import EmuError
@@ -646,7 +646,10 @@ class Machine:
 
     def breakdown(self):
         """Where the cycles went: ``{routine: {"task"|"irq": {micro-op: (count, cycles)}}}``
-        for every non-zero entry, priced with this machine's cost table."""
+        for every non-zero entry, priced with this machine's cost table; and, if a CPU
+        waited with nothing to run (all its tasks asleep or waiting for an IRQ, until a
+        timed IRQ or another CPU's wake-up), ``{"idle": {"task": {"idle": (periods,
+        cycles)}}}``. The cycles add up to the CPUs' clocks together."""
         counts = uop_counts(self._S)
         out = {}
         for s, site in enumerate(K.SITE_NAMES):
@@ -655,6 +658,9 @@ class Machine:
                        for u, n in enumerate(counts[s, kind]) if n}
                 if row:
                     out.setdefault(site, {})[kname] = row
+        n, cycles = idle_counts(self._S)
+        if n:
+            out["idle"] = {"task": {"idle": (n, cycles)}}
         return out
 
     def __repr__(self):

@@ -313,7 +313,7 @@ class Loaded:
     def _reset_measurements(self):
         """Setup's cycles and counters do not belong to the runs."""
         S = self.machine._S
-        for slot, n in ((K.H_R_UOPS, K.NSITES * K.NKINDS * K.NUOPS), (K.H_R_PROF, K.PROF_W),
+        for slot, n in ((K.H_R_UOPS, K.ACC_W), (K.H_R_PROF, K.PROF_W),
                         (K.H_R_CSTAT, K.NCSTAT), (K.H_R_MMSTAT, K.NMMSTAT),
                         (K.H_R_PROFR, K.PR_SIZE)):
             off = int(S[slot])

@@ -23,7 +23,7 @@ rotates tasks every time slice (profiles).
 
 from .. import consts as K
 from .._jit import flat, inline, njit, tiny
-from ..cost.account import set_site, uop
+from ..cost.account import idle_until, set_site, uop
 from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
 from ..rng import next_random
@@ -243,8 +243,7 @@ def _woken(S, c, cr):
     """A woken context runs no earlier than its waker's clock at the wake-up (another CPU's
     time, on SMP): its CPU idles until then."""
     enter_context(S, c)
-    if S[K.H_NOW] < S[cr + K.CTX_READY_AT]:
-        S[K.H_NOW] = S[cr + K.CTX_READY_AT]
+    idle_until(S, S[cr + K.CTX_READY_AT])
     S[cr + K.CTX_READY_AT] = 0
 
 
@@ -366,8 +365,7 @@ def _idle_until(S, due):
     """No CPU can run: every CPU's clock catches up with the next timed interrupt."""
     for cpu in range(S[K.H_NCPUS]):
         switch_cpu(S, cpu)
-        if S[K.H_NOW] < due:
-            S[K.H_NOW] = due
+        idle_until(S, due)
 
 
 @tiny
