@@ -209,7 +209,7 @@ UOP_NAMES = (
     "ld_hit", "ld_miss", "st_hit", "st_miss", "writeback",
     "dline_inv", "dline_clean", "dline_clean_dirty", "dline_flush", "dline_flush_dirty",
     "drange_start", "drange_line", "drain_wb", "icache_inv",
-    "tci_iter", "dcache_scan", "setway_op", "line_alloc", "displace_load",
+    "tci_iter", "dcache_scan", "dcache_inv_all", "setway_op", "line_alloc", "displace_load",
     "tlb_inv_page", "tlb_walk", "pte_write",
     "hash_step", "irq_entry", "irq_exit", "context_switch",
     # composites: one record for a fixed instruction sequence, priced as the sum of its parts

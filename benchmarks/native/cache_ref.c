@@ -763,7 +763,8 @@ static inline void flush_all_arm926(i64 *S, u8 *B)
     i64 tag = S[H_R_TAG];
     i64 dirty = S[H_R_DIRTY];
     i64 iters = 1;
-    for (i64 i = 0; i < S[H_C_NLINES]; i++) {
+    int wt = S[H_C_WB] == 0;           /* CONFIG_CPU_DCACHE_WRITETHROUGH: mcr c7,c6,0 */
+    for (i64 i = 0; i < S[H_C_NLINES] && !wt; i++) {
         if (S[tag + i] != TAG_INVALID && S[dirty + i] != 0) {
             flush_index(S, B, i);
             cstat(S, CS_LINE_FLUSHES, 1);
@@ -776,6 +777,10 @@ static inline void flush_all_arm926(i64 *S, u8 *B)
             S[tag + i] = TAG_INVALID;
             mark_line(S, B, i);
         }
+    if (wt) {
+        uop(S, UOP_DCACHE_INV_ALL, 1);
+        return;
+    }
     uop(S, UOP_TCI_ITER, iters);
     uop(S, UOP_DCACHE_SCAN, S[H_C_NLINES]);
     loop_back(S, iters, 1);
