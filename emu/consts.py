@@ -415,10 +415,14 @@ ROUTINE_NAMES = (
     "none", "program", "kmap_high", "kunmap_high", "kmap_high_get", "kmap_flush_unused",
     "kmap", "kunmap", "cpu_read", "cpu_write", "dma_map_page", "dma_unmap_page",
     "dma_sync_single_for_cpu", "dma_sync_single_for_device", "dma_cache_maint_page",
+    "kunmap_high_unpin",    # kunmap_high releasing the DMA layer's kmap_high_get pin: its
+                            # own profile record (not a kmap_high + kunmap_high pair's)
 )
 for _i, _n in enumerate(ROUTINE_NAMES):
     globals()["R_" + _n.upper()] = _i
 del _i, _n
+#: The kernel function each routine id runs, as traces name it.
+ROUTINE_LABELS = tuple("kunmap_high" if n == "kunmap_high_unpin" else n for n in ROUTINE_NAMES)
 # direct-call aliases (emu.exec.kernel.direct_call): dma_{,un}map_page for one entry of
 # Machine.dma_{,un}map_sg, whose direction then carries DMA_FLAG_SG (dma-debug's entry type)
 R_DMA_MAP_SG = len(ROUTINE_NAMES)

@@ -38,8 +38,8 @@ def chrome_events(ld, pid, label):
             calls.setdefault(ctx, []).append((a, clk))
         elif kind == K.T_RET and calls.get(ctx):
             r, t0 = calls[ctx].pop()
-            if K.ROUTINE_NAMES[r] != "program":
-                span(f"cpu{cpu} {who}", K.ROUTINE_NAMES[r], t0, clk, {"cycles": b})
+            if K.ROUTINE_LABELS[r] != "program":
+                span(f"cpu{cpu} {who}", K.ROUTINE_LABELS[r], t0, clk, {"cycles": b})
         elif kind == K.T_LOCK:
             lock_at[cpu] = (clk, K.SITE_NAMES[a], who)
         elif kind == K.T_UNLOCK and cpu in lock_at:

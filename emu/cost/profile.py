@@ -38,6 +38,7 @@ TRACE_EVENTS = 1 << 21      # emu profile --trace: room for this many events per
 MIN_SCALE = 0.0005          # scale: a built-in workload's 2,000 operations per task times it
 MAX_SCALE = 100
 PAIR = ("kmap_high", "kunmap_high")     # the routines pair_cycles adds (tasks' calls)
+UNPIN = "kunmap_high_unpin"             # the record of kunmap_high releasing a DMA pin
 #: What a core's report leaves out, said under it.
 NOT_MODELLED = {
     "feroceon": "Not modelled: Kirkwood's L2 (outer cache). Its range ops, which 2.6.30 runs "
@@ -220,13 +221,30 @@ def _routine_doc(rows, mhz):
     return out
 
 
+def _as_called(rows):
+    """``rows`` with the DMA unpins' record merged into kunmap_high's (the routine they run)."""
+    out = {}
+    for n in K.ROUTINE_NAMES:
+        r = _merged(rows.get(n), rows.get(UNPIN)) if n == PAIR[1] else rows.get(n)
+        if r is not None and n != UNPIN:
+            out[n] = r
+    return out
+
+
 def _routines(S, mhz):
-    """Per-routine records: all calls, and split into task and IRQ-handler context."""
-    task, irq = _routine_rows(S, "task"), _routine_rows(S, "irq")
+    """Per-routine records: all calls, and split into task and IRQ-handler context (a DMA
+    unpin's kunmap_high counted as kunmap_high); the DMA unpins apart, per context; and the
+    tasks' pair (:func:`_pair_cycles`, from their kmap_high and kunmap_high calls but the
+    unpins)."""
+    raw = {ctx: _routine_rows(S, ctx) for ctx in ("task", "irq")}
+    task, irq = _as_called(raw["task"]), _as_called(raw["irq"])
     every = {n: _merged(task.get(n), irq.get(n)) for n in K.ROUTINE_NAMES
              if n in task or n in irq}
+    unpins = {ctx: _routine_doc({PAIR[1]: rows[UNPIN]}, mhz)[PAIR[1]]
+              for ctx, rows in raw.items() if UNPIN in rows}
     return (_routine_doc(every, mhz),
-            {"task": _routine_doc(task, mhz), "irq": _routine_doc(irq, mhz)})
+            {"task": _routine_doc(task, mhz), "irq": _routine_doc(irq, mhz)}, unpins,
+            _pair_cycles(_routine_doc(raw["task"], mhz)))
 
 
 def _lock_stat(S, mhz):
@@ -306,18 +324,23 @@ def _masking_per_pair(costs, khg):
 
 def _pair_cycles(task):
     """One kmap_high + kunmap_high in task context: the average cycles of the tasks' kmap_high
-    calls plus those of their kunmap_high calls (a kunmap_high that releases a DMA pin counts
-    too), rounded; None where the tasks never called one of the two (no pair to price).
-    An IRQ handler's kunmap_high (after its kmap_high_get) is not one: ``task`` holds the
-    tasks' routines only."""
+    calls plus those of their kunmap_high calls, rounded; None where the tasks never called
+    one of the two (no pair to price). A kunmap_high that releases the DMA layer's
+    kmap_high_get pin is not one (it is part of the DMA call, which the plain variant makes
+    without it: spec §1.4 prices the pair), nor is an IRQ handler's: ``task`` holds the
+    tasks' routines only, the unpins in a record of their own."""
     if not all(n in task for n in PAIR):
         return None
     return round(sum(task[n]["cycles_avg"] for n in PAIR), 2)
 
 
 def _missing_pair_calls(v):
-    """The routines of the pair a variant's tasks never called."""
-    return [n for n in PAIR if n not in v["routines_by_context"]["task"]]
+    """The routines of the pair a variant's tasks never called (a DMA unpin's kunmap_high
+    is not the pair's)."""
+    unpins = v["dma_unpins"].get("task", {}).get("calls", 0)
+    task = v["routines_by_context"]["task"]
+    return [n for n in PAIR
+            if task.get(n, {}).get("calls", 0) - (unpins if n == PAIR[1] else 0) == 0]
 
 
 def profile_variant(sc, trace_events=0):
@@ -332,7 +355,7 @@ def profile_variant(sc, trace_events=0):
     S = m._S
     mhz = core_mhz(ld)
     total = max(m.cycles)
-    rout, by_ctx = _routines(S, mhz)
+    rout, by_ctx, unpins, pair = _routines(S, mhz)
     return {
         "kmap_high_get": m.kmap_high_get_enabled,
         "kmap_lock": "spin_lock_irq / spin_lock_irqsave" if m.kmap_high_get_enabled
@@ -342,7 +365,8 @@ def profile_variant(sc, trace_events=0):
         "cycles": total, "us": _us(mhz, total),
         "routines": rout,
         "routines_by_context": by_ctx,
-        "pair_cycles": _pair_cycles(by_ctx["task"]),
+        "dma_unpins": unpins,
+        "pair_cycles": pair,
         "masking_cycles_per_pair": _masking_per_pair(m._costs, m.kmap_high_get_enabled),
         "lock_stat": _lock_stat(S, mhz),
         "irqsoff": _irqsoff(S, m.cpu, mhz, sum(m.cycles), m._costs),
@@ -454,8 +478,10 @@ def _no_pair_sentence(v, names):
     else:
         why = ", ".join(f"no {miss[k]} call with the {names[k]} kmap_lock"
                         for k in ("irq", "plain") if miss[k])
-    return (f"No per-pair comparison: the pair is the tasks' kmap_high + kunmap_high, and "
-            f"they made {why}.")
+    unpin = (" (a kunmap_high releasing a DMA pin is not one)"
+             if any(v[k]["dma_unpins"].get("task") for k in ("irq", "plain")) else "")
+    return (f"No per-pair comparison: the pair is the tasks' kmap_high + kunmap_high{unpin}, "
+            f"and they made {why}.")
 
 
 def _pair_sentence(doc):
