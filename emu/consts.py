@@ -355,10 +355,14 @@ CPU_PENDING = _c()        # bit mask of raised, undelivered IRQ lines
 CPU_INTERRUPTED = _c()    # context an IRQ handler interrupted, or -1
 CPU_IRQOFF_AT = _c()      # clock when IRQs were last masked
 CPU_IRQOFF_SITE = _c()    # site that masked them
-CPU_IRQ_WATCH = _c()      # profiling, timed runs: the earliest clock at which a line of this
-                          # CPU is (was) raised whose irqs-off section end is not yet known,
-                          # or -1 (emu.exec.sched.watch_irqs)
-CPU_W = _c.n
+CPU_IRQ_WATCH = _c()      # profiling, timed runs: the earliest raise clock of this CPU's
+                          # lines still to come (or pending, in the open irqs-off section),
+                          # or -1 (emu.exec.cpu.watch_irqs)
+CPU_RING_AT = _c()        # next slot of the ring of recent irqs-off sections that covered one
+CPU_RING = _c.n           # [NRING][2] (start, end) clocks of those sections
+NRING = 32                # a power of two (the ring index wraps with a mask)
+assert NRING & (NRING - 1) == 0
+CPU_W = CPU_RING + 2 * NRING
 del _c
 
 CTX_STATE_FREE = 0
@@ -634,8 +638,6 @@ IRQ_BUDGET = _c()         # raises a schedule may still choose (exploration)
 IRQ_DUE = _c()            # timed raise: target CPU clock at which it fires, -1 none
 IRQ_PERIOD = _c()         # re-arm after firing (0: one-shot)
 IRQ_RAISED_AT = _c()      # clock of the last raise (for the IRQ latency)
-IRQ_BLOCKED_T = _c()      # a raise clock an irqs-off section of its CPU covered (-1 none)...
-IRQ_BLOCKED_END = _c()    # ... and the clock that section ended: the IRQ's wait for unmasking
 IRQ_PENDING = _c()        # raised, not yet delivered
 IRQ_DONE = _c()           # handler completions
 IRQ_XFER_LEN = _c()       # device transfer done when the line is raised: bytes (0 none)

@@ -1280,10 +1280,12 @@ def test_every_irq_latency_is_the_rest_of_the_section_its_raise_fell_in(variant)
     the rest of the irqs-off section that covered its due clock, from the traced sections.
     The latency used to be looked up in a ring of the CPU's last 32 sections, so a raise
     early in a step that closes more (the plain wrap's set_page_address irqsave sections)
-    read 0."""
+    read 0; the ring now keeps the sections that cover a raise clock. In the irq run two
+    firings (400,000 and 450,000) fall in one 62,000-cycle wrap section: both wait for its
+    end."""
     from emu.cost.profile import profile_variant, workload
     from emu.exec.trace import trace_counts, trace_events
-    sc = workload("dma-irq", "arm926", variant == "irq", 0, scale=0.5)
+    sc = workload("dma-irq", "arm926", variant == "irq", 0)
     nic = sc.irqs[0]
     v, ld = profile_variant(sc, trace_events=1 << 20)
     kept, recorded = trace_counts(ld.machine._S)
@@ -1295,18 +1297,21 @@ def test_every_irq_latency_is_the_rest_of_the_section_its_raise_fell_in(variant)
     want = [_expected_wait(sections, nic.first + k * nic.period) for k in range(len(lats))]
     assert lats == want
     assert v["irq_latency"]["max_cycles"] == max(want)
+    if variant == "irq":
+        assert want[7:9] == [50377, 377]
 
 
 def test_an_irq_raised_early_in_a_run_of_short_sections_waits_for_its_own():
     """The plain variant's pkmap wrap (64 slots) closes a short page_address / set_page_address
-    irqsave section per slot within one step; an IRQ due one cycle into one of the first
-    of them waits for that section's end (19 cycles), not 0 (the ring of the last 32
-    sections had lost it by the time the handler ran)."""
+    irqsave section per slot within one step. A line firing one cycle into one of the first
+    of them, and again one cycle into the step's last section, waits each time for the end
+    of its own section (the first read 0: the ring of the CPU's last 32 sections had lost
+    it by the time the handler ran)."""
     from emu.cost.profile import _machine, profile_variant
     from emu.exec.scenario import Scenario
     from emu.exec.trace import trace_events
 
-    def wrap(first):
+    def wrap(first, period=0, count=1):
         mc = _machine("arm926", False, 1, 0, {}) | {"last_pkmap": 64}
         sc = Scenario("wrap", mc, [{"op": "kmap", "pfn": 301}])
         pages = range(400, 463)
@@ -1316,17 +1321,27 @@ def test_an_irq_raised_early_in_a_run_of_short_sections_waits_for_its_own():
         sc.irq("nic", [{"op": "dma_map_page", "pfn": 301, "offset": 0, "size": 64,
                         "direction": "FROM_DEVICE", "as": "h"},
                        {"op": "dma_unmap_page", "dma_addr": "h", "size": 64,
-                        "direction": "FROM_DEVICE"}], line=0, cpu=0, count=1, first=first)
+                        "direction": "FROM_DEVICE"}], line=0, cpu=0, count=count,
+               period=period, first=first)
         return sc
 
     _, ld = profile_variant(wrap(10 ** 9), trace_events=1 << 16)      # never raised
     ev = trace_events(ld.machine._S)
     steps = [clk for kind, clk, *_ in ev if kind == K.T_STEP]
     sections = _sections(ev)
-    # the first section followed by more than 32 others before the next step
-    a, b = next((a, b) for a, b in sections
-                if sum(a <= x and y <= min([s for s in steps if s > a] or [1 << 62])
-                       for x, y in sections) > 33)
+
+    def step_end(t):
+        return min([s for s in steps if s > t] or [1 << 62])
+
+    # the first section followed by more than 32 others before the next step, and the
+    # last section of that step
+    k = next(k for k, (a, b) in enumerate(sections)
+             if sum(a <= x and y <= step_end(a) for x, y in sections) > 33)
+    (a, b), (a2, b2) = sections[k], [s for s in sections if s[1] <= step_end(sections[k][0])][-1]
+    assert a2 - a > 1000
     v, _ = profile_variant(wrap(a + 1))
     assert v["irq_latency"]["count"] == 1
     assert v["irq_latency"]["max_cycles"] == b - a - 1 > 0
+    v, ld = profile_variant(wrap(a + 1, a2 - a, 2), trace_events=1 << 16)
+    lats = [x for kind, *_, x in trace_events(ld.machine._S) if kind == K.T_IRQ_ENTER]
+    assert lats == [b - a - 1, b2 - a2 - 1] and min(lats) > 0

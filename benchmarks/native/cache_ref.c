@@ -99,44 +99,40 @@ static inline void irqs_masked(i64 *S, i64 cr)
     }
 }
 
-/* cpu.py _watched: a line's raise (pending) or next timed raise clock with no known section end */
-static i64 watched(i64 *S, i64 ir)
+/* cpu.py _next_raise: a line's earliest raise clock >= since (pending, due, periodic), or -1 */
+static i64 next_raise(i64 *S, i64 ir, i64 since)
 {
-    i64 t = S[ir + IRQ_PENDING] ? S[ir + IRQ_RAISED_AT] : S[ir + IRQ_DUE];
-    return t == S[ir + IRQ_BLOCKED_T] ? -1 : t;
+    if (S[ir + IRQ_PENDING] && S[ir + IRQ_RAISED_AT] >= since)
+        return S[ir + IRQ_RAISED_AT];
+    i64 d = S[ir + IRQ_DUE], p = S[ir + IRQ_PERIOD];
+    if (d >= 0 && d < since && p > 0)
+        d += (since - d + p - 1) / p * p;
+    return d >= since ? d : -1;
 }
 
-/* cpu.py watch_irqs: the earliest such clock >= since of the CPU's lines, or -1 */
+/* cpu.py watch_irqs: the earliest raise clock >= since of the CPU's lines, or -1 */
 static void watch_irqs(i64 *S, i64 cr, i64 since)
 {
     i64 cpu = (cr - S[H_R_CPU]) / CPU_W, w = -1;
     for (i64 line = 0; line < MAXIRQ; line++) {
         i64 ir = S[H_R_IRQ] + line * IRQ_W;
         if (S[ir + IRQ_CTX] >= 0 && S[ir + IRQ_CPU] == cpu) {
-            i64 t = watched(S, ir);
-            if (t >= since && (w < 0 || t < w))
+            i64 t = next_raise(S, ir, since);
+            if (t >= 0 && (w < 0 || t < w))
                 w = t;
         }
     }
     S[cr + CPU_IRQ_WATCH] = w;
 }
 
-/* cpu.py irqs_blocked: the section ending now covered a watched raise clock */
+/* cpu.py irqs_blocked: the section ending now covered a raise clock: into the ring */
 static void irqs_blocked(i64 *S, i64 cr)
 {
-    i64 a = S[cr + CPU_IRQOFF_AT], now = S[H_NOW];
-    i64 cpu = (cr - S[H_R_CPU]) / CPU_W;
-    for (i64 line = 0; line < MAXIRQ; line++) {
-        i64 ir = S[H_R_IRQ] + line * IRQ_W;
-        if (S[ir + IRQ_CTX] >= 0 && S[ir + IRQ_CPU] == cpu) {
-            i64 t = watched(S, ir);
-            if (a <= t && t < now) {
-                S[ir + IRQ_BLOCKED_T] = t;
-                S[ir + IRQ_BLOCKED_END] = now;
-            }
-        }
-    }
-    watch_irqs(S, cr, now);
+    i64 j = S[cr + CPU_RING_AT];
+    S[cr + CPU_RING + 2 * j] = S[cr + CPU_IRQOFF_AT];
+    S[cr + CPU_RING + 2 * j + 1] = S[H_NOW];
+    S[cr + CPU_RING_AT] = (j + 1) % NRING;
+    watch_irqs(S, cr, S[H_NOW]);
 }
 
 /* Close an irqs-off section: the irqsoff tracer's max and histogram, a watched IRQ's wait. */

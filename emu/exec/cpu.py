@@ -81,54 +81,61 @@ def _irqs_unmasked(S, cr):
 
 
 @tiny
-def _watched(S, ir):
-    """The clock of line record ``ir``'s raise (pending) or next timed raise whose irqs-off
-    section end is not yet known, else -1."""
-    t = S[ir + K.IRQ_RAISED_AT] if S[ir + K.IRQ_PENDING] else S[ir + K.IRQ_DUE]
-    return -1 if t == S[ir + K.IRQ_BLOCKED_T] else t
+def _next_raise(S, ir, since):
+    """The earliest clock ``>= since`` at which line record ``ir`` is (was) raised: its
+    pending raise, its due clock, or a later periodic firing; -1 if none."""
+    if S[ir + K.IRQ_PENDING] and S[ir + K.IRQ_RAISED_AT] >= since:
+        return S[ir + K.IRQ_RAISED_AT]          # (a pending raise comes before its re-armed due)
+    d = S[ir + K.IRQ_DUE]
+    p = S[ir + K.IRQ_PERIOD]
+    if 0 <= d < since and p > 0:
+        d += (since - d + p - 1) // p * p
+    return d if d >= since else -1
 
 
 @inline
 def watch_irqs(S, cr, since):
-    """Set CPU record ``cr``'s ``CPU_IRQ_WATCH``: the earliest clock ``>= since`` at which one
-    of its lines is (was) raised with no known irqs-off section end (``_watched``), or -1.
-    An irqs-off section that covers it calls :func:`irqs_blocked` as it ends."""
+    """Set CPU record ``cr``'s ``CPU_IRQ_WATCH``: the earliest raise clock ``>= since`` of its
+    lines (:func:`_next_raise`), or -1. The irqs-off section that covers it goes into the
+    CPU's ring as it ends (:func:`irqs_blocked`)."""
     cpu = (cr - S[K.H_R_CPU]) // K.CPU_W
     w = -1
     for line in range(K.MAXIRQ):
         ir = S[K.H_R_IRQ] + line * K.IRQ_W
         if S[ir + K.IRQ_CTX] >= 0 and S[ir + K.IRQ_CPU] == cpu:
-            t = _watched(S, ir)
-            if t >= since and (w < 0 or t < w):
+            t = _next_raise(S, ir, since)
+            if t >= 0 and (w < 0 or t < w):
                 w = t
     S[cr + K.CPU_IRQ_WATCH] = w
 
 
 @inline
 def irqs_blocked(S, cr):
-    """The irqs-off section of CPU record ``cr`` ending now covered a watched raise clock:
-    note the end for every line raised (or due) in it (the IRQ waited until then, however
-    many sections follow before it is delivered), then watch the next one."""
-    a = S[cr + K.CPU_IRQOFF_AT]
-    now = S[K.H_NOW]
-    cpu = (cr - S[K.H_R_CPU]) // K.CPU_W
-    for line in range(K.MAXIRQ):
-        ir = S[K.H_R_IRQ] + line * K.IRQ_W
-        if S[ir + K.IRQ_CTX] >= 0 and S[ir + K.IRQ_CPU] == cpu:
-            t = _watched(S, ir)
-            if a <= t < now:
-                S[ir + K.IRQ_BLOCKED_T] = t
-                S[ir + K.IRQ_BLOCKED_END] = now
-    watch_irqs(S, cr, now)
+    """The irqs-off section of CPU record ``cr`` ending now covered a raise clock: keep it in
+    the CPU's ring (however many sections that cover none follow before the IRQ is
+    delivered), then watch the next raise clock."""
+    j = S[cr + K.CPU_RING_AT]
+    S[cr + K.CPU_RING + 2 * j] = S[cr + K.CPU_IRQOFF_AT]
+    S[cr + K.CPU_RING + 2 * j + 1] = S[K.H_NOW]
+    S[cr + K.CPU_RING_AT] = (j + 1) & (K.NRING - 1)      # NRING is a power of two
+    watch_irqs(S, cr, S[K.H_NOW])
 
 
-@tiny
-def irq_wait(S, ir):
-    """Cycles line record ``ir``'s last raise waited for IRQs to be unmasked: the rest of the
-    irqs-off section that covered its raise clock, else 0. (Handlers run at the executor's
-    next scheduling point; this is the latency the CPU would see.)"""
-    t = S[ir + K.IRQ_RAISED_AT]
-    return S[ir + K.IRQ_BLOCKED_END] - t if S[ir + K.IRQ_BLOCKED_T] == t else 0
+@inline
+def blocked_since(S, cr, t):
+    """Cycles an interrupt raised at clock ``t`` on CPU record ``cr`` had to wait for IRQs
+    to be unmasked: the rest of the irqs-off section that covered ``t``, else 0. (Handlers
+    run at the executor's next scheduling point; this is the latency the CPU would see.)
+    The ring holds the last NRING sections that covered a raise clock, so this is exact
+    unless NRING later raises of the CPU's lines came before this one's delivery."""
+    for j in range(K.NRING):
+        a = S[cr + K.CPU_RING + 2 * j]
+        b = S[cr + K.CPU_RING + 2 * j + 1]
+        if a <= t < b:
+            return b - t
+    if S[cr + K.CPU_IRQOFF] and S[cr + K.CPU_IRQOFF_AT] <= t:
+        return S[K.H_NOW] - t
+    return 0
 
 
 @inline

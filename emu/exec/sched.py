@@ -28,7 +28,8 @@ from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
 from ..rng import next_random
 from .core import enter_context, run_step, switch_cpu
-from .cpu import _irqs_masked, _irqs_unmasked, cpu_rec, irq_wait, log2_bucket, watch_irqs
+from .cpu import (_irqs_masked, _irqs_unmasked, blocked_since, cpu_rec, log2_bucket,
+                  watch_irqs)
 from .frames import ctx_rec, push
 from .trace import trace
 
@@ -140,7 +141,7 @@ def deliver_irq(S, line):
     S[r + K.CPU_HARDIRQ] = 1
     enter_context(S, h)
     push(S, h, K.R_PROGRAM, 0, 0, 0, 0)
-    lat = irq_wait(S, ir)
+    lat = blocked_since(S, r, S[ir + K.IRQ_RAISED_AT])
     set_site(S, K.SITE_IRQ_ENTRY)
     uop(S, K.UOP_IRQ_ENTRY, 1)
     _irqs_masked(S, r)
@@ -189,7 +190,8 @@ def fire_timed(S, B):
     """Timed mode: raise every line whose due clock has passed on its CPU; re-arm periodic
     lines; deliver pending lines to CPUs that can take them. Profiling, each CPU then watches
     the next raise clock of its lines (``watch_irqs``): the irqs-off section that covers it,
-    however many sections the next step closes, gives that IRQ's latency as it ends."""
+    however many sections the next step closes, goes into the CPU's ring for the IRQ's
+    latency (``blocked_since``)."""
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
         due = S[ir + K.IRQ_DUE]
