@@ -355,9 +355,12 @@ CPU_PENDING = _c()        # bit mask of raised, undelivered IRQ lines
 CPU_INTERRUPTED = _c()    # context an IRQ handler interrupted, or -1
 CPU_IRQOFF_AT = _c()      # clock when IRQs were last masked
 CPU_IRQOFF_SITE = _c()    # site that masked them
-CPU_IRQ_WATCH = _c()      # profiling, timed runs: the earliest raise clock of this CPU's
-                          # lines still to come (or pending, in the open irqs-off section),
-                          # or -1 (emu.exec.cpu.watch_irqs)
+CPU_IRQ_WATCH = _c()      # profiling, timed runs: the next raise clock of this CPU's lines
+                          # to watch (CPU_WATCHES[CPU_WATCH_AT]), or -1 (emu.exec.cpu)
+CPU_WATCH_AT = _c()
+CPU_WATCHES = _c.n        # [NWATCH] the next raise clocks, in order (-1: none), from the
+NWATCH = 8                # last scheduling point (emu.exec.cpu.watch_irqs)
+_c.n += NWATCH
 CPU_RING_AT = _c()        # next slot of the ring of recent irqs-off sections that covered one
 CPU_RING = _c.n           # [NRING][2] (start, end) clocks of those sections
 NRING = 32                # a power of two (the ring index wraps with a mask)

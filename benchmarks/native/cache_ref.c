@@ -99,40 +99,25 @@ static inline void irqs_masked(i64 *S, i64 cr)
     }
 }
 
-/* cpu.py _next_raise: a line's earliest raise clock >= since (pending, due, periodic), or -1 */
-static i64 next_raise(i64 *S, i64 ir, i64 since)
+/* cpu.py _watch_passed: go past the watched raise clocks before now; the section into the
+   ring if it covered one (the watches themselves are set by the timed scheduler only) */
+static void watch_passed(i64 *S, i64 cr, i64 w)
 {
-    if (S[ir + IRQ_PENDING] && S[ir + IRQ_RAISED_AT] >= since)
-        return S[ir + IRQ_RAISED_AT];
-    i64 d = S[ir + IRQ_DUE], p = S[ir + IRQ_PERIOD];
-    if (d >= 0 && d < since && p > 0)
-        d += (since - d + p - 1) / p * p;
-    return d >= since ? d : -1;
-}
-
-/* cpu.py watch_irqs: the earliest raise clock >= since of the CPU's lines, or -1 */
-static void watch_irqs(i64 *S, i64 cr, i64 since)
-{
-    i64 cpu = (cr - S[H_R_CPU]) / CPU_W, w = -1;
-    for (i64 line = 0; line < MAXIRQ; line++) {
-        i64 ir = S[H_R_IRQ] + line * IRQ_W;
-        if (S[ir + IRQ_CTX] >= 0 && S[ir + IRQ_CPU] == cpu) {
-            i64 t = next_raise(S, ir, since);
-            if (t >= 0 && (w < 0 || t < w))
-                w = t;
-        }
+    i64 now = S[H_NOW], a = S[cr + CPU_IRQOFF_AT], k = S[cr + CPU_WATCH_AT];
+    int hit = 0;
+    while (0 <= w && w < now) {
+        hit = hit || w >= a;
+        k += 1;
+        w = k < NWATCH ? S[cr + CPU_WATCHES + k] : -1;
     }
+    S[cr + CPU_WATCH_AT] = k;
     S[cr + CPU_IRQ_WATCH] = w;
-}
-
-/* cpu.py irqs_blocked: the section ending now covered a raise clock: into the ring */
-static void irqs_blocked(i64 *S, i64 cr)
-{
-    i64 j = S[cr + CPU_RING_AT];
-    S[cr + CPU_RING + 2 * j] = S[cr + CPU_IRQOFF_AT];
-    S[cr + CPU_RING + 2 * j + 1] = S[H_NOW];
-    S[cr + CPU_RING_AT] = (j + 1) % NRING;
-    watch_irqs(S, cr, S[H_NOW]);
+    if (hit) {
+        i64 j = S[cr + CPU_RING_AT];
+        S[cr + CPU_RING + 2 * j] = a;
+        S[cr + CPU_RING + 2 * j + 1] = now;
+        S[cr + CPU_RING_AT] = (j + 1) % NRING;
+    }
 }
 
 /* Close an irqs-off section: the irqsoff tracer's max and histogram, a watched IRQ's wait. */
@@ -151,8 +136,8 @@ static inline void irqs_unmasked(i64 *S, i64 cr)
     S[p + PROF_IRQOFF_TOTAL] += d;
     S[p + PROF_H_IRQOFF + start * NHIST + log2_bucket(d)] += 1;
     i64 w = S[cr + CPU_IRQ_WATCH];
-    if (at <= w && w < now)                 /* (w = -1: no line to watch) */
-        irqs_blocked(S, cr);
+    if (0 <= w && w < now)                  /* a watched raise clock has passed (-1: none) */
+        watch_passed(S, cr, w);
     if (d > S[p + PROF_IRQOFF_MAX]) {
         S[p + PROF_IRQOFF_MAX] = d;
         S[p + PROF_IRQOFF_MAX_START] = start;
