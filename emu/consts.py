@@ -69,7 +69,7 @@ H_DMA_LO = _h()           # physical range the running maintenance hands to the 
 H_DMA_HI = _h()
 H_EV_SEEN = _h()          # discard events the oracle has already judged
 # -- accounting --
-H_R_UOPS = _h()           # [NSITES][NKINDS][NUOPS] micro-op counts
+H_R_UOPS = _h()           # [NSITES][NKINDS][NUOPS] micro-op counts, then the idle pair (ACC_*)
 H_UOPCUR = _h()           # offset of the counts row of the running site and context kind
 H_NOW = _h()              # cycle clock of the running CPU (its record holds it otherwise)
 H_CUR_SITE = _h()         # routine the running code is attributed to
@@ -209,7 +209,7 @@ UOP_NAMES = (
     "ld_hit", "ld_miss", "st_hit", "st_miss", "writeback",
     "dline_inv", "dline_clean", "dline_clean_dirty", "dline_flush", "dline_flush_dirty",
     "drange_start", "drange_line", "drain_wb", "icache_inv",
-    "tci_iter", "dcache_scan", "setway_op", "line_alloc", "displace_load",
+    "tci_iter", "dcache_scan", "dcache_inv_all", "setway_op", "line_alloc", "displace_load",
     "tlb_inv_page", "tlb_walk", "pte_write",
     "hash_step", "irq_entry", "irq_exit", "context_switch",
     # composites: one record for a fixed instruction sequence, priced as the sum of its parts
@@ -219,6 +219,11 @@ NUOPS = len(UOP_NAMES)
 for _i, _n in enumerate(UOP_NAMES):
     globals()["UOP_" + _n.upper()] = _i
 del _i, _n
+# The accounting region H_R_UOPS: the micro-op counts, then the idle time (a CPU with nothing
+# to run until a timed IRQ or a wake-up from another CPU: clock advanced, nothing executed).
+ACC_IDLE_N = NSITES * NKINDS * NUOPS    # idle periods
+ACC_IDLE_CYCLES = ACC_IDLE_N + 1        # their cycles, all CPUs together
+ACC_W = ACC_IDLE_N + 2
 
 # ---------------------------------------------------------------------------------------------
 # Errors raised out of kernels (S[H_ERR])
@@ -350,8 +355,14 @@ CPU_PENDING = _c()        # bit mask of raised, undelivered IRQ lines
 CPU_INTERRUPTED = _c()    # context an IRQ handler interrupted, or -1
 CPU_IRQOFF_AT = _c()      # clock when IRQs were last masked
 CPU_IRQOFF_SITE = _c()    # site that masked them
-CPU_RING_AT = _c()        # next slot of the ring of recent irqs-off sections
-CPU_RING = _c.n           # [NRING][2] (start, end) clocks of the last irqs-off sections
+CPU_IRQ_WATCH = _c()      # profiling, timed runs: the next raise clock of this CPU's lines
+                          # to watch (CPU_WATCHES[CPU_WATCH_AT]), or -1 (emu.exec.cpu)
+CPU_WATCH_AT = _c()
+CPU_WATCHES = _c.n        # [NWATCH] the next raise clocks, in order (-1: none), from the
+NWATCH = 8                # last scheduling point (emu.exec.cpu.watch_irqs)
+_c.n += NWATCH
+CPU_RING_AT = _c()        # next slot of the ring of recent irqs-off sections that covered one
+CPU_RING = _c.n           # [NRING][2] (start, end) clocks of those sections
 NRING = 32                # a power of two (the ring index wraps with a mask)
 assert NRING & (NRING - 1) == 0
 CPU_W = CPU_RING + 2 * NRING
@@ -411,10 +422,14 @@ ROUTINE_NAMES = (
     "none", "program", "kmap_high", "kunmap_high", "kmap_high_get", "kmap_flush_unused",
     "kmap", "kunmap", "cpu_read", "cpu_write", "dma_map_page", "dma_unmap_page",
     "dma_sync_single_for_cpu", "dma_sync_single_for_device", "dma_cache_maint_page",
+    "kunmap_high_unpin",    # kunmap_high releasing the DMA layer's kmap_high_get pin: its
+                            # own profile record (not a kmap_high + kunmap_high pair's)
 )
 for _i, _n in enumerate(ROUTINE_NAMES):
     globals()["R_" + _n.upper()] = _i
 del _i, _n
+#: The kernel function each routine id runs, as traces name it.
+ROUTINE_LABELS = tuple("kunmap_high" if n == "kunmap_high_unpin" else n for n in ROUTINE_NAMES)
 # direct-call aliases (emu.exec.kernel.direct_call): dma_{,un}map_page for one entry of
 # Machine.dma_{,un}map_sg, whose direction then carries DMA_FLAG_SG (dma-debug's entry type)
 R_DMA_MAP_SG = len(ROUTINE_NAMES)

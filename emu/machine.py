@@ -17,7 +17,7 @@ from .cache.cache import Cache, _as_bytes
 from .cache.config import preset
 from .cache.state import add_cache, add_events
 from .cost.account import add_regions as add_accounting
-from .cost.account import uop_counts
+from .cost.account import idle_counts, uop_counts
 from .cost.tables import cost_vector
 from .dma.oracle import final_check, judge_discards
 from .errors import EmuError
@@ -309,6 +309,7 @@ class Machine:
             r = int(S[K.H_R_CPU]) + cpu * K.CPU_W
             S[r + K.CPU_CUR] = 0 if cpu == 0 else -1
             S[r + K.CPU_INTERRUPTED] = -1
+            S[r + K.CPU_IRQ_WATCH] = -1
         for c in range(nctx):
             r = int(S[K.H_R_CTX]) + c * K.CTX_W
             S[r + K.CTX_STATE] = K.CTX_RUNNABLE if c == 0 else K.CTX_STATE_FREE
@@ -987,7 +988,10 @@ class Machine:
 
     def breakdown(self):
         """Where the cycles went: ``{routine: {"task"|"irq": {micro-op: (count, cycles)}}}``
-        for every non-zero entry, priced with this machine's cost table."""
+        for every non-zero entry, priced with this machine's cost table; and, if a CPU
+        waited with nothing to run (all its tasks asleep or waiting for an IRQ, until a
+        timed IRQ or another CPU's wake-up), ``{"idle": {"task": {"idle": (periods,
+        cycles)}}}``. The cycles add up to the CPUs' clocks together."""
         counts = uop_counts(self._S)
         out = {}
         for s, site in enumerate(K.SITE_NAMES):
@@ -996,6 +1000,9 @@ class Machine:
                        for u, n in enumerate(counts[s, kind]) if n}
                 if row:
                     out.setdefault(site, {})[kname] = row
+        n, cycles = idle_counts(self._S)
+        if n:
+            out["idle"] = {"task": {"idle": (n, cycles)}}
         return out
 
     def __repr__(self):

@@ -524,3 +524,26 @@ def test_arm926_write_through_range_routines(op, counts):
     st = {k: v for k, v in c.stats.items() if v and k not in ("range_ops", "drains")}
     assert st == counts and c.stats["drains"] == 1
     assert (c.lines() == []) == (op != "clean_range")
+
+
+def test_arm926_write_through_flush_all_is_one_whole_cache_invalidate():
+    """arm926_flush_kern_cache_all with CONFIG_CPU_DCACHE_WRITETHROUGH (spec §4.3) is one
+    ``mcr c7,c6,0`` (invalidate the whole D-cache), then the I-cache invalidate, the drain and
+    the return; it recorded the write-back build's test-clean-invalidate loop (a tci_iter,
+    512 dcache_scan, a bne)."""
+    from emu import consts as K
+    from emu.cost.account import uop_counts
+    from emu.cost.tables import cost_vector
+    c = Cache.from_preset("arm926", write_back=False)
+    for a in range(0x1000, 0x1400, 32):
+        c.load(a, 4)
+        c.store(a, b"\x5a" * 4)                 # a hit, written through: the line stays clean
+    assert len(c.lines()) == 32
+    before = uop_counts(c._S).copy()
+    c.flush_all()
+    d = uop_counts(c._S) - before
+    got = {K.UOP_NAMES[u]: int(n) for u, n in enumerate(d.sum(axis=(0, 1))) if n}
+    assert got == {"dcache_inv_all": 1, "icache_inv": 1, "drain_wb": 1, "branch": 1}
+    cost = cost_vector("arm926")           # no figure in the spec: priced as c7,c6,1
+    assert cost[K.UOP_DCACHE_INV_ALL] == cost[K.UOP_DLINE_INV] == 2
+    assert c.lines() == [] and c.stats["writebacks"] == 0

@@ -1397,3 +1397,31 @@ def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, 
     from emu.exec.report import pending_irq_text
     assert pending_irq_text(r.pending_irqs[0]) == (
         "IRQ line 0 (h, cpu0) raised and never delivered: cpu0 kept IRQs masked to the end")
+
+
+def _breakdown_cycles(bd):
+    return sum(c for per in bd.values() for kinds in per.values() for _, c in kinds.values())
+
+
+@pytest.mark.parametrize("case", ["wait_irq", "smp_wake"])
+def test_idle_time_is_a_breakdown_row_so_the_breakdown_sums_to_the_clocks(case):
+    """A CPU with nothing to run advances its clock without executing anything: until a timed
+    IRQ (the driver waits for its device's completion, 20,000 cycles on) or until another
+    CPU's wake-up (SLEEP_WAKE_SMP's a). breakdown() had no row for those cycles; its
+    ``idle`` row has them, and the breakdown adds up to the CPUs' clocks together."""
+    if case == "wait_irq":
+        sc = dma_driver()
+        sc.tasks[0].ops[1]["cycles"] = 20_000
+    else:
+        sc = Scenario.from_dict(tomllib.loads(SLEEP_WAKE_SMP))
+    ld = sc.build()
+    assert ld.run(K.SCHED_TIMED).outcome == "done"
+    m = ld.machine
+    bd = m.breakdown()
+    periods, idle = bd["idle"]["task"]["idle"]
+    assert set(bd["idle"]) == {"task"} and set(bd["idle"]["task"]) == {"idle"}
+    assert periods >= 1 and idle > (15_000 if case == "wait_irq" else 1000)
+    assert _breakdown_cycles(bd) == sum(m.cycles)
+    assert ld.run(K.SCHED_DFS).outcome == "done"           # counted per run
+    assert "idle" not in m.breakdown() or case == "smp_wake"
+    assert _breakdown_cycles(m.breakdown()) == sum(m.cycles)

@@ -99,7 +99,28 @@ static inline void irqs_masked(i64 *S, i64 cr)
     }
 }
 
-/* Close an irqs-off section: the irqsoff tracer's max, histogram and ring of sections. */
+/* cpu.py _watch_passed: go past the watched raise clocks before now; the section into the
+   ring if it covered one (the watches themselves are set by the timed scheduler only) */
+static void watch_passed(i64 *S, i64 cr, i64 w)
+{
+    i64 now = S[H_NOW], a = S[cr + CPU_IRQOFF_AT], k = S[cr + CPU_WATCH_AT];
+    int hit = 0;
+    while (0 <= w && w < now) {
+        hit = hit || w >= a;
+        k += 1;
+        w = k < NWATCH ? S[cr + CPU_WATCHES + k] : -1;
+    }
+    S[cr + CPU_WATCH_AT] = k;
+    S[cr + CPU_IRQ_WATCH] = w;
+    if (hit) {
+        i64 j = S[cr + CPU_RING_AT];
+        S[cr + CPU_RING + 2 * j] = a;
+        S[cr + CPU_RING + 2 * j + 1] = now;
+        S[cr + CPU_RING_AT] = (j + 1) % NRING;
+    }
+}
+
+/* Close an irqs-off section: the irqsoff tracer's max and histogram, a watched IRQ's wait. */
 static inline void irqs_unmasked(i64 *S, i64 cr)
 {
     S[cr + CPU_IRQOFF] = 0;
@@ -114,10 +135,9 @@ static inline void irqs_unmasked(i64 *S, i64 cr)
     S[p + PROF_IRQOFF_COUNT] += 1;
     S[p + PROF_IRQOFF_TOTAL] += d;
     S[p + PROF_H_IRQOFF + start * NHIST + log2_bucket(d)] += 1;
-    i64 j = S[cr + CPU_RING_AT];
-    S[cr + CPU_RING + 2 * j] = at;
-    S[cr + CPU_RING + 2 * j + 1] = now;
-    S[cr + CPU_RING_AT] = (j + 1) % NRING;
+    i64 w = S[cr + CPU_IRQ_WATCH];
+    if (0 <= w && w < now)                  /* a watched raise clock has passed (-1: none) */
+        watch_passed(S, cr, w);
     if (d > S[p + PROF_IRQOFF_MAX]) {
         S[p + PROF_IRQOFF_MAX] = d;
         S[p + PROF_IRQOFF_MAX_START] = start;
@@ -724,7 +744,8 @@ static inline void flush_all_arm926(i64 *S, u8 *B)
     i64 tag = S[H_R_TAG];
     i64 dirty = S[H_R_DIRTY];
     i64 iters = 1;
-    for (i64 i = 0; i < S[H_C_NLINES]; i++) {
+    int wt = S[H_C_WB] == 0;           /* CONFIG_CPU_DCACHE_WRITETHROUGH: mcr c7,c6,0 */
+    for (i64 i = 0; i < S[H_C_NLINES] && !wt; i++) {
         if (S[tag + i] != TAG_INVALID && S[dirty + i] != 0) {
             flush_index(S, B, i);
             cstat(S, CS_LINE_FLUSHES, 1);
@@ -737,6 +758,10 @@ static inline void flush_all_arm926(i64 *S, u8 *B)
             S[tag + i] = TAG_INVALID;
             mark_line(S, B, i);
         }
+    if (wt) {
+        uop(S, UOP_DCACHE_INV_ALL, 1);
+        return;
+    }
     uop(S, UOP_TCI_ITER, iters);
     uop(S, UOP_DCACHE_SCAN, S[H_C_NLINES]);
     loop_back(S, iters, 1);

@@ -658,9 +658,9 @@ static i64 dma_cache_maint_page(i64 *S, uint8_t *B, i64 c, i64 pfn, i64 off, i64
             S[f + F_A5] = ref_dma_range_step(S, B, op, start, start + n, RANGE_START);
             S[H_DMA_LO] = -1;                           /* (dmac_*_range; cursor: RANGE_DONE) */
             S[H_DMA_HI] = -1;
-            if (pinned) {                               /* kunmap_high(page) */
+            if (pinned) {                   /* kunmap_high(page): the unpin's own record */
                 S[f + F_PC] = 4;                        /* _OUTER */
-                i64 u = call(S, c, R_KUNMAP_HIGH, SITE_KUNMAP_HIGH, pfn, 0, 0, 0);
+                i64 u = call(S, c, R_KUNMAP_HIGH_UNPIN, SITE_KUNMAP_HIGH, pfn, 0, 0, 0);
                 if (u < 0)
                     return REF_UNSUPPORTED;
                 i64 st = kunmap_high(S, c, u, pfn);

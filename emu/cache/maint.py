@@ -216,12 +216,15 @@ def _flush_all_arm926(S, B):
     """arm926_flush_kern_cache_all: ``1: mrc p15,0,r15,c7,c14,3; bne 1b`` (test, clean and
     invalidate: one dirty line per iteration, the whole D-cache invalidated once clean;
     ARM926EJ-S TRM), then invalidate I-cache and drain. Dirty lines are found in index order [E].
+    With CONFIG_CPU_DCACHE_WRITETHROUGH (spec §4.3) no line is dirty, and the loop is one
+    ``mcr p15,0,ip,c7,c6,0`` (invalidate the whole D-cache).
     """
     tag = S[K.H_R_TAG]
     dirty = S[K.H_R_DIRTY]
     nlines = S[K.H_C_NLINES]
+    wt = S[K.H_C_WB] == 0
     iters = 1
-    i = next_other(S, dirty, nlines, 0, 0)
+    i = nlines if wt else next_other(S, dirty, nlines, 0, 0)
     while i < nlines:
         if S[tag + i] != K.TAG_INVALID:
             flush_index(S, B, i)
@@ -234,6 +237,9 @@ def _flush_all_arm926(S, B):
         S[tag + i] = K.TAG_INVALID
         mark_line(S, B, i)
         i = next_other(S, tag, nlines, i + 1, K.TAG_INVALID)
+    if wt:
+        uop(S, K.UOP_DCACHE_INV_ALL, 1)
+        return
     uop(S, K.UOP_TCI_ITER, iters)
     uop(S, K.UOP_DCACHE_SCAN, S[K.H_C_NLINES])     # the hardware walks every line once
     loop_back(S, iters, True)                       # bne 1b

@@ -42,6 +42,17 @@ def uops4(S, load, alu, store, branch):
 
 
 @tiny
+def idle_until(S, t):
+    """The running CPU has nothing to run until clock ``t``: its clock catches up, and the
+    cycles go to the idle count (no micro-op: nothing executes)."""
+    d = t - S[K.H_NOW]
+    if d > 0:
+        S[S[K.H_R_UOPS] + K.ACC_IDLE_N] += 1
+        S[S[K.H_R_UOPS] + K.ACC_IDLE_CYCLES] += d
+        S[K.H_NOW] = t
+
+
+@tiny
 def _row(S):
     S[K.H_UOPCUR] = S[K.H_R_UOPS] + (S[K.H_CUR_SITE] * K.NKINDS + S[K.H_CUR_KIND]) * K.NUOPS
 
@@ -75,11 +86,17 @@ def leave_site(S, prev):
 
 def add_regions(layout):
     """Reserve the accounting region every state array carries; counts start at site 0."""
-    off = layout.s_region(K.H_R_UOPS, K.NSITES * K.NUOPS * K.NKINDS)
+    off = layout.s_region(K.H_R_UOPS, K.ACC_W)
     layout.param(K.H_UOPCUR, off)
 
 
 def uop_counts(S):
     """Counts as an array ``[site][kind][uop]`` (a view)."""
     off = int(S[K.H_R_UOPS])
-    return S[off:off + K.NSITES * K.NKINDS * K.NUOPS].reshape(K.NSITES, K.NKINDS, K.NUOPS)
+    return S[off:off + K.ACC_IDLE_N].reshape(K.NSITES, K.NKINDS, K.NUOPS)
+
+
+def idle_counts(S):
+    """``(periods, cycles)`` the CPUs spent idle (:func:`idle_until`)."""
+    off = int(S[K.H_R_UOPS])
+    return int(S[off + K.ACC_IDLE_N]), int(S[off + K.ACC_IDLE_CYCLES])

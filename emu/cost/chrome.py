@@ -9,13 +9,13 @@ import json
 
 from .. import consts as K
 from ..exec.trace import trace_counts, trace_events
-from .tables import clocks
+from .profile import core_mhz
 
 
 def chrome_events(ld, pid, label):
     """Trace events of one Loaded machine's last (traced) run."""
     S = ld.machine._S
-    mhz = clocks(ld.machine.cpu, ld.scenario.machine.get("costs"))["core_mhz"]
+    mhz = core_mhz(ld)
     us = (lambda c: c / mhz)
     out = [{"name": "process_name", "ph": "M", "pid": pid, "args": {"name": label}}]
     names = {}
@@ -38,8 +38,8 @@ def chrome_events(ld, pid, label):
             calls.setdefault(ctx, []).append((a, clk))
         elif kind == K.T_RET and calls.get(ctx):
             r, t0 = calls[ctx].pop()
-            if K.ROUTINE_NAMES[r] != "program":
-                span(f"cpu{cpu} {who}", K.ROUTINE_NAMES[r], t0, clk, {"cycles": b})
+            if K.ROUTINE_LABELS[r] != "program":
+                span(f"cpu{cpu} {who}", K.ROUTINE_LABELS[r], t0, clk, {"cycles": b})
         elif kind == K.T_LOCK:
             lock_at[cpu] = (clk, K.SITE_NAMES[a], who)
         elif kind == K.T_UNLOCK and cpu in lock_at:

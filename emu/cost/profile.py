@@ -39,6 +39,7 @@ TRACE_EVENTS = 1 << 21      # emu profile --trace: room for this many events per
 MIN_SCALE = 0.0005          # scale: a built-in workload's 2,000 operations per task times it
 MAX_SCALE = 100
 PAIR = ("kmap_high", "kunmap_high")     # the routines pair_cycles adds (tasks' calls)
+UNPIN = "kunmap_high_unpin"             # the record of kunmap_high releasing a DMA pin
 #: What a core's report leaves out, said under it.
 NOT_MODELLED = {
     "feroceon": "Not modelled: Kirkwood's L2 (outer cache). Its range ops, which 2.6.30 runs "
@@ -172,12 +173,15 @@ def workload(name, cpu=None, kmap_high_get=True, seed=None, ncpus=None, costs=No
 # ---------------------------------------------------------------------------------------------
 
 
-_MHZ = {}
+def core_mhz(ld):
+    """The core clock (MHz) Loaded machine ``ld`` ran at: its preset's, or its scenario's
+    ``core_mhz`` cost override."""
+    return clocks(ld.machine.cpu, ld.scenario.machine.get("costs"))["core_mhz"]
 
 
-def _us(cpu, cycles):
-    """Cycles in µs at the core clock of the running profile (overrides included)."""
-    return round(cycles / _MHZ.get(cpu, CLOCKS[cpu]["core_mhz"]), 3)
+def _us(mhz, cycles):
+    """``cycles`` in µs at ``mhz`` MHz, rounded to 3 decimals."""
+    return round(cycles / mhz, 3)
 
 
 def bucket_label(b):
@@ -209,28 +213,49 @@ def _merged(a, b):
     return a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3])
 
 
-def _routine_doc(rows, cpu):
+def _routine_doc(rows, mhz):
     out = {}
     for name, (calls, total, mn, mx) in rows.items():
         avg = total / calls
         out[name] = {"calls": calls, "cycles_avg": round(avg, 2), "cycles_min": mn,
-                     "cycles_max": mx, "us_avg": _us(cpu, avg)}
+                     "cycles_max": mx, "us_avg": _us(mhz, avg)}
     return out
 
 
-def _routines(S, cpu):
-    """Per-routine records: all calls, and split into task and IRQ-handler context."""
-    task, irq = _routine_rows(S, "task"), _routine_rows(S, "irq")
+def _as_called(rows):
+    """``rows`` with the DMA unpins' record merged into kunmap_high's (the routine they run)."""
+    out = {}
+    for n in K.ROUTINE_NAMES:
+        r = _merged(rows.get(n), rows.get(UNPIN)) if n == PAIR[1] else rows.get(n)
+        if r is not None and n != UNPIN:
+            out[n] = r
+    return out
+
+
+def _routines(S, mhz):
+    """Per-routine records: all calls, and split into task and IRQ-handler context (a DMA
+    unpin's kunmap_high counted as kunmap_high); the DMA unpins apart, per context; and the
+    tasks' pair (:func:`_pair_cycles`, from their kmap_high and kunmap_high calls but the
+    unpins)."""
+    raw = {ctx: _routine_rows(S, ctx) for ctx in ("task", "irq")}
+    task, irq = _as_called(raw["task"]), _as_called(raw["irq"])
     every = {n: _merged(task.get(n), irq.get(n)) for n in K.ROUTINE_NAMES
              if n in task or n in irq}
-    return (_routine_doc(every, cpu),
-            {"task": _routine_doc(task, cpu), "irq": _routine_doc(irq, cpu)})
+    unpins = {ctx: _routine_doc({PAIR[1]: rows[UNPIN]}, mhz)[PAIR[1]]
+              for ctx, rows in raw.items() if UNPIN in rows}
+    return (_routine_doc(every, mhz),
+            {"task": _routine_doc(task, mhz), "irq": _routine_doc(irq, mhz)}, unpins,
+            _pair_cycles(_routine_doc(raw["task"], mhz)))
 
 
-def _lock_stat(S, cpu):
+def _lock_stat(S, mhz):
+    """kmap_lock's record in /proc/lock_stat's columns. As lock_stat, a hold time is taken at
+    the release: a hold that never ended (a run stopped with the lock held, a deadlock) counts
+    in ``acquisitions`` but not in the hold times, their average included."""
     lk = int(S[K.H_R_LOCK])
     g = (lambda f: int(S[lk + f]))
     acq, con = g(K.LK_ACQUISITIONS), g(K.LK_CONTENTIONS)
+    held = acq - (1 if g(K.LK_OWNER) >= 0 else 0)       # holds that ended
     out = {"class": "kmap_lock", "con-bounces": 0, "contentions": con,
            "waittime-min": g(K.LK_WAIT_MIN), "waittime-max": g(K.LK_WAIT_MAX),
            "waittime-total": g(K.LK_WAIT_TOTAL),
@@ -238,9 +263,9 @@ def _lock_stat(S, cpu):
            "acq-bounces": 0, "acquisitions": acq,
            "holdtime-min": g(K.LK_HOLD_MIN), "holdtime-max": g(K.LK_HOLD_MAX),
            "holdtime-total": g(K.LK_HOLD_TOTAL),
-           "holdtime-avg": round(g(K.LK_HOLD_TOTAL) / acq, 2) if acq else 0.0,
+           "holdtime-avg": round(g(K.LK_HOLD_TOTAL) / held, 2) if held else 0.0,
            "unit": "cycles"}
-    out["us"] = {k: _us(cpu, v) for k, v in out.items()
+    out["us"] = {k: _us(mhz, v) for k, v in out.items()
                  if k.startswith(("waittime", "holdtime"))}
     pr = int(S[K.H_R_PROF])
     out["holdtime-histogram"] = _hist(S[pr + K.PROF_H_HOLD:pr + K.PROF_H_HOLD + K.NHIST])
@@ -248,7 +273,7 @@ def _lock_stat(S, cpu):
     return out
 
 
-def _irqsoff(S, cpu, cpu_cycles, costs):
+def _irqsoff(S, cpu, mhz, cpu_cycles, costs):
     """The irqsoff tracer's records; ``cpu_cycles``: the cycles of every CPU together (the
     sections of all CPUs are summed, so the fraction is of their total time)."""
     pr = int(S[K.H_R_PROF])
@@ -269,7 +294,7 @@ def _irqsoff(S, cpu, cpu_cycles, costs):
     if entry is None:
         entry = int(costs[K.UOP_IRQ_ENTRY])
         basis = f"IRQ entry, best case {entry} cycles (no worst-case figure for this core)"
-    return {"max_cycles": mx, "max_us": _us(cpu, mx),
+    return {"max_cycles": mx, "max_us": _us(mhz, mx),
             "started_at": K.SITE_NAMES[int(S[pr + K.PROF_IRQOFF_MAX_START])] if mx else None,
             "ended_at": K.SITE_NAMES[int(S[pr + K.PROF_IRQOFF_MAX_END])] if mx else None,
             "cpu": int(S[pr + K.PROF_IRQOFF_MAX_CPU]),
@@ -279,14 +304,14 @@ def _irqsoff(S, cpu, cpu_cycles, costs):
             "worst_irq_response_cycles": mx + entry, "worst_irq_response_basis": basis}
 
 
-def _irq_latency(S, cpu):
+def _irq_latency(S, mhz):
     pr = int(S[K.H_R_PROF])
     n = int(S[pr + K.PROF_IRQLAT_COUNT])
     tot = int(S[pr + K.PROF_IRQLAT_TOTAL])
     return {"count": n, "min_cycles": int(S[pr + K.PROF_IRQLAT_MIN]) if n else 0,
             "max_cycles": int(S[pr + K.PROF_IRQLAT_MAX]),
             "avg_cycles": round(tot / n, 2) if n else 0.0,
-            "max_us": _us(cpu, int(S[pr + K.PROF_IRQLAT_MAX])),
+            "max_us": _us(mhz, int(S[pr + K.PROF_IRQLAT_MAX])),
             "histogram": _hist(S[pr + K.PROF_H_IRQLAT:pr + K.PROF_H_IRQLAT + K.NHIST])}
 
 
@@ -300,18 +325,23 @@ def _masking_per_pair(costs, khg):
 
 def _pair_cycles(task):
     """One kmap_high + kunmap_high in task context: the average cycles of the tasks' kmap_high
-    calls plus those of their kunmap_high calls (a kunmap_high that releases a DMA pin counts
-    too), rounded; None where the tasks never called one of the two (no pair to price).
-    An IRQ handler's kunmap_high (after its kmap_high_get) is not one: ``task`` holds the
-    tasks' routines only."""
+    calls plus those of their kunmap_high calls, rounded; None where the tasks never called
+    one of the two (no pair to price). A kunmap_high that releases the DMA layer's
+    kmap_high_get pin is not one (it is part of the DMA call, which the plain variant makes
+    without it: spec §1.4 prices the pair), nor is an IRQ handler's: ``task`` holds the
+    tasks' routines only, the unpins in a record of their own."""
     if not all(n in task for n in PAIR):
         return None
     return round(sum(task[n]["cycles_avg"] for n in PAIR), 2)
 
 
 def _missing_pair_calls(v):
-    """The routines of the pair a variant's tasks never called."""
-    return [n for n in PAIR if n not in v["routines_by_context"]["task"]]
+    """The routines of the pair a variant's tasks never called (a DMA unpin's kunmap_high
+    is not the pair's)."""
+    unpins = v["dma_unpins"].get("task", {}).get("calls", 0)
+    task = v["routines_by_context"]["task"]
+    return [n for n in PAIR
+            if task.get(n, {}).get("calls", 0) - (unpins if n == PAIR[1] else 0) == 0]
 
 
 def profile_variant(sc, trace_events=0):
@@ -320,26 +350,28 @@ def profile_variant(sc, trace_events=0):
     A run that does not finish (a deadlock, say) is reported as it stopped: ``outcome`` and
     ``message`` say why, and the figures cover what ran up to there."""
     ld = sc.build(trace_events=trace_events)
-    r = ld.run(K.SCHED_TIMED, trace=trace_events > 0, max_steps=MAX_STEPS, final=False)
+    r = ld.run(K.SCHED_TIMED, trace=trace_events > 0, max_steps=MAX_STEPS, final=False,
+               readable=False)
     m = ld.machine
     S = m._S
-    cpu = m.cpu
+    mhz = core_mhz(ld)
     total = max(m.cycles)
-    rout, by_ctx = _routines(S, cpu)
+    rout, by_ctx, unpins, pair = _routines(S, mhz)
     return {
         "kmap_high_get": m.kmap_high_get_enabled,
         "kmap_lock": "spin_lock_irq / spin_lock_irqsave" if m.kmap_high_get_enabled
         else "spin_lock",
         "dma_pinning": m.dma_pinning,
         "outcome": r.outcome, "message": r.message,
-        "cycles": total, "us": _us(cpu, total),
+        "cycles": total, "us": _us(mhz, total),
         "routines": rout,
         "routines_by_context": by_ctx,
-        "pair_cycles": _pair_cycles(by_ctx["task"]),
+        "dma_unpins": unpins,
+        "pair_cycles": pair,
         "masking_cycles_per_pair": _masking_per_pair(m._costs, m.kmap_high_get_enabled),
-        "lock_stat": _lock_stat(S, cpu),
-        "irqsoff": _irqsoff(S, cpu, sum(m.cycles), m._costs),
-        "irq_latency": _irq_latency(S, cpu),
+        "lock_stat": _lock_stat(S, mhz),
+        "irqsoff": _irqsoff(S, m.cpu, mhz, sum(m.cycles), m._costs),
+        "irq_latency": _irq_latency(S, mhz),
         "mm": m.mm_stats,
         "pending_irqs": r.pending_irqs,
     }, ld
@@ -407,7 +439,7 @@ def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None
     if scale != 1.0 and workload_name not in WORKLOADS:
         raise ValueError(f"scale={scale!r}: sets a built-in workload's length "
                          f"({', '.join(WORKLOADS)}); a scenario file runs as written")
-    _MHZ[cpu] = clocks(cpu, costs)["core_mhz"]
+    mhz = clocks(cpu, costs)["core_mhz"]
     variants, loaded = {}, {}
     for key, khg in (("irq", True), ("plain", False)):
         sc = workload(workload_name, cpu, khg, seed, s["ncpus"], costs, scale)
@@ -421,10 +453,10 @@ def profile(cpu=None, workload_name="dma-irq", seed=None, ncpus=None, costs=None
     doc = {
         "cpu": cpu, "workload": os.fspath(workload_name), "seed": seed,
         "ncpus": loaded["irq"].machine.ncpus,          # a scenario file's own, if it sets one
-        "core_mhz": _MHZ[cpu],
+        "core_mhz": mhz,
         "irq_overhead_cycles_per_pair": over,
         "irq_overhead_percent": percent,
-        "irq_overhead_us_per_pair": None if over is None else _us(cpu, over),
+        "irq_overhead_us_per_pair": None if over is None else _us(mhz, over),
         "work_differs": _work_differs(irq, plain),
         "masking_cycles_per_pair": irq["masking_cycles_per_pair"],
         "irqs_off_max_cycles": irq["irqsoff"]["max_cycles"],
@@ -448,8 +480,10 @@ def _no_pair_sentence(v, names):
     else:
         why = ", ".join(f"no {miss[k]} call with the {names[k]} kmap_lock"
                         for k in ("irq", "plain") if miss[k])
-    return (f"No per-pair comparison: the pair is the tasks' kmap_high + kunmap_high, and "
-            f"they made {why}.")
+    unpin = (" (a kunmap_high releasing a DMA pin is not one)"
+             if any(v[k]["dma_unpins"].get("task") for k in ("irq", "plain")) else "")
+    return (f"No per-pair comparison: the pair is the tasks' kmap_high + kunmap_high{unpin}, "
+            f"and they made {why}.")
 
 
 def _pair_sentence(doc):

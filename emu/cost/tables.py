@@ -287,6 +287,7 @@ _V6_OPS = {
 _NOT_RUN = {
     "drange": "feroceon",
     "tci": "arm926",
+    "dinv_all": "arm926",
     "setway": "feroceon",
     "line_alloc": "xscale",
     "displace": "sa110",
@@ -406,6 +407,11 @@ def _build(cpu, core_mhz, bus_mhz):
     put("dcache_scan", 1, "E", _not_run(cpu, "tci") + "the test-clean-invalidate hardware "
         "walking one D-cache line (spec §1.3: whole D flush ~512 + 28 x dirty lines for 16 KB, "
         "i.e. ~1 cycle per line scanned)")
+    # no cost in the spec for a whole-D invalidate: priced as the closest CP15 op, dline_inv
+    put("dcache_inv_all", mcr, "E", _not_run(cpu, "dinv_all") + "invalidate the whole D-cache "
+        "(mcr c7,c6,0), arm926_flush_kern_cache_all with CONFIG_CPU_DCACHE_WRITETHROUGH "
+        "(spec semantics §4.3): 1 MCR, priced as dline_inv (c7,c6,1; spec §1.3 gives no "
+        "figure for the whole-cache op)")
     put("setway_op", mcr, "E", _not_run(cpu, "setway") + "clean+invalidate by set/way "
         "(mcr c7,c14,2): 1 MCR (spec §1.3: 512 x (MCR 2 + loop 3) for 16 KB); write-back of a "
         "dirty line recorded separately")

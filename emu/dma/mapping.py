@@ -151,7 +151,7 @@ def dma_cache_maint_page_step(S, B, c, f):
             S[f + K.F_PC] = _UNPIN if pinned else _OUTER
         elif pc == _UNPIN:
             S[f + K.F_PC] = _OUTER
-            push(S, c, K.R_KUNMAP_HIGH, S[f + K.F_A0], 0, 0, 0)
+            push(S, c, K.R_KUNMAP_HIGH_UNPIN, S[f + K.F_A0], 0, 0, 0)
             return K.ST_CALL
         else:
             if not v3:

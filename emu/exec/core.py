@@ -26,7 +26,7 @@ R2SITE = (
     K.SITE_KMAP_FLUSH_UNUSED, K.SITE_KMAP, K.SITE_KUNMAP, K.SITE_CPU_ACCESS,
     K.SITE_CPU_ACCESS, K.SITE_DMA_MAP_PAGE, K.SITE_DMA_UNMAP_PAGE,
     K.SITE_DMA_SYNC_SINGLE_FOR_CPU, K.SITE_DMA_SYNC_SINGLE_FOR_DEVICE,
-    K.SITE_DMA_CACHE_MAINT_PAGE,
+    K.SITE_DMA_CACHE_MAINT_PAGE, K.SITE_KUNMAP_HIGH,
 )
 assert len(R2SITE) == len(K.ROUTINE_NAMES)
 
@@ -40,7 +40,7 @@ def dispatch(S, B, c, f):
     if r == K.R_KMAP_HIGH:
         set_site(S, R2SITE[K.R_KMAP_HIGH])
         return kmap_high_step(S, B, c, f)
-    if r == K.R_KUNMAP_HIGH:
+    if r == K.R_KUNMAP_HIGH or r == K.R_KUNMAP_HIGH_UNPIN:     # (the same routine)
         set_site(S, R2SITE[K.R_KUNMAP_HIGH])
         return kunmap_high_step(S, B, c, f)
     if r == K.R_CPU_WRITE:

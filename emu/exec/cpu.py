@@ -69,10 +69,9 @@ def _irqs_unmasked(S, cr):
     S[p + K.PROF_IRQOFF_COUNT] += 1
     S[p + K.PROF_IRQOFF_TOTAL] += d
     S[p + K.PROF_H_IRQOFF + start * K.NHIST + log2_bucket(d)] += 1
-    j = S[cr + K.CPU_RING_AT]
-    S[cr + K.CPU_RING + 2 * j] = S[cr + K.CPU_IRQOFF_AT]
-    S[cr + K.CPU_RING + 2 * j + 1] = S[K.H_NOW]
-    S[cr + K.CPU_RING_AT] = (j + 1) & (K.NRING - 1)      # NRING is a power of two
+    w = S[cr + K.CPU_IRQ_WATCH]
+    if 0 <= w < S[K.H_NOW]:                 # a watched raise clock has passed (w = -1: none)
+        _watch_passed(S, cr, w)
     if d > S[p + K.PROF_IRQOFF_MAX]:
         S[p + K.PROF_IRQOFF_MAX] = d
         S[p + K.PROF_IRQOFF_MAX_START] = start
@@ -81,11 +80,73 @@ def _irqs_unmasked(S, cr):
         S[p + K.PROF_IRQOFF_MAX_AT] = S[cr + K.CPU_IRQOFF_AT]
 
 
+@tiny
+def _next_raise(S, ir, since):
+    """The earliest clock ``>= since`` at which line record ``ir`` is (was) raised: its
+    pending raise, its due clock, or a later periodic firing; -1 if none."""
+    if S[ir + K.IRQ_PENDING] and S[ir + K.IRQ_RAISED_AT] >= since:
+        return S[ir + K.IRQ_RAISED_AT]          # (a pending raise comes before its re-armed due)
+    d = S[ir + K.IRQ_DUE]
+    p = S[ir + K.IRQ_PERIOD]
+    if 0 <= d < since and p > 0:
+        d += (since - d + p - 1) // p * p
+    return d if d >= since else -1
+
+
+@inline
+def watch_irqs(S, cr, since):
+    """CPU record ``cr``'s ``CPU_WATCHES``: the next NWATCH raise clocks ``>= since`` of its
+    lines (:func:`_next_raise`), in order; the first is ``CPU_IRQ_WATCH``. An irqs-off
+    section that covers one goes into the CPU's ring as it ends (:func:`_watch_passed`)."""
+    cpu = (cr - S[K.H_R_CPU]) // K.CPU_W
+    t = since
+    for n in range(K.NWATCH):
+        w = -1
+        for line in range(K.MAXIRQ):
+            ir = S[K.H_R_IRQ] + line * K.IRQ_W
+            if S[ir + K.IRQ_CTX] >= 0 and S[ir + K.IRQ_CPU] == cpu:
+                x = _next_raise(S, ir, t)
+                if x >= 0 and (w < 0 or x < w):
+                    w = x
+        S[cr + K.CPU_WATCHES + n] = w
+        if w >= 0:
+            t = w + 1
+        else:
+            t = 1 << 62                         # (no more)
+    S[cr + K.CPU_WATCH_AT] = 0
+    S[cr + K.CPU_IRQ_WATCH] = S[cr + K.CPU_WATCHES]
+
+
+@tiny
+def _watch_passed(S, cr, w):
+    """The irqs-off section of CPU record ``cr`` ending now began after, or covered, watched
+    raise clock ``w``: go past every watched clock before now, and keep the section in the
+    CPU's ring if it covered one (no call: this sits in the hot unmasking path)."""
+    now = S[K.H_NOW]
+    a = S[cr + K.CPU_IRQOFF_AT]
+    k = S[cr + K.CPU_WATCH_AT]
+    hit = False
+    while 0 <= w < now:
+        hit = hit or w >= a
+        k += 1
+        w = S[cr + K.CPU_WATCHES + k] if k < K.NWATCH else -1
+    S[cr + K.CPU_WATCH_AT] = k
+    S[cr + K.CPU_IRQ_WATCH] = w
+    if hit:
+        j = S[cr + K.CPU_RING_AT]
+        S[cr + K.CPU_RING + 2 * j] = a
+        S[cr + K.CPU_RING + 2 * j + 1] = now
+        S[cr + K.CPU_RING_AT] = (j + 1) & (K.NRING - 1)  # NRING is a power of two
+
+
 @inline
 def blocked_since(S, cr, t):
     """Cycles an interrupt raised at clock ``t`` on CPU record ``cr`` had to wait for IRQs
     to be unmasked: the rest of the irqs-off section that covered ``t``, else 0. (Handlers
-    run at the executor's next scheduling point; this is the latency the CPU would see.)"""
+    run at the executor's next scheduling point; this is the latency the CPU would see.)
+    The ring holds the last NRING sections that covered a watched raise clock, so this is
+    exact unless more than NWATCH raise clocks of the CPU's lines fall between two
+    scheduling points, or NRING later ones come before this one's delivery."""
     for j in range(K.NRING):
         a = S[cr + K.CPU_RING + 2 * j]
         b = S[cr + K.CPU_RING + 2 * j + 1]

@@ -335,7 +335,7 @@ class Loaded:
     def _reset_measurements(self):
         """Setup's cycles and counters do not belong to the runs."""
         S = self.machine._S
-        for slot, n in ((K.H_R_UOPS, K.NSITES * K.NKINDS * K.NUOPS), (K.H_R_PROF, K.PROF_W),
+        for slot, n in ((K.H_R_UOPS, K.ACC_W), (K.H_R_PROF, K.PROF_W),
                         (K.H_R_CSTAT, K.NCSTAT), (K.H_R_MMSTAT, K.NMMSTAT),
                         (K.H_R_PROFR, K.PR_SIZE)):
             off = int(S[slot])
@@ -359,7 +359,7 @@ class Loaded:
 
     # -- running --------------------------------------------------------------------------------
     def run(self, mode=K.SCHED_DFS, choices=(), p_switch=0, seed=None, trace=False,
-            max_steps=DEFAULT_MAX_STEPS, final=True):
+            max_steps=DEFAULT_MAX_STEPS, final=True, readable=True):
         """Restore the snapshot and run one schedule.
 
         Parameters
@@ -379,11 +379,15 @@ class Loaded:
         seed : int, optional
             Random mode's seed (default: the generator as the snapshot has it).
         trace : bool
-            Record the readable trace (``RunResult.trace``).
+            Record the event trace (:mod:`emu.exec.trace`) and, with ``readable``, return it
+            as the readable trace (``RunResult.trace``).
         max_steps : int
             Steps after which the run ends as ``step-limit``, in ``[1, MAX_STEPS_LIMIT]``.
         final : bool
             Check a finished run's data (``lost_bytes``).
+        readable : bool
+            With ``trace``: build ``RunResult.trace`` (False: the events stay in the machine
+            only, for :func:`emu.exec.trace.trace_events`; the Chrome export reads them so).
 
         Returns
         -------
@@ -417,7 +421,7 @@ class Loaded:
         if outcome == K.RUN_BAD_CHOICE:
             self._bad_choice("choices", prefix, int(d))
         lost = int(final_check(S, m._B)) if final and outcome == K.RUN_DONE else 0
-        r = self._result(int(outcome), int(d), int(npre), lost, trace)
+        r = self._result(int(outcome), int(d), int(npre), lost, trace and readable)
         if mode == K.SCHED_TIMED:
             r.pending_irqs = self.pending_irqs()
         return r

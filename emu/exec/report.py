@@ -27,7 +27,7 @@ def _routine(S, c):
     if sp == 0:
         return "idle"
     f = cr + K.CTX_FRAMES + (sp - 1) * K.FW
-    return K.ROUTINE_NAMES[int(S[f + K.F_ROUTINE])]
+    return K.ROUTINE_LABELS[int(S[f + K.F_ROUTINE])]
 
 
 def irq_deadlock_lines(cpu="CPU0", lock="kmap_lock"):
@@ -252,7 +252,7 @@ class _ProgramSteps:
 
 
 def _step_text(ld, progs, ctx, a, b):
-    name = K.ROUTINE_NAMES[a]
+    name = K.ROUTINE_LABELS[a]
     if name == "program":
         return progs.what(ctx, b)
     if name in ("kmap", "kunmap", "kmap_high", "kunmap_high", "kmap_high_get",

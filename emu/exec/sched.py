@@ -24,12 +24,13 @@ timed line it waits for (:func:`awaited`) is still due, idle CPUs catching up wi
 
 from .. import consts as K
 from .._jit import flat, inline, njit, tiny
-from ..cost.account import set_site, uop
+from ..cost.account import idle_until, set_site, uop
 from ..dma.engine import device_write
 from ..dma.oracle import judge_discards
 from ..rng import next_random
 from .core import enter_context, run_step, switch_cpu
-from .cpu import _irqs_masked, _irqs_unmasked, blocked_since, cpu_rec, log2_bucket
+from .cpu import (_irqs_masked, _irqs_unmasked, blocked_since, cpu_rec, log2_bucket,
+                  watch_irqs)
 from .frames import ctx_rec, push
 from .trace import trace
 
@@ -188,7 +189,10 @@ def irq_exit(S, h):
 @njit
 def fire_timed(S, B):
     """Timed mode: raise every line whose due clock has passed on its CPU; re-arm periodic
-    lines; deliver pending lines to CPUs that can take them."""
+    lines; deliver pending lines to CPUs that can take them. Profiling, each CPU then watches
+    the next raise clock of its lines (``watch_irqs``): the irqs-off section that covers it,
+    however many sections the next step closes, goes into the CPU's ring for the IRQ's
+    latency (``blocked_since``)."""
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
         due = S[ir + K.IRQ_DUE]
@@ -210,6 +214,14 @@ def fire_timed(S, B):
             r = cpu_rec(S, S[ir + K.IRQ_CPU])
             if S[r + K.CPU_IRQOFF] == 0 and S[r + K.CPU_HARDIRQ] == 0:
                 deliver_irq(S, line)
+    if S[K.H_PROFILE] == 0:
+        return
+    for cpu in range(S[K.H_NCPUS]):
+        r = cpu_rec(S, cpu)
+        # a raise clock can still be covered by the open section, or by one to come
+        since = S[r + K.CPU_IRQOFF_AT] if S[r + K.CPU_IRQOFF] else (
+            S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[r + K.CPU_CLOCK])
+        watch_irqs(S, r, since)
 
 
 @inline
@@ -258,8 +270,7 @@ def _woken(S, c, cr):
     """A woken context runs no earlier than its waker's clock at the wake-up (another CPU's
     time, on SMP): its CPU idles until then."""
     enter_context(S, c)
-    if S[K.H_NOW] < S[cr + K.CTX_READY_AT]:
-        S[K.H_NOW] = S[cr + K.CTX_READY_AT]
+    idle_until(S, S[cr + K.CTX_READY_AT])
     S[cr + K.CTX_READY_AT] = 0
 
 
@@ -385,7 +396,7 @@ def _idle_until(S, due):
     for cpu in range(S[K.H_NCPUS]):
         switch_cpu(S, cpu)
         if S[K.H_NOW] < due:
-            S[K.H_NOW] = due
+            idle_until(S, due)
             moved = True
     return moved
 
