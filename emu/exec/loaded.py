@@ -219,7 +219,27 @@ def _compile(programs):
 
 
 class Loaded:
-    """Scenario ``sc`` on a fresh machine, with a snapshot to restore before each run."""
+    """Scenario ``sc`` on a fresh machine, with a snapshot to restore before each run
+    (what :meth:`Scenario.build` returns).
+
+    Parameters
+    ----------
+    sc : Scenario
+        Copied: later edits of ``sc`` do not reach this machine or its replay tokens.
+    trace_events : int
+        Room for trace events (0: none).
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The copy it was loaded from.
+    machine : emu.Machine
+        The machine the runs change (each run starts from the snapshot).
+    names : list of str
+        Context names by number: ``"direct"``, the tasks, then the IRQ handlers.
+    snapshot : Snapshot
+        The state after setup.
+    """
 
     def __init__(self, sc, trace_events=0):
         # a copy: the scenario this machine was loaded with, whatever the caller does to
@@ -463,9 +483,15 @@ class Loaded:
     def run_raw(self, choices, max_steps=DEFAULT_MAX_STEPS):
         """A DFS-mode run without building a report.
 
-        One jitted call (:func:`emu.exec.dfs.explore_dfs` with a limit of one). ``choices``
-        and ``max_steps`` are as for :meth:`run`; choices past the decision log's length are
-        not used (the run ends there).
+        One jitted call (:func:`emu.exec.dfs.explore_dfs` with a limit of one).
+
+        Parameters
+        ----------
+        choices : sequence of int
+            As for :meth:`run`; choices past the decision log's length are not used (the run
+            ends there).
+        max_steps : int
+            As for :meth:`run`.
 
         Returns
         -------
@@ -575,10 +601,13 @@ class Loaded:
         return self._prefix[:max(int(x[K.X_PLEN]), 0)].copy()
 
     def lockdep(self):
+        """lockdep's report on kmap_lock after the last run ("inconsistent {IN-HARDIRQ-W} ->
+        {HARDIRQ-ON-W} usage" with both sites), or "" if its usage is consistent."""
         from .report import lockdep_splat
         return lockdep_splat(self)
 
     def ctx_rec(self, c):
+        """Offset of context ``c``'s record (``CTX_*`` slots) in ``machine._S``."""
         return int(self.machine._S[K.H_R_CTX]) + c * K.CTX_W
 
     def _result(self, outcome, d, npre, lost, trace):
