@@ -892,6 +892,21 @@ def test_dma_map_sg_runs_dma_map_page_per_entry_with_its_scheduling_points():
     assert a.machine.cache.stats == b.machine.cache.stats
 
 
+def test_a_repeated_named_scatter_gather_map_of_several_entries_is_refused():
+    """Its entries are named s, s_1, ... and its repeat 1 would be named s_1 as well: one
+    name for two dma addresses. One entry (s, then s_1) is fine."""
+    sg2 = {"op": "dma_map_sg", "sg": [[300, 0, 64], [301, 0, 64]], "direction": "TO_DEVICE",
+           "as": "s", "repeat": 2}
+    with pytest.raises(ValueError, match=r"task 't' op 0: repeat=2 with as='s': dma_map_sg "
+                                         r"names its entries s, s_1, \.\.\. and its repeat 1 "
+                                         r"would be s_1 too"):
+        Scenario("x", {"last_pkmap": 8}).task("t", [sg2]).validate()
+    one = dict(sg2, sg=[[300, 0, 64]])
+    Scenario("x", {"last_pkmap": 8}).task("t", [one]).validate()
+    Scenario("x", {"last_pkmap": 8}).task("t", [{k: v for k, v in sg2.items() if k != "as"}]
+                                           ).validate()
+
+
 def test_scatter_gather_entries_are_checked_and_dma_debug_knows_them():
     sc = Scenario("bad sg", {"last_pkmap": 8})
     for sg, msg in ((None, "sg=None: dma_map_sg needs sg = a list of 1 to"),

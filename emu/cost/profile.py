@@ -27,7 +27,7 @@ from .._args import check_int, check_real
 from ..exec.report import pending_irq_text
 from ..exec.scenario import Scenario
 from ..errors import EmuError
-from .tables import CLOCKS, CORES, IRQ_ENTRY_WORST, clocks, cost_vector, validate_overrides
+from .tables import CLOCKS, CORES, IRQ_ENTRY_WORST, clocks, validate_overrides
 
 WORKLOADS = ("fastpath", "churn", "dma-irq")
 FAST_PAGE = 300

@@ -200,6 +200,11 @@ def expand_indexed(ops, where):
         if not is_int(step):
             raise _where(w, f"step={step!r}: must be an int (added to pfn on each repeat)")
         rep, step = int(rep), int(step)
+        sg = op.get("sg")
+        if rep > 1 and "as" in op and isinstance(sg, (list, tuple)) and len(sg) > 1:
+            raise _where(w, f"repeat={rep} with as={op['as']!r}: {op['op']} names its entries "
+                            f"{op['as']}, {op['as']}_1, ... and its repeat 1 would be "
+                            f"{op['as']}_1 too; write the ops out, each with its own as")
         pfn = _repeat_pfn(op, rep, step, w)
         for k in range(rep):
             o = {key: v for key, v in op.items() if key not in ("repeat", "step")}
