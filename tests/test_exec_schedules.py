@@ -1356,6 +1356,19 @@ def test_a_completion_still_armed_when_a_run_fails_is_reported_pending():
     assert p["due"] >= 500000
 
 
+@pytest.mark.parametrize("count, calls", [(0, 0), (1, 1), (3, 3)])
+def test_a_timed_line_fires_count_times_and_never_with_count_0(count, calls):
+    """``count`` is a timed line's number of firings: 0 fired once anyway (its first)."""
+    sc = Scenario("count", {"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    sc.irq("h", [{"op": "kmap_flush_unused"}], line=1, count=count, period=5000, first=100)
+    ld = sc.build()
+    r = ld.run(K.SCHED_TIMED)
+    assert r.outcome == "done" and r.pending_irqs == []
+    S = ld.machine._S
+    assert S[int(S[K.H_R_IRQ]) + 1 * K.IRQ_W + K.IRQ_DONE] == calls
+
+
 def test_dfs_runs_report_no_pending_irqs():
     """In DFS and random runs the schedule chooses the raises: nothing is 'pending'."""
     ld = Scenario.from_dict(tomllib.loads(LATE_COMPLETION)).build()

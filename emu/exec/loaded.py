@@ -304,7 +304,8 @@ class Loaded:
                 S[ir + K.IRQ_CPU] = who.cpu
                 S[ir + K.IRQ_BUDGET] = irq_count(sc, who)
                 S[ir + K.IRQ_PERIOD] = who.period
-                S[ir + K.IRQ_DUE] = who.first
+                # count = 0: no firings at all, a timed first one included
+                S[ir + K.IRQ_DUE] = -1 if who.count == 0 else who.first
         for cpu in range(self.machine.ncpus):
             S[int(S[K.H_R_CPU]) + cpu * K.CPU_W + K.CPU_CUR] = -1
         S[K.H_LAST_CTX] = -1
