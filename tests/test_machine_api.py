@@ -102,3 +102,12 @@ def test_a_setting_cannot_be_changed_after_the_machine_is_built(name, value, arg
         setattr(m, name, value)
     assert getattr(m, name) is before
     assert m.dma_pinning == "kmap_high_get" and m.ncpus == 1 and m.seed == 0
+
+
+def test_a_cache_config_cannot_be_replaced():
+    """A standalone cache's arrays are laid out for its config: replacing it raises."""
+    c = Cache.from_preset("arm926")
+    cfg = c.config
+    with pytest.raises(AttributeError, match=r"Cache\.config is fixed when the cache is made"):
+        c.config = Cache.from_preset("xscale").config
+    assert c.config is cfg and c.line == 32

@@ -175,7 +175,7 @@ class Cache:
     def _bind(self, S, B, cfg, after=None):
         self._S = S
         self._B = B
-        self.config = cfg
+        self._config = cfg
         self._after = after
         self._ram_size = int(S[K.H_RAM_SIZE])
         self._scratch = np.zeros(max(cfg.line, 256), dtype=np.uint8)
@@ -198,8 +198,20 @@ class Cache:
 
     # -- geometry ---------------------------------------------------------------------------
     @property
+    def config(self):
+        """The geometry and policies (:class:`CacheConfig`), fixed when the cache is made."""
+        return self._config
+
+    @config.setter
+    def config(self, value):
+        raise AttributeError("Cache.config is fixed when the cache is made (its state arrays "
+                             "are laid out for it): make a new Cache(size=..., ways=..., ...) "
+                             "or Cache.from_preset(...)")
+
+    @property
     def line(self):
-        return self.config.line
+        """Line size in bytes."""
+        return self._config.line
 
     def _done(self):
         if self._after is not None:
@@ -384,7 +396,7 @@ class Cache:
         return None if i < 0 else self._record(i)
 
     def _record(self, i):
-        S, cfg = self._S, self.config
+        S, cfg = self._S, self._config
         d = int(S[K.H_B_CDATA]) + i * cfg.line
         pa = int(S[S[K.H_R_LPA] + i])
         mask = int(S[S[K.H_R_DIRTY] + i])
@@ -394,12 +406,12 @@ class Cache:
 
     def lines(self):
         """Every valid line, in index order (set-major)."""
-        tags = s_view(self._S, K.H_R_TAG, self.config.nlines)
+        tags = s_view(self._S, K.H_R_TAG, self._config.nlines)
         return [self._record(int(i)) for i in np.flatnonzero(tags != K.TAG_INVALID)]
 
     def state(self):
         """Copies of the raw line arrays (for comparing whole caches)."""
-        n, cfg = self.config.nlines, self.config
+        n, cfg = self._config.nlines, self._config
         S = self._S
         return {
             "tag": s_view(S, K.H_R_TAG, n).copy(),
@@ -422,9 +434,9 @@ class Cache:
         """
         st = self.stats
         S = self._S
-        dirty = s_view(S, K.H_R_DIRTY, self.config.nlines)
-        valid = s_view(S, K.H_R_TAG, self.config.nlines) != K.TAG_INVALID
-        g = self.config.dirty_granule
+        dirty = s_view(S, K.H_R_DIRTY, self._config.nlines)
+        valid = s_view(S, K.H_R_TAG, self._config.nlines) != K.TAG_INVALID
+        g = self._config.dirty_granule
         pending = sum(bin(int(m)).count("1") * g for m in dirty[valid & (dirty != 0)])
         return {
             "demand_fetches": st["loads"] + st["stores"],
@@ -547,7 +559,7 @@ class Cache:
         return kinds, addrs, sizes
 
     def __repr__(self):
-        c = self.config
+        c = self._config
         return (f"Cache(size={c.size}, ways={c.ways}, line={c.line}, "
                 f"replacement={c.replacement!r}, write_back={c.write_back}, "
                 f"write_allocate={c.write_allocate}, style={c.style!r})")
