@@ -402,3 +402,19 @@ def test_pkmap_count_view_cannot_be_made_writable():
         v.flags.writeable = True
     m.kmap(64)
     assert v[1] == 2                        # a live view all the same (mapped + one user)
+
+
+def test_a_memory_map_takes_numpy_numbers_and_keeps_python_ones():
+    """``MemoryMap`` (what the built-in scenarios check sizes with) took numpy ints for
+    ``last_pkmap`` but refused them for ``lowmem_mb``; numpy values are kept as Python ones."""
+    from emu.mm.memmap import MemoryMap
+    mm = MemoryMap(np.int64(1), np.float64(2.5), np.int32(8), np.int64(0xC0000000))
+    assert (mm.lowmem_mb, mm.highmem_mb, mm.last_pkmap, mm.page_offset) == \
+        (1, 2.5, 8, 0xC0000000)
+    assert [type(v) for v in (mm.lowmem_mb, mm.highmem_mb, mm.last_pkmap, mm.page_offset)] \
+        == [int, float, int, int]
+    assert mm.npages == 256 + 640
+    for kw, name in ((dict(lowmem_mb=np.True_), "lowmem_mb"),
+                     (dict(page_offset=0xC0000000 + 0.0), "page_offset")):
+        with pytest.raises(ValueError, match=rf"^{name}="):
+            MemoryMap(**kw)

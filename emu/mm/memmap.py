@@ -9,6 +9,8 @@ LAST_PKMAP pages below PAGE_OFFSET, still ending there.
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import consts as K
 from .._args import is_int
 
@@ -20,7 +22,8 @@ MAX_LAST_PKMAP = 4096
 
 
 def _mb_to_pages(name, mb):
-    if isinstance(mb, bool) or not isinstance(mb, (int, float)):
+    if isinstance(mb, (bool, np.bool_)) or not isinstance(mb, (int, float, np.integer,
+                                                                 np.floating)):
         raise ValueError(f"{name}={mb!r}: must be a number of MiB")
     pages = mb * 256
     if pages < 0 or pages != int(pages):
@@ -45,7 +48,7 @@ class MemoryMap:
                              f"{MAX_LAST_PKMAP} (LAST_PKMAP; ARM has 512)")
         object.__setattr__(self, "last_pkmap", int(lp))      # numpy ints too
         po = self.page_offset
-        if po not in (0xC0000000, 0x80000000, 0x40000000):
+        if not is_int(po) or po not in (0xC0000000, 0x80000000, 0x40000000):
             raise ValueError(f"page_offset={po!r}: accepted values are 0xC0000000, "
                              f"0x80000000 and 0x40000000 (CONFIG_VMSPLIT_3G/2G/1G)")
         low = _mb_to_pages("lowmem_mb", self.lowmem_mb)
@@ -57,6 +60,11 @@ class MemoryMap:
         high = _mb_to_pages("highmem_mb", self.highmem_mb)
         if (low + high) * K.PAGE_SIZE > K.ADDR_SPACE:
             raise ValueError(f"highmem_mb={self.highmem_mb!r}: RAM must fit in 32 bits")
+        for name in ("lowmem_mb", "highmem_mb"):             # numpy numbers as Python ones
+            v = getattr(self, name)
+            if isinstance(v, np.generic):
+                object.__setattr__(self, name, v.item())
+        object.__setattr__(self, "page_offset", int(po))
 
     @property
     def lowmem_pages(self):
