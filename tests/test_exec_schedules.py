@@ -823,6 +823,51 @@ def test_wait_irq_without_a_device_is_a_deadlock():
     assert "drv waits for IRQ line 0" in r.message
 
 
+def two_transfers_on_one_line():
+    """A driver starting a second transfer on line 0 before the first one has landed."""
+    sc = Scenario("two transfers", machine={"last_pkmap": 8})
+    sc.task("drv", [{"op": "device_start", "dma_addr": 0xA000, "byte": 0xA1, "n": 64,
+                     "line": 0},
+                    {"op": "device_start", "dma_addr": 0xB000, "byte": 0xB2, "n": 64,
+                     "line": 0},
+                    {"op": "wait_irq", "line": 0, "count": 2}])
+    sc.irq("nic", [{"op": "kmap_flush_unused"}], line=0, count=0)
+    return sc
+
+
+@pytest.mark.parametrize("mode", [K.SCHED_DFS, K.SCHED_TIMED])
+def test_device_start_on_a_line_with_a_transfer_in_flight_is_an_error(mode):
+    # a line holds one transfer: the second device_start replaced the first, whose data
+    # never landed (every schedule 'done'), and a timed run reported a deadlock
+    ld = two_transfers_on_one_line().build()
+    r = ld.run(mode)
+    assert r.outcome == "error", (r.outcome, r.message)
+    assert r.message == ("task 'drv' op 1: device_start on line 0 while the line's previous "
+                         "transfer (64 bytes to 0xa000) is still in flight: a line has one "
+                         "transfer at a time (wait_irq for it first, or use another line)")
+    ex = explore(two_transfers_on_one_line(), bound=2)      # unless the first one landed
+    assert ex.complete and ex.outcomes["error"] >= 1 and ex.failures == ex.outcomes["error"]
+
+
+def test_device_start_after_the_previous_transfer_landed():
+    sc = Scenario("transfers in turn", machine={"last_pkmap": 8})
+    sc.task("drv", [{"op": "device_start", "dma_addr": 0xA000, "byte": 0xA1, "n": 64,
+                     "line": 0},
+                    {"op": "wait_irq", "line": 0},
+                    {"op": "device_start", "dma_addr": 0xB000, "byte": 0xB2, "n": 64,
+                     "line": 0},
+                    {"op": "wait_irq", "line": 0, "count": 2}])
+    sc.irq("nic", [{"op": "kmap_flush_unused"}], line=0, count=0)
+    for mode in (K.SCHED_DFS, K.SCHED_TIMED):
+        ld = sc.build()
+        r = ld.run(mode)
+        assert r.outcome == "done", r.message
+        m = ld.machine
+        assert m.phys_read(0xA000, 64) == b"\xa1" * 64 and m.phys_read(0xB000, 64) == b"\xb2" * 64
+    ex = explore(sc, bound=2)
+    assert ex.complete and ex.outcomes == {"done": ex.schedules}
+
+
 IRQ_DEADLOCK_TEXT = "CPU0: lock(kmap_lock); <Interrupt> lock(kmap_lock); *** DEADLOCK ***"
 
 

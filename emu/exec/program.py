@@ -167,6 +167,9 @@ def program_step(S, B, c, f):
             # the device will write a1 bytes from B[a3:] at bus address a0 and raise line a2,
             # a4 cycles from now (timed runs) or whenever a schedule raises the line
             ir = S[K.H_R_IRQ] + a2 * K.IRQ_W
+            if S[ir + K.IRQ_XFER_LEN] > 0:          # one transfer in flight per line
+                return fail(S, K.ERR_DEVICE_BUSY, (row - S[K.H_R_PROG]) // K.PW, a2,
+                            S[ir + K.IRQ_XFER_ADDR], S[ir + K.IRQ_XFER_LEN])
             S[ir + K.IRQ_XFER_ADDR] = a0
             S[ir + K.IRQ_XFER_LEN] = a1
             S[ir + K.IRQ_XFER_SRC] = a3

@@ -82,6 +82,10 @@ def describe_outcome(ld, outcome):
         elif err == K.ERR_BAD_ARG:                  # a: program row, b: argument, cc: value
             kind = K.PROG_NAMES[int(S[int(S[K.H_R_PROG]) + a * K.PW + K.PO_OP])]
             return f"{ld.row_where[a]}: {op_arg_message(S, kind, b, cc)}"
+        elif err == K.ERR_DEVICE_BUSY:              # a: row, b: line, cc: address, d: bytes
+            return (f"{ld.row_where[a]}: device_start on line {b} while the line's previous "
+                    f"transfer ({d} bytes to {cc:#x}) is still in flight: a line has one "
+                    f"transfer at a time (wait_irq for it first, or use another line)")
         else:
             msg = f"error {err}"
         return f"{who}: {msg}"
