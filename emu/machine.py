@@ -7,6 +7,7 @@ a rejected call changes nothing; kernel BUGs are raised as :class:`emu.KernelBug
 machine state as it was.
 """
 
+import inspect
 from typing import NamedTuple
 
 import numpy as np
@@ -199,6 +200,16 @@ class Machine:
         not a method of the machine: no reference cycle, so a machine is freed (its RAM too)
         as soon as the program drops it, not at the next garbage collection."""
         self._cache = Cache._over(self._S, self._B, cache_cfg, after=judge_discards_of)
+
+    def __setattr__(self, name, value):
+        """A ``Machine()`` argument that is no attribute (``m.dma_debug_strict = False``,
+        ``m.preempt = False``, ``m.last_pkmap = 4``) is fixed as the settings are: assigning
+        one raises, where it made a new attribute the machine never read (and
+        ``m.kmap_high_get = False`` hid the method)."""
+        if name in _ARG_NAMES:
+            raise AttributeError(f"Machine.{name} is fixed when the machine is built: "
+                                 f"make a new Machine({name}=...)")
+        object.__setattr__(self, name, value)
 
     @property
     def device(self):
@@ -1057,3 +1068,10 @@ class Device:
         if n:
             _kernel.device_read_check(m._S, m._B, addr, n)
         return m._ram_bytes(addr, n)
+
+
+#: The public ``Machine()`` arguments with no setting of their name (``Machine.__setattr__``
+#: refuses them; a setting's own descriptor refuses the others).
+_ARG_NAMES = frozenset(p for p in inspect.signature(Machine.__init__).parameters
+                       if p != "self" and not p.startswith("_")
+                       and not isinstance(vars(Machine).get(p), _Setting))

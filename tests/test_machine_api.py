@@ -111,3 +111,19 @@ def test_a_cache_config_cannot_be_replaced():
     with pytest.raises(AttributeError, match=r"Cache\.config is fixed when the cache is made"):
         c.config = Cache.from_preset("xscale").config
     assert c.config is cfg and c.line == 32
+
+
+@pytest.mark.parametrize("name, value", [("dma_debug_strict", False), ("preempt", False),
+                                         ("oracle", False), ("last_pkmap", 4),
+                                         ("lowmem_mb", 2), ("stats", False), ("timeslice", 9),
+                                         ("kmap_high_get", False)])
+def test_machine_arguments_that_are_no_attribute_are_fixed_too(name, value):
+    # assigning one made a new attribute nothing read (m.kmap_high_get hid the method)
+    m = emu.Machine(lowmem_mb=1, highmem_mb=1, dma_debug_strict=True)
+    with pytest.raises(AttributeError, match=rf"Machine\.{name} is fixed when the machine is "
+                                             rf"built: make a new Machine\({name}=\.\.\.\)"):
+        setattr(m, name, value)
+    assert name not in vars(m)
+    assert m.kmap_high_get(300) == 0                      # still the method
+    m.label = "mine"                                       # other attributes are the user's
+    assert m.label == "mine"
