@@ -1414,6 +1414,28 @@ def test_a_timed_line_fires_count_times_and_never_with_count_0(count, calls):
     assert S[int(S[K.H_R_IRQ]) + 1 * K.IRQ_W + K.IRQ_DONE] == calls
 
 
+@pytest.mark.parametrize("count, fired_early", [(None, False), (0, False), (1, True)])
+def test_a_device_line_without_a_count_has_no_timed_first_firing(count, fired_early):
+    """A device's completion line has count 0 by default, so its ``first`` does not fire:
+    it fired anyway at 100, and the driver's wait_irq returned then, reading its buffer
+    before the device wrote it (at the device_start's 5,000 cycles)."""
+    sc = Scenario("device line first", {"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 10, "as": "v"},
+                  {"op": "fill", "va": "v+256", "byte": 7, "n": 2048},
+                  {"op": "device_start", "dma_addr": 0xA000, "byte": 0xC3, "n": 64,
+                   "line": 0, "cycles": 5000},
+                  {"op": "wait_irq", "line": 0},
+                  {"op": "read", "va": "v", "n": 64}])
+    sc.irq("h", [{"op": "kmap_flush_unused"}], line=0, first=100, count=count)
+    ld = sc.build(trace_events=1 << 16)
+    r = ld.run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and r.pending_irqs == []
+    text = "\n".join(r.trace)
+    wrote = text.index("IRQ line 0 raised (device wrote 64 bytes)")
+    assert (text.index("op 4 read") < wrote) == fired_early
+    assert text.count("enters IRQ handler (line 0)") == (2 if fired_early else 1)
+
+
 def test_dfs_runs_report_no_pending_irqs():
     """In DFS and random runs the schedule chooses the raises: nothing is 'pending'."""
     ld = Scenario.from_dict(tomllib.loads(LATE_COMPLETION)).build()

@@ -302,10 +302,12 @@ class Loaded:
                 ir = int(S[K.H_R_IRQ]) + who.line * K.IRQ_W
                 S[ir + K.IRQ_CTX] = c
                 S[ir + K.IRQ_CPU] = who.cpu
-                S[ir + K.IRQ_BUDGET] = irq_count(sc, who)
+                budget = irq_count(sc, who)
+                S[ir + K.IRQ_BUDGET] = budget
                 S[ir + K.IRQ_PERIOD] = who.period
-                # count = 0: no firings at all, a timed first one included
-                S[ir + K.IRQ_DUE] = -1 if who.count == 0 else who.first
+                # count = 0 (a device line's default too): no firings of its own at all, a
+                # timed first one included
+                S[ir + K.IRQ_DUE] = -1 if budget == 0 else who.first
         for cpu in range(self.machine.ncpus):
             S[int(S[K.H_R_CPU]) + cpu * K.CPU_W + K.CPU_CUR] = -1
         S[K.H_LAST_CTX] = -1
