@@ -477,6 +477,11 @@ BAD = [
     ("device_start without data", lambda d: d["task"][0]["ops"].append(
         {"op": "device_start", "dma_addr": 0, "line": 0}) or d,
      ["task 't' op 3", "device_start needs data"]),
+    # a delay past 2**63 - now wrapped the due clock negative: 'will not fire again'
+    ("device_start delay past 2**48", lambda d: d["task"][0]["ops"].append(
+        {"op": "device_start", "dma_addr": 0, "data": "aa", "line": 0,
+         "cycles": (1 << 63) - 1}) or d,
+     ["task 't' op 3", "device_start: cycles=9223372036854775807", "[0, 281474976710656]"]),
 ]
 
 

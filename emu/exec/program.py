@@ -67,7 +67,7 @@ def bad_op_arg(S, op, a0, a1, a2, a3, a4):
         if op == K.P_DEVICE_START:
             if not 0 <= a2 < K.MAXIRQ:
                 return 2
-            return -1 if a4 >= 0 else 4
+            return -1 if 0 <= a4 <= K.MAX_IRQ_TIME else 4     # as a timed line's first
         return -1
     if op == K.P_WAIT_IRQ:
         if not 0 <= a0 < K.MAXIRQ:
@@ -98,7 +98,8 @@ def op_arg_accepts(S, kind, name):
         return f"a positive byte count whose buffer lies inside RAM [0, {ram:#x})"
     accepts = {"offset": "an offset >= 0 from the page's start that stays inside RAM",
                "direction": "0, 1 or 2 (BIDIRECTIONAL, TO_DEVICE, FROM_DEVICE)",
-               "line": f"an IRQ line, 0..{K.MAXIRQ - 1}", "cycles": "a delay >= 0",
+               "line": f"an IRQ line, 0..{K.MAXIRQ - 1}",
+               "cycles": f"a delay in [0, {K.MAX_IRQ_TIME}] (2**48, as a timed line's first)",
                "count": "a number of interrupts >= 1"}
     return accepts.get(name, "a valid value")
 
