@@ -127,3 +127,18 @@ def test_machine_arguments_that_are_no_attribute_are_fixed_too(name, value):
     assert m.kmap_high_get(300) == 0                      # still the method
     m.label = "mine"                                       # other attributes are the user's
     assert m.label == "mine"
+
+
+@pytest.mark.parametrize("name, value", [("write_back", False), ("ways", 8), ("size", 32768),
+                                         ("line", 64), ("replacement", "random"),
+                                         ("write_allocate", True), ("seed", 3)])
+def test_cache_arguments_are_fixed_too(name, value):
+    # c.write_back = False made a new attribute the cache never read
+    c = Cache()
+    cfg = c.config
+    with pytest.raises(AttributeError, match=rf"Cache\.{name} is fixed when the cache is made.*"
+                                             rf"Cache\({name}=\.\.\.\)"):
+        setattr(c, name, value)
+    assert name not in vars(c) and c.config is cfg and c.line == 32
+    c.label = "mine"                                       # other attributes are the user's
+    assert c.label == "mine"

@@ -213,6 +213,16 @@ class Cache:
         """Line size in bytes."""
         return self._config.line
 
+    def __setattr__(self, name, value):
+        """A ``Cache()`` argument (``c.write_back = False``, ``c.ways = 8``) is fixed as
+        ``config`` is: assigning one raises, where it made a new attribute the cache never
+        read (``c.line`` raised a bare "no setter")."""
+        if name in _ARG_NAMES:
+            raise AttributeError(f"Cache.{name} is fixed when the cache is made (its state "
+                                 f"arrays are laid out for it): make a new Cache({name}=...) "
+                                 f"or Cache.from_preset(..., {name}=...)")
+        object.__setattr__(self, name, value)
+
     def _done(self):
         if self._after is not None:
             self._after(self._S, self._B)
@@ -563,3 +573,7 @@ class Cache:
         return (f"Cache(size={c.size}, ways={c.ways}, line={c.line}, "
                 f"replacement={c.replacement!r}, write_back={c.write_back}, "
                 f"write_allocate={c.write_allocate}, style={c.style!r})")
+
+
+#: The ``Cache()`` arguments (``Cache.__setattr__`` refuses them).
+_ARG_NAMES = frozenset(p for p in inspect.signature(Cache.__init__).parameters if p != "self")
