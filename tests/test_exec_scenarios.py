@@ -817,8 +817,16 @@ def test_numpy_scalars_are_taken_wherever_a_scenario_takes_an_int_or_a_bool():
             Scenario("bad").task("t", [op]).validate()
     with pytest.raises(ValueError, match=r"kmap_high_get=np.int64\(1\): must be True or False"):
         Scenario("bad", {"kmap_high_get": i(1)}).task("t", [{"op": "kmap_flush_unused"}]).build()
-    with pytest.raises(ValueError, match=r"'t': cpu=np.float64\(0.0\) must be in range"):
+    with pytest.raises(ValueError, match=r"^task 't': cpu=np.float64\(0.0\) must be in range"):
         Scenario("bad").task("t", [{"op": "kmap_flush_unused"}], cpu=np.float64(0)).build()
+
+
+def test_a_cpu_past_ncpus_names_the_task_or_the_irq_handler():
+    sc = Scenario("bad", {"ncpus": 1}).task("t", [{"op": "kmap_flush_unused"}])
+    sc.irq("done", [{"op": "kmap_flush_unused"}], cpu=1)
+    with pytest.raises(ValueError, match=r"^irq 'done': cpu=1 must be in range\(0, ncpus=1\) "
+                                         r"\(the scenario's \[machine\] ncpus\)$"):
+        sc.build()
 
 
 SG_TOML = """

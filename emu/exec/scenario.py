@@ -642,13 +642,17 @@ def machine_kwargs(sc):
 
 
 def make_machine(sc, rows, data, trace_events):
+    """The scenario's :class:`emu.Machine`, sized for its programs (``rows`` program rows,
+    ``data`` bytes of op data, ``trace_events`` trace slots); each task's and handler's
+    ``cpu`` is checked against its ``ncpus``."""
     kw, force = machine_kwargs(sc)
     kw.setdefault("lowmem_mb", 1)
     kw.setdefault("highmem_mb", 1)
     ncpus = check_int("ncpus", kw.get("ncpus", 1), 1, K.MAXCPUS)
-    for t in sc.tasks + sc.irqs:
+    for kind, t in [("task", t) for t in sc.tasks] + [("irq", q) for q in sc.irqs]:
         if not is_int(t.cpu) or not 0 <= t.cpu < ncpus:
-            raise ValueError(f"{t.name!r}: cpu={t.cpu!r} must be in range(0, ncpus={ncpus})")
+            raise ValueError(f"{kind} {t.name!r}: cpu={t.cpu!r} must be in range(0, "
+                             f"ncpus={ncpus}) (the scenario's [machine] ncpus)")
     return Machine(contexts=1 + len(sc.tasks) + len(sc.irqs), program_rows=rows,
                    data_bytes=data, trace_events=trace_events, _force_kmap_high_get=force,
                    **kw)
