@@ -8,6 +8,7 @@ machine state as it was.
 """
 
 import inspect
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -48,27 +49,6 @@ def judge_discards_of(S, B):
     """The oracle's judgement of the dirty lines a cache operation on machine arrays
     ``S``, ``B`` dropped (the callback of ``Machine.cache``)."""
     judge_discards(S, B)
-
-
-class _Setting:
-    """A machine setting, fixed when the machine is built: reading it is an attribute read;
-    assigning it raises (the state arrays were laid out for the old value, so a new one would
-    be silently ignored, e.g. ``m.dma_pinning = "page_address"`` would pin as before).
-    ``args`` names the constructor arguments it comes from."""
-
-    def __init__(self, args=None):
-        self.args = args
-
-    def __set_name__(self, owner, name):
-        self.name, self.slot = name, "_" + name
-        self.args = self.args or name
-
-    def __get__(self, obj, owner=None):
-        return self if obj is None else obj.__dict__[self.slot]
-
-    def __set__(self, obj, value):
-        raise AttributeError(f"Machine.{self.name} is fixed when the machine is built: "
-                             f"make a new Machine({self.args}=...)")
 
 
 class Finding(NamedTuple):
@@ -137,14 +117,6 @@ class Machine:
     """
 
     PAGE_SIZE = K.PAGE_SIZE
-    cpu = _Setting()
-    ncpus = _Setting()
-    seed = _Setting()
-    kmap_high_get_enabled = _Setting("kmap_high_get")
-    dma_pinning = _Setting()
-    dma_api = _Setting()
-    memmap = _Setting("lowmem_mb, highmem_mb, last_pkmap, page_offset")
-    cache = _Setting("cpu")
 
     def __init__(self, cpu="arm926", lowmem_mb=16, highmem_mb=16, last_pkmap=512,
                  kmap_high_get=True, dma_pinning=None, ncpus=1, seed=0, dma_api="2.6.30",
@@ -155,9 +127,10 @@ class Machine:
         lowmem_mb = check_real("lowmem_mb", lowmem_mb, 0, MAX_RAM_MB)
         highmem_mb = check_real("highmem_mb", highmem_mb, 0, MAX_RAM_MB)
         page_offset = check_int("page_offset", page_offset, 0, K.ADDR_SPACE - 1)
-        self._memmap = MemoryMap(lowmem_mb, highmem_mb, last_pkmap, page_offset)
-        self._npages = self._memmap.npages
-        self._lowmem = self._memmap.lowmem_pages
+        fix = partial(object.__setattr__, self)         # settings: see __setattr__
+        fix("memmap", MemoryMap(lowmem_mb, highmem_mb, last_pkmap, page_offset))
+        self._npages = self.memmap.npages
+        self._lowmem = self.memmap.lowmem_pages
         kmap_high_get = check_bool("kmap_high_get", kmap_high_get)
         if dma_pinning is None:
             dma_pinning = "kmap_high_get" if kmap_high_get else "page_address"
@@ -177,12 +150,12 @@ class Machine:
             check_bool(name, v) for name, v in (("preempt", preempt), ("oracle", oracle),
                                                 ("dma_debug_strict", dma_debug_strict),
                                                 ("stats", stats)))
-        self._cpu = cpu
-        self._ncpus = ncpus
-        self._seed = seed
-        self._kmap_high_get_enabled = kmap_high_get
-        self._dma_pinning = dma_pinning
-        self._dma_api = dma_api
+        fix("cpu", cpu)
+        fix("ncpus", ncpus)
+        fix("seed", seed)
+        fix("kmap_high_get_enabled", kmap_high_get)
+        fix("dma_pinning", dma_pinning)
+        fix("dma_api", dma_api)
         self._stats = stats
         self._costs = cost_vector(cpu, costs)
         self._S, self._B = self._build(cache_cfg, kmap_high_get, dma_pinning, dma_api, preempt,
@@ -199,16 +172,18 @@ class Machine:
         """``self.cache`` over the machine's arrays. Its callback is a function of the arrays,
         not a method of the machine: no reference cycle, so a machine is freed (its RAM too)
         as soon as the program drops it, not at the next garbage collection."""
-        self._cache = Cache._over(self._S, self._B, cache_cfg, after=judge_discards_of)
+        object.__setattr__(self, "cache",
+                           Cache._over(self._S, self._B, cache_cfg, after=judge_discards_of))
 
     def __setattr__(self, name, value):
-        """A ``Machine()`` argument that is no attribute (``m.dma_debug_strict = False``,
-        ``m.preempt = False``, ``m.last_pkmap = 4``) is fixed as the settings are: assigning
-        one raises, where it made a new attribute the machine never read (and
-        ``m.kmap_high_get = False`` hid the method)."""
-        if name in _ARG_NAMES:
+        """A setting (``m.dma_pinning``, ``m.cache`` ...) or a ``Machine()`` argument
+        (``m.dma_debug_strict``, ``m.last_pkmap`` ...) is fixed when the machine is built:
+        the state arrays were laid out for it, so a new value would be silently ignored (or,
+        as ``m.kmap_high_get = False``, hide a method). Assigning one raises, naming the
+        constructor argument; other attributes are the user's."""
+        if name in _FIXED:
             raise AttributeError(f"Machine.{name} is fixed when the machine is built: "
-                                 f"make a new Machine({name}=...)")
+                                 f"make a new Machine({_FIXED[name]}=...)")
         object.__setattr__(self, name, value)
 
     @property
@@ -221,9 +196,9 @@ class Machine:
         (untouched RAM is neither copied nor written out); the cache view and the compiled
         entry point are made again when the machine is loaded."""
         state = self.__dict__.copy()
-        del state["_direct"], state["_cache"]
+        del state["_direct"], state["cache"]
         state["_B"] = pack_bytes(self._B)
-        state["_cache_config"] = self._cache.config
+        state["_cache_config"] = self.cache.config
         return state
 
     def __copy__(self):
@@ -242,10 +217,10 @@ class Machine:
     # -- construction -------------------------------------------------------------------------
     def _build(self, cache_cfg, khg, pinning, api, preempt, oracle, strict, nctx, rows, data,
                trace_cap, forced):
-        mm = self._memmap
+        mm = self.memmap
         npages = mm.npages
         lay = Layout(K.HDR_SIZE)
-        add_cache(lay, cache_cfg, self._seed)
+        add_cache(lay, cache_cfg, self.seed)
         p = lay.param
         p(K.H_PAGE_OFFSET, mm.page_offset)
         p(K.H_PKMAP_BASE, mm.pkmap_base)
@@ -255,9 +230,9 @@ class Machine:
         p(K.H_KMAP_IRQ, int(khg))
         p(K.H_KHG, int(khg or forced))
         p(K.H_KHG_FORCED, int(forced))
-        p(K.H_NCPUS, self._ncpus)
+        p(K.H_NCPUS, self.ncpus)
         p(K.H_NCTX, nctx)
-        p(K.H_SMP, int(self._ncpus > 1))
+        p(K.H_SMP, int(self.ncpus > 1))
         p(K.H_PREEMPT, int(preempt))
         p(K.H_ORACLE, int(oracle))
         p(K.H_DMA_PIN, K.PIN_NAMES.index(pinning))
@@ -268,10 +243,10 @@ class Machine:
         last = mm.last_pkmap
         lay.s_region(K.H_R_PKMAP_COUNT, last)
         lay.s_region(K.H_R_PKMAP_PTE, last, fill=K.PTE_NONE)
-        lay.s_region(K.H_R_TLB, self._ncpus * last, fill=K.PTE_NONE)
+        lay.s_region(K.H_R_TLB, self.ncpus * last, fill=K.PTE_NONE)
         lay.s_region(K.H_R_PAM, (last + K.PA_HASH_SIZE + 1) * K.PAM_W)
         lay.s_region(K.H_R_MMSTAT, K.NMMSTAT)
-        lay.s_region(K.H_R_CPU, self._ncpus * K.CPU_W)
+        lay.s_region(K.H_R_CPU, self.ncpus * K.CPU_W)
         lay.s_region(K.H_R_CTX, nctx * K.CTX_W)
         lay.s_region(K.H_R_LOCK, K.LOCK_W)
         lay.s_region(K.H_R_WAITQ, 1 + nctx)
@@ -316,7 +291,7 @@ class Machine:
         lk = int(S[K.H_R_LOCK])
         S[lk + K.LK_OWNER] = -1
         S[lk + K.LK_OWNER_CPU] = -1
-        for cpu in range(self._ncpus):
+        for cpu in range(self.ncpus):
             r = int(S[K.H_R_CPU]) + cpu * K.CPU_W
             S[r + K.CPU_CUR] = 0 if cpu == 0 else -1
             S[r + K.CPU_INTERRUPTED] = -1
@@ -334,23 +309,23 @@ class Machine:
     # -- memory map -----------------------------------------------------------------------------
     @property
     def PAGE_OFFSET(self):
-        return self._memmap.page_offset
+        return self.memmap.page_offset
 
     @property
     def PKMAP_BASE(self):
-        return self._memmap.pkmap_base
+        return self.memmap.pkmap_base
 
     @property
     def LAST_PKMAP(self):
-        return self._memmap.last_pkmap
+        return self.memmap.last_pkmap
 
     @property
     def lowmem_pfns(self):
-        return range(0, self._memmap.lowmem_pages)
+        return range(0, self.memmap.lowmem_pages)
 
     @property
     def highmem_pfns(self):
-        return range(self._memmap.lowmem_pages, self._memmap.npages)
+        return range(self.memmap.lowmem_pages, self.memmap.npages)
 
     def pfn_to_phys(self, pfn):
         """Physical address of page ``pfn`` (PHYS_OFFSET is 0).
@@ -566,7 +541,7 @@ class Machine:
             Page frame number, or -1 if the TLB holds nothing for the slot.
         """
         nr = check_int("nr", nr, 0, self.LAST_PKMAP - 1)
-        cpu = check_int("cpu", cpu, 0, self._ncpus - 1)
+        cpu = check_int("cpu", cpu, 0, self.ncpus - 1)
         return int(self._S[int(self._S[K.H_R_TLB]) + cpu * self.LAST_PKMAP + nr])
 
     @property
@@ -642,7 +617,7 @@ class Machine:
     def _check_phys(self, paddr, n, addr_name="paddr", n_name="n"):
         """``(paddr, n)`` as ints with ``[paddr, paddr + n)`` inside RAM; the error names
         ``n`` if it is more than all of RAM, else the address."""
-        size = self._memmap.npages * K.PAGE_SIZE
+        size = self.memmap.npages * K.PAGE_SIZE
         paddr = check_int(addr_name, paddr, 0)
         n = check_int(n_name, n, 0, size)
         if paddr + n > size:
@@ -702,7 +677,7 @@ class Machine:
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
             raise ValueError(f"{size_name}={size!r}: must be a positive number of bytes")
         size = int(size)                    # a numpy int would overflow in the sum below
-        end = self._memmap.npages * K.PAGE_SIZE
+        end = self.memmap.npages * K.PAGE_SIZE
         if start >= end:
             raise ValueError(f"{arg}={value:#x}: the buffer would start at {start:#x}, past "
                              f"the end of RAM ({end:#x})")
@@ -991,7 +966,7 @@ class Machine:
         cur = int(S[K.H_CUR_CPU])
         return [int(S[K.H_NOW]) if c == cur
                 else int(S[int(S[K.H_R_CPU]) + c * K.CPU_W + K.CPU_CLOCK])
-                for c in range(self._ncpus)]
+                for c in range(self.ncpus)]
 
     def uop_counts(self):
         """Micro-op counts as an array ``[site][kind][uop]`` (kind 0 task, 1 IRQ)."""
@@ -1017,11 +992,11 @@ class Machine:
         return out
 
     def __repr__(self):
-        mm = self._memmap
-        return (f"Machine(cpu={self._cpu!r}, lowmem_mb={mm.lowmem_mb}, "
+        mm = self.memmap
+        return (f"Machine(cpu={self.cpu!r}, lowmem_mb={mm.lowmem_mb}, "
                 f"highmem_mb={mm.highmem_mb}, last_pkmap={mm.last_pkmap}, "
-                f"kmap_high_get={self._kmap_high_get_enabled}, dma_pinning={self._dma_pinning!r}, "
-                f"ncpus={self._ncpus}, seed={self._seed})")
+                f"kmap_high_get={self.kmap_high_get_enabled}, dma_pinning={self.dma_pinning!r}, "
+                f"ncpus={self.ncpus}, seed={self.seed})")
 
 
 class Device:
@@ -1070,8 +1045,9 @@ class Device:
         return m._ram_bytes(addr, n)
 
 
-#: The public ``Machine()`` arguments with no setting of their name (``Machine.__setattr__``
-#: refuses them; a setting's own descriptor refuses the others).
-_ARG_NAMES = frozenset(p for p in inspect.signature(Machine.__init__).parameters
-                       if p != "self" and not p.startswith("_")
-                       and not isinstance(vars(Machine).get(p), _Setting))
+#: What ``Machine.__setattr__`` refuses: each setting and ``Machine()`` argument, with the
+#: constructor argument(s) a new value goes to.
+_FIXED = {p: p for p in inspect.signature(Machine.__init__).parameters
+          if p != "self" and not p.startswith("_")} | {
+    "kmap_high_get_enabled": "kmap_high_get", "cache": "cpu",
+    "memmap": "lowmem_mb, highmem_mb, last_pkmap, page_offset"}

@@ -175,7 +175,7 @@ class Cache:
     def _bind(self, S, B, cfg, after=None):
         self._S = S
         self._B = B
-        self._config = cfg
+        object.__setattr__(self, "config", cfg)         # fixed: see __setattr__
         self._after = after
         self._ram_size = int(S[K.H_RAM_SIZE])
         self._scratch = np.zeros(max(cfg.line, 256), dtype=np.uint8)
@@ -198,29 +198,19 @@ class Cache:
 
     # -- geometry ---------------------------------------------------------------------------
     @property
-    def config(self):
-        """The geometry and policies (:class:`CacheConfig`), fixed when the cache is made."""
-        return self._config
-
-    @config.setter
-    def config(self, value):
-        raise AttributeError("Cache.config is fixed when the cache is made (its state arrays "
-                             "are laid out for it): make a new Cache(size=..., ways=..., ...) "
-                             "or Cache.from_preset(...)")
-
-    @property
     def line(self):
         """Line size in bytes."""
-        return self._config.line
+        return self.config.line
 
     def __setattr__(self, name, value):
-        """A ``Cache()`` argument (``c.write_back = False``, ``c.ways = 8``) is fixed as
-        ``config`` is: assigning one raises, where it made a new attribute the cache never
-        read (``c.line`` raised a bare "no setter")."""
-        if name in _ARG_NAMES:
+        """``config`` (the geometry and policies, :class:`CacheConfig`) and the ``Cache()``
+        arguments (``c.write_back``, ``c.ways``, ``c.line`` ...) are fixed when the cache is
+        made: the state arrays are laid out for them, so a new value would be silently
+        ignored. Assigning one raises; other attributes are the user's."""
+        if name in _FIXED:
             raise AttributeError(f"Cache.{name} is fixed when the cache is made (its state "
-                                 f"arrays are laid out for it): make a new Cache({name}=...) "
-                                 f"or Cache.from_preset(..., {name}=...)")
+                                 f"arrays are laid out for it): make a new "
+                                 f"Cache({_FIXED[name]}=...) or Cache.from_preset(...)")
         object.__setattr__(self, name, value)
 
     def _done(self):
@@ -406,7 +396,7 @@ class Cache:
         return None if i < 0 else self._record(i)
 
     def _record(self, i):
-        S, cfg = self._S, self._config
+        S, cfg = self._S, self.config
         d = int(S[K.H_B_CDATA]) + i * cfg.line
         pa = int(S[S[K.H_R_LPA] + i])
         mask = int(S[S[K.H_R_DIRTY] + i])
@@ -416,12 +406,12 @@ class Cache:
 
     def lines(self):
         """Every valid line, in index order (set-major)."""
-        tags = s_view(self._S, K.H_R_TAG, self._config.nlines)
+        tags = s_view(self._S, K.H_R_TAG, self.config.nlines)
         return [self._record(int(i)) for i in np.flatnonzero(tags != K.TAG_INVALID)]
 
     def state(self):
         """Copies of the raw line arrays (for comparing whole caches)."""
-        n, cfg = self._config.nlines, self._config
+        n, cfg = self.config.nlines, self.config
         S = self._S
         return {
             "tag": s_view(S, K.H_R_TAG, n).copy(),
@@ -444,9 +434,9 @@ class Cache:
         """
         st = self.stats
         S = self._S
-        dirty = s_view(S, K.H_R_DIRTY, self._config.nlines)
-        valid = s_view(S, K.H_R_TAG, self._config.nlines) != K.TAG_INVALID
-        g = self._config.dirty_granule
+        dirty = s_view(S, K.H_R_DIRTY, self.config.nlines)
+        valid = s_view(S, K.H_R_TAG, self.config.nlines) != K.TAG_INVALID
+        g = self.config.dirty_granule
         pending = sum(bin(int(m)).count("1") * g for m in dirty[valid & (dirty != 0)])
         return {
             "demand_fetches": st["loads"] + st["stores"],
@@ -569,11 +559,13 @@ class Cache:
         return kinds, addrs, sizes
 
     def __repr__(self):
-        c = self._config
+        c = self.config
         return (f"Cache(size={c.size}, ways={c.ways}, line={c.line}, "
                 f"replacement={c.replacement!r}, write_back={c.write_back}, "
                 f"write_allocate={c.write_allocate}, style={c.style!r})")
 
 
-#: The ``Cache()`` arguments (``Cache.__setattr__`` refuses them).
-_ARG_NAMES = frozenset(p for p in inspect.signature(Cache.__init__).parameters if p != "self")
+#: What ``Cache.__setattr__`` refuses: ``config`` and the ``Cache()`` arguments, with the
+#: constructor argument(s) a new value goes to.
+_FIXED = {p: p for p in inspect.signature(Cache.__init__).parameters if p != "self"} | {
+    "config": "size, ways, line, ..."}
