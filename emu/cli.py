@@ -81,7 +81,8 @@ def _lock_name(r):
     return "spin_lock_irq" if r.kmap_high_get else "spin_lock"
 
 
-def cmd_race(a):
+def _cmd_race(a):
+    """``emu race``: explore the built-in scenarios; print the table and the replay tokens."""
     from .exec.race import run_race
     _warm()
     only = set(a.only) if a.only else None
@@ -148,7 +149,8 @@ def _print_result(r, ld):
         print(f"stale reads: {count_of(r.stale_reads, 'byte')} read wrong")
 
 
-def cmd_explore(a):
+def _cmd_explore(a):
+    """``emu explore FILE.toml``: explore a scenario file (exit 1 on a failure with ``--fail``)."""
     from .exec.explore import explore
     from .exec.scenario import Scenario
     sc = Scenario.from_toml(a.file)
@@ -201,7 +203,8 @@ def _print_exploration(ex, message):
         print(ex.lockdep)
 
 
-def cmd_run(a):
+def _cmd_run(a):
+    """``emu run FILE.toml``: one schedule (explicit, or seeded random) with its trace."""
     from .exec.explore import explicit_choices
     from .exec.scenario import Scenario
     if a.p_switch is not None and a.random is None:
@@ -225,7 +228,8 @@ def cmd_run(a):
     return 0
 
 
-def cmd_replay(a):
+def _cmd_replay(a):
+    """``emu replay TOKEN``: run the schedule a replay token holds and print its trace."""
     from .exec.explore import replay
     ld, r = replay(a.token)
     if a.json:
@@ -236,7 +240,9 @@ def cmd_replay(a):
     return 0
 
 
-def cmd_scenario(a):
+def _cmd_scenario(a):
+    """``emu scenario ID``: print a built-in scenario (JSON, or TOML to start a file of
+    one's own)."""
     from .exec import builtin
     sizes = a.last_pkmap
     if a.name in ("i", "ii"):
@@ -252,7 +258,8 @@ def cmd_scenario(a):
     return 0
 
 
-def cmd_presets(a):
+def _cmd_presets(a):
+    """``emu presets``: the core presets' caches, or with ``--costs`` their cost tables."""
     from .cache.config import PRESET_ASSUMPTIONS, PRESETS
     if a.costs_file and not a.costs:
         raise ValueError("--costs-file: only with --costs (it overrides the cycle tables, "
@@ -281,17 +288,27 @@ def cmd_presets(a):
     return 0
 
 
-def cmd_profile(a):
+def _cmd_profile(a):
+    """``emu profile``: kmap_lock's cost with and without IRQ disabling
+    (:func:`emu.cost.profile.main_profile`)."""
     from .cost.profile import main_profile
     return main_profile(a)
 
 
-def cmd_demo(a):
+def _cmd_demo(a):
+    """``emu demo``: the race, its fix, the deadlock and the fix's cost
+    (:func:`emu.demo.run_demo`)."""
     from .demo import run_demo
     return run_demo(a)
 
 
 def build_parser():
+    """The ``emu`` command line: one subcommand per job, each dispatching to its ``_cmd_*``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     head, _, examples = __doc__.partition("\n\n")
     p = argparse.ArgumentParser(prog="emu", description=head.replace("``", ""),
                                 epilog=examples,
@@ -305,7 +322,7 @@ def build_parser():
     d.add_argument("--cpu", default="arm926", choices=cores,
                    help="core preset for the cost part (default arm926)")
     d.add_argument("--json", action="store_true", help=js)
-    d.set_defaults(fn=cmd_demo)
+    d.set_defaults(fn=_cmd_demo)
 
     r = sub.add_parser("race", help="explore the built-in scenarios")
     r.add_argument("--json", action="store_true", help=js)
@@ -319,7 +336,7 @@ def build_parser():
     r.add_argument("--only", type=_only, metavar="IDS",
                    help=f"comma-separated scenario ids from {', '.join(SCENARIO_IDS)} "
                         "(default: all)")
-    r.set_defaults(fn=cmd_race)
+    r.set_defaults(fn=_cmd_race)
 
     e = sub.add_parser("explore", help="explore a TOML scenario")
     e.add_argument("file", metavar="FILE.toml", help="scenario file (see emu scenario i --toml)")
@@ -331,7 +348,7 @@ def build_parser():
                         "result, faster on long explorations; serial with --max-schedules)")
     e.add_argument("--json", action="store_true", help=js)
     e.add_argument("--fail", action="store_true", help="exit 1 if a schedule fails")
-    e.set_defaults(fn=cmd_explore)
+    e.set_defaults(fn=_cmd_explore)
 
     u = sub.add_parser("run", help="run one schedule of a TOML scenario with its trace")
     u.add_argument("file", metavar="FILE.toml", help="scenario file")
@@ -346,12 +363,12 @@ def build_parser():
                    help="with --random: probability of a switch at each point "
                         f"(default {K.DEFAULT_P_SWITCH})")
     u.add_argument("--json", action="store_true", help=js)
-    u.set_defaults(fn=cmd_run)
+    u.set_defaults(fn=_cmd_run)
 
     y = sub.add_parser("replay", help="replay a schedule from its token")
     y.add_argument("token", help="an emu1:... token printed by emu race or emu explore")
     y.add_argument("--json", action="store_true", help=js)
-    y.set_defaults(fn=cmd_replay)
+    y.set_defaults(fn=_cmd_replay)
 
     s = sub.add_parser("scenario", help="print a built-in scenario")
     s.add_argument("name", choices=list(SCENARIO_IDS), help="scenario id")
@@ -363,7 +380,7 @@ def build_parser():
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON (the default)")
     fmt.add_argument("--toml", action="store_true", help="print TOML instead of JSON")
-    s.set_defaults(fn=cmd_scenario)
+    s.set_defaults(fn=_cmd_scenario)
 
     q = sub.add_parser("presets", help="core presets (and their cycle tables with --costs)")
     q.add_argument("--costs", action="store_true", help="print the cycle cost tables")
@@ -371,7 +388,7 @@ def build_parser():
     q.add_argument("--costs-file", metavar="FILE.toml",
                    help="with --costs: the tables with these overrides applied")
     q.add_argument("--json", action="store_true", help=js)
-    q.set_defaults(fn=cmd_presets)
+    q.set_defaults(fn=_cmd_presets)
 
     f = sub.add_parser("profile", help="kmap_lock cost with and without IRQ disabling")
     f.add_argument("--cpu", choices=cores,
@@ -399,7 +416,7 @@ def build_parser():
     f.add_argument("--scale", type=float, default=1.0, metavar="X",
                    help="a built-in workload's length, relative to 2,000 operations per task "
                         "(default 1)")
-    f.set_defaults(fn=cmd_profile)
+    f.set_defaults(fn=_cmd_profile)
     return p
 
 
@@ -425,6 +442,21 @@ def _os_error(a, e):
 
 
 def main(argv=None):
+    """Run the ``emu`` command.
+
+    Bad input, unreadable files and a failed setup print ``emu CMD: error: ...`` and exit 2;
+    Ctrl-C exits 130; a reader leaving the pipe exits 1 quietly.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``emu`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     p = build_parser()
     a = p.parse_args(argv)
     try:

@@ -41,7 +41,18 @@ def _runs():
 
 def demo_json(cpu):
     """``emu demo --json``: the four explorations as ``emu race --json`` rows and the
-    ``emu profile --json`` document (no wall-clock times: same inputs, same bytes)."""
+    ``emu profile --json`` document (no wall-clock times: same inputs, same bytes).
+
+    Parameters
+    ----------
+    cpu : str
+        The core the profile runs on.
+
+    Returns
+    -------
+    dict
+        ``{"results": [...], "profile": {...}}``.
+    """
     from .cost.profile import profile
     from .exec.race import race_result
     rows = [race_result(sid, sc, ex, ex.seconds).to_json() for sid, sc, ex in _runs()]
@@ -50,6 +61,20 @@ def demo_json(cpu):
 
 
 def run_demo(a, out=print):
+    """``emu demo``: the race, its fix, the deadlock, and what the fix costs, as prose.
+
+    Parameters
+    ----------
+    a : argparse.Namespace
+        The parsed command line (``cpu``, ``json``).
+    out : callable
+        Prints one block of text.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     t0 = time.perf_counter()
     warmup()
     if a.json:

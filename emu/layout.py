@@ -32,11 +32,33 @@ class Layout:
         self.b_regions = {}
 
     def param(self, slot, value):
-        """Set header slot ``slot`` to ``value``."""
+        """Set a header slot.
+
+        Parameters
+        ----------
+        slot : int
+            ``H_*``.
+        value : int
+        """
         self.params[slot] = int(value)
 
     def s_region(self, slot, length, fill=0):
-        """Reserve ``length`` words of ``S``; ``S[slot]`` will hold the offset."""
+        """Reserve words of ``S``; ``S[slot]`` will hold their offset.
+
+        Parameters
+        ----------
+        slot : int
+            The header slot.
+        length : int
+            Words.
+        fill : int
+            Their initial value (0 unless given).
+
+        Returns
+        -------
+        int
+            The offset.
+        """
         off = self.s_size
         self.s_size += int(length)
         self.s_regions[slot] = (off, int(length))
@@ -45,7 +67,22 @@ class Layout:
         return off
 
     def b_region(self, slot, length, align=64):
-        """Reserve ``length`` bytes of ``B``; ``S[slot]`` will hold the offset."""
+        """Reserve bytes of ``B``; ``S[slot]`` will hold their offset.
+
+        Parameters
+        ----------
+        slot : int
+            The header slot.
+        length : int
+            Bytes.
+        align : int
+            Alignment of the offset.
+
+        Returns
+        -------
+        int
+            The offset.
+        """
         off = -(-self.b_size // align) * align
         self.b_size = off + int(length)
         self.b_regions[slot] = (off, int(length))
@@ -70,13 +107,42 @@ class Layout:
 
 
 def s_view(S, slot, length):
-    """The ``length`` words of the region whose offset is in header slot ``slot``."""
+    """The words of an ``S`` region.
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+    slot : int
+        The header slot holding the region's offset.
+    length : int
+        Words.
+
+    Returns
+    -------
+    numpy.ndarray
+        A view.
+    """
     off = int(S[slot])
     return S[off:off + length]
 
 
 def b_view(S, B, slot, length):
-    """The ``length`` bytes of the ``B`` region whose offset is in header slot ``slot``."""
+    """The bytes of a ``B`` region.
+
+    Parameters
+    ----------
+    S, B : numpy.ndarray
+        The machine's arrays.
+    slot : int
+        The header slot holding the region's offset.
+    length : int
+        Bytes.
+
+    Returns
+    -------
+    numpy.ndarray
+        A view.
+    """
     off = int(S[slot])
     return B[off:off + length]
 
@@ -106,7 +172,18 @@ def pack_bytes(B):
 
 
 def unpack_bytes(packed):
-    """The array :func:`pack_bytes` packed (a fresh, lazily backed one)."""
+    """The array :func:`pack_bytes` packed.
+
+    Parameters
+    ----------
+    packed : tuple
+        What :func:`pack_bytes` returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        A fresh uint8 array, lazily backed (untouched blocks cost no memory).
+    """
     n, idx, data, tail = packed
     B = np.zeros(n, dtype=np.uint8)
     full = n - len(tail)

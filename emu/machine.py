@@ -46,15 +46,44 @@ DMADBG_CAPACITY = 4096
 
 
 def judge_discards_of(S, B):
-    """The oracle's judgement of the dirty lines a cache operation on machine arrays
-    ``S``, ``B`` dropped (the callback of ``Machine.cache``)."""
+    """The oracle's judgement of the dirty lines a cache operation dropped (the callback of
+    ``Machine.cache``).
+
+    Parameters
+    ----------
+    S, B : numpy.ndarray
+        The machine's arrays.
+    """
     judge_discards(S, B)
 
 
 class Finding(NamedTuple):
-    """One integrity finding of the oracle."""
+    """One integrity finding of the oracle.
 
-    kind: str               #: "lost-write", "stale-read", "lost-at-end" or "stale-device-read"
+    Attributes
+    ----------
+    kind : str
+        ``"lost-write"`` (a dirty line dropped outside the DMA buffer), ``"lost-at-end"``
+        (the final check), ``"stale-read"`` (a CPU load) or ``"stale-device-read"``.
+    pa, va : int
+        Physical and virtual address of the first byte.
+    pfn : int
+        Its page.
+    expected, found : bytes
+        What memory should hold there, and what it held (or the load got).
+    bad_bytes : int
+        How many of them differ.
+    ctx : int
+        The context running when it was found (0: direct calls).
+    site : str
+        The routine running then (``"dma_map_page"``, ``"user"``, ...).
+    step : int
+        The run's step number then.
+    dma_range : tuple or None
+        The physical range ``(lo, hi)`` the dropping maintenance was for, or None.
+    """
+
+    kind: str
     pa: int
     va: int
     pfn: int
@@ -64,7 +93,7 @@ class Finding(NamedTuple):
     ctx: int
     site: str
     step: int
-    dma_range: tuple        #: physical range the dropping maintenance was for, or None
+    dma_range: tuple
 
 
 class Machine:
@@ -309,22 +338,27 @@ class Machine:
     # -- memory map -----------------------------------------------------------------------------
     @property
     def PAGE_OFFSET(self):
+        """PAGE_OFFSET: where lowmem's linear map starts."""
         return self.memmap.page_offset
 
     @property
     def PKMAP_BASE(self):
+        """PKMAP_BASE: the pkmap window's first address."""
         return self.memmap.pkmap_base
 
     @property
     def LAST_PKMAP(self):
+        """LAST_PKMAP: the pkmap window's slots."""
         return self.memmap.last_pkmap
 
     @property
     def lowmem_pfns(self):
+        """The lowmem page frame numbers (linearly mapped), a range."""
         return range(0, self.memmap.lowmem_pages)
 
     @property
     def highmem_pfns(self):
+        """The highmem page frame numbers (no permanent mapping), a range."""
         return range(self.memmap.lowmem_pages, self.memmap.npages)
 
     def pfn_to_phys(self, pfn):
@@ -1001,7 +1035,13 @@ class Machine:
 
 class Device:
     """The bus-master DMA engine of a machine: moves bytes to and from RAM by DMA address,
-    never through the CPU cache."""
+    never through the CPU cache.
+
+    Parameters
+    ----------
+    machine : Machine
+        The machine whose RAM it reaches (users get it as ``m.device``).
+    """
 
     def __init__(self, machine):
         self._m = machine

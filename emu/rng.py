@@ -10,11 +10,23 @@ MASK63 = 0x7FFFFFFFFFFFFFFF
 
 
 def seed_state(seed, salt):
-    """Initial generator state for ``seed`` (never 0; nearby seeds differ in every bit).
+    """Initial generator state for a seed (never 0; nearby seeds differ in every bit).
 
     A seed of 2**63 or more is taken 63 bits at a time, each part stirring the state before
     the next, so that its high bits count too (2**64 is not seed 0); a smaller seed gives
     the state it always has.
+
+    Parameters
+    ----------
+    seed : int
+        Any non-negative int.
+    salt : int
+        Separates the generators one seed starts (the cache's, the scheduler's, ...).
+
+    Returns
+    -------
+    int
+        A 63-bit state.
     """
     seed, x = int(seed), salt
     while True:

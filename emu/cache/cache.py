@@ -24,20 +24,53 @@ ADDR_LIMIT = 1 << 32
 
 
 class LineRecord(NamedTuple):
-    """One valid cache line, as :meth:`Cache.probe` returns it."""
+    """One valid cache line, as :meth:`Cache.probe` returns it.
+
+    Attributes
+    ----------
+    valid, dirty : bool
+    vtag : int
+        Virtual address of the line (the tag, VIVT).
+    pa : int or None
+        Physical address it was filled from (None: no backing RAM).
+    data : bytes
+        Its bytes.
+    dirty_mask : int
+        One bit per dirty granule.
+    set, way : int
+        Where it sits.
+    """
 
     valid: bool
     dirty: bool
-    vtag: int               #: virtual address of the line (the tag, VIVT)
-    pa: Optional[int]       #: physical address it was filled from (None: no backing RAM)
+    vtag: int
+    pa: Optional[int]
     data: bytes
-    dirty_mask: int         #: one bit per dirty granule
+    dirty_mask: int
     set: int
     way: int
 
 
 class Discard(NamedTuple):
-    """A dirty line dropped by an invalidate: the data it held never reached RAM."""
+    """A dirty line dropped by an invalidate: the data it held never reached RAM.
+
+    Attributes
+    ----------
+    va : int
+        Virtual address of the line.
+    pa : int or None
+        Physical address it was filled from.
+    dirty_mask : int
+        One bit per dirty granule.
+    data : bytes
+        What it held.
+    ctx : int
+        The context that dropped it.
+    site : str
+        The routine that dropped it.
+    step : int
+        The run's step number then.
+    """
 
     va: int
     pa: Optional[int]

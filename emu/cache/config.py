@@ -61,18 +61,22 @@ class CacheConfig:
     # -- derived --------------------------------------------------------------------------
     @property
     def nlines(self):
+        """Lines in the cache."""
         return self.size // self.line
 
     @property
     def nsets(self):
+        """Sets in the cache."""
         return self.nlines // self.ways
 
     @property
     def repl_id(self):
+        """The replacement policy's index in ``REPL_NAMES`` (what the kernels read)."""
         return K.REPL_NAMES.index(self.replacement)
 
     @property
     def style_id(self):
+        """The routine style's index in ``STYLE_NAMES`` (what the kernels read)."""
         return K.STYLE_NAMES.index(self.style)
 
     def validate(self):
@@ -105,7 +109,19 @@ class CacheConfig:
                              f"with room for two {self.size}-byte windows above it")
 
     def with_(self, **changes):
-        """A copy with some fields changed (validated)."""
+        """A copy with some fields changed, validated as a new configuration.
+
+        Parameters
+        ----------
+        **changes
+            Field names of :class:`CacheConfig` (``size``, ``ways``, ``line``, ``replacement``,
+            ...) and their new values.
+
+        Returns
+        -------
+        CacheConfig
+            The new configuration; ``self`` is unchanged.
+        """
         return replace(self, **changes)
 
 
@@ -135,7 +151,22 @@ PRESET_ASSUMPTIONS = {
 
 
 def preset(name):
-    """The :class:`CacheConfig` of core preset ``name``."""
+    """The :class:`CacheConfig` of a core preset.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PRESETS`: ``"arm926"``, ``"feroceon"``, ``"xscale"``, ``"sa110"``.
+
+    Returns
+    -------
+    CacheConfig
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a preset (the message lists the accepted names).
+    """
     try:
         return PRESETS[name]
     except (KeyError, TypeError):

@@ -8,7 +8,17 @@ DEFAULT_EVENT_CAPACITY = 4096
 
 
 def add_cache(layout, cfg, seed=0):
-    """Reserve the regions of cache ``cfg`` in ``layout`` and set its header parameters."""
+    """Reserve the regions of a cache in a state layout and set its header parameters.
+
+    Parameters
+    ----------
+    layout : emu.layout.Layout
+        The layout being built.
+    cfg : CacheConfig
+        The cache's geometry and policies.
+    seed : int
+        Seed of the random replacement policy's generator.
+    """
     p = layout.param
     p(K.H_C_NSETS, cfg.nsets)
     p(K.H_C_WAYS, cfg.ways)
@@ -38,7 +48,17 @@ def add_cache(layout, cfg, seed=0):
 
 
 def add_events(layout, cfg, event_capacity=DEFAULT_EVENT_CAPACITY):
-    """The discard event log (a tail region: call after every other ``S`` region)."""
+    """Reserve the discard event log (a tail region: call after every other ``S`` region).
+
+    Parameters
+    ----------
+    layout : emu.layout.Layout
+        The layout being built.
+    cfg : CacheConfig
+        The cache (each event keeps one line of dropped data).
+    event_capacity : int
+        Events the log holds; later ones are counted, not kept.
+    """
     ev = layout.s_region(K.H_R_EV, K.EV_HDR + event_capacity * K.EV_W)
     layout.s_fill.append((ev + K.EV_CAP, 1, event_capacity))
     layout.b_region(K.H_B_EVDATA, event_capacity * cfg.line)

@@ -85,18 +85,46 @@ def leave_site(S, prev):
 
 
 def add_regions(layout):
-    """Reserve the accounting region every state array carries; counts start at site 0."""
+    """Reserve the accounting region every state array carries; counts start at site 0.
+
+    Parameters
+    ----------
+    layout : emu.layout.Layout
+        The layout being built.
+    """
     off = layout.s_region(K.H_R_UOPS, K.ACC_W)
     layout.param(K.H_UOPCUR, off)
 
 
 def uop_counts(S):
-    """Counts as an array ``[site][kind][uop]`` (a view)."""
+    """The micro-op counts of machine arrays ``S``.
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        A machine's int64 state array.
+
+    Returns
+    -------
+    numpy.ndarray
+        A view shaped ``[site][kind][uop]`` (``NSITES``, ``NKINDS``, ``NUOPS``).
+    """
     off = int(S[K.H_R_UOPS])
     return S[off:off + K.ACC_IDLE_N].reshape(K.NSITES, K.NKINDS, K.NUOPS)
 
 
 def idle_counts(S):
-    """``(periods, cycles)`` the CPUs spent idle (:func:`idle_until`)."""
+    """The time the CPUs spent idle (see :func:`idle_until`).
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        A machine's int64 state array.
+
+    Returns
+    -------
+    tuple of int
+        ``(periods, cycles)``.
+    """
     off = int(S[K.H_R_UOPS])
     return int(S[off + K.ACC_IDLE_N]), int(S[off + K.ACC_IDLE_CYCLES])

@@ -13,7 +13,22 @@ from .profile import core_mhz
 
 
 def chrome_events(ld, pid, label):
-    """Trace events of one Loaded machine's last (traced) run."""
+    """Chrome trace events of a Loaded machine's last (traced) run.
+
+    Parameters
+    ----------
+    ld : emu.exec.loaded.Loaded
+        The machine; its last run must have been traced.
+    pid : int
+        The process id the events go under (one per variant).
+    label : str
+        The process's name in the viewer.
+
+    Returns
+    -------
+    list of dict
+        Trace Event Format records, timestamps in microseconds of the core's clock.
+    """
     S = ld.machine._S
     mhz = core_mhz(ld)
     us = (lambda c: c / mhz)

@@ -84,7 +84,15 @@ def check_plot_path(path):
 
 
 def plot_profile(doc, path):
-    """Three panels: cycles per routine, irqs-off sections, IRQ latency; saved to ``path``."""
+    """Plot a profile in three panels (cycles per routine, irqs-off sections, IRQ latency).
+
+    Parameters
+    ----------
+    doc : dict
+        An ``emu profile --json`` document (:func:`emu.cost.profile.profile`).
+    path : str or os.PathLike
+        Where to save the figure; its suffix chooses the format.
+    """
     plt = pyplot()
     v = doc["variants"]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))

@@ -128,8 +128,22 @@ def workload(name, cpu=None, kmap_high_get=True, seed=None, ncpus=None, costs=No
              scale=1.0):
     """The :class:`Scenario` of a named workload (or a TOML file) for one variant.
 
-    ``cpu``, ``seed``, ``ncpus`` and ``costs`` as :func:`settings` resolves them: a file's own
-    ``[machine]`` values unless given, given costs over its own key by key.
+    Parameters
+    ----------
+    name : str or os.PathLike
+        ``"fastpath"``, ``"churn"``, ``"dma-irq"`` or a scenario TOML file.
+    cpu, seed, ncpus, costs : optional
+        As :func:`settings` resolves them: a file's own ``[machine]`` values unless given,
+        given costs over its own key by key.
+    kmap_high_get : bool
+        The irq variant (``ARCH_NEEDS_KMAP_HIGH_GET``, irq-disabling kmap_lock) if True, the
+        plain ``spin_lock`` one if False.
+    scale : float
+        Multiplies the built-in workloads' operation counts.
+
+    Returns
+    -------
+    Scenario
     """
     s = settings(name, cpu, seed, ncpus, costs)
     cpu, seed, ncpus, costs = s["cpu"], s["seed"], s["ncpus"], s["costs"]
@@ -174,8 +188,18 @@ def workload(name, cpu=None, kmap_high_get=True, seed=None, ncpus=None, costs=No
 
 
 def core_mhz(ld):
-    """The core clock (MHz) Loaded machine ``ld`` ran at: its preset's, or its scenario's
-    ``core_mhz`` cost override."""
+    """The core clock a Loaded machine ran at: its preset's, or its scenario's ``core_mhz``
+    cost override.
+
+    Parameters
+    ----------
+    ld : emu.exec.loaded.Loaded
+
+    Returns
+    -------
+    int or float
+        MHz.
+    """
     return clocks(ld.machine.cpu, ld.scenario.machine.get("costs"))["core_mhz"]
 
 
@@ -185,8 +209,18 @@ def _us(mhz, cycles):
 
 
 def bucket_label(b):
-    """The label of log2 bucket ``b`` in the profile document: ``"0"``, ``"1-1"``, ``"2-3"``,
-    ... (the cycles it holds)."""
+    """The label of a log2 histogram bucket in the profile document.
+
+    Parameters
+    ----------
+    b : int
+        The bucket: 0 holds 0 cycles, ``b > 0`` holds ``2**(b-1)`` to ``2**b - 1``.
+
+    Returns
+    -------
+    str
+        ``"0"``, ``"1-1"``, ``"2-3"``, ...
+    """
     return "0" if b == 0 else f"{1 << (b - 1)}-{(1 << b) - 1}"
 
 
@@ -345,10 +379,24 @@ def _missing_pair_calls(v):
 
 
 def profile_variant(sc, trace_events=0):
-    """Run one workload variant (timed schedule); returns (report dict, Loaded).
+    """Run one workload variant under the timed schedule and report it.
 
     A run that does not finish (a deadlock, say) is reported as it stopped: ``outcome`` and
-    ``message`` say why, and the figures cover what ran up to there."""
+    ``message`` say why, and the figures cover what ran up to there.
+
+    Parameters
+    ----------
+    sc : Scenario
+        The variant (:func:`workload`).
+    trace_events : int
+        Trace slots to record (0: no trace; ``emu profile --trace`` records one).
+
+    Returns
+    -------
+    tuple
+        ``(report, loaded)``: the variant's dict of the profile document and the Loaded
+        machine it ran on.
+    """
     ld = sc.build(trace_events=trace_events)
     r = ld.run(K.SCHED_TIMED, trace=trace_events > 0, max_steps=MAX_STEPS, final=False,
                readable=False)
@@ -529,7 +577,17 @@ def _contended_sentence(doc):
 
 
 def format_report(doc):
-    """The profile as a few readable tables."""
+    """The profile as a few readable tables (``emu profile``'s text report).
+
+    Parameters
+    ----------
+    doc : dict
+        An ``emu profile --json`` document.
+
+    Returns
+    -------
+    str
+    """
     v = doc["variants"]
     lines = [f"kmap_lock profile: {doc['cpu']} at {doc['core_mhz']} MHz, workload "
              f"{doc['workload']} (seed {doc['seed']})", ""]
@@ -570,7 +628,18 @@ def format_report(doc):
 
 
 def main_profile(a):
-    """``emu profile``."""
+    """``emu profile``: run, print, and write the ``--trace`` / ``--plot`` files asked for.
+
+    Parameters
+    ----------
+    a : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     import json
     import sys
 

@@ -523,7 +523,20 @@ def validate_overrides(overrides, where="costs"):
 # Public interface
 # ---------------------------------------------------------------------------------------------
 def clocks(cpu, overrides=None):
-    """The clocks in effect: ``CLOCKS[cpu]`` with ``core_mhz`` / ``bus_mhz`` overrides."""
+    """The clocks in effect for a core.
+
+    Parameters
+    ----------
+    cpu : str
+        A core preset.
+    overrides : Mapping or None
+        Cost overrides; their ``core_mhz`` / ``bus_mhz`` replace the preset's.
+
+    Returns
+    -------
+    dict
+        ``CLOCKS[cpu]`` with the overrides, their marks set to ``"user"``.
+    """
     _check_cpu(cpu)
     ov = validate_overrides(overrides)
     c = dict(CLOCKS[cpu])
@@ -536,7 +549,21 @@ def clocks(cpu, overrides=None):
 
 
 def cycles_to_us(cpu, cycles, core_mhz=None):
-    """Microseconds that ``cycles`` core cycles take on ``cpu`` (at ``core_mhz`` if given)."""
+    """Microseconds that some core cycles take.
+
+    Parameters
+    ----------
+    cpu : str
+        A core preset.
+    cycles : int or float
+        Core cycles.
+    core_mhz : float, optional
+        The clock to use instead of the preset's.
+
+    Returns
+    -------
+    float
+    """
     _check_cpu(cpu)
     mhz = CLOCKS[cpu]["core_mhz"] if core_mhz is None else _check_mhz("core_mhz", core_mhz)
     return cycles / mhz
@@ -563,11 +590,22 @@ def _resolve(cpu, overrides):
 
 
 def cost_vector(cpu, overrides=None):
-    """Cycles per micro-op for core ``cpu`` as an int64 array indexed by ``UOP_*``.
+    """Cycles per micro-op for a core, as the kernels read them.
 
-    ``overrides`` maps micro-op names (base or composite) to cycles, and may set ``core_mhz`` /
-    ``bus_mhz`` to rescale the memory-side defaults. A composite costs the sum of its parts
-    (after overrides) unless it is overridden itself.
+    A composite costs the sum of its parts (after overrides) unless it is overridden itself.
+
+    Parameters
+    ----------
+    cpu : str
+        A core preset.
+    overrides : Mapping or None
+        Micro-op names (base or composite) to cycles; may set ``core_mhz`` / ``bus_mhz`` to
+        rescale the memory-side defaults.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, indexed by ``UOP_*``.
     """
     cycles, _ = _resolve(cpu, overrides)
     return np.array([cycles[name] for name in K.UOP_NAMES], dtype=np.int64)
@@ -606,11 +644,23 @@ def _composite_row(name, cycles, marks, ov):
 
 
 def table(cpu, overrides=None):
-    """Rows ``(name, cycles, mark, source)`` for every micro-op in ``UOP_NAMES`` order.
+    """The cost table of a core, one row per micro-op in ``UOP_NAMES`` order.
 
     Overridden rows have mark ``"user"``. A composite's source is ``"sum of ..."`` and its
     mark its least certain part's (:func:`composite_mark`; an overridden part counts as
     ``"user"``).
+
+    Parameters
+    ----------
+    cpu : str
+        A core preset.
+    overrides : Mapping or None
+        As for :func:`cost_vector`.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, cycles, mark, source)`` rows.
     """
     cycles, ov = _resolve(cpu, overrides)
     base = _base(cpu, ov)
@@ -628,7 +678,21 @@ def table(cpu, overrides=None):
 
 
 def describe(cpu, overrides=None, width=100):
-    """A printable text table of ``cpu``'s costs (for ``emu presets --costs``)."""
+    """A printable text table of a core's costs (``emu presets --costs``).
+
+    Parameters
+    ----------
+    cpu : str
+        A core preset.
+    overrides : Mapping or None
+        As for :func:`cost_vector`.
+    width : int
+        Wrap the prose lines at this width.
+
+    Returns
+    -------
+    str
+    """
     rows = table(cpu, overrides)
     c = clocks(cpu, overrides)
     mhz = c["core_mhz"]
@@ -654,8 +718,21 @@ def describe(cpu, overrides=None, width=100):
 
 
 def cost_json(cpu, overrides=None):
-    """``cpu``'s costs as data (for ``emu presets --costs --json``): the clocks and, per
-    micro-op, its cycles, ns, confidence mark and source, as :func:`describe` prints them."""
+    """A core's costs as data (``emu presets --costs --json``).
+
+    Parameters
+    ----------
+    cpu : str
+        A core preset.
+    overrides : Mapping or None
+        As for :func:`cost_vector`.
+
+    Returns
+    -------
+    dict
+        The clocks and, per micro-op, its cycles, ns, confidence mark and source, as
+        :func:`describe` prints them.
+    """
     c = clocks(cpu, overrides)
     return {"title": CORE_TITLES[cpu], "core_mhz": c["core_mhz"], "bus_mhz": c["bus_mhz"],
             "core_mark": c["core_mark"], "bus_mark": c["bus_mark"],
@@ -679,9 +756,24 @@ def load_overrides(path, cpu=None):
         ld_miss = 24
         core_mhz = 1000
 
-    Returns the override dict for ``cpu``. With ``cpu=None`` only ``[costs]`` is allowed (a
-    file with per-core sections needs ``cpu`` to choose one). Every section is validated;
-    errors are ``ValueError`` naming the file, section and key.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TOML file.
+    cpu : str, optional
+        The core whose section applies. With None only ``[costs]`` is allowed (a file with
+        per-core sections needs ``cpu`` to choose one).
+
+    Returns
+    -------
+    dict
+        The overrides for ``cpu``.
+
+    Raises
+    ------
+    ValueError
+        The file is not valid TOML, or a section or key is not accepted (the message names
+        the file, section and key).
     """
     if cpu is not None:
         _check_cpu(cpu)

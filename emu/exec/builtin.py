@@ -56,7 +56,19 @@ def _pinned_setup(last_pkmap):
 
 
 def writer_page(last_pkmap):
-    """The writer's page: WRITER_PAGE, or past the pinned pages of a window above 512."""
+    """The writer's page in scenarios (i)/(ii): ``WRITER_PAGE``, or past the pinned pages of a
+    window above 512 slots.
+
+    Parameters
+    ----------
+    last_pkmap : int
+        LAST_PKMAP.
+
+    Returns
+    -------
+    int
+        A highmem pfn.
+    """
     return max(WRITER_PAGE, PIN_BASE + last_pkmap + 64)
 
 
@@ -71,7 +83,24 @@ def _check_last_pkmap(last_pkmap):
 
 
 def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
-    """Scenario (i) (``ncpus=1``) or (ii) (``ncpus=2``)."""
+    """Built-in scenario (i) (``ncpus=1``) or (ii) (``ncpus=2``): ``dma_map_page(DMA_FROM_DEVICE)``
+    on a lazily-mapped highmem page against a task whose ``kmap_high`` wraps the pkmap cursor.
+
+    Parameters
+    ----------
+    last_pkmap : int
+        LAST_PKMAP, a power of two in ``[2, 4096]``.
+    ncpus : int
+        1: scenario (i), the writer preempts the DMA task; 2: scenario (ii), no preemption,
+        the writer on the other CPU.
+    dma_pinning : {"page_address", "kmap_high_get"}
+        How the DMA layer finds (and pins) the page's mapping: the racy ``page_address()``, or
+        the seed patch's ``kmap_high_get()``.
+
+    Returns
+    -------
+    Scenario
+    """
     _check_last_pkmap(last_pkmap)
     ncpus = check_int("ncpus", ncpus, 1, K.MAXCPUS)
     check_choice("dma_pinning", dma_pinning, K.PIN_NAMES)
@@ -103,7 +132,20 @@ def race(last_pkmap=8, ncpus=1, dma_pinning="page_address"):
 
 
 def irq_getter(kmap_high_get=True, last_pkmap=8):
-    """Scenario (iii): kmap_high_get() in an IRQ handler, with or without irq-safe locking."""
+    """Built-in scenario (iii): ``kmap_high_get()`` in an IRQ handler.
+
+    Parameters
+    ----------
+    kmap_high_get : bool
+        True: kmap_lock taken with IRQs disabled (``ARCH_NEEDS_KMAP_HIGH_GET``); False: plain
+        ``spin_lock``, which an IRQ landing while kmap_lock is held deadlocks.
+    last_pkmap : int
+        LAST_PKMAP, a power of two in ``[2, 4096]``.
+
+    Returns
+    -------
+    Scenario
+    """
     kmap_high_get = check_bool("kmap_high_get", kmap_high_get)
     _check_last_pkmap(last_pkmap)
     sc = Scenario(
@@ -131,7 +173,23 @@ def irq_getter(kmap_high_get=True, last_pkmap=8):
 
 
 def from_builtin(ref):
-    """The built-in scenario a replay token names (``[builder, args...]``)."""
+    """The built-in scenario a replay token names.
+
+    Parameters
+    ----------
+    ref : list
+        ``[builder, args...]``: ``["race", last_pkmap, ncpus, dma_pinning]`` or
+        ``["irq_getter", kmap_high_get, last_pkmap]``.
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ValueError
+        ``ref`` names no built-in scenario, or its arguments are not the builder's.
+    """
     builders = {"race": (race, (int, int, str)), "irq_getter": (irq_getter, (bool, int))}
     if not isinstance(ref, list) or not ref or ref[0] not in builders:
         raise ValueError(f"token: unknown built-in scenario {ref!r}")
@@ -143,7 +201,20 @@ def from_builtin(ref):
 
 
 def all_variants(sizes=(8, 512), smp_sizes=(8,)):
-    """(scenario id, Scenario) for every row of ``emu race``."""
+    """Every row of ``emu race``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        LAST_PKMAP values of scenario (i).
+    smp_sizes : sequence of int
+        LAST_PKMAP values of scenario (ii).
+
+    Returns
+    -------
+    list of tuple
+        ``(scenario id, Scenario)``, in the table's order.
+    """
     out = []
     for L in sizes:
         for pin in ("page_address", "kmap_high_get"):

@@ -21,7 +21,19 @@ def _ranges(nrs):
 
 
 def bug_message(a, b, c, d):
-    """The message of kernel BUG ``a`` with details ``b, c, d`` (names the failed check)."""
+    """The message of a kernel BUG, naming the failed check.
+
+    Parameters
+    ----------
+    a : int
+        The BUG (``BUG_*``).
+    b, c, d : int
+        Its details, as the kernel routine left them in ``H_ERR_B..D`` (page, slot, count).
+
+    Returns
+    -------
+    str
+    """
     msgs = {
         K.BUG_KUNMAP_NO_VADDR: f"kunmap_high: page {b} has no virtual address (BUG_ON(!vaddr))",
         K.BUG_KUNMAP_UNBALANCED: (f"kunmap_high: unbalanced kunmap of page {b}: "
@@ -55,7 +67,21 @@ def bug_message(a, b, c, d):
 
 
 def dma_debug_message(kind, handle, a, b):
-    """dma-debug's wording (lib/dma-debug.c) for error ``kind``."""
+    """dma-debug's wording (lib/dma-debug.c) for an error.
+
+    Parameters
+    ----------
+    kind : int
+        The error (``DD_ERR_*``).
+    handle : int
+        The DMA address of the mapping.
+    a, b : int
+        Its details (sizes, directions or mapping types, as ``kind`` says).
+
+    Returns
+    -------
+    str
+    """
     dirs = K.DMA_DIR_NAMES
     dn = (lambda d: dirs[d] if 0 <= d < len(dirs) else str(d))
     base = "DMA-API: device driver"
@@ -88,6 +114,19 @@ def dma_debug_message(kind, handle, a, b):
 
 
 def pinned_slots_message(m, pfn):
+    """Why a direct ``kmap_high`` cannot go on (the message of :class:`emu.WouldSleep`).
+
+    Parameters
+    ----------
+    m : emu.Machine
+    pfn : int
+        The page the call was mapping.
+
+    Returns
+    -------
+    str
+        Names the pinned slots (``pkmap_count >= 2``) as ranges.
+    """
     counts = m.pkmap_count
     pinned = [i for i, v in enumerate(counts) if v >= 2]
     return (f"kmap_high(page {pfn}) would sleep forever on pkmap_map_wait: every pkmap slot is "
@@ -96,8 +135,14 @@ def pinned_slots_message(m, pfn):
 
 
 def reset_direct(S):
-    """After a failed direct call: the direct task holds no frames, no lock, no wait-queue
-    entry, and CPU 0 runs with IRQs on and preemption enabled again (machine arrays ``S``)."""
+    """Clean up after a failed direct call: the direct task holds no frames, no lock, no
+    wait-queue entry, and CPU 0 runs with IRQs on and preemption enabled again.
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        The machine's int64 state array.
+    """
     c = int(S[K.H_DIRECT_CTX])
     cr = int(S[K.H_R_CTX]) + c * K.CTX_W
     S[cr + K.CTX_SP] = 0
@@ -117,7 +162,22 @@ def reset_direct(S):
 
 
 def raise_for(m, status, fault_va=None):
-    """Raise the exception for a direct call that ended with ``status``."""
+    """Raise the exception for a direct call that did not finish, after
+    :func:`reset_direct`.
+
+    Parameters
+    ----------
+    m : emu.Machine
+    status : int
+        How the call ended (``ST_SLEEP``, ``ST_SPIN`` or ``ST_ERROR``).
+    fault_va : int, optional
+        A virtual address the Python side found unmapped (a page fault it raises itself).
+
+    Raises
+    ------
+    emu.WouldSleep, emu.Deadlock, emu.PageFault, emu.KernelBug, emu.DmaDebugError
+        As ``status`` and the machine's error slots say.
+    """
     S = m._S
     if fault_va is not None:
         raise PageFault(f"Unable to handle kernel paging request at virtual address "

@@ -32,7 +32,25 @@ TOKEN_MAX_BYTES = 1 << 24
 
 @dataclass
 class Failure:
-    """A failing schedule: enough to replay it and say what went wrong."""
+    """A failing schedule: enough to replay it and say what went wrong.
+
+    Attributes
+    ----------
+    choices : list of int
+        The schedule: the choice made at each decision.
+    preemptions : int
+        Its involuntary switches.
+    decisions : int
+        Its scheduling points.
+    outcome : str
+        How the run ended: ``"done"`` (every task finished; it failed on data),
+        ``"deadlock"``, ``"irq-deadlock"``, ``"error"``, ``"step-limit"`` or ``"log-full"``.
+    lost_bytes : int
+        Bytes it lost.
+    deadlock : bool
+        It ended in a deadlock (all tasks asleep, or a CPU spinning on a lock its own
+        interrupted context holds).
+    """
 
     choices: list
     preemptions: int
@@ -44,12 +62,47 @@ class Failure:
 
 @dataclass
 class Exploration:
-    """Result of :func:`explore`."""
+    """Result of :func:`explore`.
+
+    Attributes
+    ----------
+    scenario : str
+        The scenario's name.
+    bound : int
+        The preemption bound.
+    schedules : int
+        Schedules run.
+    complete : bool
+        False if ``max_schedules`` (or ``stop_at_first``) stopped it early.
+    seconds : float
+        Wall-clock time (the one field that differs between runs).
+    failures : int
+        Failing schedules: lost data, stale reads, a deadlock, an error, the step limit or a
+        full decision log.
+    outcomes : dict
+        Schedules per outcome (``"done"``, ``"deadlock"``, ...), in order of appearance.
+    max_lost_bytes : int
+        The most any one schedule lost.
+    deadlocks : int
+        Schedules that deadlocked.
+    minimal : Failure or None
+        The minimal failing schedule: fewest preemptions, then shortest.
+    lockdep : str
+        The first lockdep-style report, or ``""``.
+    stale_reads : int
+        Schedules in which a CPU load or a device read got stale bytes.
+    replay : str
+        The replay token of ``minimal`` (``""`` if nothing failed).
+    switches : list of str
+        ``minimal`` as switch directives (``"after step 1 of dma run writer"``).
+    data_lost : bool
+        Some schedule lost data.
+    """
 
     scenario: str
     bound: int
     schedules: int
-    complete: bool                 #: False if ``max_schedules`` stopped it early
+    complete: bool
     seconds: float
     failures: int
     outcomes: dict
@@ -57,12 +110,13 @@ class Exploration:
     deadlocks: int
     minimal: Failure = None
     lockdep: str = ""
-    stale_reads: int = 0           #: schedules in which a CPU read got stale bytes
+    stale_reads: int = 0
     replay: str = ""
     switches: list = field(default_factory=list)
 
     @property
     def data_lost(self):
+        """Whether some schedule lost data (``max_lost_bytes > 0``)."""
         return self.max_lost_bytes > 0
 
 
@@ -105,9 +159,23 @@ def _irq_ctx(ld, a):
 
 
 def make_token(sc, choices, max_steps=DEFAULT_MAX_STEPS):
-    """A self-contained replay token: the scenario (or the name of a built-in one), the
-    non-default choices, and the step limit if it is not the default (so a ``step-limit``
-    failure replays as one)."""
+    """A self-contained replay token.
+
+    Parameters
+    ----------
+    sc : Scenario
+        The scenario (a built-in one is named, not copied).
+    choices : sequence of int
+        The schedule: one choice per decision; only the non-default ones are stored.
+    max_steps : int
+        The step limit, stored if not the default (so a ``step-limit`` failure replays as
+        one).
+
+    Returns
+    -------
+    str
+        ``emu1:`` followed by URL-safe base64 of the compressed body.
+    """
     max_steps = _max_steps(max_steps)
     choices = check_choices(choices)
     if not ((choices >= 0) & (choices < K.MAXALT)).all():      # an int64 array, unchecked
@@ -138,14 +206,41 @@ def _still_builtin(sc):
 
 
 def read_token(token):
-    """(scenario, choices) from a replay token; ValueError if it is not one emu could have
-    made (at most ``DEFAULT_LOG`` choices, each in ``[0, MAXALT)``, a body of at most
-    ``TOKEN_MAX_BYTES``). Whether each decision has its choice is known when it replays."""
+    """The scenario and schedule of a replay token.
+
+    Parameters
+    ----------
+    token : str
+        A token :func:`make_token` could have made: at most ``DEFAULT_LOG`` choices, each in
+        ``[0, MAXALT)``, a body of at most ``TOKEN_MAX_BYTES``. Whether each decision has its
+        choice is known when it replays.
+
+    Returns
+    -------
+    tuple
+        ``(scenario, choices)``.
+
+    Raises
+    ------
+    ValueError
+        ``token`` is not one emu could have made (the message says what is wrong).
+    """
     return read_token_steps(token)[:2]
 
 
 def read_token_steps(token):
-    """(scenario, choices, max_steps) from a replay token (see :func:`read_token`)."""
+    """The scenario, schedule and step limit of a replay token.
+
+    Parameters
+    ----------
+    token : str
+        As for :func:`read_token`.
+
+    Returns
+    -------
+    tuple
+        ``(scenario, choices, max_steps)``.
+    """
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
         raise ValueError(f"token: must start with {TOKEN_PREFIX!r} (as emu race/explore print)")
     body = token[len(TOKEN_PREFIX):]
@@ -221,9 +316,21 @@ def _failure(ld, x):
 
 @dataclass
 class Walk:
-    """What a depth-first search over some schedules found: the jitted loop's ``X_*`` counts,
-    the best failure (``best_key``: fewest preemptions, shortest, most lost, earliest first
-    preemption), the first lockdep report, and whether it covered everything it was given."""
+    """What a depth-first search over some schedules found.
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        The jitted loop's ``X_*`` counts and state.
+    best : Failure or None
+        The best failure: fewest preemptions, shortest, most lost, earliest first preemption.
+    best_key : tuple or None
+        Its ranking key, in that order.
+    lockdep : str
+        The first lockdep report, or ``""``.
+    complete : bool
+        It covered every schedule it was given.
+    """
 
     x: object
     best: Failure = None
@@ -234,9 +341,33 @@ class Walk:
 
 def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_first=False,
          bar=None):
-    """Depth-first search from the schedule ``prefix``, varying decisions from ``floor`` on
-    (``floor=0``: every schedule within ``bound``; ``floor=len(prefix)``: those that start
-    with ``prefix``). Hands back to Python every :data:`CHUNK` schedules."""
+    """Depth-first search from a schedule, handing back to Python every :data:`CHUNK`
+    schedules.
+
+    Parameters
+    ----------
+    ld : Loaded
+        The scenario, loaded.
+    bound : int
+        Preemption bound.
+    max_steps : int
+        Step limit of each schedule.
+    prefix : sequence of int
+        The schedule the search starts from.
+    floor : int
+        Decisions from ``floor`` on vary: 0 gives every schedule within ``bound``,
+        ``len(prefix)`` those that start with ``prefix``.
+    max_schedules : int, optional
+        Stop after this many schedules.
+    stop_at_first : bool
+        Stop at the first failing schedule.
+    bar : object, optional
+        A progress bar; its ``update(n)`` gets the schedules run.
+
+    Returns
+    -------
+    Walk
+    """
     w = Walk(ld.dfs_state(prefix, floor))
     x = w.x
     ask = K.DFS_FAILED if stop_at_first else 0

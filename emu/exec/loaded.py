@@ -72,33 +72,66 @@ def check_choices(choices, name="choices"):
 
 @dataclass
 class RunResult:
-    """What one schedule did."""
+    """What one schedule did.
+
+    Attributes
+    ----------
+    outcome : str
+        ``"done"``, ``"deadlock"``, ``"irq-deadlock"``, ``"error"``, ``"step-limit"`` or
+        ``"log-full"``.
+    decisions : int
+        Scheduling points.
+    preemptions : int
+        Involuntary switches among them.
+    choices : list of int
+        The index chosen at each scheduling point.
+    actions : list of int
+        The context (or IRQ line + ``ACT_IRQ``) run at each point.
+    lost_bytes : int
+        Bytes lost (every lost-write and lost-at-end finding's).
+    findings : list of emu.Finding
+        The oracle's findings, oldest first.
+    deadlock : bool
+        It ended in a deadlock.
+    message : str
+        The deadlock or error, described; ``""`` otherwise.
+    lockdep : str
+        A lockdep-style splat if kmap_lock's IRQ usage is unsafe, else ``""``.
+    trace : list of str
+        The readable trace, if the run was traced.
+    stale_reads : int
+        Bytes reads got wrong, CPU loads' and devices' (every stale-read and
+        stale-device-read finding's, past the log's capacity too).
+    pending_irqs : list of dict
+        Timed runs: the IRQ lines still raised or armed when the run ended (see
+        :meth:`Loaded.pending_irqs`); empty for DFS and random runs, whose schedules choose
+        the raises.
+    data_lost, failed : bool
+        Properties: it lost data; it failed in any way.
+    """
 
     outcome: str
     decisions: int
     preemptions: int
-    choices: list                  #: index chosen at each scheduling point
-    actions: list                  #: context (or IRQ line + ACT_IRQ) run at each point
+    choices: list
+    actions: list
     lost_bytes: int
     findings: list
     deadlock: bool
-    message: str                   #: deadlock / error description, or ""
-    lockdep: str                   #: lockdep-style splat if kmap_lock's IRQ usage is unsafe
+    message: str
+    lockdep: str
     trace: list = field(default_factory=list)
-    #: bytes reads got wrong, CPU loads' and devices' (every stale-read and
-    #: stale-device-read finding's, past the log's capacity too)
     stale_reads: int = 0
-    #: timed runs: the IRQ lines still raised or armed when the run ended (see
-    #: :meth:`Loaded.pending_irqs`), a dict each; empty for DFS and random runs, whose
-    #: schedules choose the raises
     pending_irqs: list = field(default_factory=list)
 
     @property
     def data_lost(self):
+        """Whether the run lost data (``lost_bytes > 0``)."""
         return self.lost_bytes > 0
 
     @property
     def failed(self):
+        """Whether the run lost data, read stale data, deadlocked or did not finish."""
         return (self.data_lost or self.deadlock or self.stale_reads > 0
                 or self.outcome != "done")
 
@@ -544,14 +577,32 @@ class Loaded:
         return _dfs_x(n, floor)
 
     def dfs(self, bound, max_steps, limit, ask, x, prefix=None):
-        """Run up to ``limit`` DFS schedules from ``prefix[:x[X_PLEN]]`` (default: this
-        scenario's prefix buffer, see :meth:`next_prefix`), leaving the next schedule there;
-        returns why it stopped (``DFS_*`` bits). See :func:`emu.exec.dfs.explore_dfs`.
+        """Run DFS schedules from a prefix, leaving the next schedule in the prefix buffer.
 
-        ``bound`` is in ``[0, MAX_BOUND]``, ``max_steps`` as for :meth:`run`, ``limit >= 1``,
-        ``ask`` the ``DFS_*`` bits it takes, ``x`` a state from :meth:`dfs_state`, ``prefix``
-        an int64 array at least as long as the decision log. A prefix choice its decision does
-        not have raises ValueError (the machine goes back to the snapshot, nothing counted).
+        See :func:`emu.exec.dfs.explore_dfs`. A prefix choice its decision does not have raises
+        ValueError (the machine goes back to the snapshot, nothing counted).
+
+        Parameters
+        ----------
+        bound : int
+            Preemption bound, in ``[0, MAX_BOUND]``.
+        max_steps : int
+            Step limit of each schedule, as for :meth:`run`.
+        limit : int
+            Schedules to run at most, ``>= 1``.
+        ask : int
+            The ``DFS_*`` bits to stop at.
+        x : numpy.ndarray
+            A search state from :meth:`dfs_state`, updated in place.
+        prefix : numpy.ndarray, optional
+            int64, at least as long as the decision log; the schedule is its first
+            ``x[X_PLEN]`` entries (default: this scenario's prefix buffer, see
+            :meth:`next_prefix`).
+
+        Returns
+        -------
+        int
+            Why it stopped (``DFS_*`` bits).
         """
         bound = check_int("bound", bound, 0, MAX_BOUND)
         max_steps = check_int("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
@@ -569,9 +620,21 @@ class Loaded:
         return self._search(bound, max_steps, limit, ask, x, buf)
 
     def search(self, bound, max_steps, limit, ask, x):
-        """:meth:`dfs` on the prefix buffer with its arguments taken as checked (``x`` from
-        :meth:`dfs_state`, the rest checked once by the caller): what ``explore()`` calls,
-        which comes back to Python at every new best failure, so checks would add up."""
+        """:meth:`dfs` on the prefix buffer with its arguments taken as checked: what ``explore()``
+        calls, which comes back to Python at every new best failure, so checks would add up.
+
+        Parameters
+        ----------
+        bound, max_steps, limit, ask : int
+            As for :meth:`dfs`, checked once by the caller.
+        x : numpy.ndarray
+            A search state from :meth:`dfs_state`.
+
+        Returns
+        -------
+        int
+            Why it stopped (``DFS_*`` bits).
+        """
         return self._search(bound, max_steps, limit, ask, x, self._prefix)
 
     def _search(self, bound, max_steps, limit, ask, x, buf):
@@ -600,7 +663,18 @@ class Loaded:
         return self._checkpoint
 
     def next_prefix(self, x):
-        """The schedule :meth:`dfs` runs next (a copy), given its state ``x``."""
+        """The schedule :meth:`dfs` runs next.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The search state.
+
+        Returns
+        -------
+        numpy.ndarray
+            A copy of the choices.
+        """
         return self._prefix[:max(int(x[K.X_PLEN]), 0)].copy()
 
     def lockdep(self):
@@ -610,7 +684,17 @@ class Loaded:
         return lockdep_splat(self)
 
     def ctx_rec(self, c):
-        """Offset of context ``c``'s record (``CTX_*`` slots) in ``machine._S``."""
+        """Where a context's record (``CTX_*`` slots) starts in ``machine._S``.
+
+        Parameters
+        ----------
+        c : int
+            The context: 0 is the direct-call task, then the tasks, then the IRQ handlers.
+
+        Returns
+        -------
+        int
+        """
         return int(self.machine._S[K.H_R_CTX]) + c * K.CTX_W
 
     def _result(self, outcome, d, npre, lost, trace):
@@ -630,15 +714,38 @@ class Loaded:
                              + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]))
 
     def alternatives_at(self, d):
-        """(count, alternatives) of decision ``d`` of the last run; alternative 0 is the
-        non-preemptive default when the last context could go on."""
+        """The alternatives of one decision of the last run.
+
+        Parameters
+        ----------
+        d : int
+            The decision's index.
+
+        Returns
+        -------
+        tuple
+            ``(count, alternatives)``; alternative 0 is the non-preemptive default when the last
+            context could go on.
+        """
         nalt, choice, pre, act, arow, alts = self._log
         n = int(nalt[d])
         r = int(arow[d])
         return n, alts[r * K.MAXALT:r * K.MAXALT + n].tolist()
 
     def last_log(self, d):
-        """Arrays (nalt, choice, pre, act) of the last run's first ``d`` decisions."""
+        """The decision log of the last run.
+
+        Parameters
+        ----------
+        d : int
+            How many decisions, from the first.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(nalt, choice, pre, act)``: alternatives, the choice made, whether it was a
+            preemption, and the action taken, per decision (views).
+        """
         nalt, choice, pre, act, arow, alts = self._log
         return nalt[:d], choice[:d], pre[:d], act[:d]
 
@@ -653,5 +760,17 @@ def _dfs_x(plen, floor):
 
 
 def load(sc, trace_events=0):
+    """Load a scenario onto a new machine (:meth:`Scenario.build`).
+
+    Parameters
+    ----------
+    sc : Scenario
+    trace_events : int
+        Trace slots to record.
+
+    Returns
+    -------
+    Loaded
+    """
     return Loaded(sc, trace_events)
 

@@ -38,9 +38,23 @@ POLL = 0.2
 
 
 def subtree_keys(ld, bound):
-    """Every subtree, in search order (see the module docstring), as ``(k, c)``: the
-    schedules that start ``[0] * k + [c]``; ``(-1, 0)`` is the default schedule alone. (Their
-    prefixes, held at once, would take memory quadratic in the default run's length.)"""
+    """Every subtree of the search, in search order (see the module docstring).
+
+    Their prefixes, held at once, would take memory quadratic in the default run's length, so
+    subtrees are named by keys.
+
+    Parameters
+    ----------
+    ld : Loaded
+    bound : int
+        Preemption bound.
+
+    Returns
+    -------
+    list of tuple
+        ``(k, c)``: the schedules that start ``[0] * k + [c]``; ``(-1, 0)`` is the default
+        schedule alone.
+    """
     outcome, d, npre, lost = ld.run_raw(())
     nalt, choice, lon, _ = ld.last_log(d)
     out = [(-1, 0)]
@@ -52,7 +66,18 @@ def subtree_keys(ld, bound):
 
 
 def subtree(key):
-    """``(prefix, floor)`` of the subtree :func:`subtree_keys` calls ``key``."""
+    """The prefix and floor of a subtree.
+
+    Parameters
+    ----------
+    key : tuple
+        A key of :func:`subtree_keys`.
+
+    Returns
+    -------
+    tuple
+        ``(prefix, floor)`` for :func:`emu.exec.explore.walk`.
+    """
     from .loaded import DEFAULT_LOG
     k, c = key
     if k < 0:
@@ -63,7 +88,19 @@ def subtree(key):
 
 
 def merge(walks):
-    """One :class:`emu.exec.explore.Walk` from the subtrees' walks, given in search order."""
+    """One search result from the subtrees' results.
+
+    Parameters
+    ----------
+    walks : list of emu.exec.explore.Walk
+        The subtrees' walks, in search order.
+
+    Returns
+    -------
+    emu.exec.explore.Walk
+        Counts summed; the best failure and the first lockdep report as a serial search
+        would have found them.
+    """
     from .explore import Walk
     x = np.zeros(K.X_W, np.int64)
     for k in (K.X_RUNS, K.X_FAILURES, K.X_DEADLOCKS, K.X_DECISIONS, K.X_EXECUTED, K.X_STALE):
@@ -81,9 +118,29 @@ def merge(walks):
 
 
 def claim(counter, owner, who, order):
-    """The next unclaimed subtree in ``order`` for process ``who`` (0: the caller), or None
-    when all are claimed. ``counter`` is a shared int (claims so far), ``owner`` a shared
-    array: the claimant of each subtree, ``who + 1``."""
+    """The next unclaimed subtree for a process.
+
+    Parameters
+    ----------
+    counter : multiprocessing.Value
+        Shared int: claims so far.
+    owner : multiprocessing.Array
+        Shared: the claimant of each subtree, ``who + 1``.
+    who : int
+        The claiming process (0: the caller).
+    order : sequence of int
+        Subtree indices in claiming order.
+
+    Returns
+    -------
+    int or None
+        The subtree's index, or None when all are claimed.
+
+    Raises
+    ------
+    RuntimeError
+        The claim lock stayed held for ``CLAIM_TIMEOUT`` seconds (a worker died holding it).
+    """
     lock = counter.get_lock()
     if not lock.acquire(timeout=CLAIM_TIMEOUT):
         raise RuntimeError(f"exploration: no claim on a subtree in {CLAIM_TIMEOUT} s "
@@ -256,10 +313,29 @@ class _Search:
 
 
 def walk_parallel(ld, bound, max_steps, jobs, bar=None, _fault=None):
-    """The search :func:`emu.exec.explore.walk` does from the start, on ``jobs`` processes:
-    this one and ``jobs - 1`` workers. ``_fault`` is for tests: ``"exit-after-claim"`` or
-    ``"raise-after-claim"`` makes each worker fail once it holds a subtree (and the caller
-    lets a worker claim first)."""
+    """The search :func:`emu.exec.explore.walk` does from the start, on several processes: this
+    one and ``jobs - 1`` workers.
+
+    Parameters
+    ----------
+    ld : Loaded
+    bound : int
+        Preemption bound.
+    max_steps : int
+        Step limit of each schedule.
+    jobs : int
+        Processes, ``>= 2``.
+    bar : object, optional
+        A progress bar (``update(n)``).
+    _fault : str, optional
+        For tests: ``"exit-after-claim"`` or ``"raise-after-claim"`` makes each worker fail
+        once it holds a subtree (and the caller lets a worker claim first).
+
+    Returns
+    -------
+    emu.exec.explore.Walk
+        The serial search's result.
+    """
     s = _Search(ld, bound, max_steps, bar)
     try:
         s.start(jobs - 1, _fault)

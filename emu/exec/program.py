@@ -81,7 +81,21 @@ def bad_op_arg(S, op, a0, a1, a2, a3, a4):
 
 
 def op_arg_accepts(S, kind, name):
-    """What argument ``name`` of program operation ``kind`` accepts, in words."""
+    """What an argument of a program operation accepts, in words (for error messages).
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        The machine's int64 state array (its RAM size and lowmem boundary).
+    kind : str
+        The operation (``"kmap_high"``, ``"read"``, ...).
+    name : str
+        The argument (``"pfn"``, ``"va"``, ``"n"``, ...).
+
+    Returns
+    -------
+    str
+    """
     npages, low = int(S[K.H_NPAGES]), int(S[K.H_LOWMEM_PAGES])
     ram = npages << K.PAGE_SHIFT
     if name == "pfn":
@@ -105,7 +119,23 @@ def op_arg_accepts(S, kind, name):
 
 
 def op_arg_message(S, kind, k, value):
-    """``name=value: must be ...`` for argument ``k`` of a ``kind`` row."""
+    """``kind: name=value: must be ...`` for a bad argument of a program row.
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        The machine's int64 state array.
+    kind : str
+        The operation.
+    k : int
+        The argument's position in ``ARG_NAMES[kind]``.
+    value : int
+        The value it had.
+
+    Returns
+    -------
+    str
+    """
     name = ARG_NAMES[kind][k]
     shown = f"{value:#x}" if name in ("dma_addr", "va") else f"{value}"
     return f"{kind}: {name}={shown}: must be {op_arg_accepts(S, kind, name)}"

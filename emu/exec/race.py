@@ -9,7 +9,40 @@ from .explore import explore
 
 @dataclass
 class RaceResult:
-    """One row of ``emu race`` (the JSON fields of API.md, plus a few more)."""
+    """One row of ``emu race`` (the JSON fields of API.md, plus a few more).
+
+    Attributes
+    ----------
+    scenario : str
+        ``"i"``, ``"ii"`` or ``"iii"``.
+    dma_pinning : str
+        ``"page_address"`` or ``"kmap_high_get"``.
+    kmap_high_get : bool
+        kmap_lock disables IRQs (``ARCH_NEEDS_KMAP_HIGH_GET``).
+    ncpus, last_pkmap : int
+        The machine's.
+    data_lost : bool
+        Some schedule lost data.
+    lost_bytes : int
+        The most any one schedule lost.
+    deadlock : bool
+        Some schedule deadlocked.
+    schedules_explored : int
+    complete : bool
+        Every schedule within the bound ran.
+    seconds : float
+        Wall-clock time (left out of :meth:`to_json`).
+    minimal_schedule : list of str
+        The minimal failing schedule as switch directives; empty if none failed.
+    preemptions : int
+        Its preemptions.
+    replay : str
+        Its replay token, or ``""``.
+    lockdep : bool
+        A lockdep-style irq-safety report was made.
+    name : str
+        The scenario's full name.
+    """
 
     scenario: str
     dma_pinning: str
@@ -37,9 +70,27 @@ class RaceResult:
 
 def run_race(bound=2, sizes=(8, 512), smp_sizes=(8,), max_schedules=None, progress=False,
              only=None):
-    """Explore each built-in variant with preemption bound ``bound``.
+    """Explore each built-in variant (``emu race``).
 
-    Returns a list of :class:`RaceResult`, in the order of ``emu race``'s table.
+    Parameters
+    ----------
+    bound : int
+        Preemption bound.
+    sizes : sequence of int
+        LAST_PKMAP values of scenario (i).
+    smp_sizes : sequence of int
+        LAST_PKMAP values of scenario (ii).
+    max_schedules : int, optional
+        Stop each exploration after this many schedules.
+    progress : bool
+        Show a progress bar.
+    only : set of str, optional
+        Scenario ids to run (``"i"``, ``"ii"``, ``"iii"``); default all.
+
+    Returns
+    -------
+    list of RaceResult
+        In the order of ``emu race``'s table.
     """
     out = []
     for sid, sc in all_variants(sizes, smp_sizes):
@@ -52,7 +103,22 @@ def run_race(bound=2, sizes=(8, 512), smp_sizes=(8,), max_schedules=None, progre
 
 
 def race_result(sid, sc, ex, seconds):
-    """The :class:`RaceResult` of built-in scenario ``sid`` (``sc``) explored as ``ex``."""
+    """The :class:`RaceResult` row of an explored built-in scenario.
+
+    Parameters
+    ----------
+    sid : str
+        Scenario id (``"i"``, ``"ii"``, ``"iii"``).
+    sc : Scenario
+    ex : Exploration
+        What :func:`emu.exec.explore.explore` returned for ``sc``.
+    seconds : float
+        Wall-clock time of the exploration.
+
+    Returns
+    -------
+    RaceResult
+    """
     mc = sc.machine
     best = ex.minimal
     return RaceResult(

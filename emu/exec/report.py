@@ -8,7 +8,18 @@ from .trace import trace_events
 
 
 def count_of(n, word):
-    """``1 preemption``, ``2 preemptions``: a count with its noun."""
+    """A count with its noun: ``1 preemption``, ``2 preemptions``.
+
+    Parameters
+    ----------
+    n : int
+    word : str
+        The singular noun.
+
+    Returns
+    -------
+    str
+    """
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -31,13 +42,38 @@ def _routine(S, c):
 
 
 def irq_deadlock_lines(cpu="CPU0", lock="kmap_lock"):
-    """lockdep's "Possible unsafe locking scenario" for a lock taken in and out of IRQs."""
+    """lockdep's "Possible unsafe locking scenario" for a lock taken in and out of IRQs.
+
+    Parameters
+    ----------
+    cpu : str
+        The CPU's name as lockdep prints it.
+    lock : str
+        The lock's name.
+
+    Returns
+    -------
+    list of str
+    """
     return [f"       {cpu}", "       ----", f"  lock({lock});", "  <Interrupt>",
             f"    lock({lock});", "", " *** DEADLOCK ***"]
 
 
 def describe_outcome(ld, outcome):
-    """One paragraph on why a run ended (empty when every task finished)."""
+    """One paragraph on why a run ended.
+
+    Parameters
+    ----------
+    ld : Loaded
+        The machine, as the run left it.
+    outcome : int
+        The run's outcome (``RUN_*``).
+
+    Returns
+    -------
+    str
+        Empty when every task finished.
+    """
     S = ld.machine._S
     if outcome == K.RUN_DONE:
         return ""
@@ -97,7 +133,17 @@ def describe_outcome(ld, outcome):
 
 
 def pending_irq_text(p):
-    """One of a timed run's :meth:`~emu.exec.loaded.Loaded.pending_irqs` in words."""
+    """One of a timed run's pending IRQs in words.
+
+    Parameters
+    ----------
+    p : dict
+        An entry of :meth:`~emu.exec.loaded.Loaded.pending_irqs`.
+
+    Returns
+    -------
+    str
+    """
     who = f"IRQ line {p['line']} ({p['handler']}, cpu{p['cpu']})"
     if p["state"] == "raised":
         return (f"{who} raised and never delivered: cpu{p['cpu']} kept IRQs masked to the "
@@ -118,8 +164,19 @@ def _usage_chars(usage):
 
 
 def lockdep_splat(ld):
-    """lockdep's "inconsistent lock state" report if kmap_lock was taken both in hardirq
-    context and elsewhere with IRQs enabled (even on a schedule that did not deadlock)."""
+    """lockdep's "inconsistent lock state" report, if kmap_lock was taken both in hardirq
+    context and elsewhere with IRQs enabled (even on a schedule that did not deadlock).
+
+    Parameters
+    ----------
+    ld : Loaded
+        The machine after a run.
+
+    Returns
+    -------
+    str
+        The report naming both sites, or ``""`` if kmap_lock's usage is consistent.
+    """
     S = ld.machine._S
     lk = int(S[K.H_R_LOCK])
     usage = int(S[lk + K.LK_USAGE])
@@ -170,7 +227,17 @@ def _show(key, v):
 
 
 def op_text(op):
-    """``kmap_high(pfn=1200) -> v``: a (normalised) scenario op as one call."""
+    """A normalised scenario op as one call: ``kmap_high(pfn=1200) -> v``.
+
+    Parameters
+    ----------
+    op : dict
+        An op as :func:`emu.exec.scenario.expand` returns it.
+
+    Returns
+    -------
+    str
+    """
     parts = []
     for key in OPS[op["op"]]:
         if key == "data" and "data" in op:
@@ -187,9 +254,20 @@ def op_text(op):
 
 
 def program_labels(ld):
-    """Per context, per program row, what the row runs: ``op 1 fill(...): read``. A ``fill``
-    is two rows (it reads the lines in, then writes them); a repeated op is one per repeat; a
-    scatter-gather op one per ``sg`` entry."""
+    """What each program row runs, per context: ``op 1 fill(...): read``.
+
+    A ``fill`` is two rows (it reads the lines in, then writes them); a repeated op is one
+    per repeat; a scatter-gather op one per ``sg`` entry.
+
+    Parameters
+    ----------
+    ld : Loaded
+
+    Returns
+    -------
+    list of list of str
+        Indexed by context (0, the direct-call task, has none), then by row.
+    """
     sc = ld.scenario
     out = [[]]
     for kind, who in [("task", t) for t in sc.tasks] + [("irq", q) for q in sc.irqs]:
@@ -272,7 +350,18 @@ def readable_trace(ld):
     ``#N`` the steps of context NAME alone (the N of a schedule's "after step N of NAME");
     ``WHAT`` is the routine it runs, or for a step of the program itself the op it starts.
     An op a step starts after its first routine returned (the next op of the program, in the
-    same step) is named below it: ``NAME: starts op 6 ...``."""
+    same step) is named below it: ``NAME: starts op 6 ...``.
+
+    Parameters
+    ----------
+    ld : Loaded
+        The machine after a traced run.
+
+    Returns
+    -------
+    list of str
+        The lines.
+    """
     S = ld.machine._S
     drops = _discards(S)
     progs = _ProgramSteps(ld)

@@ -95,7 +95,30 @@ def _where(where, msg):
 
 
 def parse_value(v, names, where, name):
-    """An int argument: an int, or ``"result"`` / ``"result+8"`` naming an earlier op."""
+    """An int argument of an op: an int, or the name of an earlier op's result with an optional
+    offset (``"v"``, ``"v+8"``).
+
+    Parameters
+    ----------
+    v : int or str
+        The value as written.
+    names : dict
+        The results named so far: name to result slot.
+    where : str
+        The op, for error messages.
+    name : str
+        The argument, for error messages.
+
+    Returns
+    -------
+    tuple
+        ``(value, slot)``: the int and -1, or the offset and the named result's slot.
+
+    Raises
+    ------
+    ValueError
+        ``v`` is neither (the message lists the names known).
+    """
     if isinstance(v, (bool, np.bool_)):
         raise _where(where, f"{name}={v!r}: must be an int or the name of an earlier result")
     if is_int(v):
@@ -125,6 +148,20 @@ def _int64(v, where, name):
 
 
 def parse_direction(v, where):
+    """A DMA direction, as ``valid_dma_direction()`` accepts it.
+
+    Parameters
+    ----------
+    v : str or int
+        ``"BIDIRECTIONAL"``, ``"TO_DEVICE"``, ``"FROM_DEVICE"`` (any case), or 0, 1, 2.
+    where : str
+        The op, for error messages.
+
+    Returns
+    -------
+    int
+        ``DMA_*``.
+    """
     if isinstance(v, str) and v.upper() in _DIRS:
         return _DIRS[v.upper()]
     if is_int(v) and v in (0, 1, 2):
@@ -134,7 +171,19 @@ def parse_direction(v, where):
 
 
 def parse_data(op, where):
-    """The bytes of a ``data = "hex"`` or ``byte = N, n = LEN`` argument."""
+    """The bytes an op writes.
+
+    Parameters
+    ----------
+    op : dict
+        An op with ``data`` (hex string or bytes) or ``byte`` and ``n`` (``n`` copies).
+    where : str
+        The op, for error messages.
+
+    Returns
+    -------
+    bytes
+    """
     if "data" in op:
         d = op["data"]
         if isinstance(d, (bytes, bytearray)):
@@ -157,8 +206,21 @@ def parse_data(op, where):
 
 
 def parse_sg(op, where):
-    """The ``sg`` entries of a scatter-gather op as ``(pfn, offset, length)`` int triples
-    (their ranges are the machine's, checked when the scenario loads)."""
+    """The entries of a scatter-gather op (their ranges are the machine's, checked when the
+    scenario loads).
+
+    Parameters
+    ----------
+    op : dict
+        An op with ``sg = [[pfn, offset, length], ...]``.
+    where : str
+        The op, for error messages.
+
+    Returns
+    -------
+    list of tuple
+        ``(pfn, offset, length)`` int triples.
+    """
     sg = op.get("sg")
     if not isinstance(sg, (list, tuple)) or not 1 <= len(sg) <= K.MAX_REPEAT:
         raise _where(where, f"sg={sg!r}: {op['op']} needs sg = a list of 1 to "
@@ -175,19 +237,59 @@ def parse_sg(op, where):
 
 
 def sg_names(name, n):
-    """The names of a ``dma_map_sg``'s ``n`` results for ``as = name``."""
+    """The names of a ``dma_map_sg``'s results.
+
+    Parameters
+    ----------
+    name : str
+        Its ``as``.
+    n : int
+        Its entries.
+
+    Returns
+    -------
+    list of str
+        ``name``, ``name_1``, ... ``name_{n-1}``.
+    """
     return [name] + [f"{name}_{k}" for k in range(1, n)]
 
 
 def expand(ops, where):
-    """Normalise a list of op dicts; ``repeat = K`` (with ``step``, default 1) repeats an op
-    with its ``pfn`` advanced by ``step`` each time and its ``as`` name suffixed ``_1``,
-    ``_2``, ... after the first. Returns ``(where, op)`` pairs, ``where`` naming the op."""
+    """Normalise a list of op dicts, repeats expanded.
+
+    ``repeat = K`` (with ``step``, default 1) repeats an op with its ``pfn`` advanced by
+    ``step`` each time and its ``as`` name suffixed ``_1``, ``_2``, ... after the first.
+
+    Parameters
+    ----------
+    ops : list of dict
+        A program.
+    where : str
+        The program's owner (``task 'writer'``), for error messages.
+
+    Returns
+    -------
+    list of tuple
+        ``(where, op)`` pairs, ``where`` naming the op.
+    """
     return [(w, o) for w, _i, o in expand_indexed(ops, where)]
 
 
 def expand_indexed(ops, where):
-    """:func:`expand` with each op's index in ``ops``: ``(where, index, op)`` triples."""
+    """:func:`expand` with each op's index in ``ops``.
+
+    Parameters
+    ----------
+    ops : list of dict
+        A program.
+    where : str
+        The program's owner, for error messages.
+
+    Returns
+    -------
+    list of tuple
+        ``(where, index, op)`` triples.
+    """
     ops = _ops_list(ops, where)
     out = []
     for i, op in enumerate(ops):
@@ -575,7 +677,16 @@ class Scenario:
 
 
 def device_lines(sc):
-    """The IRQ lines some ``device_start`` of a task or handler raises (constant lines)."""
+    """The IRQ lines some ``device_start`` of a task or handler raises (constant lines only).
+
+    Parameters
+    ----------
+    sc : Scenario
+
+    Returns
+    -------
+    set of int
+    """
     progs = [(t.ops, f"task {t.name!r}") for t in sc.tasks] + \
         [(q.ops, f"irq {q.name!r}") for q in sc.irqs]
     return {op["line"] for ops, where in progs for _w, op in expand(ops, where)
@@ -590,8 +701,20 @@ def _count_field(sc, q):
 
 
 def irq_count(sc, q):
-    """The raises (timed: firings) handler ``q`` gets: its ``count``, or by default 1, and 0
-    on a device's completion line, which fires when the transfer ends, not on its own."""
+    """The raises (timed: firings) a handler gets.
+
+    Parameters
+    ----------
+    sc : Scenario
+    q : Irq
+        The handler.
+
+    Returns
+    -------
+    int
+        Its ``count``, or by default 1, and 0 on a device's completion line, which fires
+        when the transfer ends, not on its own.
+    """
     if q.count is not None:
         return q.count
     return 0 if q.line in device_lines(sc) else 1
@@ -635,16 +758,46 @@ def _plain_values(v):
 
 
 def machine_kwargs(sc):
-    """Machine arguments of scenario ``sc`` (``force_kmap_high_get`` is emu-internal)."""
+    """The Machine arguments of a scenario.
+
+    Parameters
+    ----------
+    sc : Scenario
+
+    Returns
+    -------
+    tuple
+        ``(kwargs, force_kmap_high_get)``: the ``[machine]`` table without the emu-internal
+        ``force_kmap_high_get`` (scenario (iii)'s plain variant calls ``kmap_high_get``
+        anyway), and that flag.
+    """
     kw = dict(sc.machine)
     force = kw.pop("force_kmap_high_get", False)
     return kw, force
 
 
 def make_machine(sc, rows, data, trace_events):
-    """The scenario's :class:`emu.Machine`, sized for its programs (``rows`` program rows,
-    ``data`` bytes of op data, ``trace_events`` trace slots); each task's and handler's
-    ``cpu`` is checked against its ``ncpus``."""
+    """The scenario's :class:`emu.Machine`, sized for its programs.
+
+    Parameters
+    ----------
+    sc : Scenario
+    rows : int
+        Program rows.
+    data : int
+        Bytes of op data.
+    trace_events : int
+        Trace slots.
+
+    Returns
+    -------
+    emu.Machine
+
+    Raises
+    ------
+    ValueError
+        A task's or handler's ``cpu`` is not below the scenario's ``ncpus``.
+    """
     kw, force = machine_kwargs(sc)
     kw.setdefault("lowmem_mb", 1)
     kw.setdefault("highmem_mb", 1)

@@ -115,7 +115,12 @@ def _restore(S, B, S0, B0):
 
 
 class Snapshot:
-    """The state of machine ``m`` now; :meth:`restore` puts it back."""
+    """The state of a machine now; :meth:`restore` puts it back.
+
+    Parameters
+    ----------
+    m : emu.Machine
+    """
 
     def __init__(self, m):
         rd = int(m._S[K.H_B_RAMDIRTY])
@@ -124,10 +129,22 @@ class Snapshot:
         self.B = m._B.copy()
 
     def restore(self, m):
+        """Put machine ``m``'s state back as it was when the snapshot was taken.
+
+        Parameters
+        ----------
+        m : emu.Machine
+            The machine the snapshot was taken of.
+        """
         _restore(m._S, m._B, self.S, self.B)
 
     def reset(self, m):
-        """A fresh copy of the whole state (slow: copies RAM); used when ``m`` was replaced."""
+        """Copy the whole state back (slow: copies RAM); used when ``m`` was replaced.
+
+        Parameters
+        ----------
+        m : emu.Machine
+        """
         m._S[:] = self.S
         m._B[:] = self.B
         rd = int(m._S[K.H_B_RAMDIRTY])
@@ -135,7 +152,18 @@ class Snapshot:
 
 
 def empty_log(cap):
-    """Decision-log arrays for :func:`emu.exec.sched.run`: alternatives count, choice,
-    preemption flag, action, row of the alternatives table, the table (``MAXALT`` a row)."""
+    """Decision-log arrays for :func:`emu.exec.sched.run`.
+
+    Parameters
+    ----------
+    cap : int
+        Decisions the log holds.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        int64: alternatives count, choice, preemption flag, action, row of the alternatives
+        table, and the table (``MAXALT`` a row).
+    """
     return (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
             np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap * K.MAXALT, np.int64))

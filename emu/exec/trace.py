@@ -28,15 +28,37 @@ def trace(S, kind, a, b):
 
 
 def trace_counts(S):
-    """``(kept, recorded)``: the events of the last traced run that the buffer holds, and how
-    many the run recorded (more than kept once the buffer filled: later ones are lost)."""
+    """How many events of the last traced run were kept and recorded.
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        The machine's int64 state array.
+
+    Returns
+    -------
+    tuple of int
+        ``(kept, recorded)``: more are recorded than kept once the buffer filled (later ones
+        are lost).
+    """
     t = int(S[K.H_R_TRACE])
     n = int(S[t + K.TR_COUNT])
     return min(n, int(S[t + K.TR_CAP])), n
 
 
 def trace_events(S):
-    """The kept events as ``(kind, clock, cpu, ctx, a, b)`` tuples of Python ints."""
+    """The kept events of the last traced run.
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        The machine's int64 state array.
+
+    Returns
+    -------
+    list of tuple
+        ``(kind, clock, cpu, ctx, a, b)`` of Python ints.
+    """
     kept, _ = trace_counts(S)
     base = int(S[K.H_R_TRACE]) + K.TR_HDR
     rows = S[base:base + kept * K.TR_W].reshape(kept, K.TR_W)

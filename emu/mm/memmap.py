@@ -34,7 +34,19 @@ def _mb_to_pages(name, mb):
 
 @dataclass(frozen=True)
 class MemoryMap:
-    """Sizes and addresses of one machine (validated on construction)."""
+    """Sizes and addresses of one machine (validated on construction).
+
+    Parameters
+    ----------
+    lowmem_mb : float
+        Linearly mapped RAM, MiB (at least one page).
+    highmem_mb : float
+        RAM above it, MiB.
+    last_pkmap : int
+        LAST_PKMAP, a power of two from 2 to 4096.
+    page_offset : int
+        PAGE_OFFSET: 0xC0000000, 0x80000000 or 0x40000000 (CONFIG_VMSPLIT_3G/2G/1G).
+    """
 
     lowmem_mb: float = 16
     highmem_mb: float = 16
@@ -68,12 +80,15 @@ class MemoryMap:
 
     @property
     def lowmem_pages(self):
+        """Pages of lowmem."""
         return _mb_to_pages("lowmem_mb", self.lowmem_mb)
 
     @property
     def npages(self):
+        """Pages of RAM, lowmem and highmem."""
         return self.lowmem_pages + _mb_to_pages("highmem_mb", self.highmem_mb)
 
     @property
     def pkmap_base(self):
+        """PKMAP_BASE: the pkmap window sits below PAGE_OFFSET (2 MiB below on ARM)."""
         return self.page_offset - max(K.PMD_SIZE, self.last_pkmap * K.PAGE_SIZE)

@@ -63,7 +63,13 @@ def list_add_tail(S, n, head):
 
 def init_page_address(S):
     """``page_address_init()``: empty buckets; the pool filled by ``list_add`` (head
-    insertion), so the first entry handed out is the last one added. Plain Python, once."""
+    insertion), so the first entry handed out is the last one added. Plain Python, once.
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        The machine's int64 state array.
+    """
     last = int(S[K.H_LAST_PKMAP])
     base = int(S[K.H_R_PAM])
     for head in range(last, last + K.PA_HASH_SIZE + 1):
