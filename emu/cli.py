@@ -101,9 +101,13 @@ def _cmd_race(a):
         sched = "; ".join(r.minimal_schedule) if r.minimal_schedule else "-"
         if r.minimal_schedule:
             sched += f"  ({count_of(r.preemptions, 'preemption')})"
+        n = f"{r.schedules_explored}{'' if r.complete else '*'}"
         print(f"{r.scenario:4s} {r.dma_pinning:14s} {_lock_name(r):13s} {r.ncpus:4d} "
-              f"{r.last_pkmap:4d} {r.schedules_explored:9d} {r.lost_bytes:10d} "
+              f"{r.last_pkmap:4d} {n:>9s} {r.lost_bytes:10d} "
               f"{'yes' if r.deadlock else 'no':>8s}  {sched}")
+    if not all(r.complete for r in res):
+        print(f"* stopped at --max-schedules {a.max_schedules} before covering every schedule "
+              f"within the bound (those with the fewest preemptions first)")
     print()
     for r in res:
         if r.replay:
@@ -332,7 +336,8 @@ def build_parser():
     r.add_argument("--smp-sizes", type=_sizes, default=(8,),
                    help="LAST_PKMAP values for scenario (ii) (default 8)")
     r.add_argument("--max-schedules", type=_positive, default=None, metavar="N",
-                   help="stop each exploration after N schedules (default: no cap)")
+                   help="stop each exploration after N schedules, covering those with the "
+                        "fewest preemptions first (default: no cap)")
     r.add_argument("--only", type=_only, metavar="IDS",
                    help=f"comma-separated scenario ids from {', '.join(SCENARIO_IDS)} "
                         "(default: all)")
@@ -342,7 +347,8 @@ def build_parser():
     e.add_argument("file", metavar="FILE.toml", help="scenario file (see emu scenario i --toml)")
     e.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
     e.add_argument("--max-schedules", type=_positive, default=None, metavar="N",
-                   help="stop after N schedules (default: no cap)")
+                   help="stop after N schedules, covering those with the fewest "
+                        "preemptions first (default: no cap)")
     e.add_argument("--jobs", type=_cpus, default=1, metavar="N",
                    help="processes to search with, 0 for one per CPU (default 1; same "
                         "result, faster on long explorations; serial with --max-schedules)")

@@ -694,6 +694,7 @@ DFS_LOCKDEP = 8           # the last schedule took kmap_lock in and outside hard
 DFS_FAILED = 16           # the last schedule failed (returned at once under stop_at_first)
 DFS_NO_NEXT = 32          # ask: one run, no successor (a replay of one schedule)
 DFS_BAD_CHOICE = 64       # alone: the prefix's choice x[X_D] is no alternative of that decision
+DFS_UNCOUNTED_MAX = 4096  # runs not counted (X_MINPRE) after which a call returns (Ctrl-C)
 X_RUNS = 0                # schedules run, all calls
 X_FAILURES = 1
 X_DEADLOCKS = 2
@@ -712,9 +713,11 @@ X_FLOOR = 14              # decisions before this one stay as the first prefix h
 X_COUNT = 15              # [NRUN] schedules per outcome
 X_SEEN = X_COUNT + NRUN   # [NRUN] 1 + the schedule at which each outcome first appeared
 X_EXECUTED = X_SEEN + NRUN  # decisions actually run: X_DECISIONS less those a schedule took
-                            # over from a shared-prefix checkpoint (emu.exec.dfs.run_schedule)
+                            # over from a shared-prefix checkpoint (emu.exec.dfs.run_schedule),
+                            # plus those of schedules run uncounted (X_MINPRE)
 X_STALE = X_EXECUTED + 1    # schedules with a stale read
-X_W = X_STALE + 1
+X_MINPRE = X_STALE + 1      # schedules with fewer preemptions run uncounted (explore by level)
+X_W = X_MINPRE + 1
 
 # trace events, S[H_R_TRACE + TR_HDR + i*TR_W + TE_*]
 TR_COUNT = 0

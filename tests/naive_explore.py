@@ -25,16 +25,41 @@ def successor(nalt, choice, lon, bound):
     return nxt
 
 
-def naive_explore(ld, bound, max_schedules=None, stop_at_first=False):
-    """What emu.exec.explore.explore reports, as a dict (seconds left out)."""
+def _schedules(ld, bound, min_pre):
+    """The DFS within ``bound``, in order: ``(outcome, d, npre, lost, nalt, choice, lon)`` of
+    each schedule with at least ``min_pre`` preemptions, yielded while the machine still holds
+    its run (the others run too: the search goes on from them)."""
     prefix = np.zeros(0, np.int64)
+    while prefix is not None:
+        outcome, d, npre, lost = ld.run_raw(prefix)
+        nalt, choice, lon, _ = ld.last_log(d)
+        if npre >= min_pre:
+            yield outcome, d, npre, lost, nalt, choice, lon
+        prefix = successor(nalt, choice, lon, bound)
+
+
+def _by_level(ld, bound):
+    """Every schedule within ``bound`` by preemption count (CHESS's iterative context
+    bounding): those with none, then exactly one, ...; a level with none ends it."""
+    for k in range(bound + 1):
+        empty = True
+        for run in _schedules(ld, k, k):
+            empty = False
+            yield run
+        if empty:
+            return
+
+
+def naive_explore(ld, bound, max_schedules=None, stop_at_first=False):
+    """What emu.exec.explore.explore reports, as a dict (seconds left out). A search that may
+    stop early (a cap, stop_at_first) goes by preemption count."""
+    early = max_schedules is not None or stop_at_first
+    runs = _by_level(ld, bound) if early else _schedules(ld, bound, 0)
     n = failures = deadlocks = max_lost = stale_runs = 0
     outcomes, best, best_key, lockdep, complete = {}, None, None, "", True
-    while True:
-        outcome, d, npre, lost = ld.run_raw(prefix)
+    for outcome, d, npre, lost, nalt, choice, lon in runs:
         n += 1
         outcomes[OUTCOMES[outcome]] = outcomes.get(OUTCOMES[outcome], 0) + 1
-        nalt, choice, lon, _ = ld.last_log(d)
         lockdep = lockdep or ld.lockdep()
         stale = bool(ld.machine.stale_reads())          # CPU loads and device reads
         stale_runs += stale
@@ -51,11 +76,8 @@ def naive_explore(ld, bound, max_schedules=None, stop_at_first=False):
             if stop_at_first:
                 complete = False
                 break
-        prefix = successor(nalt, choice, lon, bound)
         if max_schedules is not None and n >= max_schedules:
-            complete = prefix is None
-            break
-        if prefix is None:
+            complete = next(runs, None) is None         # nothing left to cover
             break
     return dict(schedules=n, complete=complete, failures=failures, outcomes=outcomes,
                 max_lost_bytes=max_lost, deadlocks=deadlocks, minimal=best, lockdep=lockdep,

@@ -134,6 +134,19 @@ def test_race_text_table(capsys):
     assert "lockdep: iii with a spin_lock kmap_lock takes it in hardirq context" in out
 
 
+def test_race_text_table_marks_capped_rows():
+    """A row --max-schedules stopped is marked, and a line says what the cap covered; the
+    schedules with the fewest preemptions come first, so (iii)'s deadlock is still found."""
+    rc, out, err = call("race", "--only", "iii", "--bound", "4", "--max-schedules", "7")
+    assert rc == 0
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("iii ")]
+    assert [r[5] for r in rows] == ["7*", "6"]          # irq locks: 6 schedules in all
+    assert rows[0][7] == "yes" and "(1 preemption)" in out
+    assert "* stopped at --max-schedules 7 before covering every schedule" in out
+    rc, out, err = call("race", "--only", "iii", "--bound", "1")
+    assert "*" not in out and "stopped at" not in out
+
+
 # ---------------------------------------------------------------------------------------------
 # emu replay
 # ---------------------------------------------------------------------------------------------

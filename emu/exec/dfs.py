@@ -174,11 +174,36 @@ def lockdep_inconsistent(S):
     return (usage & K.USAGE_IN_HARDIRQ) != 0 and (usage & K.USAGE_HARDIRQ_ON) != 0
 
 
+@inline
+def _judge(S, x, outcome, d, npre, lost, choice, pre, ask):
+    """Count the schedule just run in ``x`` and judge it: returns ``DFS_FAILED`` (it failed),
+    ``DFS_BEST`` (the best failure so far) and ``DFS_LOCKDEP`` (lockdep objects, if asked)."""
+    x[K.X_RUNS] += 1
+    x[K.X_DECISIONS] += d
+    if x[K.X_COUNT + outcome] == 0:
+        x[K.X_SEEN + outcome] = x[K.X_RUNS]
+    x[K.X_COUNT + outcome] += 1
+    x[K.X_OUTCOME], x[K.X_D], x[K.X_NPRE], x[K.X_LOST] = outcome, d, npre, lost
+    why = 0
+    stale = finding_bytes(S, K.FIND_STALE) + finding_bytes(S, K.FIND_STALE_DEVICE) > 0
+    x[K.X_STALE] += stale
+    if lost > 0 or outcome != K.RUN_DONE or stale:
+        why |= K.DFS_FAILED
+        if _record_failure(x, outcome, d, npre, lost, choice, pre):
+            why |= K.DFS_BEST
+    if ask & K.DFS_LOCKDEP and lockdep_inconsistent(S):
+        why |= K.DFS_LOCKDEP
+    return why
+
+
 @njit
 def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x, nalt,
                 choice, pre, act, arow, alts):
     """Run DFS schedules from ``prefix[:x[X_PLEN]]``, at most ``limit`` of them, varying only
-    decisions from ``x[X_FLOOR]`` on (0: every schedule within the bound).
+    decisions from ``x[X_FLOOR]`` on (0: every schedule within the bound). A schedule with
+    fewer than ``x[X_MINPRE]`` preemptions runs (the search goes on from it) but is not
+    counted or judged, nor counted in ``limit``: explore's search level by level counted it
+    at its own level; a call returns after ``DFS_UNCOUNTED_MAX`` of them in any case.
 
     ``ask``: ``DFS_LOCKDEP`` to return after the first run lockdep objects to,
     ``DFS_FAILED`` to return after any failing run (stop_at_first), ``DFS_NO_NEXT`` to run
@@ -204,7 +229,8 @@ def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit,
 @flat
 def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x, nalt,
              choice, pre, act, arow, alts):
-    n = 0
+    n = 0                       # schedules run, and of them counted (X_MINPRE)
+    counted = 0
     cpx[0] = -1                 # the decision log may have changed since the last call
     while True:
         outcome, d, npre, lost, ran = run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix,
@@ -214,30 +240,19 @@ def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, as
             x[K.X_OUTCOME], x[K.X_D] = outcome, d
             return K.DFS_BAD_CHOICE
         n += 1
-        x[K.X_RUNS] += 1
-        x[K.X_DECISIONS] += d
         x[K.X_EXECUTED] += ran
-        if x[K.X_COUNT + outcome] == 0:
-            x[K.X_SEEN + outcome] = x[K.X_RUNS]
-        x[K.X_COUNT + outcome] += 1
-        x[K.X_OUTCOME], x[K.X_D], x[K.X_NPRE], x[K.X_LOST] = outcome, d, npre, lost
         why = 0
-        stale = finding_bytes(S, K.FIND_STALE) + finding_bytes(S, K.FIND_STALE_DEVICE) > 0
-        x[K.X_STALE] += stale
-        if lost > 0 or outcome != K.RUN_DONE or stale:
-            why |= K.DFS_FAILED
-            if _record_failure(x, outcome, d, npre, lost, choice, pre):
-                why |= K.DFS_BEST
-        if ask & K.DFS_LOCKDEP and lockdep_inconsistent(S):
-            why |= K.DFS_LOCKDEP
-        if why & K.DFS_FAILED and ask & K.DFS_FAILED:
-            return why
-        if ask & K.DFS_NO_NEXT:
-            return why | K.DFS_LIMIT
+        if npre >= x[K.X_MINPRE]:                # else a lower level counted it already
+            counted += 1
+            why = _judge(S, x, outcome, d, npre, lost, choice, pre, ask)
+            if why & K.DFS_FAILED and ask & K.DFS_FAILED:
+                return why
+            if ask & K.DFS_NO_NEXT:
+                return why | K.DFS_LIMIT
         x[K.X_PLEN] = next_prefix(nalt, choice, pre, d, npre, bound, x[K.X_FLOOR], prefix)
         if x[K.X_PLEN] < 0:
             why |= K.DFS_DONE
-        if n >= limit:
+        if counted >= limit or n - counted >= K.DFS_UNCOUNTED_MAX:
             why |= K.DFS_LIMIT
         if why & (K.DFS_DONE | K.DFS_LIMIT | K.DFS_BEST | K.DFS_LOCKDEP):
             return why

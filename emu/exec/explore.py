@@ -340,7 +340,7 @@ class Walk:
 
 
 def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_first=False,
-         bar=None):
+         bar=None, min_pre=0):
     """Depth-first search from a schedule, handing back to Python every :data:`CHUNK`
     schedules.
 
@@ -363,6 +363,9 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
         Stop at the first failing schedule.
     bar : object, optional
         A progress bar; its ``update(n)`` gets the schedules run.
+    min_pre : int
+        Schedules with fewer preemptions run (the search goes on from them) but are not
+        counted or judged (see :func:`walk_levels`).
 
     Returns
     -------
@@ -370,6 +373,7 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
     """
     w = Walk(ld.dfs_state(prefix, floor))
     x = w.x
+    x[K.X_MINPRE] = min_pre
     ask = K.DFS_FAILED if stop_at_first else 0
     while True:
         limit = CHUNK
@@ -390,8 +394,73 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
         if why & K.DFS_DONE:
             return w
         if max_schedules is not None and x[K.X_RUNS] >= max_schedules:
-            w.complete = False
+            # what is left may all be uncounted (min_pre): then the search was complete
+            w.complete = bool(min_pre) and not _counts_more(ld, bound, max_steps, x)
             return w
+
+
+def _counts_more(ld, bound, max_steps, x):
+    """Whether the search ``x`` stopped in has another schedule it would count (it runs the
+    search on a copy of ``x``; the prefix buffer is spent)."""
+    y = x.copy()
+    while True:
+        why = ld.search(bound, max_steps, 1, 0, y)
+        if y[K.X_RUNS] > x[K.X_RUNS]:
+            return True
+        if why & K.DFS_DONE:
+            return False
+
+
+def walk_levels(ld, bound, max_steps, max_schedules=None, stop_at_first=False, bar=None):
+    """Every schedule within ``bound``, by preemption count: those with none, then those with
+    exactly one, and so on (CHESS's iterative context bounding).
+
+    A search that stops early (``max_schedules``, ``stop_at_first``) has then covered every
+    schedule with fewer preemptions than where it stopped, and its first failure is one with
+    the fewest preemptions; a depth-first search within ``bound`` varies the last decisions
+    first, so it could spend millions of schedules on preemptions late in the run. Each
+    level's search runs the schedules of the levels below again, uncounted (a few per cent
+    more schedules run: each level holds many more schedules than the one below). A level
+    with no schedule ends the search: dropping the last preemption of a schedule with ``k+1``
+    leaves one with ``k``.
+
+    Parameters
+    ----------
+    ld : Loaded
+    bound : int
+        Preemption bound.
+    max_steps : int
+        Step limit of each schedule.
+    max_schedules : int, optional
+        Stop after this many schedules.
+    stop_at_first : bool
+        Stop at the first failing schedule.
+    bar : object, optional
+        A progress bar (``update(n)``).
+
+    Returns
+    -------
+    Walk
+        As one search within ``bound`` would count it (the same schedules, failures and
+        outcomes when it completes).
+    """
+    from .parallel import merge
+    walks, runs = [], 0
+    for k in range(bound + 1):
+        left = None if max_schedules is None else max_schedules - runs
+        if left == 0:                           # complete if the next level is empty
+            walks[-1].complete = not walk(ld, k, max_steps, max_schedules=1,
+                                          min_pre=k).x[K.X_RUNS]
+            break
+        w = walk(ld, k, max_steps, max_schedules=left, stop_at_first=stop_at_first, bar=bar,
+                 min_pre=k)
+        walks.append(w)
+        runs += int(w.x[K.X_RUNS])
+        if not w.complete or not w.x[K.X_RUNS]:
+            break
+    out = merge(walks)
+    out.complete = walks[-1].complete
+    return out
 
 
 def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first=False,
@@ -408,11 +477,15 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
         has returned) is a free choice, as who runs next is: an IRQ line with a large
         ``count`` multiplies the schedules even at bound 0.
     max_schedules : int, optional
-        Stop after this many schedules (the result says it is incomplete).
+        Stop after this many schedules (the result says it is incomplete). A search that
+        may stop early goes by preemption count (:func:`walk_levels`): every schedule with
+        no preemption, then every one with exactly one, and so on, so the schedules it
+        covers are those with the fewest preemptions.
     progress : bool
         Show a progress bar (tqdm) on stderr when stderr is a terminal.
     stop_at_first : bool
-        Stop at the first failing schedule.
+        Stop at the first failing schedule: one with the fewest preemptions any failing
+        schedule has.
     max_steps : int, optional
         Steps after which a schedule counts as livelocked (outcome ``step-limit``), in
         ``[1, MAX_STEPS_LIMIT]``; default ``DEFAULT_MAX_STEPS``.
@@ -454,9 +527,10 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     try:
         if jobs > 1 and max_schedules is None and not stop_at_first:
             w = walk_parallel(ld, bound, max_steps, jobs, bar)
-        else:
-            w = walk(ld, bound, max_steps, max_schedules=max_schedules,
-                     stop_at_first=stop_at_first, bar=bar)
+        elif max_schedules is None and not stop_at_first:
+            w = walk(ld, bound, max_steps, bar=bar)
+        else:                                   # it may stop early: fewest preemptions first
+            w = walk_levels(ld, bound, max_steps, max_schedules, stop_at_first, bar)
     finally:
         if bar is not None:
             bar.close()
