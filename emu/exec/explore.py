@@ -371,9 +371,8 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
     -------
     Walk
     """
-    w = Walk(ld.dfs_state(prefix, floor))
+    w = Walk(_level_state(ld, min_pre, prefix, floor))
     x = w.x
-    x[K.X_MINPRE] = min_pre
     ask = K.DFS_FAILED if stop_at_first else 0
     while True:
         limit = CHUNK
@@ -397,6 +396,14 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
             # what is left may all be uncounted (min_pre): then the search was complete
             w.complete = bool(min_pre) and not _counts_more(ld, bound, max_steps, x)
             return w
+
+
+def _level_state(ld, min_pre, prefix=(), floor=0):
+    """A fresh search state (:meth:`Loaded.dfs_state`) that counts only the schedules with at
+    least ``min_pre`` preemptions."""
+    x = ld.dfs_state(prefix, floor)
+    x[K.X_MINPRE] = min_pre
+    return x
 
 
 def _counts_more(ld, bound, max_steps, x):
@@ -449,8 +456,7 @@ def walk_levels(ld, bound, max_steps, max_schedules=None, stop_at_first=False, b
     for k in range(bound + 1):
         left = None if max_schedules is None else max_schedules - runs
         if left == 0:                           # complete if the next level is empty
-            walks[-1].complete = not walk(ld, k, max_steps, max_schedules=1,
-                                          min_pre=k).x[K.X_RUNS]
+            walks[-1].complete = not _counts_more(ld, k, max_steps, _level_state(ld, k))
             break
         w = walk(ld, k, max_steps, max_schedules=left, stop_at_first=stop_at_first, bar=bar,
                  min_pre=k)
