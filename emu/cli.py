@@ -166,7 +166,8 @@ def _cmd_explore(a):
            "outcomes": ex.outcomes, "data_lost": ex.data_lost, "lost_bytes": ex.max_lost_bytes,
            "deadlock": ex.deadlocks > 0, "minimal_schedule": ex.switches,
            "preemptions": ex.minimal.preemptions if ex.minimal else 0, "replay": ex.replay,
-           "lockdep": ex.lockdep, "stale_reads": ex.stale_reads}
+           "lockdep": ex.lockdep, "stale_reads": ex.stale_reads,
+           "covered_bound": ex.covered_bound}
     out["minimal_message"] = _minimal_message(ex)
     if a.json:
         _print_json(out)
@@ -184,9 +185,17 @@ def _minimal_message(ex):
     return replay(ex.replay, trace=False)[1].message
 
 
+def _stopped_early(ex):
+    """What an exploration that stopped early covered, for its summary line."""
+    if ex.covered_bound < 0:
+        return ", stopped early"
+    return (f", stopped early; every schedule with at most "
+            f"{count_of(ex.covered_bound, 'preemption')} covered")
+
+
 def _print_exploration(ex, message):
     print(f"{ex.scenario}: {ex.schedules} schedules (bound {ex.bound}"
-          f"{'' if ex.complete else ', stopped early'}) in {ex.seconds:.2f} s; "
+          f"{'' if ex.complete else _stopped_early(ex)}) in {ex.seconds:.2f} s; "
           f"{ex.failures} failing"
           + (f" ({ex.stale_reads} with stale reads)" if ex.stale_reads else "")
           + (f"; at most {count_of(ex.max_lost_bytes, 'byte')} lost in one schedule"

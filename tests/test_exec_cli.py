@@ -198,7 +198,7 @@ def test_replay_is_deterministic(race):
 
 def test_explore_json_racy_file(files):
     doc = call_json("explore", files["racy"], "--bound", "1", "--json")
-    assert doc["bound"] == 1 and doc["complete"] is True
+    assert doc["bound"] == 1 and doc["complete"] is True and doc["covered_bound"] == 1
     assert doc["schedules_explored"] > 1
     assert doc["data_lost"] is True and doc["lost_bytes"] == 128
     assert doc["deadlock"] is False
@@ -208,6 +208,19 @@ def test_explore_json_racy_file(files):
     # a user scenario's token carries the scenario itself, and replays the loss
     rep = call_json("replay", doc["replay"], "--json")
     assert rep["lost_bytes"] == 128 and rep["preemptions"] == 1
+
+
+def test_explore_capped_says_what_it_covered(files):
+    """A cap stops the search by preemption count: the text and the JSON say up to which
+    count every schedule ran."""
+    full = call_json("explore", files["racy"], "--bound", "1", "--json")
+    doc = call_json("explore", files["racy"], "--bound", "3", "--json", "--max-schedules",
+                    str(full["schedules_explored"]))
+    assert doc["complete"] is False and doc["covered_bound"] == 1
+    assert doc["minimal_schedule"] == [DMA_SWITCH]
+    rc, out, err = call("explore", files["racy"], "--bound", "3", "--max-schedules",
+                        str(full["schedules_explored"]))
+    assert "stopped early; every schedule with at most 1 preemption covered" in out
 
 
 def test_explore_json_calm_file(files):

@@ -126,6 +126,8 @@ def test_a_capped_search_covers_the_fewest_preemptions_first():
     assert not capped.complete and capped.failures == one.failures > 0
     assert capped.outcomes == one.outcomes and capped.minimal == one.minimal
     assert capped.replay == one.replay
+    assert (one.covered_bound, capped.covered_bound) == (1, 1)
+    assert explore(sc, 3, max_schedules=1).covered_bound == -1     # bound 0 holds several
     assert explore(sc, 3, max_schedules=2000).minimal.preemptions == 1
 
 

@@ -95,6 +95,10 @@ class Exploration:
         The replay token of ``minimal`` (``""`` if nothing failed).
     switches : list of str
         ``minimal`` as switch directives (``"after step 1 of dma run writer"``).
+    covered_bound : int
+        Every schedule with at most this many preemptions was run: ``bound`` when complete;
+        for a search that stopped early, the last preemption count it covered entirely
+        (-1: not even the schedules with none).
     data_lost : bool
         Some schedule lost data.
     """
@@ -113,6 +117,7 @@ class Exploration:
     stale_reads: int = 0
     replay: str = ""
     switches: list = field(default_factory=list)
+    covered_bound: int = -1
 
     @property
     def data_lost(self):
@@ -330,6 +335,9 @@ class Walk:
         The first lockdep report, or ``""``.
     complete : bool
         It covered every schedule it was given.
+    covered : int
+        A search by level (:func:`walk_levels`) that stopped early: it covered every
+        schedule with at most this many preemptions (-1: not even those with none).
     """
 
     x: object
@@ -337,6 +345,7 @@ class Walk:
     best_key: tuple = None
     lockdep: str = ""
     complete: bool = True
+    covered: int = -1
 
 
 def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_first=False,
@@ -452,7 +461,7 @@ def walk_levels(ld, bound, max_steps, max_schedules=None, stop_at_first=False, b
         outcomes when it completes).
     """
     from .parallel import merge
-    walks, runs = [], 0
+    walks, runs, covered = [], 0, -1
     for k in range(bound + 1):
         left = None if max_schedules is None else max_schedules - runs
         if left == 0:                           # complete if the next level is empty
@@ -461,11 +470,13 @@ def walk_levels(ld, bound, max_steps, max_schedules=None, stop_at_first=False, b
         w = walk(ld, k, max_steps, max_schedules=left, stop_at_first=stop_at_first, bar=bar,
                  min_pre=k)
         walks.append(w)
+        covered = k if w.complete else k - 1
         runs += int(w.x[K.X_RUNS])
         if not w.complete or not w.x[K.X_RUNS]:
             break
     out = merge(walks)
     out.complete = walks[-1].complete
+    out.covered = covered
     return out
 
 
@@ -546,7 +557,8 @@ def explore(scenario, bound=2, max_schedules=None, progress=False, stop_at_first
     outcomes = {OUTCOMES[o]: int(x[K.X_COUNT + o]) for o in seen}      # in order of appearance
     ex = Exploration(ld.scenario.name, bound, int(x[K.X_RUNS]), w.complete, secs,
                      int(x[K.X_FAILURES]), outcomes, int(x[K.X_MAX_LOST]),
-                     int(x[K.X_DEADLOCKS]), w.best, w.lockdep, stale_reads=int(x[K.X_STALE]))
+                     int(x[K.X_DEADLOCKS]), w.best, w.lockdep, stale_reads=int(x[K.X_STALE]),
+                     covered_bound=bound if w.complete else w.covered)
     if w.best is not None:
         ex.replay = make_token(ld.scenario, w.best.choices, max_steps)
         ex.switches = describe_choices(ld, w.best.choices)
