@@ -259,6 +259,7 @@ class Machine:
         for line in range(K.MAXIRQ):
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_CTX, 1, -1))
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_DUE, 1, -1))
+            lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_XFER_DUE, 1, -1))
         # then the counters, which only the reports read: the exploration loop skips them
         p(K.H_S_COUNTERS, lay.s_size)
         add_accounting(lay)

@@ -471,12 +471,16 @@ class Loaded:
         for q in self.scenario.irqs:
             ir = int(S[K.H_R_IRQ]) + q.line * K.IRQ_W
             due, raised = int(S[ir + K.IRQ_DUE]), bool(S[ir + K.IRQ_PENDING])
-            if not raised and (due < 0 or (S[ir + K.IRQ_PERIOD] > 0 and
-                                           S[ir + K.IRQ_BUDGET] > K.DRAIN_MAX_FIRINGS)):
+            xfer = int(S[ir + K.IRQ_XFER_DUE]) if S[ir + K.IRQ_XFER_LEN] > 0 else -1
+            if not raised and xfer < 0 and (due < 0 or (
+                    S[ir + K.IRQ_PERIOD] > 0 and S[ir + K.IRQ_BUDGET] > K.DRAIN_MAX_FIRINGS)):
                 continue                        # idle, or a tick
-            # an armed line fires once more, a periodic one once per budget left
+            # an armed line fires once more, a periodic one once per budget left, and once
+            # more for its device's transfer in flight
             armed = 0 if due < 0 else (max(int(S[ir + K.IRQ_BUDGET]), 1)
                                        if S[ir + K.IRQ_PERIOD] > 0 else 1)
+            armed += xfer >= 0
+            due = min((d for d in (due, xfer) if d >= 0), default=-1)
             out.append({"line": int(q.line), "handler": q.name, "cpu": int(q.cpu),
                         "state": "raised" if raised else "armed",
                         "due": None if raised else due,
