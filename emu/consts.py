@@ -659,8 +659,10 @@ IRQ_XFER_LEN = _c()       # device transfer done when the line is raised: bytes 
 IRQ_XFER_ADDR = _c()      # bus address
 IRQ_XFER_SRC = _c()       # B offset of the bytes the device writes
 IRQ_XFER_DUE = _c()       # timed runs: CPU clock at which the transfer completes, -1 none
+IRQ_MERGED = _c()         # raises merged into one still pending (one interrupt, not two)
 IRQ_W = _c.n
 del _c
+NEVER = 1 << 62           # a clock later than any run reaches (a still-open section's end)
 
 SCHED_DFS = 0             # choices from a prefix, then the non-preemptive default
 SCHED_RANDOM = 1          # seeded random choices
@@ -737,7 +739,7 @@ TRACE_NAMES = (
     "step", "step_end", "lock", "unlock", "irqs_off", "irqs_on", "irq_raise", "irq_enter",
     "irq_exit", "set_pte", "pte_clear", "flush_cache", "tlb_flush", "discard", "sleep",
     "wake", "switch", "spin", "load", "store", "dma_start", "maint", "call", "ret",
-    "page_address", "maint_inv", "op",
+    "page_address", "maint_inv", "op", "irq_merge",
 )
 PR_CALLS = 0              # per-routine profile record
 PR_TOTAL = 1

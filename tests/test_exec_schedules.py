@@ -1467,7 +1467,7 @@ def test_a_timed_firing_of_a_device_line_does_not_complete_the_transfer_in_fligh
     ld = device_line_with_its_own_firings(count=3, first=1000, period=1500).build(
         trace_events=1 << 14)
     r = ld.run(K.SCHED_TIMED, trace=True)
-    assert r.outcome == "done" and r.pending_irqs == []
+    assert r.outcome == "done" and r.pending_irqs == [] and r.merged_irqs == 0
     raises = _raises(r.trace)
     assert [n for _, n in raises] == [0, 0, 0, 64]
     assert [c // 100 for c, _ in raises] == [10, 25, 40, 50]     # a few cycles of entry on
@@ -1498,6 +1498,28 @@ def first_raise_bytes(ld, choices):
     return _raises(r.trace)[0][1]
 
 
+def test_a_periodic_line_raised_while_pending_merges_into_one_interrupt():
+    """A line firing every 100 cycles whose handler runs far longer (with IRQs masked, as
+    every handler does): each raise during the handler finds the line pending (raised
+    again in the handler) and merges, so the 20 firings make few deliveries, each counted
+    raise or merge. They were queued instead: all 20 delivered back to back, late."""
+    sc = Scenario("fast tick", {"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    sc.irq("h", [{"op": "read", "va": 0xC0010000, "n": 4096}], line=0, count=20,
+           period=100, first=100)
+    ld = sc.build(trace_events=1 << 16)
+    r = ld.run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and r.pending_irqs == []
+    S = ld.machine._S
+    done = int(S[int(S[K.H_R_IRQ]) + K.IRQ_DONE])
+    assert 2 <= done <= 5
+    merges = sum("raised again while pending: merged" in t for t in r.trace)
+    assert r.merged_irqs == merges and done + r.merged_irqs == 20
+    assert sum("enters IRQ handler (line 0)" in t for t in r.trace) == done
+    again = ld.run(K.SCHED_TIMED, trace=True)
+    assert again.trace == r.trace and again.merged_irqs == r.merged_irqs
+
+
 def test_dfs_runs_report_no_pending_irqs():
     """In DFS and random runs the schedule chooses the raises: nothing is 'pending'."""
     ld = Scenario.from_dict(tomllib.loads(LATE_COMPLETION)).build()
@@ -1520,11 +1542,13 @@ def test_a_token_with_characters_outside_base64_is_refused(good_token, tail):
         read_token(good_token[:12] + tail + good_token[12:])
 
 
-@pytest.mark.parametrize("period, count, left", [(0, 1, 1), (5000, 5, 5)])
-def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, count, left):
+@pytest.mark.parametrize("period, count, merged", [(0, 1, 0), (5000, 5, 4)])
+def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, count, merged):
     """A due line whose CPU never unmasks IRQs cannot be delivered: the run still ends (its
     idle CPUs would wait for nothing) and reports the line raised and never delivered, with
-    the firings it still had (the one raised, and a periodic line's re-armed ones)."""
+    one firing left: a periodic line's later firings merge into the pending one (they were
+    left as 'firings left', as if a line could hold more than one pending interrupt)."""
+    left = 1
     sc = Scenario("masked", {"last_pkmap": 8, "ncpus": 2})
     sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}], cpu=1)
     sc.irq("h", [{"op": "kmap_flush_unused"}], line=0, cpu=0, count=count, period=period,
@@ -1533,7 +1557,7 @@ def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, 
     S0 = ld.snapshot.S
     S0[int(S0[K.H_R_CPU]) + K.CPU_IRQOFF] = 1           # CPU0: IRQs masked for good
     r = ld.run(K.SCHED_TIMED)
-    assert r.outcome == "done"
+    assert r.outcome == "done" and r.merged_irqs == merged
     assert r.pending_irqs == [{"line": 0, "handler": "h", "cpu": 0, "state": "raised",
                                "due": None, "firings_left": left}]
     from emu.exec.report import pending_irq_text

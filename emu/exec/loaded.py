@@ -92,6 +92,10 @@ class RunResult:
     #: :meth:`Loaded.pending_irqs`), a dict each; empty for DFS and random runs, whose
     #: schedules choose the raises
     pending_irqs: list = field(default_factory=list)
+    #: raises of a line while it was still pending (raised, not yet delivered), each merged
+    #: into that interrupt rather than delivered again (timed runs; DFS and random runs
+    #: raise a line only where its handler runs at once)
+    merged_irqs: int = 0
 
     @property
     def data_lost(self):
@@ -631,7 +635,8 @@ class Loaded:
                          lost, findings, deadlock, msg, lockdep_splat(self),
                          readable_trace(self) if trace else [],
                          int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]
-                             + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]))
+                             + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]),
+                         merged_irqs=merged_irqs(m._S))
 
     def alternatives_at(self, d):
         """(count, alternatives) of decision ``d`` of the last run; alternative 0 is the
@@ -645,6 +650,12 @@ class Loaded:
         """Arrays (nalt, choice, pre, act) of the last run's first ``d`` decisions."""
         nalt, choice, pre, act, arow, alts = self._log
         return nalt[:d], choice[:d], pre[:d], act[:d]
+
+
+def merged_irqs(S):
+    """Raises merged into a pending one in the last run, every line together."""
+    base = int(S[K.H_R_IRQ])
+    return int(sum(S[base + line * K.IRQ_W + K.IRQ_MERGED] for line in range(K.MAXIRQ)))
 
 
 def _dfs_x(plen, floor):

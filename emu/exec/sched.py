@@ -129,9 +129,16 @@ def device_done(S, B, ir):
 @njit
 def raise_irq(S, line, n, at):
     """The line is raised at clock ``at`` on its CPU (``n``: bytes its device wrote, for the
-    trace): it is pending until delivered."""
+    trace): it is pending until delivered. A raise while it is pending is the same
+    interrupt: it merges (``IRQ_MERGED``), and the latency stays the first raise's."""
     ir = irq_rec(S, line)
     switch_cpu(S, S[ir + K.IRQ_CPU])
+    if S[ir + K.IRQ_PENDING]:
+        # one pending bit per line (the interrupt controller's; kernel/irq/chip.c
+        # handle_edge_irq keeps one IRQ_PENDING flag): a second raise adds no interrupt
+        S[ir + K.IRQ_MERGED] += 1
+        trace(S, K.T_IRQ_MERGE, line, n)
+        return
     S[ir + K.IRQ_PENDING] = 1
     S[ir + K.IRQ_RAISED_AT] = at
     trace(S, K.T_IRQ_RAISE, line, n)
@@ -220,19 +227,33 @@ def _rearm(S, ir):
     S[ir + K.IRQ_BUDGET] -= 1
 
 
+@inline
+def _pending_until(S, cr, t):
+    """The clock until which a raise at ``t`` on CPU record ``cr`` stays pending, as the
+    CPU sees it: the end of the irqs-off section that covers ``t`` (no end yet if that
+    section is still open), else ``t`` itself (taken at once)."""
+    if S[cr + K.CPU_IRQOFF] and S[cr + K.CPU_IRQOFF_AT] <= t:
+        return K.NEVER
+    return t + blocked_since(S, cr, t)
+
+
 @njit
 def _fire_line(S, B, line, now):
     """Timed mode: the firings of ``line`` due by clock ``now`` of its CPU, in clock order:
     a device's transfer lands, its own firings re-arm, and each raises the line. A firing
-    while the line is still pending waits for its delivery."""
+    while the line is still pending merges into it when the CPU kept IRQs masked from the
+    pending raise to that firing (:func:`_pending_until`: a section that ended before the
+    scheduling point is known when profiling, from the watch's ring); else the pending raise
+    was taken first, as the CPU would have, and this firing waits for its delivery."""
     ir = irq_rec(S, line)
     while True:
         t, dev = _next_firing(S, ir)
         if t < 0 or t > now:
             return
-        if S[ir + K.IRQ_PENDING]:
-            return
         switch_cpu(S, S[ir + K.IRQ_CPU])
+        if S[ir + K.IRQ_PENDING] and t >= _pending_until(S, S[K.H_CPUREC],
+                                                          S[ir + K.IRQ_RAISED_AT]):
+            return
         n = 0
         if dev:
             n = device_done(S, B, ir)
@@ -308,13 +329,15 @@ def any_awaited(S):
 @njit
 def next_due(S, drain):
     """Earliest due clock of an armed timed line, its own firing or its device's transfer,
-    or -1 (``drain``: of an :func:`awaited` line)."""
+    or -1. ``drain`` (every task has finished): only the firings the run waits for, a
+    transfer in flight or an :func:`_own_awaited` firing (a tick's, or that of a line only
+    pending, would keep its masked CPU idling through them all)."""
     best = -1
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
         if S[ir + K.IRQ_CTX] < 0:
             continue
-        d = S[ir + K.IRQ_DUE] if not drain or awaited(S, line) else -1
+        d = S[ir + K.IRQ_DUE] if not drain or _own_awaited(S, ir) else -1
         x = S[ir + K.IRQ_XFER_DUE] if _in_flight(S, ir) else -1
         for t in (d, x):
             if t >= 0 and (best < 0 or t < best):
