@@ -1492,6 +1492,19 @@ def test_a_spurious_raise_of_a_device_line_leaves_the_transfer_in_flight():
         explicit_choices(ld, ["at start raise spurious IRQ h"])
 
 
+def test_a_task_named_spurious_is_a_name_in_a_schedule_entry():
+    """'spurious' makes a raise spurious only right before 'IRQ': a task of that name in
+    'after step 1 of spurious raise IRQ h' read as a spurious raise."""
+    sc = Scenario("names", {"last_pkmap": 8})
+    sc.task("spurious", [{"op": "read", "va": 0xC0001000, "n": 4}] * 2)
+    sc.irq("h", [{"op": "read", "va": 0xC0002000, "n": 4}], line=0)
+    ld = sc.build()
+    entry = ["after step 1 of spurious raise IRQ h"]
+    ch = explicit_choices(ld, entry)
+    assert describe_choices(ld, ch) == entry
+    assert ld.run(K.SCHED_DFS, ch).actions[1] == IRQ0
+
+
 def first_raise_bytes(ld, choices):
     """The device bytes of the first raise of line 0 on the schedule ``choices``."""
     r = ld.run(K.SCHED_DFS, choices, trace=True)

@@ -411,7 +411,7 @@ def _parse_directive(dv):
             n = int(words[i + 1])
             t = words[words.index("of") + 1]
             what, target = ("run", words[words.index("run") + 1]) if "run" in words else \
-                ("spurious" if "spurious" in words else "irq", words[-1])
+                ("spurious" if words[-3:-1] == ["spurious", "IRQ"] else "irq", words[-1])
         except (ValueError, IndexError):
             raise ValueError(f"schedule entry {dv!r}: expected 'after step N of TASK run OTHER', "
                              f"'after step N of TASK raise [spurious] IRQ HANDLER' or 'at start "
