@@ -649,8 +649,8 @@ MAXIRQ = 8
 _c = _Counter()
 IRQ_CPU = _c()            # CPU the line is routed to
 IRQ_CTX = _c()            # handler context, or -1 (line not wired)
-IRQ_BUDGET = _c()         # raises a schedule may still choose (exploration)
-IRQ_DUE = _c()            # timed raise: target CPU clock at which it fires, -1 none
+IRQ_BUDGET = _c()         # the line's own raises left: a schedule's (exploration), timed firings
+IRQ_DUE = _c()            # the line's own timed firing: target CPU clock, -1 none
 IRQ_PERIOD = _c()         # re-arm after firing (0: one-shot)
 IRQ_RAISED_AT = _c()      # clock of the last raise (for the IRQ latency)
 IRQ_PENDING = _c()        # raised, not yet delivered
@@ -658,8 +658,11 @@ IRQ_DONE = _c()           # handler completions
 IRQ_XFER_LEN = _c()       # device transfer done when the line is raised: bytes (0 none)
 IRQ_XFER_ADDR = _c()      # bus address
 IRQ_XFER_SRC = _c()       # B offset of the bytes the device writes
+IRQ_XFER_DUE = _c()       # timed runs: CPU clock at which the transfer completes, -1 none
+IRQ_MERGED = _c()         # raises merged into one still pending (one interrupt, not two)
 IRQ_W = _c.n
 del _c
+NEVER = 1 << 62           # a clock later than any run reaches (a still-open section's end)
 
 SCHED_DFS = 0             # choices from a prefix, then the non-preemptive default
 SCHED_RANDOM = 1          # seeded random choices
@@ -671,8 +674,12 @@ DEFAULT_P_SWITCH = 0.05   # random mode: chance of a switch at each point, by de
 P_SWITCH_NONE = 0         # run()'s p_switch where it is unused (DFS mode)
 RUN_START = 0             # run()'s d0 and pre0 for a run from decision 0
 
-# action encoding: a context id, or ACT_IRQ + line
+# action encoding: a context id, or ACT_IRQ + line (the line raised: by its device if a
+# transfer is in flight on it, which completes; else one of its own raises), or
+# ACT_IRQ_OWN + line (one of the line's own raises while its device's transfer is still in
+# flight: the handler runs, the transfer does not complete)
 ACT_IRQ = 1 << 20
+ACT_IRQ_OWN = ACT_IRQ + MAXIRQ
 MAXALT = 24               # alternatives kept per decision point
 
 # run outcome (what the engine returns)
@@ -735,7 +742,7 @@ TRACE_NAMES = (
     "step", "step_end", "lock", "unlock", "irqs_off", "irqs_on", "irq_raise", "irq_enter",
     "irq_exit", "set_pte", "pte_clear", "flush_cache", "tlb_flush", "discard", "sleep",
     "wake", "switch", "spin", "load", "store", "dma_start", "maint", "call", "ret",
-    "page_address", "maint_inv", "op",
+    "page_address", "maint_inv", "op", "irq_merge",
 )
 PR_CALLS = 0              # per-routine profile record
 PR_TOTAL = 1

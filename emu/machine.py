@@ -198,11 +198,13 @@ class Machine:
         self._direct = entry(direct_call, _DIRECT_SIG)
 
     def _attach(self, cache_cfg):
-        """``self.cache`` over the machine's arrays. Its callback is a function of the arrays,
-        not a method of the machine: no reference cycle, so a machine is freed (its RAM too)
+        """``self.cache`` and ``self.device`` over the machine's arrays. The cache's callback
+        is a function of the arrays, not a method of the machine, and the device holds the
+        arrays: no reference cycle, so a machine is freed (its RAM too)
         as soon as the program drops it, not at the next garbage collection."""
         object.__setattr__(self, "cache",
                            Cache._over(self._S, self._B, cache_cfg, after=judge_discards_of))
+        object.__setattr__(self, "_device", Device(self))
 
     def __setattr__(self, name, value):
         """A setting (``m.dma_pinning``, ``m.cache`` ...) or a ``Machine()`` argument
@@ -217,15 +219,16 @@ class Machine:
 
     @property
     def device(self):
-        """The bus-master DMA engine (:class:`Device`) of this machine."""
-        return Device(self)
+        """The bus-master DMA engine (:class:`Device`) of this machine: the same object each
+        time (the machine has one device)."""
+        return self._device
 
     def __getstate__(self):
         """Pickling (and ``copy.deepcopy``): the settings and the state arrays, ``B`` packed
         (untouched RAM is neither copied nor written out); the cache view and the compiled
         entry point are made again when the machine is loaded."""
         state = self.__dict__.copy()
-        del state["_direct"], state["cache"]
+        del state["_direct"], state["cache"], state["_device"]
         state["_B"] = pack_bytes(self._B)
         state["_cache_config"] = self.cache.config
         return state
@@ -285,6 +288,7 @@ class Machine:
         for line in range(K.MAXIRQ):
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_CTX, 1, -1))
             lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_DUE, 1, -1))
+            lay.s_fill.append((irq + line * K.IRQ_W + K.IRQ_XFER_DUE, 1, -1))
         # then the counters, which only the reports read: the exploration loop skips them
         p(K.H_S_COUNTERS, lay.s_size)
         add_accounting(lay)
@@ -651,13 +655,7 @@ class Machine:
     def _check_phys(self, paddr, n, addr_name="paddr", n_name="n"):
         """``(paddr, n)`` as ints with ``[paddr, paddr + n)`` inside RAM; the error names
         ``n`` if it is more than all of RAM, else the address."""
-        size = self.memmap.npages * K.PAGE_SIZE
-        paddr = check_int(addr_name, paddr, 0)
-        n = check_int(n_name, n, 0, size)
-        if paddr + n > size:
-            raise ValueError(f"{addr_name}={paddr:#x}: {addr_name} + {n_name} ({n:#x}) must "
-                             f"lie within RAM [0, {size:#x})")
-        return paddr, n
+        return _check_phys(self.memmap.npages * K.PAGE_SIZE, paddr, n, addr_name, n_name)
 
     def phys_read(self, paddr, n):
         """RAM as a bus master sees it: no cache, no oracle check.
@@ -677,8 +675,7 @@ class Machine:
 
     def _ram_bytes(self, paddr, n):
         """RAM ``[paddr, paddr + n)``, checked by the caller."""
-        r = int(self._S[K.H_B_RAM]) + paddr
-        return (self._B[r:r + n] ^ K.RAM_POISON).tobytes()
+        return _ram_bytes(self._S, self._B, paddr, n)
 
     def phys_write(self, paddr, data):
         """Write RAM directly (no cache): what a bus master or a loader would do. The
@@ -1033,18 +1030,37 @@ class Machine:
                 f"ncpus={self.ncpus}, seed={self.seed})")
 
 
+def _check_phys(size, paddr, n, addr_name, n_name):
+    """``(paddr, n)`` as ints with ``[paddr, paddr + n)`` inside RAM of ``size`` bytes; the
+    error names ``n`` if it is more than all of RAM, else the address."""
+    paddr = check_int(addr_name, paddr, 0)
+    n = check_int(n_name, n, 0, size)
+    if paddr + n > size:
+        raise ValueError(f"{addr_name}={paddr:#x}: {addr_name} + {n_name} ({n:#x}) must "
+                         f"lie within RAM [0, {size:#x})")
+    return paddr, n
+
+
+def _ram_bytes(S, B, paddr, n):
+    """RAM ``[paddr, paddr + n)`` of the state arrays ``S``, ``B``, checked by the caller."""
+    r = int(S[K.H_B_RAM]) + paddr
+    return (B[r:r + n] ^ K.RAM_POISON).tobytes()
+
+
 class Device:
     """The bus-master DMA engine of a machine: moves bytes to and from RAM by DMA address,
-    never through the CPU cache.
+    never through the CPU cache. It holds the machine's state arrays, not the machine (which
+    holds it: no reference cycle, and it keeps working after the machine is dropped).
 
     Parameters
     ----------
     machine : Machine
-        The machine whose RAM it reaches (users get it as ``m.device``).
+        The machine whose RAM it reaches (``Machine.device`` is the one it has).
     """
 
     def __init__(self, machine):
-        self._m = machine
+        self._S, self._B = machine._S, machine._B
+        self._ram = machine.memmap.npages * K.PAGE_SIZE
 
     def write(self, dma_addr, data):
         """The device writes ``data`` to RAM at ``dma_addr`` (not through the cache).
@@ -1057,10 +1073,9 @@ class Device:
             The bytes (copied).
         """
         src = _as_bytes(data)
-        m = self._m
-        addr, n = m._check_phys(dma_addr, len(src), "dma_addr", "len(data)")
+        addr, n = _check_phys(self._ram, dma_addr, len(src), "dma_addr", "len(data)")
         if n:
-            _kernel.device_write_direct(m._S, m._B, addr, src)
+            _kernel.device_write_direct(self._S, self._B, addr, src)
 
     def read(self, dma_addr, n):
         """The device reads ``n`` bytes of RAM at ``dma_addr``; RAM bytes older than the
@@ -1078,11 +1093,10 @@ class Device:
         bytes
             What RAM holds (what the device gets).
         """
-        m = self._m
-        addr, n = m._check_phys(dma_addr, n, "dma_addr")
+        addr, n = _check_phys(self._ram, dma_addr, n, "dma_addr", "n")
         if n:
-            _kernel.device_read_check(m._S, m._B, addr, n)
-        return m._ram_bytes(addr, n)
+            _kernel.device_read_check(self._S, self._B, addr, n)
+        return _ram_bytes(self._S, self._B, addr, n)
 
 
 #: What ``Machine.__setattr__`` refuses: each setting and ``Machine()`` argument, with the

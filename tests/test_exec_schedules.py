@@ -1436,6 +1436,103 @@ def test_a_device_line_without_a_count_has_no_timed_first_firing(count, fired_ea
     assert text.count("enters IRQ handler (line 0)") == (2 if fired_early else 1)
 
 
+def device_line_with_its_own_firings(**irq):
+    """A driver starting a 64-byte transfer due 5,000 cycles on, on a line that also fires
+    on its own (``irq``: its count, first, period); the handler reads the buffer."""
+    sc = Scenario("shared device line", {"last_pkmap": 8})
+    sc.task("t", [{"op": "device_start", "dma_addr": 0xA000, "byte": 0xC3, "n": 64,
+                   "line": 0, "cycles": 5000},
+                  {"op": "wait_irq", "line": 0, "count": 1 + irq.get("count", 0)}])
+    sc.irq("h", [{"op": "read", "va": 0xC000A000, "n": 4}], line=0, **irq)
+    return sc
+
+
+def _raises(trace):
+    """(clock of the handler's next step, device bytes) per raise of line 0 in a trace."""
+    out = []
+    for i, t in enumerate(trace):
+        if "IRQ line 0 raised" in t:
+            m = next(re.search(r"\[cycle (\d+)\]", u) for u in trace[i:] if "[cycle" in u)
+            wrote = re.search(r"device wrote (\d+) bytes", t)
+            out.append((int(m.group(1)), int(wrote.group(1)) if wrote else 0))
+    return out
+
+
+def test_a_timed_firing_of_a_device_line_does_not_complete_the_transfer_in_flight():
+    """The line's own firings (first 1,000, every 1,500, 3 of them) run the handler while
+    the device's transfer is in flight; the transfer lands at its own clock (5,000) and
+    raises the line then. device_start re-armed the line for its completion and dropped its
+    own firings (a period of 0), and in an exploration the first raise after the
+    device_start always landed the data, even one of the line's own."""
+    ld = device_line_with_its_own_firings(count=3, first=1000, period=1500).build(
+        trace_events=1 << 14)
+    r = ld.run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and r.pending_irqs == [] and r.merged_irqs == 0
+    raises = _raises(r.trace)
+    assert [n for _, n in raises] == [0, 0, 0, 64]
+    assert [c // 100 for c, _ in raises] == [10, 25, 40, 50]     # a few cycles of entry on
+    assert ld.machine.phys_read(0xA000, 64) == b"\xc3" * 64
+
+
+def test_a_spurious_raise_of_a_device_line_leaves_the_transfer_in_flight():
+    """Exploring, a device line with a count of its own offers both raises while the
+    transfer is in flight: the device's completion ('raise IRQ h', which lands the data)
+    and one of the line's own ('raise spurious IRQ h', which does not); both orders run."""
+    ld = device_line_with_its_own_firings(count=1).build(trace_events=1 << 14)
+    ch = explicit_choices(ld, ["after step 1 of t raise spurious IRQ h"])
+    assert {first_raise_bytes(ld, c) for c in ([], ch)} == {0, 64}
+    r = ld.run(K.SCHED_DFS, ch, trace=True)
+    assert r.outcome == "done"
+    assert [n for _, n in _raises(r.trace)] == [0, 64]      # the task waits for 2 handlers
+    assert describe_choices(ld, r.choices) == ["after step 1 of t raise spurious IRQ h"]
+    assert ld.alternatives_at(1)[1] == [1, IRQ0, K.ACT_IRQ_OWN + 0]
+    ex = explore(ld, bound=2)
+    assert ex.complete and ex.outcomes == {"done": ex.schedules}
+    with pytest.raises(ValueError, match=r"no device transfer is in flight on its line"):
+        explicit_choices(ld, ["at start raise spurious IRQ h"])
+
+
+def test_a_task_named_spurious_is_a_name_in_a_schedule_entry():
+    """'spurious' makes a raise spurious only right before 'IRQ': a task of that name in
+    'after step 1 of spurious raise IRQ h' read as a spurious raise."""
+    sc = Scenario("names", {"last_pkmap": 8})
+    sc.task("spurious", [{"op": "read", "va": 0xC0001000, "n": 4}] * 2)
+    sc.irq("h", [{"op": "read", "va": 0xC0002000, "n": 4}], line=0)
+    ld = sc.build()
+    entry = ["after step 1 of spurious raise IRQ h"]
+    ch = explicit_choices(ld, entry)
+    assert describe_choices(ld, ch) == entry
+    assert ld.run(K.SCHED_DFS, ch).actions[1] == IRQ0
+
+
+def first_raise_bytes(ld, choices):
+    """The device bytes of the first raise of line 0 on the schedule ``choices``."""
+    r = ld.run(K.SCHED_DFS, choices, trace=True)
+    return _raises(r.trace)[0][1]
+
+
+def test_a_periodic_line_raised_while_pending_merges_into_one_interrupt():
+    """A line firing every 100 cycles whose handler runs far longer (with IRQs masked, as
+    every handler does): each raise during the handler finds the line pending (raised
+    again in the handler) and merges, so the 20 firings make few deliveries, each counted
+    raise or merge. They were queued instead: all 20 delivered back to back, late."""
+    sc = Scenario("fast tick", {"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}])
+    sc.irq("h", [{"op": "read", "va": 0xC0010000, "n": 4096}], line=0, count=20,
+           period=100, first=100)
+    ld = sc.build(trace_events=1 << 16)
+    r = ld.run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and r.pending_irqs == []
+    S = ld.machine._S
+    done = int(S[int(S[K.H_R_IRQ]) + K.IRQ_DONE])
+    assert 2 <= done <= 5
+    merges = sum("raised again while pending: merged" in t for t in r.trace)
+    assert r.merged_irqs == merges and done + r.merged_irqs == 20
+    assert sum("enters IRQ handler (line 0)" in t for t in r.trace) == done
+    again = ld.run(K.SCHED_TIMED, trace=True)
+    assert again.trace == r.trace and again.merged_irqs == r.merged_irqs
+
+
 def test_dfs_runs_report_no_pending_irqs():
     """In DFS and random runs the schedule chooses the raises: nothing is 'pending'."""
     ld = Scenario.from_dict(tomllib.loads(LATE_COMPLETION)).build()
@@ -1458,11 +1555,13 @@ def test_a_token_with_characters_outside_base64_is_refused(good_token, tail):
         read_token(good_token[:12] + tail + good_token[12:])
 
 
-@pytest.mark.parametrize("period, count, left", [(0, 1, 1), (5000, 5, 5)])
-def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, count, left):
+@pytest.mark.parametrize("period, count, merged", [(0, 1, 0), (5000, 5, 4)])
+def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, count, merged):
     """A due line whose CPU never unmasks IRQs cannot be delivered: the run still ends (its
     idle CPUs would wait for nothing) and reports the line raised and never delivered, with
-    the firings it still had (the one raised, and a periodic line's re-armed ones)."""
+    one firing left: a periodic line's later firings merge into the pending one (they were
+    left as 'firings left', as if a line could hold more than one pending interrupt)."""
+    left = 1
     sc = Scenario("masked", {"last_pkmap": 8, "ncpus": 2})
     sc.task("t", [{"op": "kmap", "pfn": 300}, {"op": "kunmap", "pfn": 300}], cpu=1)
     sc.irq("h", [{"op": "kmap_flush_unused"}], line=0, cpu=0, count=count, period=period,
@@ -1471,7 +1570,7 @@ def test_a_timed_line_whose_cpu_keeps_irqs_masked_ends_the_run_reported(period, 
     S0 = ld.snapshot.S
     S0[int(S0[K.H_R_CPU]) + K.CPU_IRQOFF] = 1           # CPU0: IRQs masked for good
     r = ld.run(K.SCHED_TIMED)
-    assert r.outcome == "done"
+    assert r.outcome == "done" and r.merged_irqs == merged
     assert r.pending_irqs == [{"line": 0, "handler": "h", "cpu": 0, "state": "raised",
                                "due": None, "firings_left": left}]
     from emu.exec.report import pending_irq_text

@@ -78,6 +78,24 @@ def test_a_device_outlives_a_dropped_machine_reference():
 
 @pytest.mark.parametrize("clone", [lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy],
                          ids=["pickle", "deepcopy"])
+def test_a_machine_has_one_device(clone):
+    """``m.device is m.device`` was False: each access built a new Device. A clone has its
+    own, over its own RAM; ``copy.copy`` (another handle on the same machine) shares it."""
+    m = _small()
+    dev = m.device
+    assert m.device is dev and copy.copy(m).device is dev
+    c = clone(m)
+    assert c.device is c.device and c.device is not dev
+    c.device.write(0x1000, b"cl")
+    assert c.device.read(0x1000, 2) == b"cl" and dev.read(0x1000, 2) != b"cl"
+    ram = m.pfn_to_phys(m.highmem_pfns[-1]) + m.PAGE_SIZE
+    with pytest.raises(ValueError, match=rf"^dma_addr={ram - 1:#x}: dma_addr \+ n \(0x2\) "
+                                         rf"must lie within RAM \[0, {ram:#x}\)$"):
+        dev.read(ram - 1, 2)
+
+
+@pytest.mark.parametrize("clone", [lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy],
+                         ids=["pickle", "deepcopy"])
 def test_a_machine_clones_to_an_independent_machine_in_the_same_state(clone):
     """pickle raised "cannot pickle '_dynfunc._Closure' object" (the compiled entry point)."""
     m = _small(seed=3)

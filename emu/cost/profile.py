@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import consts as K
 from .._args import check_int, check_real
+from ..exec.loaded import merged_irqs
 from ..exec.report import pending_irq_text
 from ..exec.scenario import Scenario
 from ..errors import EmuError
@@ -339,6 +340,8 @@ def _irqsoff(S, cpu, mhz, cpu_cycles, costs):
 
 
 def _irq_latency(S, mhz):
+    """IRQ deliveries (``count``) and each one's latency from its (first) raise to the
+    unmasking; ``merged``: raises of a line still pending, which added no delivery."""
     pr = int(S[K.H_R_PROF])
     n = int(S[pr + K.PROF_IRQLAT_COUNT])
     tot = int(S[pr + K.PROF_IRQLAT_TOTAL])
@@ -346,7 +349,8 @@ def _irq_latency(S, mhz):
             "max_cycles": int(S[pr + K.PROF_IRQLAT_MAX]),
             "avg_cycles": round(tot / n, 2) if n else 0.0,
             "max_us": _us(mhz, int(S[pr + K.PROF_IRQLAT_MAX])),
-            "histogram": _hist(S[pr + K.PROF_H_IRQLAT:pr + K.PROF_H_IRQLAT + K.NHIST])}
+            "histogram": _hist(S[pr + K.PROF_H_IRQLAT:pr + K.PROF_H_IRQLAT + K.NHIST]),
+            "merged": merged_irqs(S)}
 
 
 def _masking_per_pair(costs, khg):
@@ -618,6 +622,11 @@ def format_report(doc):
               f"IRQ latency (raise to unmasked): max {v['irq']['irq_latency']['max_cycles']} "
               f"cycles with the irq locks, {v['plain']['irq_latency']['max_cycles']} with "
               f"plain locks."]
+    merged = [v[key]["irq_latency"]["merged"] for key in ("irq", "plain")]
+    if any(merged):
+        lines.append(f"IRQ raises merged into one still pending (a line holds one pending "
+                     f"interrupt): {merged[0]} with the irq locks, {merged[1]} with plain "
+                     f"locks.")
     for key, name in (("irq", "spin_lock_irq"), ("plain", "spin_lock")):
         if v[key]["pending_irqs"]:
             lines.append(f"IRQs pending at the end of the {name} run: "

@@ -83,13 +83,17 @@ def _irqs_unmasked(S, cr):
 @tiny
 def _next_raise(S, ir, since):
     """The earliest clock ``>= since`` at which line record ``ir`` is (was) raised: its
-    pending raise, its due clock, or a later periodic firing; -1 if none."""
+    pending raise, its due clock or a later periodic firing, or its device's completion;
+    -1 if none."""
     if S[ir + K.IRQ_PENDING] and S[ir + K.IRQ_RAISED_AT] >= since:
         return S[ir + K.IRQ_RAISED_AT]          # (a pending raise comes before its re-armed due)
     d = S[ir + K.IRQ_DUE]
     p = S[ir + K.IRQ_PERIOD]
     if 0 <= d < since and p > 0:
         d += (since - d + p - 1) // p * p
+    x = S[ir + K.IRQ_XFER_DUE] if S[ir + K.IRQ_XFER_LEN] > 0 else -1
+    if x >= since and (d < since or x < d):
+        return x
     return d if d >= since else -1
 
 

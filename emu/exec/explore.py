@@ -148,8 +148,7 @@ def describe_choices(ld, choices):
     for d in range(r.decisions):
         a = int(act[d])
         if choice[d] != 0:      # preemptions, and free choices: who starts, who runs next
-            what = f"raise IRQ {ld.names[_irq_ctx(ld, a)]}" if a >= K.ACT_IRQ else \
-                f"run {ld.names[a]}"
+            what = action_text(ld, a)
             out.append(f"at start {what}" if last is None else
                        f"after step {last[1]} of {ld.names[last[0]]} {what}")
         if a < K.ACT_IRQ:       # raising a line is a decision, not a step of a context
@@ -159,8 +158,29 @@ def describe_choices(ld, choices):
 
 
 def _irq_ctx(ld, a):
-    line = a - K.ACT_IRQ
+    line = (a - K.ACT_IRQ) % K.MAXIRQ
     return int(ld.machine._S[int(ld.machine._S[K.H_R_IRQ]) + line * K.IRQ_W + K.IRQ_CTX])
+
+
+def action_text(ld, a):
+    """An action as a schedule entry says it.
+
+    Parameters
+    ----------
+    ld : Loaded
+    a : int
+        A context id, ``ACT_IRQ + line`` or ``ACT_IRQ_OWN + line``.
+
+    Returns
+    -------
+    str
+        ``run TASK``, ``raise IRQ HANDLER`` (its device's completion if a transfer is in
+        flight on the line), or ``raise spurious IRQ HANDLER`` (one of the line's own raises
+        while its device's transfer is in flight).
+    """
+    if a < K.ACT_IRQ:
+        return f"run {ld.names[a]}"
+    return f"raise {'spurious ' if a >= K.ACT_IRQ_OWN else ''}IRQ {ld.names[_irq_ctx(ld, a)]}"
 
 
 def make_token(sc, choices, max_steps=DEFAULT_MAX_STEPS):
@@ -613,22 +633,24 @@ def _parse_directive(dv):
     """(TASK or None for "at start", step N, "run" or "irq", OTHER) of a schedule entry."""
     if isinstance(dv, str):
         words = dv.replace(",", " ").split()
-        if words[:2] == ["at", "start"] and len(words) in (4, 5):
+        if words[:2] == ["at", "start"] and len(words) in (4, 5, 6):
             if words[2] == "run" and len(words) == 4:
                 return None, 0, "run", words[3]
             if words[2:4] == ["raise", "IRQ"] and len(words) == 5:
                 return None, 0, "irq", words[4]
-        # "after step N of T run U" / "after step N of T raise IRQ U"
+            if words[2:5] == ["raise", "spurious", "IRQ"] and len(words) == 6:
+                return None, 0, "spurious", words[5]
+        # "after step N of T run U" / "after step N of T raise [spurious] IRQ U"
         try:
             i = words.index("step")
             n = int(words[i + 1])
             t = words[words.index("of") + 1]
             what, target = ("run", words[words.index("run") + 1]) if "run" in words else \
-                ("irq", words[-1])
+                ("spurious" if words[-3:-1] == ["spurious", "IRQ"] else "irq", words[-1])
         except (ValueError, IndexError):
             raise ValueError(f"schedule entry {dv!r}: expected 'after step N of TASK run OTHER', "
-                             f"'after step N of TASK raise IRQ HANDLER' or 'at start run OTHER'"
-                             f" / 'at start raise IRQ HANDLER'") from None
+                             f"'after step N of TASK raise [spurious] IRQ HANDLER' or 'at start "
+                             f"run OTHER' / 'at start raise [spurious] IRQ HANDLER'") from None
         return t, _step(dv, n), what, target
     if isinstance(dv, dict) and ("run" in dv) != ("irq" in dv):
         what, target = ("run", dv["run"]) if "run" in dv else ("irq", dv["irq"])
@@ -696,8 +718,9 @@ def explicit_choices(ld, directives):
         uc = ld.names.index(target)
         _check_target(ld, dv, t, what, target)
         want = uc
-        if what == "irq":
-            want = K.ACT_IRQ + int(ld.machine._S[ld.ctx_rec(uc) + K.CTX_IRQ_LINE])
+        if what != "run":
+            want = (K.ACT_IRQ_OWN if what == "spurious" else K.ACT_IRQ) \
+                + int(ld.machine._S[ld.ctx_rec(uc) + K.CTX_IRQ_LINE])
         r = ld.run(K.SCHED_DFS, prefix, final=False)
         nalt, choice, lon, act = ld.last_log(r.decisions)
         at, count = (0, 0) if t is None else _after_step(act, tc, n)
@@ -718,11 +741,10 @@ def explicit_choices(ld, directives):
             at = len(prefix)
         n_alt, alts = ld.alternatives_at(at)
         if want not in alts:
-            names = [f"run {ld.names[a]}" if a < K.ACT_IRQ else
-                     f"raise IRQ {ld.names[_irq_ctx(ld, a)]}" for a in alts]
+            names = [action_text(ld, a) for a in alts]
             doing = f"{target} cannot run" if what == "run" else \
-                f"IRQ {target} cannot be raised"
-            why = _why_no_irq(ld, choice[:at], uc) if what == "irq" else ""
+                f"{'spurious ' if what == 'spurious' else ''}IRQ {target} cannot be raised"
+            why = _why_no_irq(ld, choice[:at], uc, what) if what != "run" else ""
             raise ValueError(f"schedule entry {dv!r}: {doing} there{why} "
                              f"(possible there: {', '.join(names)})")
         prefix = choice[:at].tolist() + [alts.index(want)]
@@ -735,23 +757,27 @@ def _check_target(ld, dv, t, what, target):
     if what == "run" and target == t:
         raise ValueError(f"schedule entry {dv!r}: switches {t} to itself; name another "
                          f"context (without an entry, {t} goes on anyway)")
-    if what == "irq" and ld.names.index(target) <= ntasks:
+    if what != "run" and ld.names.index(target) <= ntasks:
         handlers = ", ".join(ld.names[1 + ntasks:]) or "none in this scenario"
         raise ValueError(f"schedule entry {dv!r}: {target} is a task, not an IRQ handler; "
                          f"'raise IRQ' takes a handler ({handlers}), 'run' a task")
 
 
-def _why_no_irq(ld, prefix, h):
+def _why_no_irq(ld, prefix, h, what="irq"):
     """Why handler ``h``'s line cannot be raised after the decisions ``prefix``: its CPU
-    masks IRQs there, runs a handler, or the raises are used up. The run stops there
-    (``max_steps`` counts decisions); empty if it cannot (no decision yet)."""
+    masks IRQs there, runs a handler, or the raises are used up (``what`` ``"spurious"``:
+    or no transfer is in flight on it). The run stops there (``max_steps`` counts
+    decisions); empty if it cannot (no decision yet)."""
     q = ld.scenario.irqs[h - 1 - len(ld.scenario.tasks)]
     none = irq_count(ld.scenario, q) == 0              # no raise of its own at the start
     used_up = (f": {ld.names[h]} has been raised as often as its count allows"
                + (" (a device's completion line: one raise per device_start, none of its "
                   "own unless the irq sets a count)" if none and q.count is None else ""))
-    if len(prefix) < 1:
-        return used_up if none else ""
+    no_transfer = (f": no device transfer is in flight on its line there (a spurious raise "
+                   f"is one of the line's own while its device is busy; say 'raise IRQ "
+                   f"{ld.names[h]}')")
+    if len(prefix) < 1:                         # (no device_start has run yet)
+        return no_transfer if what == "spurious" else used_up if none else ""
     r = ld.run(K.SCHED_DFS, prefix, final=False, max_steps=len(prefix))
     if r.decisions != len(prefix):
         return ""
@@ -759,8 +785,10 @@ def _why_no_irq(ld, prefix, h):
     ir = int(S[K.H_R_IRQ]) + int(S[ld.ctx_rec(h) + K.CTX_IRQ_LINE]) * K.IRQ_W
     cpu = int(S[ir + K.IRQ_CPU])
     cr = int(S[K.H_R_CPU]) + cpu * K.CPU_W
-    if S[ir + K.IRQ_BUDGET] <= 0:
+    if S[ir + K.IRQ_BUDGET] <= 0 and (what == "spurious" or S[ir + K.IRQ_XFER_LEN] <= 0):
         return used_up
+    if what == "spurious" and S[ir + K.IRQ_XFER_LEN] <= 0:
+        return no_transfer
     if S[cr + K.CPU_HARDIRQ]:
         return f": CPU{cpu} is in an IRQ handler, with IRQs masked"
     if S[cr + K.CPU_IRQOFF]:

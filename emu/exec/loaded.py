@@ -106,6 +106,10 @@ class RunResult:
         Timed runs: the IRQ lines still raised or armed when the run ended (see
         :meth:`Loaded.pending_irqs`); empty for DFS and random runs, whose schedules choose
         the raises.
+    merged_irqs : int
+        Raises of a line while it was still pending (raised, not yet delivered), each merged
+        into that interrupt rather than delivered again (timed runs; DFS and random runs
+        raise a line only where its handler runs at once).
     data_lost, failed : bool
         Properties: it lost data; it failed in any way.
     """
@@ -123,6 +127,7 @@ class RunResult:
     trace: list = field(default_factory=list)
     stale_reads: int = 0
     pending_irqs: list = field(default_factory=list)
+    merged_irqs: int = 0
 
     @property
     def data_lost(self):
@@ -504,12 +509,16 @@ class Loaded:
         for q in self.scenario.irqs:
             ir = int(S[K.H_R_IRQ]) + q.line * K.IRQ_W
             due, raised = int(S[ir + K.IRQ_DUE]), bool(S[ir + K.IRQ_PENDING])
-            if not raised and (due < 0 or (S[ir + K.IRQ_PERIOD] > 0 and
-                                           S[ir + K.IRQ_BUDGET] > K.DRAIN_MAX_FIRINGS)):
+            xfer = int(S[ir + K.IRQ_XFER_DUE]) if S[ir + K.IRQ_XFER_LEN] > 0 else -1
+            if not raised and xfer < 0 and (due < 0 or (
+                    S[ir + K.IRQ_PERIOD] > 0 and S[ir + K.IRQ_BUDGET] > K.DRAIN_MAX_FIRINGS)):
                 continue                        # idle, or a tick
-            # an armed line fires once more, a periodic one once per budget left
+            # an armed line fires once more, a periodic one once per budget left, and once
+            # more for its device's transfer in flight
             armed = 0 if due < 0 else (max(int(S[ir + K.IRQ_BUDGET]), 1)
                                        if S[ir + K.IRQ_PERIOD] > 0 else 1)
+            armed += xfer >= 0
+            due = min((d for d in (due, xfer) if d >= 0), default=-1)
             out.append({"line": int(q.line), "handler": q.name, "cpu": int(q.cpu),
                         "state": "raised" if raised else "armed",
                         "due": None if raised else due,
@@ -711,7 +720,8 @@ class Loaded:
                          lost, findings, deadlock, msg, lockdep_splat(self),
                          readable_trace(self) if trace else [],
                          int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]
-                             + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]))
+                             + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]),
+                         merged_irqs=merged_irqs(m._S))
 
     def alternatives_at(self, d):
         """The alternatives of one decision of the last run.
@@ -748,6 +758,22 @@ class Loaded:
         """
         nalt, choice, pre, act, arow, alts = self._log
         return nalt[:d], choice[:d], pre[:d], act[:d]
+
+
+def merged_irqs(S):
+    """Raises merged into a pending one in the last run, every line together.
+
+    Parameters
+    ----------
+    S : numpy.ndarray
+        The machine's int64 state array.
+
+    Returns
+    -------
+    int
+    """
+    base = int(S[K.H_R_IRQ])
+    return int(sum(S[base + line * K.IRQ_W + K.IRQ_MERGED] for line in range(K.MAXIRQ)))
 
 
 def _dfs_x(plen, floor):

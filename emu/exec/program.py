@@ -196,7 +196,8 @@ def program_step(S, B, c, f):
             device_read(S, B, a0, B, a2, a1)
         elif op == K.P_DEVICE_START:
             # the device will write a1 bytes from B[a3:] at bus address a0 and raise line a2,
-            # a4 cycles from now (timed runs) or whenever a schedule raises the line
+            # a4 cycles from now (timed runs) or whenever a schedule has the device complete;
+            # the line's own firings (count, first, period) are left as they are
             ir = S[K.H_R_IRQ] + a2 * K.IRQ_W
             if S[ir + K.IRQ_XFER_LEN] > 0:          # one transfer in flight per line
                 return fail(S, K.ERR_DEVICE_BUSY, (row - S[K.H_R_PROG]) // K.PW, a2,
@@ -204,9 +205,7 @@ def program_step(S, B, c, f):
             S[ir + K.IRQ_XFER_ADDR] = a0
             S[ir + K.IRQ_XFER_LEN] = a1
             S[ir + K.IRQ_XFER_SRC] = a3
-            S[ir + K.IRQ_DUE] = S[K.H_NOW] + a4
-            S[ir + K.IRQ_PERIOD] = 0
-            S[ir + K.IRQ_BUDGET] += 1
+            S[ir + K.IRQ_XFER_DUE] = S[K.H_NOW] + a4
             trace(S, K.T_DMA_START, a0, a1)
         elif op == K.P_WAIT_IRQ:
             ir = S[K.H_R_IRQ] + a0 * K.IRQ_W

@@ -403,6 +403,8 @@ def readable_trace(ld):
             K.T_SPIN: lambda: f"spins on kmap_lock held by {_ctx_name(ld, b)}",
             K.T_IRQ_RAISE: lambda: f"IRQ line {a} raised" + (f" (device wrote {b} bytes)"
                                                              if b else ""),
+            K.T_IRQ_MERGE: lambda: f"IRQ line {a} raised again while pending" + (
+                f" (device wrote {b} bytes)" if b else "") + ": merged, one interrupt",
             K.T_IRQ_ENTER: lambda: f"enters IRQ handler (line {a})",
             K.T_IRQ_EXIT: lambda: f"returns from IRQ handler (line {a})",
             K.T_LOAD: lambda: f"load  {a:#010x} -> pa {b:#x} (page {b >> K.PAGE_SHIFT})",
@@ -415,7 +417,7 @@ def readable_trace(ld):
             K.T_PAGE_ADDRESS: lambda: (f"page_address(page {b}) = {a:#010x}, not pinned"
                                        if a else f"page_address(page {b}) = NULL: no L1 op"),
         }.get(kind)
-        if kind == K.T_IRQ_RAISE:       # the device's doing, not the running context's
+        if kind in (K.T_IRQ_RAISE, K.T_IRQ_MERGE):   # not the running context's doing
             out.append(f"             {text()}, for cpu{cpu}")
         elif text is not None:
             out.append(f"             {who}: {text()}")

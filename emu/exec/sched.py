@@ -97,11 +97,15 @@ def alternatives(S, alts, with_irqs):
     if with_irqs:
         for line in range(K.MAXIRQ):
             ir = irq_rec(S, line)
-            if S[ir + K.IRQ_CTX] < 0 or S[ir + K.IRQ_BUDGET] <= 0:
+            own = S[ir + K.IRQ_BUDGET] > 0
+            dev = S[ir + K.IRQ_XFER_LEN] > 0
+            if S[ir + K.IRQ_CTX] < 0 or not (own or dev):
                 continue
             r = cpu_rec(S, S[ir + K.IRQ_CPU])
             if S[r + K.CPU_IRQOFF] == 0 and S[r + K.CPU_HARDIRQ] == 0:
                 n = _add(alts, n, K.ACT_IRQ + line)
+                if own and dev:                 # its own raise, the transfer still in flight
+                    n = _add(alts, n, K.ACT_IRQ_OWN + line)
     return n, last_on
 
 
@@ -111,17 +115,32 @@ def alternatives(S, alts, with_irqs):
 
 
 @njit
-def raise_irq(S, B, line):
-    """The line fires: its device transfer (if any) lands in RAM, then it is pending."""
-    ir = irq_rec(S, line)
-    cpu = S[ir + K.IRQ_CPU]
-    switch_cpu(S, cpu)
+def device_done(S, B, ir):
+    """The transfer in flight on line record ``ir`` (if any) completes: its bytes land in
+    RAM. Returns how many."""
     n = S[ir + K.IRQ_XFER_LEN]
     if n > 0:
         device_write(S, B, S[ir + K.IRQ_XFER_ADDR], B, S[ir + K.IRQ_XFER_SRC], n)
         S[ir + K.IRQ_XFER_LEN] = 0
+    S[ir + K.IRQ_XFER_DUE] = -1
+    return n
+
+
+@njit
+def raise_irq(S, line, n, at):
+    """The line is raised at clock ``at`` on its CPU (``n``: bytes its device wrote, for the
+    trace): it is pending until delivered. A raise while it is pending is the same
+    interrupt: it merges (``IRQ_MERGED``), and the latency stays the first raise's."""
+    ir = irq_rec(S, line)
+    switch_cpu(S, S[ir + K.IRQ_CPU])
+    if S[ir + K.IRQ_PENDING]:
+        # one pending bit per line (the interrupt controller's; kernel/irq/chip.c
+        # handle_edge_irq keeps one IRQ_PENDING flag): a second raise adds no interrupt
+        S[ir + K.IRQ_MERGED] += 1
+        trace(S, K.T_IRQ_MERGE, line, n)
+        return
     S[ir + K.IRQ_PENDING] = 1
-    S[ir + K.IRQ_RAISED_AT] = S[K.H_NOW]
+    S[ir + K.IRQ_RAISED_AT] = at
     trace(S, K.T_IRQ_RAISE, line, n)
 
 
@@ -186,28 +205,77 @@ def irq_exit(S, h):
     S[K.H_LAST_CTX] = S[r + K.CPU_CUR]
 
 
+@inline
+def _next_firing(S, ir):
+    """The line's next timed firing: ``(clock, from its device)``, clock -1 if none; the
+    device's transfer first at the same clock."""
+    x = S[ir + K.IRQ_XFER_DUE] if S[ir + K.IRQ_XFER_LEN] > 0 else -1
+    d = S[ir + K.IRQ_DUE]
+    if x >= 0 and (d < 0 or x <= d):
+        return x, True
+    return d, False
+
+
+@njit
+def _rearm(S, ir):
+    """The line's own firing at ``IRQ_DUE`` came: a periodic line with firings left is due
+    again a period later, else it is disarmed."""
+    if S[ir + K.IRQ_PERIOD] > 0 and S[ir + K.IRQ_BUDGET] > 1:
+        S[ir + K.IRQ_DUE] += S[ir + K.IRQ_PERIOD]
+    else:
+        S[ir + K.IRQ_DUE] = -1
+    S[ir + K.IRQ_BUDGET] -= 1
+
+
+@inline
+def _pending_until(S, cr, t):
+    """The clock until which a raise at ``t`` on CPU record ``cr`` stays pending, as the
+    CPU sees it: the end of the irqs-off section that covers ``t`` (no end yet if that
+    section is still open), else ``t`` itself (taken at once)."""
+    if S[cr + K.CPU_IRQOFF] and S[cr + K.CPU_IRQOFF_AT] <= t:
+        return K.NEVER
+    return t + blocked_since(S, cr, t)
+
+
+@njit
+def _fire_line(S, B, line, now):
+    """Timed mode: the firings of ``line`` due by clock ``now`` of its CPU, in clock order:
+    a device's transfer lands, its own firings re-arm, and each raises the line. A firing
+    while the line is still pending merges into it when the CPU kept IRQs masked from the
+    pending raise to that firing (:func:`_pending_until`: a section that ended before the
+    scheduling point is known when profiling, from the watch's ring); else the pending raise
+    was taken first, as the CPU would have, and this firing waits for its delivery."""
+    ir = irq_rec(S, line)
+    while True:
+        t, dev = _next_firing(S, ir)
+        if t < 0 or t > now:
+            return
+        switch_cpu(S, S[ir + K.IRQ_CPU])
+        if S[ir + K.IRQ_PENDING] and t >= _pending_until(S, S[K.H_CPUREC],
+                                                          S[ir + K.IRQ_RAISED_AT]):
+            return
+        n = 0
+        if dev:
+            n = device_done(S, B, ir)
+        else:
+            _rearm(S, ir)
+        raise_irq(S, line, n, t)
+
+
 @njit
 def fire_timed(S, B):
-    """Timed mode: raise every line whose due clock has passed on its CPU; re-arm periodic
-    lines; deliver pending lines to CPUs that can take them. Profiling, each CPU then watches
+    """Timed mode: raise every line whose due clock has passed on its CPU (:func:`_fire_line`);
+    deliver pending lines to CPUs that can take them. Profiling, each CPU then watches
     the next raise clock of its lines (``watch_irqs``): the irqs-off section that covers it,
     however many sections the next step closes, goes into the CPU's ring for the IRQ's
     latency (``blocked_since``)."""
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
-        due = S[ir + K.IRQ_DUE]
-        if S[ir + K.IRQ_CTX] < 0 or due < 0:
+        if S[ir + K.IRQ_CTX] < 0:
             continue
         cpu = S[ir + K.IRQ_CPU]
         now = S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[cpu_rec(S, cpu) + K.CPU_CLOCK]
-        if now >= due and S[ir + K.IRQ_PENDING] == 0:
-            raise_irq(S, B, line)
-            S[ir + K.IRQ_RAISED_AT] = due
-            if S[ir + K.IRQ_PERIOD] > 0 and S[ir + K.IRQ_BUDGET] > 1:
-                S[ir + K.IRQ_DUE] = due + S[ir + K.IRQ_PERIOD]
-            else:
-                S[ir + K.IRQ_DUE] = -1
-            S[ir + K.IRQ_BUDGET] -= 1
+        _fire_line(S, B, line, now)
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
         if S[ir + K.IRQ_PENDING] and S[ir + K.IRQ_CTX] >= 0:
@@ -225,18 +293,29 @@ def fire_timed(S, B):
 
 
 @inline
+def _own_awaited(S, ir):
+    """Is the line's own firing armed with a bounded number left: a one-shot (``first``
+    without ``period``), or a periodic line with at most ``DRAIN_MAX_FIRINGS`` left (more:
+    a tick that runs alongside the tasks)?"""
+    return S[ir + K.IRQ_DUE] >= 0 and (S[ir + K.IRQ_PERIOD] == 0
+                                       or S[ir + K.IRQ_BUDGET] <= K.DRAIN_MAX_FIRINGS)
+
+
+@inline
+def _in_flight(S, ir):
+    """Is a device transfer in flight on the line, due at a clock?"""
+    return S[ir + K.IRQ_XFER_LEN] > 0 and S[ir + K.IRQ_XFER_DUE] >= 0
+
+
+@inline
 def awaited(S, line):
     """Timed mode, once every task has finished: does the run still wait for ``line``? For
-    one raised and not yet delivered, and for an armed one with a bounded number of firings
-    left: a one-shot (a device's completion, ``first`` without ``period``), or a periodic
-    line with at most ``DRAIN_MAX_FIRINGS`` left (more: a tick that ran alongside the tasks)."""
+    one raised and not yet delivered, one whose device's transfer is in flight, and one
+    whose own firing is armed with a bounded number left (:func:`_own_awaited`)."""
     ir = irq_rec(S, line)
     if S[ir + K.IRQ_CTX] < 0:
         return False
-    if S[ir + K.IRQ_PENDING]:
-        return True
-    return S[ir + K.IRQ_DUE] >= 0 and (S[ir + K.IRQ_PERIOD] == 0
-                                       or S[ir + K.IRQ_BUDGET] <= K.DRAIN_MAX_FIRINGS)
+    return S[ir + K.IRQ_PENDING] != 0 or _in_flight(S, ir) or _own_awaited(S, ir)
 
 
 @njit
@@ -249,14 +328,20 @@ def any_awaited(S):
 
 @njit
 def next_due(S, drain):
-    """Earliest due clock of an armed timed line (``drain``: of an :func:`awaited` one), or -1."""
+    """Earliest due clock of an armed timed line, its own firing or its device's transfer,
+    or -1. ``drain`` (every task has finished): only the firings the run waits for, a
+    transfer in flight or an :func:`_own_awaited` firing (a tick's, or that of a line only
+    pending, would keep its masked CPU idling through them all)."""
     best = -1
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
-        d = S[ir + K.IRQ_DUE]
-        if S[ir + K.IRQ_CTX] >= 0 and d >= 0 and (best < 0 or d < best) \
-                and (not drain or awaited(S, line)):
-            best = d
+        if S[ir + K.IRQ_CTX] < 0:
+            continue
+        d = S[ir + K.IRQ_DUE] if not drain or _own_awaited(S, ir) else -1
+        x = S[ir + K.IRQ_XFER_DUE] if _in_flight(S, ir) else -1
+        for t in (d, x):
+            if t >= 0 and (best < 0 or t < best):
+                best = t
     return best
 
 
@@ -274,16 +359,30 @@ def _woken(S, c, cr):
     S[cr + K.CTX_READY_AT] = 0
 
 
+@njit
+def _schedule_raise(S, B, a):
+    """A schedule raises a line (action ``a``, see ``K.ACT_IRQ``) and its handler is
+    entered: the device's completion if a transfer is in flight on it (unless the action
+    is one of the line's own raises), else one of its own raises (its ``count``)."""
+    line = (a - K.ACT_IRQ) % K.MAXIRQ
+    ir = irq_rec(S, line)
+    switch_cpu(S, S[ir + K.IRQ_CPU])
+    n = 0
+    if a < K.ACT_IRQ_OWN and S[ir + K.IRQ_XFER_LEN] > 0:
+        n = device_done(S, B, ir)
+    else:
+        S[ir + K.IRQ_BUDGET] -= 1
+    raise_irq(S, line, n, S[K.H_NOW])
+    deliver_irq(S, line)
+    S[K.H_LAST_CTX] = S[ir + K.IRQ_CTX]
+
+
 @flat
 def run_action(S, B, a, tracing):
     """Perform action ``a``; returns the step's status (``ST_*``), or -1 for an IRQ raise.
     ``tracing``: the trace is on (read once a run: the step events need no test of S)."""
     if a >= K.ACT_IRQ:
-        line = a - K.ACT_IRQ
-        S[irq_rec(S, line) + K.IRQ_BUDGET] -= 1
-        raise_irq(S, B, line)
-        deliver_irq(S, line)
-        S[K.H_LAST_CTX] = S[irq_rec(S, line) + K.IRQ_CTX]
+        _schedule_raise(S, B, a)
         return -1
     c = a
     cr = ctx_rec(S, c)
