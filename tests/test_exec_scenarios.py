@@ -433,6 +433,20 @@ BAD = [
      ["task 't' op 1", "n=100000000000", str(K.MAX_OP_BYTES)]),
     ("huge read", _set(("task", 0, "ops", 1), {"op": "read", "va": "v", "n": 10 ** 11}),
      ["task 't' op 1", "n=100000000000"]),
+    # a length given as a string of an int: it passed unchecked (MemoryError, or a bare
+    # "invalid literal for int()" for byte = N)
+    ("huge read length as a string", _set(("task", 0, "ops", 1),
+                                          {"op": "read", "va": "v", "n": "0x100000000"}),
+     ["task 't' op 1", "n='0x100000000'", str(K.MAX_OP_BYTES)]),
+    ("huge fill length as a string", _set(("task", 0, "ops", 1),
+                                          {"op": "fill", "va": "v", "byte": 1, "n": "99999999999"}),
+     ["task 't' op 1", "n='99999999999'", str(K.MAX_OP_BYTES)]),
+    ("fill length naming a result", _set(("task", 0, "ops", 1),
+                                          {"op": "fill", "va": "v", "byte": 1, "n": "v"}),
+     ["task 't' op 1", "n='v'", "byte = N takes n = LENGTH"]),
+    ("setup write length naming a result", _set(("setup",), [
+        {"op": "kmap", "pfn": 300, "as": "v"}, {"op": "write", "va": "v", "byte": 1, "n": "v"}]),
+     ["setup op 1", "n='v'", "byte = N takes n = LENGTH"]),
     # shapes and types
     ("machine not a table", _set(("machine",), 5), ["machine=5", "table"]),
     ("machine a string", _set(("machine",), "ab"), ["machine='ab'", "table"]),
@@ -493,6 +507,21 @@ def test_validation_errors_name_the_problem(mutate, parts):
     msg = str(ei.value)
     for p in parts:
         assert p in msg, f"{p!r} not in {msg!r}"
+
+
+def test_a_length_given_as_a_string_of_an_int_is_that_int():
+    """``n = "0x10"`` is 16, as other int fields read a string of an int (byte = N's n used
+    to raise a bare "invalid literal for int()")."""
+    d = base()
+    d["setup"] = [{"op": "kmap", "pfn": 302, "as": "s"},
+                  {"op": "write", "va": "s", "byte": 7, "n": "0x10"}]
+    d["task"][0]["ops"][1:2] = [{"op": "fill", "va": "v", "byte": 9, "n": " 0x10 "},
+                                {"op": "read", "va": "v", "n": "16"}]
+    ld = load(d)
+    assert ld.run().outcome == "done"
+    m = ld.machine
+    assert m.read(m.page_address(302), 17) == bytes([7]) * 16 + b"Z"
+    assert m.read(m.page_address(300), 17) == bytes([9]) * 16 + b"Z"
 
 
 def test_a_scenario_built_in_code_is_validated_when_it_builds():

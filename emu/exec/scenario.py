@@ -195,7 +195,7 @@ def parse_data(op, where):
                 raise _where(where, f"data={d!r}: must be a hex string") from None
         raise _where(where, f"data={d!r}: must be a hex string or bytes")
     if "byte" in op:
-        b, n = op["byte"], op.get("n")
+        b, n = op["byte"], _const_n(op.get("n"))
         if not is_int(b) or not 0 <= b <= 255:
             raise _where(where, f"byte={b!r}: must be an int 0..255")
         if n is None:                           # its range: expand() checked it
@@ -367,15 +367,29 @@ def _check_op_fields(op, w):
     if "as" in op and (not isinstance(op["as"], str) or not _REF.match(op["as"])
                        or "+" in op["as"] or "-" in op["as"]):
         raise _where(w, f"as={op['as']!r}: must be a name (letters, digits, _)")
-    n = op.get("n")
+    n = _const_n(op.get("n"))
     if n is not None and not isinstance(n, str) and (
             not is_int(n) or not 0 < n <= K.MAX_OP_BYTES):
-        raise _where(w, f"n={n!r}: must be an int in [1, {K.MAX_OP_BYTES}]")
+        raise _where(w, f"n={op['n']!r}: must be an int in [1, {K.MAX_OP_BYTES}]")
+    if "byte" in op and isinstance(n, str):     # the length of constant data: no result's
+        raise _where(w, f"n={n!r}: byte = N takes n = LENGTH, an int in "
+                        f"[1, {K.MAX_OP_BYTES}]")
     if op["op"] in SG_OPS:
         parse_sg(op, w)
     d = op.get("data")
     if isinstance(d, (str, bytes, bytearray)) and len(d) > 2 * K.MAX_OP_BYTES:
         raise _where(w, f"data: {len(d)} characters; at most {K.MAX_OP_BYTES} bytes an op")
+
+
+def _const_n(n):
+    """An op's ``n`` as the int it stands for where it is one (a string of an int, ``"0x10"``,
+    as :func:`parse_value` reads it), else as given (a result's name, a bad value)."""
+    if isinstance(n, str):
+        try:
+            return int(n, 0)
+        except ValueError:
+            pass
+    return n
 
 
 def _check_int_field(where, name, value, lo, hi):
