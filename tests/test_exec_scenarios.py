@@ -433,6 +433,12 @@ BAD = [
      ["task 't' op 1", "n=100000000000", str(K.MAX_OP_BYTES)]),
     ("huge read", _set(("task", 0, "ops", 1), {"op": "read", "va": "v", "n": 10 ** 11}),
      ["task 't' op 1", "n=100000000000"]),
+    # repeats of the largest op: the data was made before any limit (2 TiB: MemoryError, or
+    # the host's memory until the OOM killer came)
+    ("op data past the machine's limit", _set(("task", 0, "ops", 1), {
+        "op": "fill", "va": "v", "byte": 1, "n": K.MAX_OP_BYTES, "repeat": K.MAX_REPEAT,
+        "step": 0}),
+     ["task 't' op 1", "read and write 4328521728 bytes", "at most 4294967296"]),
     # a length given as a string of an int: it passed unchecked (MemoryError, or a bare
     # "invalid literal for int()" for byte = N)
     ("huge read length as a string", _set(("task", 0, "ops", 1),

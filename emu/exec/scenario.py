@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import consts as K
 from .._args import check_int, is_int
-from ..machine import Machine
+from ..machine import MAX_BUFFER, Machine
 
 # field kinds: "pfn", "int", "dir", "line", "data", "n"
 OPS = {
@@ -392,6 +392,16 @@ def _const_n(n):
     return n
 
 
+def _op_bytes(op):
+    """Bytes of a loaded scenario's data an op of a task or handler takes: its read buffer
+    and the data it writes (a fill both); 0 for a length that is not a constant, which the
+    op's own checks refuse."""
+    d, n = op.get("data"), _const_n(op.get("n"))
+    size = len(d) // 2 if isinstance(d, str) else len(d) if isinstance(d, (bytes, bytearray)) \
+        else int(n) if is_int(n) else 0
+    return 2 * size if op["op"] == "fill" else size
+
+
 def _check_int_field(where, name, value, lo, hi):
     try:
         check_int(name, value, lo, hi)
@@ -647,10 +657,15 @@ class Scenario:
                 _check_int_field(w, "count", q.count, 0, K.MAX_IRQ_COUNT)
             _check_int_field(w, "period", q.period, 0, K.MAX_IRQ_TIME)
             _check_int_field(w, "first", q.first, -1, K.MAX_IRQ_TIME)
-        for t in self.tasks:
-            expand(t.ops, f"task {t.name!r}")
-        for q in self.irqs:
-            expand(q.ops, f"irq {q.name!r}")
+        pool = 0                                # the programs' data, before any is made
+        for where, ops in [(f"task {t.name!r}", t.ops) for t in self.tasks] + \
+                [(f"irq {q.name!r}", q.ops) for q in self.irqs]:
+            for w, op in expand(ops, where):
+                pool += _op_bytes(op)
+                if pool > MAX_BUFFER:
+                    raise _where(w, f"the tasks' and handlers' ops up to here read and write "
+                                    f"{pool} bytes (repeats included); at most {MAX_BUFFER} "
+                                    f"in all (the scenario's data, held in the machine)")
         expand(self.setup, "setup")
         return self
 
