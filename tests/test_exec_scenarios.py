@@ -562,6 +562,20 @@ def test_a_setup_op_that_fails_in_the_kernel_says_which_op():
         assert str(ei.value).startswith(text), str(ei.value)
 
 
+def test_a_setup_ops_bad_field_names_the_op_once():
+    """The field parsers say which op; the setup runner added it again ('setup op 1: setup
+    op 1: n='abc': ...')."""
+    for op in ({"op": "read", "va": "v", "n": "abc"},
+               {"op": "dma_map_page", "pfn": 300, "direction": "SIDEWAYS"},
+               {"op": "write", "va": "v", "data": "zz"}):
+        d = base()
+        d["setup"] = [{"op": "kmap", "pfn": 302, "as": "v"}, op]
+        with pytest.raises(ValueError) as ei:
+            load(d)
+        assert str(ei.value).startswith("setup op 1: ") and str(ei.value).count("op 1") == 1, \
+            str(ei.value)
+
+
 def test_an_argument_computed_out_of_range_stops_the_run_with_a_finding():
     """A result plus a constant is known only when the op runs: the run stops there as an
     error naming the task, op and argument, and nothing reaches the kernel routine."""

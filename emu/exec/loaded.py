@@ -384,8 +384,9 @@ class Loaded:
                     r = m.device.write(v("dma_addr"), parse_data(op, w))
                 else:
                     raise ValueError(f"{kind} cannot run in setup (no task runs there)")
-            except (ValueError, EmuError) as e:         # same type, saying which op
-                raise type(e)(f"{w}: {e}") from None
+            except (ValueError, EmuError) as e:         # same type, saying which op (once:
+                msg = str(e)                            # the op's own parsers say it too)
+                raise type(e)(msg if msg.startswith(f"{w}: ") else f"{w}: {msg}") from None
             rs = r if kind == "dma_map_sg" else [r]            # a result per sg entry
             named = sg_names(op["as"], len(rs)) if "as" in op else [None] * len(rs)
             for x, name in zip(rs, named):
