@@ -65,6 +65,11 @@ BAD_CONFIGS = [
     (dict(ram_size=(1 << 32) + 1), "ram_size"),
     (dict(ram_size=-1), "ram_size"),
     (dict(events=-1), "events"),
+    # too large: the window check named window, numpy's allocation no argument
+    (dict(size=1 << 31), "size"),
+    (dict(size=1 << 64), "size"),
+    (dict(events=1 << 64), "events"),
+    (dict(events=(1 << 24) + 1), "events"),
 ]
 
 

@@ -18,7 +18,7 @@ from . import kernels as _k
 from . import maint as _m
 from .maint import dma_range as _dma_range
 from .config import CacheConfig, preset
-from .state import DEFAULT_EVENT_CAPACITY, add_cache, add_events
+from .state import DEFAULT_EVENT_CAPACITY, MAX_EVENT_CAPACITY, add_cache, add_events
 
 ADDR_LIMIT = 1 << 32
 
@@ -116,7 +116,8 @@ class Cache:
     Parameters
     ----------
     size, ways, line : int
-        Geometry in bytes / ways / bytes, all powers of two (``ways <= size // line``).
+        Geometry in bytes / ways / bytes, all powers of two (``ways <= size // line``,
+        ``size <= 2**30``).
     replacement : str
         ``"round-robin"`` (ARM default), ``"lru"``, ``"fifo"`` or ``"random"``.
     write_back : bool
@@ -135,7 +136,7 @@ class Cache:
     ram_size : int
         Bytes of backing RAM (allocated lazily; default the whole 32-bit space).
     events : int
-        How many dropped dirty lines :meth:`discards` keeps.
+        How many dropped dirty lines :meth:`discards` keeps (at most ``2**24``).
 
     Examples
     --------
@@ -153,8 +154,8 @@ class Cache:
         seed = check_int("seed", seed, 0)
         if not is_int(ram_size) or not 0 < ram_size <= ADDR_LIMIT:
             raise ValueError(f"ram_size={ram_size!r}: must be an int in (0, 2**32]")
-        if not is_int(events) or events < 0:
-            raise ValueError(f"events={events!r}: must be a non-negative int")
+        if not is_int(events) or not 0 <= events <= MAX_EVENT_CAPACITY:
+            raise ValueError(f"events={events!r}: must be an int in [0, {MAX_EVENT_CAPACITY}]")
         ram_size, events = int(ram_size), int(events)
         if ram_size % cfg.line:
             raise ValueError(f"ram_size={ram_size}: must be a multiple of the line size "

@@ -103,6 +103,10 @@ class CacheConfig:
         for name in ("write_back", "write_allocate"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be True or False")
+        if 4 * self.size > K.ADDR_SPACE:           # (the window check below named window)
+            raise ValueError(f"size={self.size}: must be at most {K.ADDR_SPACE // 4} (1 GiB: "
+                             f"flush_all's displacement window, two cache sizes, must fit the "
+                             f"32-bit address space)")
         if not isinstance(self.window, int) or not 0 <= self.window <= 0xFFFFFFFF - 2 * self.size \
                 or self.window % self.line:
             raise ValueError(f"window={self.window!r}: must be a line-aligned 32-bit address "

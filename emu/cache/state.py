@@ -5,6 +5,8 @@ from ..rng import seed_state
 
 #: Discarded dirty lines kept for the oracle before the oldest are counted but not stored.
 DEFAULT_EVENT_CAPACITY = 4096
+#: A standalone Cache's ``events`` at most (an event holds 64 bytes and a line of data).
+MAX_EVENT_CAPACITY = 1 << 24
 
 
 def add_cache(layout, cfg, seed=0):
