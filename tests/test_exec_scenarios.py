@@ -475,6 +475,14 @@ BAD = [
     ("irq period a string", _set(("irq", 0, "period"), "x"), ["irq 'nic'", "period='x'"]),
     ("irq first before time", _set(("irq", 0, "first"), -5), ["irq 'nic'", "first=-5"]),
     ("ncpus a string", _set(("machine", "ncpus"), "2"), ["ncpus='2'"]),
+    # the key emu scenario iii --toml prints: a TypeError / OverflowError traceback, or 1.5
+    # taken as True
+    ("force_kmap_high_get not a bool", _set(("machine", "force_kmap_high_get"), None),
+     ["force_kmap_high_get=None", "True or False"]),
+    ("force_kmap_high_get a float", _set(("machine", "force_kmap_high_get"), 1.5),
+     ["force_kmap_high_get=1.5", "True or False"]),
+    ("force_kmap_high_get a table", _set(("machine", "force_kmap_high_get"), {"a": 1}),
+     ["force_kmap_high_get={'a': 1}", "True or False"]),
     # keys no table has: a typo used to be ignored
     ("unknown task key", _set(("task", 0, "cpus"), 1),
      ["task 't'", "unknown key(s) ['cpus']", "accepted: name, cpu, ops"]),

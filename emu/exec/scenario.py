@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import consts as K
-from .._args import check_int, is_int
+from .._args import check_bool, check_int, is_int
 from ..machine import MAX_BUFFER, Machine
 
 # field kinds: "pfn", "int", "dir", "line", "data", "n"
@@ -801,7 +801,7 @@ def machine_kwargs(sc):
         anyway), and that flag.
     """
     kw = dict(sc.machine)
-    force = kw.pop("force_kmap_high_get", False)
+    force = check_bool("force_kmap_high_get", kw.pop("force_kmap_high_get", False))
     return kw, force
 
 
