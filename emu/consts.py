@@ -633,6 +633,7 @@ PROG2ROUTINE = (
 MAX_REPEAT = 1 << 16      # a scenario op's ``repeat``
 MAX_IRQ_COUNT = 1 << 40   # an IRQ handler's ``count`` (raises or periodic firings)
 MAX_IRQ_TIME = 1 << 48    # cycles: a timed IRQ's ``period`` and ``first``
+MAX_TIMED_CLOCK = 1 << 62  # cycles: a periodic line's last firing, first + period * (count - 1)
 #: Timed runs, once every task has finished: the run still waits for a one-shot timed line
 #: (a device's completion, ``first`` without ``period``) and for a periodic line with at most
 #: this many firings left; a periodic line with more is a tick that runs alongside the tasks

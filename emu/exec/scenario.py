@@ -657,6 +657,13 @@ class Scenario:
                 _check_int_field(w, "count", q.count, 0, K.MAX_IRQ_COUNT)
             _check_int_field(w, "period", q.period, 0, K.MAX_IRQ_TIME)
             _check_int_field(w, "first", q.first, -1, K.MAX_IRQ_TIME)
+            n = 1 if q.count is None else int(q.count)
+            last = int(q.first) + int(q.period) * (n - 1)
+            if q.first >= 0 and q.period > 0 and last > K.MAX_TIMED_CLOCK:
+                raise _where(w, f"first={q.first}, period={q.period}, count={n}: the last "
+                                f"firing would come at cycle {last}, past "
+                                f"{K.MAX_TIMED_CLOCK} (K.MAX_TIMED_CLOCK: the cycle clocks "
+                                f"are 64-bit); give a smaller count or period")
         pool = 0                                # the programs' data, before any is made
         for where, ops in [(f"task {t.name!r}", t.ops) for t in self.tasks] + \
                 [(f"irq {q.name!r}", q.ops) for q in self.irqs]:
