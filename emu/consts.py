@@ -237,6 +237,8 @@ ERR_DMA_DEBUG = 5
 ERR_BAD_ARG = 6           # a program op's argument out of range: A = row, B = argument, C = value
 ERR_DEVICE_BUSY = 7       # a device_start on a line whose transfer is in flight: A = row, B = line,
                           # C = the transfer's bus address, D = its bytes
+ERR_CLOCK_END = 8         # a device_start whose completion would pass MAX_TIMED_CLOCK: A = row,
+                          # B = line, C = the clock, D = the delay
 
 # ---------------------------------------------------------------------------------------------
 # Machine header slots (emu.mm, emu.exec, emu.dma): continue after HDR_FIXED_END

@@ -590,6 +590,24 @@ def test_a_setup_ops_bad_field_names_the_op_once():
             str(ei.value)
 
 
+def test_a_device_chain_past_the_clock_ends_the_timed_run_as_an_error():
+    """A handler re-arming its own line with the longest delay ran the clock towards 2**63:
+    the due clock wrapped negative and the timed run reported a deadlock ('t waits for IRQ
+    line 0, which will not fire again'). The device_start that would pass the clock's end
+    stops the run as an error naming it."""
+    big = K.MAX_IRQ_TIME
+    sc = Scenario("chain", {"last_pkmap": 8})
+    sc.task("t", [{"op": "device_start", "dma_addr": 0x100000, "byte": 1, "n": 16, "line": 0,
+                   "cycles": big},
+                  {"op": "wait_irq", "line": 0, "count": 1_000_000}])
+    sc.irq("again", [{"op": "device_start", "dma_addr": 0x100000, "byte": 2, "n": 16,
+                      "line": 0, "cycles": big}], line=0)
+    r = sc.build().run(K.SCHED_TIMED, [])
+    assert r.outcome == "error" and not r.deadlock, r.message
+    assert r.message.startswith("irq 'again' op 0: device_start on line 0 at cycle ")
+    assert str(K.MAX_TIMED_CLOCK) in r.message
+
+
 def test_an_argument_computed_out_of_range_stops_the_run_with_a_finding():
     """A result plus a constant is known only when the op runs: the run stops there as an
     error naming the task, op and argument, and nothing reaches the kernel routine."""

@@ -202,6 +202,9 @@ def program_step(S, B, c, f):
             if S[ir + K.IRQ_XFER_LEN] > 0:          # one transfer in flight per line
                 return fail(S, K.ERR_DEVICE_BUSY, (row - S[K.H_R_PROG]) // K.PW, a2,
                             S[ir + K.IRQ_XFER_ADDR], S[ir + K.IRQ_XFER_LEN])
+            if S[K.H_NOW] + a4 > K.MAX_TIMED_CLOCK:     # the due clock would wrap negative
+                return fail(S, K.ERR_CLOCK_END, (row - S[K.H_R_PROG]) // K.PW, a2, S[K.H_NOW],
+                            a4)
             S[ir + K.IRQ_XFER_ADDR] = a0
             S[ir + K.IRQ_XFER_LEN] = a1
             S[ir + K.IRQ_XFER_SRC] = a3

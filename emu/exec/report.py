@@ -122,6 +122,10 @@ def describe_outcome(ld, outcome):
             return (f"{ld.row_where[a]}: device_start on line {b} while the line's previous "
                     f"transfer ({d} bytes to {cc:#x}) is still in flight: a line has one "
                     f"transfer at a time (wait_irq for it first, or use another line)")
+        elif err == K.ERR_CLOCK_END:                # a: row, b: line, cc: clock, d: delay
+            return (f"{ld.row_where[a]}: device_start on line {b} at cycle {cc}: its completion "
+                    f"{d} cycles later would come past cycle {K.MAX_TIMED_CLOCK} "
+                    f"(K.MAX_TIMED_CLOCK: the cycle clocks are 64-bit)")
         else:
             msg = f"error {err}"
         return f"{who}: {msg}"
