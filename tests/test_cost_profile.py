@@ -12,6 +12,7 @@ wrap of the 512-slot window); ``emu profile`` itself runs the full workload (wel
 import functools
 import io
 import json
+import os
 import re
 from contextlib import redirect_stderr, redirect_stdout
 
@@ -799,6 +800,28 @@ def test_plot_with_matplotlib(tmp_path):
     assert rc == 0, err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"plot written to {png}" in out
+
+
+def test_plot_files_are_the_same_from_run_to_run(tmp_path):
+    """The same profile plots to the same bytes: matplotlib dated SVG, PDF and PostScript
+    files (and a .svgz's gzip header) with the wall-clock time and gave SVG elements random
+    ids, so --plot p.svg differed between two identical runs."""
+    pytest.importorskip("matplotlib")
+    import time
+    from emu.cost.plot import plot_profile
+    from emu.cost.profile import profile
+    doc = profile("arm926", "fastpath", scale=0.01)[0]
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    files = {}
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        for ext in ("svg", "svgz", "pdf", "eps"):
+            plot_profile(doc, tmp_path / run / f"p.{ext}")
+            files.setdefault(ext, []).append((tmp_path / run / f"p.{ext}").read_bytes())
+        time.sleep(1.1)                 # PDF and PostScript dates count seconds
+    for ext, (a, b) in files.items():
+        assert a == b, ext
+    assert os.environ.get("SOURCE_DATE_EPOCH") == epoch          # left as it was
 
 
 def _bucket_low(label):

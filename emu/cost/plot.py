@@ -1,5 +1,7 @@
 """``emu profile --plot``: irq vs plain side by side (needs the optional matplotlib)."""
 
+import gzip
+import io
 import os
 
 from .profile import bucket_label
@@ -122,5 +124,26 @@ def plot_profile(doc, path):
                  f" ({_overhead(doc)}, longest irqs-off "
                  f"{doc['irqs_off_max_cycles']} cycles)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(plt, fig, path)
     plt.close(fig)
+
+
+def _save(plt, fig, path):
+    """Save ``fig`` without the wall-clock time matplotlib puts in SVG, PDF and PostScript
+    files (their creation date; SOURCE_DATE_EPOCH, reproducible-builds.org's, sets it, and a
+    user's own value wins) and in a ``.svgz``'s gzip header, and with SVG element ids that do
+    not change from run to run: the same profile gives the same file, byte for byte."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = epoch or "0"
+    try:
+        with plt.rc_context({"svg.hashsalt": "emu"}):
+            if os.fspath(path).lower().endswith(".svgz"):
+                buf = io.BytesIO()
+                fig.savefig(buf, format="svg", dpi=110)
+                with open(path, "wb") as f:
+                    f.write(gzip.compress(buf.getvalue(), mtime=0))
+            else:
+                fig.savefig(path, dpi=110)
+    finally:
+        if epoch is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
