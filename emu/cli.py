@@ -26,19 +26,34 @@ from .exec.report import count_of
 from .mm.memmap import MAX_LAST_PKMAP
 
 
-def _positive(s):
-    v = int(s)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{s}: must be a positive int")
+def _int_in(s, low, top, what):
+    """``s`` as an int in ``[low, top]`` (``top`` None: no upper limit), or argparse's error
+    saying ``what`` it must be (not "invalid _int_in value")."""
+    try:
+        v = int(s)
+    except ValueError:
+        v = None
+    if v is None or v < low or top is not None and v > top:
+        raise argparse.ArgumentTypeError(f"{s}: must be {what}")
     return v
+
+
+def _positive(s):
+    return _int_in(s, 1, None, "a positive int")
+
+
+def _nonneg(s):
+    return _int_in(s, 0, None, "a non-negative int")
+
+
+def _bound(s):
+    """A preemption bound, checked before the warm-up (which takes a minute on a first run)."""
+    return _int_in(s, 0, K.DECISION_LOG, f"an int in [0, {K.DECISION_LOG}] (the preemption "
+                                         f"bound; {K.DECISION_LOG}: none)")
 
 
 def _cpus(s):
-    v = int(s)
-    if not 0 <= v <= K.MAX_JOBS:
-        raise argparse.ArgumentTypeError(f"{s}: must be 0 (one per CPU) or a positive int "
-                                         f"up to {K.MAX_JOBS}")
-    return v
+    return _int_in(s, 0, K.MAX_JOBS, f"0 (one per CPU) or a positive int up to {K.MAX_JOBS}")
 
 
 def _sizes(s):
@@ -339,7 +354,7 @@ def build_parser():
 
     r = sub.add_parser("race", help="explore the built-in scenarios")
     r.add_argument("--json", action="store_true", help=js)
-    r.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
+    r.add_argument("--bound", type=_bound, default=2, help="preemption bound (default 2)")
     r.add_argument("--sizes", type=_sizes, default=(8, 512),
                    help="LAST_PKMAP values for scenario (i) (default 8,512)")
     r.add_argument("--smp-sizes", type=_sizes, default=(8,),
@@ -354,7 +369,7 @@ def build_parser():
 
     e = sub.add_parser("explore", help="explore a TOML scenario")
     e.add_argument("file", metavar="FILE.toml", help="scenario file (see emu scenario i --toml)")
-    e.add_argument("--bound", type=int, default=2, help="preemption bound (default 2)")
+    e.add_argument("--bound", type=_bound, default=2, help="preemption bound (default 2)")
     e.add_argument("--max-schedules", type=_positive, default=None, metavar="N",
                    help="stop after N schedules, covering those with the fewest "
                         "preemptions first (default: no cap)")
@@ -372,7 +387,7 @@ def build_parser():
                    help="'after step N of TASK run OTHER' or '... raise IRQ HANDLER'; the "
                         "first may be 'at start run OTHER' (repeatable; default: no "
                         "preemption, the running task goes on until it finishes or blocks)")
-    how.add_argument("--random", type=int, metavar="SEED",
+    how.add_argument("--random", type=_nonneg, metavar="SEED",
                      help="a seeded random schedule (instead of --schedule)")
     u.add_argument("--p-switch", type=float, default=None, metavar="P",
                    help="with --random: probability of a switch at each point "
@@ -423,7 +438,7 @@ def build_parser():
     f.add_argument("--costs", metavar="FILE.toml",
                    help="override cycle costs (the [costs] section, then the core's own; over a "
                         "scenario file's [machine] costs, key by key)")
-    f.add_argument("--seed", type=int, default=None,
+    f.add_argument("--seed", type=_nonneg, default=None,
                    help="workload seed (default: a scenario file's own [machine] seed, else 0)")
     f.add_argument("--ncpus", type=int, default=None, metavar="N",
                    help="CPUs sharing the cache (default: a scenario file's own [machine] "

@@ -132,8 +132,9 @@ def describe_outcome(ld, outcome):
     if outcome == K.RUN_LIMIT:
         return "no progress: the step limit was reached (a livelock, or raise max_steps)"
     return (f"the run reached {K.DECISION_LOG:,} scheduling decisions, the most one run can log: "
-            f"shorten the scenario (every 32-byte piece of a CPU read or write is a decision, "
-            f"so about 1 MiB of copying fills it)")
+            f"shorten the scenario (every step is one: each op, IRQ raise, line of a cache "
+            f"maintenance loop and 32-byte piece of a CPU read or write, so about 1 MiB of "
+            f"copying fills it)")
 
 
 def pending_irq_text(p):
