@@ -720,6 +720,25 @@ def test_a_device_completion_line_fires_only_when_its_transfer_ends(tmp_path):
     assert explicit_choices(ld, ["at start raise IRQ done"]) == [1]
 
 
+
+@pytest.mark.parametrize("line", ['"0"', '"0x0"'])
+def test_a_device_completion_line_given_as_a_string_of_an_int_is_one_too(tmp_path, line):
+    """A device_start's line = "0" runs on line 0 (a string of an int is that int), but the
+    line did not count as a device's completion line: its handler got a raise of its own
+    (count 1), which satisfied wait_irq before the device wrote anything (explore: 28
+    schedules at bound 1 instead of 2), and to_dict wrote count = 1 into the scenario."""
+    from emu.exec.explore import explicit_choices, explore
+    p = tmp_path / "dev.toml"
+    p.write_text((DEVICE_COMPLETION % "").replace("line = 0 }", f"line = {line} }}"))
+    sc = Scenario.from_toml(p)
+    assert sc.tasks[0].ops[1]["line"] == line.strip('"')
+    assert "count" not in sc.to_dict()["irq"][0]
+    ld = sc.build()
+    with pytest.raises(ValueError, match="done has been raised as often as its count allows"):
+        explicit_choices(ld, ["at start raise IRQ done"])
+    p.write_text(DEVICE_COMPLETION % "")
+    assert explore(ld, bound=1).schedules == explore(Scenario.from_toml(p), bound=1).schedules
+
 def test_more_contexts_than_a_decision_keeps_alternatives_is_refused():
     """Every task and handler can be an alternative of one decision; a decision keeps at most
     MAXALT of them, so a larger scenario would silently lose schedules (and 'at start run'

@@ -1604,3 +1604,21 @@ def test_idle_time_is_a_breakdown_row_so_the_breakdown_sums_to_the_clocks(case):
     assert ld.run(K.SCHED_DFS).outcome == "done"           # counted per run
     assert "idle" not in m.breakdown() or case == "smp_wake"
     assert _breakdown_cycles(m.breakdown()) == sum(m.cycles)
+
+
+def test_a_task_going_on_after_another_cpus_irq_is_raised_round_trips(tmp_path):
+    """On two CPUs, a line of CPU1 raised after a step of dma (CPU0), then dma going on
+    instead of the handler just entered: describe_choices prints 'after step 1 of dma run
+    dma' (the raise is no step), and explicit_choices refused it ('switches dma to itself')
+    although dma is no default there; emu run --schedule could not take back the schedule
+    emu explore printed."""
+    p = tmp_path / "smp.toml"
+    p.write_text(SMP_FREE_CHOICES % 1)
+    ld = Scenario.from_toml(p).build()
+    words = ["after step 1 of dma raise IRQ nic", "after step 1 of dma run dma"]
+    choices = explicit_choices(ld, words)
+    assert describe_choices(ld, choices) == words
+    r = ld.run(K.SCHED_DFS, choices, trace=True)
+    assert r.preemptions == 2
+    with pytest.raises(ValueError, match="switches dma to itself"):
+        explicit_choices(ld, ["after step 1 of dma run dma"])

@@ -740,6 +740,11 @@ def explicit_choices(ld, directives):
                     "happen"))
             at = len(prefix)
         n_alt, alts = ld.alternatives_at(at)
+        if what == "run" and target == t and alts[:1] == [want]:
+            # (after a raise of another CPU's line, T going on instead of the handler is a
+            # choice: describe_choices prints it so)
+            raise ValueError(f"schedule entry {dv!r}: switches {t} to itself; name another "
+                             f"context (without an entry, {t} goes on anyway)")
         if want not in alts:
             names = [action_text(ld, a) for a in alts]
             doing = f"{target} cannot run" if what == "run" else \
@@ -752,11 +757,8 @@ def explicit_choices(ld, directives):
 
 
 def _check_target(ld, dv, t, what, target):
-    """A switch goes to another context; ``raise IRQ`` names an IRQ handler."""
+    """``raise IRQ`` names an IRQ handler."""
     ntasks = len(ld.scenario.tasks)
-    if what == "run" and target == t:
-        raise ValueError(f"schedule entry {dv!r}: switches {t} to itself; name another "
-                         f"context (without an entry, {t} goes on anyway)")
     if what != "run" and ld.names.index(target) <= ntasks:
         handlers = ", ".join(ld.names[1 + ntasks:]) or "none in this scenario"
         raise ValueError(f"schedule entry {dv!r}: {target} is a task, not an IRQ handler; "

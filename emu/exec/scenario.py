@@ -382,7 +382,7 @@ def _check_op_fields(op, w):
 
 
 def _const_n(n):
-    """An op's ``n`` as the int it stands for where it is one (a string of an int, ``"0x10"``,
+    """An op's ``n`` (or ``line``) as the int it stands for where it is one (a string of an int, ``"0x10"``,
     as :func:`parse_value` reads it), else as given (a result's name, a bad value)."""
     if isinstance(n, str):
         try:
@@ -725,8 +725,9 @@ def device_lines(sc):
     """
     progs = [(t.ops, f"task {t.name!r}") for t in sc.tasks] + \
         [(q.ops, f"irq {q.name!r}") for q in sc.irqs]
-    return {op["line"] for ops, where in progs for _w, op in expand(ops, where)
-            if op["op"] == "device_start" and is_int(op.get("line"))}
+    lines = [_const_n(op.get("line")) for ops, where in progs for _w, op in expand(ops, where)
+             if op["op"] == "device_start"]    # a string of an int ("0x1") is that line
+    return {int(x) for x in lines if is_int(x)}
 
 
 def _count_field(sc, q):
