@@ -382,8 +382,9 @@ def _check_op_fields(op, w):
 
 
 def _const_n(n):
-    """An op's ``n`` (or ``line``) as the int it stands for where it is one (a string of an int, ``"0x10"``,
-    as :func:`parse_value` reads it), else as given (a result's name, a bad value)."""
+    """An op's ``n`` (or ``line``) as the int it stands for where it is one (a string of an
+    int, ``"0x10"``, as :func:`parse_value` reads it), else as given (a result's name, a bad
+    value)."""
     if isinstance(n, str):
         try:
             return int(n, 0)
