@@ -384,9 +384,11 @@ def build_parser():
     u.add_argument("file", metavar="FILE.toml", help="scenario file")
     how = u.add_mutually_exclusive_group()
     how.add_argument("--schedule", action="append", metavar="DIRECTIVE",
-                   help="'after step N of TASK run OTHER' or '... raise IRQ HANDLER'; the "
-                        "first may be 'at start run OTHER' (repeatable; default: no "
-                        "preemption, the running task goes on until it finishes or blocks)")
+                   help="'after step N of TASK run OTHER' or '... raise IRQ HANDLER' ('... "
+                        "raise spurious IRQ HANDLER': one of the line's own raises while its "
+                        "device's transfer is in flight); the first may be 'at start run "
+                        "OTHER' (repeatable; default: no preemption, the running task goes "
+                        "on until it finishes or blocks)")
     how.add_argument("--random", type=_nonneg, metavar="SEED",
                      help="a seeded random schedule (instead of --schedule)")
     u.add_argument("--p-switch", type=float, default=None, metavar="P",

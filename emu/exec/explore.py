@@ -695,6 +695,8 @@ def explicit_choices(ld, directives):
         raise IRQ HANDLER"``, or ``{"after": TASK, "step": N, "run": OTHER}`` (``"irq"``:
         HANDLER), in the order they happen; the first may be ``"at start run OTHER"`` /
         ``"at start raise IRQ HANDLER"`` (``{"at": "start", "run": OTHER}``): who runs first.
+        ``raise spurious IRQ HANDLER`` (strings only) is one of the line's own raises while
+        its device's transfer is in flight: the handler runs, the transfer does not land.
         The same entry also picks who runs next where the running context cannot go on
         (it finished or sleeps), which is no preemption.
 
