@@ -97,9 +97,11 @@ def alternatives(S, alts, with_irqs):
     if with_irqs:
         for line in range(K.MAXIRQ):
             ir = irq_rec(S, line)
+            if S[ir + K.IRQ_CTX] < 0:             # no handler on the line
+                continue
             own = S[ir + K.IRQ_BUDGET] > 0
             dev = S[ir + K.IRQ_XFER_LEN] > 0
-            if S[ir + K.IRQ_CTX] < 0 or not (own or dev):
+            if not (own or dev):
                 continue
             r = cpu_rec(S, S[ir + K.IRQ_CPU])
             if S[r + K.CPU_IRQOFF] == 0 and S[r + K.CPU_HARDIRQ] == 0:
