@@ -80,6 +80,13 @@ def _irqs_unmasked(S, cr):
         S[p + K.PROF_IRQOFF_MAX_AT] = S[cr + K.CPU_IRQOFF_AT]
 
 
+@inline
+def xfer_due(S, ir):
+    """The clock at which the device transfer in flight on line record ``ir`` completes, or
+    -1 if none is in flight."""
+    return S[ir + K.IRQ_XFER_DUE] if S[ir + K.IRQ_XFER_LEN] > 0 else -1
+
+
 @tiny
 def _next_raise(S, ir, since):
     """The earliest clock ``>= since`` at which line record ``ir`` is (was) raised: its
@@ -91,7 +98,7 @@ def _next_raise(S, ir, since):
     p = S[ir + K.IRQ_PERIOD]
     if 0 <= d < since and p > 0:
         d += (since - d + p - 1) // p * p
-    x = S[ir + K.IRQ_XFER_DUE] if S[ir + K.IRQ_XFER_LEN] > 0 else -1
+    x = xfer_due(S, ir)
     if x >= since and (d < since or x < d):
         return x
     return d if d >= since else -1

@@ -130,11 +130,8 @@ def parse_value(v, names, where, name):
             if off >= K.ADDR_SPACE:             # a result (an address, a handle) plus this
                 raise _where(where, f"{name}={v!r}: the offset must be below 2**32")
             return (-off if m.group(2) == "-" else off), names[m.group(1)]
-        try:
-            iv = int(v, 0)
-        except ValueError:
-            iv = None
-        if iv is not None:
+        iv = _const_n(v)                        # a string of an int: that int
+        if is_int(iv):
             return _int64(iv, where, name), -1
     raise _where(where, f"{name}={v!r}: must be an int or the name of an earlier result "
                         f"({', '.join(sorted(names)) or 'none yet'})")
@@ -382,9 +379,8 @@ def _check_op_fields(op, w):
 
 
 def _const_n(n):
-    """An op's ``n`` (or ``line``) as the int it stands for where it is one (a string of an
-    int, ``"0x10"``, as :func:`parse_value` reads it), else as given (a result's name, a bad
-    value)."""
+    """An op's int argument (``n``, ``line``, ...) as the int it stands for where it is one
+    (a string of an int, ``"0x10"``), else as given (a result's name, a bad value)."""
     if isinstance(n, str):
         try:
             return int(n, 0)

@@ -30,7 +30,7 @@ from ..dma.oracle import judge_discards
 from ..rng import next_random
 from .core import enter_context, run_step, switch_cpu
 from .cpu import (_irqs_masked, _irqs_unmasked, blocked_since, cpu_rec, log2_bucket,
-                  watch_irqs)
+                  watch_irqs, xfer_due)
 from .frames import ctx_rec, push
 from .trace import trace
 
@@ -211,7 +211,7 @@ def irq_exit(S, h):
 def _next_firing(S, ir):
     """The line's next timed firing: ``(clock, from its device)``, clock -1 if none; the
     device's transfer first at the same clock."""
-    x = S[ir + K.IRQ_XFER_DUE] if S[ir + K.IRQ_XFER_LEN] > 0 else -1
+    x = xfer_due(S, ir)
     d = S[ir + K.IRQ_DUE]
     if x >= 0 and (d < 0 or x <= d):
         return x, True
@@ -304,12 +304,6 @@ def _own_awaited(S, ir):
 
 
 @inline
-def _in_flight(S, ir):
-    """Is a device transfer in flight on the line, due at a clock?"""
-    return S[ir + K.IRQ_XFER_LEN] > 0 and S[ir + K.IRQ_XFER_DUE] >= 0
-
-
-@inline
 def awaited(S, line):
     """Timed mode, once every task has finished: does the run still wait for ``line``? For
     one raised and not yet delivered, one whose device's transfer is in flight, and one
@@ -317,7 +311,7 @@ def awaited(S, line):
     ir = irq_rec(S, line)
     if S[ir + K.IRQ_CTX] < 0:
         return False
-    return S[ir + K.IRQ_PENDING] != 0 or _in_flight(S, ir) or _own_awaited(S, ir)
+    return S[ir + K.IRQ_PENDING] != 0 or xfer_due(S, ir) >= 0 or _own_awaited(S, ir)
 
 
 @njit
@@ -340,7 +334,7 @@ def next_due(S, drain):
         if S[ir + K.IRQ_CTX] < 0:
             continue
         d = S[ir + K.IRQ_DUE] if not drain or _own_awaited(S, ir) else -1
-        x = S[ir + K.IRQ_XFER_DUE] if _in_flight(S, ir) else -1
+        x = xfer_due(S, ir)
         for t in (d, x):
             if t >= 0 and (best < 0 or t < best):
                 best = t
