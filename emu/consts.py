@@ -727,7 +727,17 @@ X_EXECUTED = X_SEEN + NRUN  # decisions actually run: X_DECISIONS less those a s
                             # plus those of schedules run uncounted (X_MINPRE)
 X_STALE = X_EXECUTED + 1    # schedules with a stale read
 X_MINPRE = X_STALE + 1      # schedules with fewer preemptions run uncounted (explore by level)
-X_W = X_MINPRE + 1
+# A search by level records where the next level starts (emu.exec.dfs.emit_roots) in the
+# level buffer (LEVEL_WORDS int64), and the next level's search runs from those roots
+X_EMIT_AT = X_MINPRE + 1    # where the next root record goes; -1: none are recorded
+X_EMIT_END = X_EMIT_AT + 1  # the end of the room for them (past it: X_EMIT_AT becomes -1)
+X_ROOT_AT = X_EMIT_END + 1  # the root record the search goes on with ...
+X_ROOT_END = X_ROOT_AT + 1  # ... up to here (X_ROOT_AT == X_ROOT_END: no roots)
+X_ROOT_C = X_ROOT_END + 1   # the record's next alternative (0: its first)
+X_EMIT_KEEP = X_ROOT_C + 1  # decisions the run's log shares (at least) with the last record
+X_W = X_EMIT_KEEP + 1
+LEVEL_WORDS = 1 << 24       # the level buffer (two halves: roots read, roots written); lazily
+                            # zeroed by the OS, so only what a search records takes memory
 
 # trace events, S[H_R_TRACE + TR_HDR + i*TR_W + TE_*]
 TR_COUNT = 0

@@ -119,26 +119,95 @@ def _judged(S, B, outcome, d, npre, ran):
 
 
 @inline
-def next_prefix(nalt, choice, lon, d, npre, bound, floor, prefix):
+def next_prefix(nalt, choice, lon, d, npre, bound, floor, prefix, lv, x):
     """The DFS successor of the run logged in ``choice[:d]`` (``npre`` preemptions), written
     to ``prefix``; returns its length, or -1 if there is none. The last decision from
     ``floor`` on with an untried alternative whose preemptions (those before it, plus its
     own if it is a preemption point) stay within ``bound`` takes its next alternative; the
-    decisions before it are kept. Searched from the end: it is usually among the last."""
+    decisions before it are kept. Searched from the end: it is usually among the last.
+
+    A decision passed over because its alternatives would exceed ``bound`` is left for
+    good: its preemptions are where the schedules with ``bound + 1`` start
+    (:func:`emit_roots`)."""
     last = -1
     after = 0                                   # preemptions after decision i
     for i in range(d - 1, floor - 1, -1):
         here = 1 if lon[i] != 0 and choice[i] != 0 else 0
-        if choice[i] + 1 < nalt[i] and npre - after - here + lon[i] <= bound:
-            last = i
-            break
+        if choice[i] + 1 < nalt[i]:
+            if npre - after - here + lon[i] <= bound:
+                last = i
+                break
+            emit_roots(lv, x, choice, i, nalt[i])   # (a preemption point, choice 0)
         after += here
     if last < 0:
         return -1
     for i in range(last):
         prefix[i] = choice[i]
     prefix[last] = choice[last] + 1
+    x[K.X_EMIT_KEEP] = min(x[K.X_EMIT_KEEP], last)  # the next run differs from decision last
     return last + 1
+
+
+@inline
+def emit_roots(lv, x, choice, i, n):
+    """Record ``choice[:i] + [c]`` for ``c`` in ``1..n-1`` (each one preemption past the
+    bound) in the level buffer at ``x[X_EMIT_AT]``, unless recording is off (-1). Out of
+    room, recording stops: ``X_EMIT_AT`` becomes -1.
+
+    In a search within bound ``k`` each decision is passed over once, when the search has
+    covered every schedule below it (the DFS goes back through it), in the search's order;
+    and each schedule with ``k + 1`` preemptions is one of these prefixes (at its last
+    preemption) followed by choices that add none. So the records, searched in order
+    (:func:`next_root`), are the schedules with ``k + 1`` preemptions in the order a DFS
+    within ``k + 1`` meets them, without the schedules with fewer that such a DFS runs.
+
+    A record is ``[i, n, keep, choice[keep:i]]``: its first ``keep`` choices are the
+    previous record's (``X_EMIT_KEEP``, at most what the run shares with it), so records
+    take a few words each."""
+    at = x[K.X_EMIT_AT]
+    if at < 0:
+        return
+    keep = min(x[K.X_EMIT_KEEP], i)
+    if at + 3 + i - keep > x[K.X_EMIT_END]:
+        x[K.X_EMIT_AT] = -1
+        return
+    lv[at] = i
+    lv[at + 1] = n
+    lv[at + 2] = keep
+    for j in range(keep, i):
+        lv[at + 3 + j - keep] = choice[j]
+    x[K.X_EMIT_AT] = at + 3 + i - keep
+    x[K.X_EMIT_KEEP] = i
+
+
+@inline
+def next_root(lv, x, prefix):
+    """Put the next root of ``x``'s roots (``[X_ROOT_AT, X_ROOT_END)`` of the level buffer,
+    see :func:`emit_roots`) in ``prefix`` and search from it: only its later decisions vary.
+    ``prefix`` holds the previous root's first choices (the search from it varied only
+    later ones). False if there is none left."""
+    at = x[K.X_ROOT_AT]
+    if at >= x[K.X_ROOT_END]:
+        return False
+    i = lv[at]
+    keep = lv[at + 2]
+    c = x[K.X_ROOT_C]
+    if c == 0:                                  # the record's first root
+        c = 1
+        for j in range(keep, i):
+            prefix[j] = lv[at + 3 + j - keep]
+        x[K.X_EMIT_KEEP] = min(x[K.X_EMIT_KEEP], keep)
+    else:
+        x[K.X_EMIT_KEEP] = min(x[K.X_EMIT_KEEP], i)
+    prefix[i] = c
+    x[K.X_PLEN] = i + 1
+    x[K.X_FLOOR] = i + 1
+    if c + 1 < lv[at + 1]:
+        x[K.X_ROOT_C] = c + 1
+    else:
+        x[K.X_ROOT_AT] = at + 3 + i - keep
+        x[K.X_ROOT_C] = 0
+    return True
 
 
 @inline
@@ -198,12 +267,17 @@ def _judge(S, x, outcome, d, npre, lost, choice, pre, ask):
 
 @njit
 def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x, nalt,
-                choice, pre, act, arow, alts):
+                choice, pre, act, arow, alts, lv):
     """Run DFS schedules from ``prefix[:x[X_PLEN]]``, at most ``limit`` of them, varying only
     decisions from ``x[X_FLOOR]`` on (0: every schedule within the bound). A schedule with
     fewer than ``x[X_MINPRE]`` preemptions runs (the search goes on from it) but is not
     counted or judged, nor counted in ``limit``: explore's search level by level counted it
     at its own level; a call returns after ``DFS_UNCOUNTED_MAX`` of them in any case.
+
+    The level buffer ``lv``: with ``x[X_EMIT_AT] >= 0`` the search records there where the
+    schedules with one preemption more start (:func:`emit_roots`); with roots in
+    ``x[X_ROOT_AT:X_ROOT_END]`` it searches from each of them in turn (:func:`next_root`;
+    ``x[X_PLEN] = -1``: from the first).
 
     ``ask``: ``DFS_LOCKDEP`` to return after the first run lockdep objects to,
     ``DFS_FAILED`` to return after any failing run (stop_at_first), ``DFS_NO_NEXT`` to run
@@ -220,7 +294,7 @@ def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit,
     restore everything and report them.
     """
     why = _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x,
-                   nalt, choice, pre, act, arow, alts)
+                   nalt, choice, pre, act, arow, alts, lv)
     c = S0[K.H_S_COUNTERS]
     copy_bytes(S, c, S0, c, S0[K.H_S_TAIL] - c)
     return why
@@ -228,10 +302,12 @@ def explore_dfs(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit,
 
 @flat
 def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, ask, x, nalt,
-             choice, pre, act, arow, alts):
+             choice, pre, act, arow, alts, lv):
     n = 0                       # schedules run, and of them counted (X_MINPRE)
     counted = 0
     cpx[0] = -1                 # the decision log may have changed since the last call
+    if x[K.X_PLEN] < 0 and not next_root(lv, x, prefix):
+        return K.DFS_DONE
     while True:
         outcome, d, npre, lost, ran = run_schedule(S, B, S0, B0, CS, CB, cpp, cpx, prefix,
                                                    x[K.X_PLEN], max_steps, nalt, choice, pre,
@@ -249,8 +325,9 @@ def _explore(S, B, S0, B0, CS, CB, cpp, cpx, prefix, bound, max_steps, limit, as
                 return why
             if ask & K.DFS_NO_NEXT:
                 return why | K.DFS_LIMIT
-        x[K.X_PLEN] = next_prefix(nalt, choice, pre, d, npre, bound, x[K.X_FLOOR], prefix)
-        if x[K.X_PLEN] < 0:
+        x[K.X_PLEN] = next_prefix(nalt, choice, pre, d, npre, bound, x[K.X_FLOOR], prefix,
+                                  lv, x)
+        if x[K.X_PLEN] < 0 and not next_root(lv, x, prefix):
             why |= K.DFS_DONE
         if counted >= limit or n - counted >= K.DFS_UNCOUNTED_MAX:
             why |= K.DFS_LIMIT

@@ -369,7 +369,7 @@ class Walk:
 
 
 def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_first=False,
-         bar=None, min_pre=0):
+         bar=None, min_pre=0, state=None):
     """Depth-first search from a schedule, handing back to Python every :data:`CHUNK`
     schedules.
 
@@ -395,12 +395,15 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
     min_pre : int
         Schedules with fewer preemptions run (the search goes on from them) but are not
         counted or judged (see :func:`walk_levels`).
+    state : numpy.ndarray, optional
+        The search state to go on with (:meth:`Loaded.dfs_state`), instead of one made from
+        ``prefix``, ``floor`` and ``min_pre``.
 
     Returns
     -------
     Walk
     """
-    w = Walk(_level_state(ld, min_pre, prefix, floor))
+    w = Walk(_level_state(ld, min_pre, prefix, floor) if state is None else state)
     x = w.x
     ask = K.DFS_FAILED if stop_at_first else 0
     while True:
@@ -427,12 +430,25 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
             return w
 
 
-def _level_state(ld, min_pre, prefix=(), floor=0):
+def _level_state(ld, min_pre, prefix=(), floor=0, roots=None, half=None):
     """A fresh search state (:meth:`Loaded.dfs_state`) that counts only the schedules with at
-    least ``min_pre`` preemptions."""
+    least ``min_pre`` preemptions; that searches from ``roots`` (``(at, end)`` in
+    ``ld.levels``) if given; and that records the roots of the level above in level
+    ``half``'s half of ``ld.levels`` (:func:`_half`) if given."""
     x = ld.dfs_state(prefix, floor)
     x[K.X_MINPRE] = min_pre
+    if roots is not None:
+        x[K.X_ROOT_AT], x[K.X_ROOT_END] = roots
+        x[K.X_PLEN] = -1                        # from the first root
+    if half is not None:
+        x[K.X_EMIT_AT], x[K.X_EMIT_END] = _half(half)
     return x
+
+
+def _half(k):
+    """``(start, end)`` of the half of the level buffer that level ``k``'s roots go in."""
+    h = K.LEVEL_WORDS // 2
+    return (k % 2) * h, (k % 2) * h + h
 
 
 def _counts_more(ld, bound, max_steps, x):
@@ -454,11 +470,16 @@ def walk_levels(ld, bound, max_steps, max_schedules=None, stop_at_first=False, b
     A search that stops early (``max_schedules``, ``stop_at_first``) has then covered every
     schedule with fewer preemptions than where it stopped, and its first failure is one with
     the fewest preemptions; a depth-first search within ``bound`` varies the last decisions
-    first, so it could spend millions of schedules on preemptions late in the run. Each
-    level's search runs the schedules of the levels below again, uncounted (a few per cent
-    more schedules run: each level holds many more schedules than the one below). A level
+    first, so it could spend millions of schedules on preemptions late in the run. A level
     with no schedule ends the search: dropping the last preemption of a schedule with ``k+1``
     leaves one with ``k``.
+
+    Each level's search records where the next level's schedules start (the decisions it
+    passed over because a preemption there would exceed its bound: ``emu.exec.dfs.
+    emit_roots``), and the next level searches from those roots only, in the order a DFS
+    would meet them. Should the records outgrow the level buffer (``LEVEL_WORDS``), that
+    level is searched as a DFS within its bound that runs the schedules with fewer
+    preemptions again, uncounted.
 
     Parameters
     ----------
@@ -482,18 +503,26 @@ def walk_levels(ld, bound, max_steps, max_schedules=None, stop_at_first=False, b
     """
     from .parallel import merge
     walks, runs, covered = [], 0, -1
-    for k in range(bound + 1):
-        left = None if max_schedules is None else max_schedules - runs
-        if left == 0:                           # complete if the next level is empty
-            walks[-1].complete = not _counts_more(ld, k, max_steps, _level_state(ld, k))
-            break
-        w = walk(ld, k, max_steps, max_schedules=left, stop_at_first=stop_at_first, bar=bar,
-                 min_pre=k)
-        walks.append(w)
-        covered = k if w.complete else k - 1
-        runs += int(w.x[K.X_RUNS])
-        if not w.complete or not w.x[K.X_RUNS]:
-            break
+    roots = None                # where level k's schedules start in ld.levels: (at, end)
+    ld.levels = np.zeros(K.LEVEL_WORDS, np.int64)
+    try:
+        for k in range(bound + 1):
+            left = None if max_schedules is None else max_schedules - runs
+            x = _level_state(ld, k, roots=roots, half=k + 1)
+            if left == 0:                       # complete if the next level is empty
+                walks[-1].complete = not _counts_more(ld, k, max_steps, x)
+                break
+            w = walk(ld, k, max_steps, max_schedules=left, stop_at_first=stop_at_first,
+                     bar=bar, state=x)
+            walks.append(w)
+            covered = k if w.complete else k - 1
+            runs += int(w.x[K.X_RUNS])
+            if not w.complete or not w.x[K.X_RUNS]:
+                break
+            at = int(x[K.X_EMIT_AT])
+            roots = None if at < 0 else (_half(k + 1)[0], at)
+    finally:
+        ld.levels = None
     out = merge(walks)
     out.complete = walks[-1].complete
     out.covered = covered

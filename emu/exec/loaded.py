@@ -34,7 +34,8 @@ MAX_BOUND = DEFAULT_LOG
 MODES = (K.SCHED_DFS, K.SCHED_RANDOM, K.SCHED_TIMED)
 _DFS_SIG = ("int64(int64[::1], uint8[::1], int64[::1], uint8[::1], int64[::1], uint8[::1], "
             "int64[::1], int64[::1], int64[::1], int64, int64, int64, int64, int64[::1], "
-            "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1])")
+            "int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], int64[::1], "
+            "int64[::1])")
 
 
 @functools.cache
@@ -305,6 +306,9 @@ class Loaded:
         self._prefix = np.zeros(DEFAULT_LOG, np.int64)      # dfs(): the next schedule
         self._one = np.zeros(DEFAULT_LOG, np.int64)         # run_raw(): its schedule
         self._checkpoint = None                             # dfs(): see _checkpoint_arrays
+        #: A search by level's buffer of roots (``LEVEL_WORDS`` int64; see
+        #: :func:`emu.exec.explore.walk_levels`), None outside one.
+        self.levels = None
 
     # -- construction -----------------------------------------------------------------------------
     def _rebase_buffers(self, S, rows, dp):
@@ -625,9 +629,16 @@ class Loaded:
                              f"{DEFAULT_LOG} entries (the decision log's length)")
         if not (isinstance(x, np.ndarray) and x.dtype == np.int64 and x.shape == (K.X_W,)
                 and x.flags.c_contiguous and x.flags.writeable
-                and x[K.X_PLEN] <= len(buf) and x[K.X_FLOOR] >= 0):
+                and x[K.X_PLEN] <= len(buf) and x[K.X_FLOOR] >= 0
+                and self._levels_ok(x)):
             raise ValueError("x: must be a state from dfs_state()")
         return self._search(bound, max_steps, limit, ask, x, buf)
+
+    def _levels_ok(self, x):
+        """``x``'s roots and room for them lie in the level buffer (none without one)."""
+        n = 0 if self.levels is None else len(self.levels)
+        return (0 <= x[K.X_ROOT_AT] <= x[K.X_ROOT_END] <= n and x[K.X_ROOT_C] >= 0
+                and (x[K.X_EMIT_AT] == -1 or 0 <= x[K.X_EMIT_AT] <= x[K.X_EMIT_END] <= n))
 
     def search(self, bound, max_steps, limit, ask, x):
         """:meth:`dfs` on the prefix buffer with its arguments taken as checked: what ``explore()``
@@ -658,7 +669,7 @@ class Loaded:
         m = self.machine
         return _explore_dfs()(m._S, m._B, self.snapshot.S, self.snapshot.B,
                               *self._checkpoint_arrays(), buf, bound, max_steps, limit, ask, x,
-                              *self._log)
+                              *self._log, _NO_LEVELS if self.levels is None else self.levels)
 
     def _checkpoint_arrays(self):
         """Where :meth:`dfs` keeps the state its schedules share a prefix of (see
@@ -777,12 +788,16 @@ def merged_irqs(S):
     return int(sum(S[base + line * K.IRQ_W + K.IRQ_MERGED] for line in range(K.MAXIRQ)))
 
 
+_NO_LEVELS = np.zeros(1, np.int64)     # dfs()'s level buffer outside a search by level
+
+
 def _dfs_x(plen, floor):
     """A fresh ``X_*`` state: the next schedule is the prefix buffer's first ``plen``."""
     x = np.zeros(K.X_W, np.int64)
     x[K.X_BEST_NPRE] = -1
     x[K.X_PLEN] = plen
     x[K.X_FLOOR] = floor
+    x[K.X_EMIT_AT] = -1                     # no roots recorded (see walk_levels)
     return x
 
 
