@@ -1498,6 +1498,20 @@ def test_a_spurious_raise_of_a_device_line_leaves_the_transfer_in_flight():
         explicit_choices(ld, ["at start raise spurious IRQ h"])
 
 
+def test_a_dict_entry_says_spurious_with_its_own_key():
+    """{'spurious_irq': HANDLER} is 'raise spurious IRQ HANDLER', as {'irq': HANDLER} is
+    'raise IRQ HANDLER'; one action key an entry."""
+    ld = device_line_with_its_own_firings(count=1).build()
+    ch = explicit_choices(ld, [{"after": "t", "step": 1, "spurious_irq": "h"}])
+    assert ch == explicit_choices(ld, ["after step 1 of t raise spurious IRQ h"])
+    assert ch != explicit_choices(ld, [{"after": "t", "step": 1, "irq": "h"}])
+    assert ld.run(K.SCHED_DFS, ch).actions[1] == K.ACT_IRQ_OWN + 0
+    with pytest.raises(ValueError, match="no device transfer is in flight on its line"):
+        explicit_choices(ld, [{"at": "start", "spurious_irq": "h"}])
+    with pytest.raises(ValueError, match="'spurious_irq': HANDLER"):
+        explicit_choices(ld, [{"after": "t", "step": 1, "irq": "h", "spurious_irq": "h"}])
+
+
 def test_a_task_named_spurious_is_a_name_in_a_schedule_entry():
     """'spurious' makes a raise spurious only right before 'IRQ': a task of that name in
     'after step 1 of spurious raise IRQ h' read as a spurious raise."""

@@ -647,15 +647,22 @@ def _parse_directive(dv, names):
     entry; ``names``: the scenario's tasks and handlers."""
     if isinstance(dv, str):
         return _parse_words(dv, names)
-    if isinstance(dv, dict) and ("run" in dv) != ("irq" in dv):
-        what, target = ("run", dv["run"]) if "run" in dv else ("irq", dv["irq"])
-        if set(dv) == {"at", what} and dv["at"] == "start":
+    keys = [k for k in _DICT_ACTIONS if isinstance(dv, dict) and k in dv]
+    if len(keys) == 1:
+        key = keys[0]
+        what, target = _DICT_ACTIONS[key], dv[key]
+        if set(dv) == {"at", key} and dv["at"] == "start":
             return None, 0, what, target
-        if set(dv) == {"after", "step", what}:
+        if set(dv) == {"after", "step", key}:
             return dv["after"], _step(dv, dv["step"]), what, target
     raise ValueError(f"schedule entry {dv!r}: expected {{'after': TASK, 'step': N, 'run': OTHER}}"
-                     f", {{'after': TASK, 'step': N, 'irq': HANDLER}} or {{'at': 'start', "
-                     f"'run': OTHER}} / {{'at': 'start', 'irq': HANDLER}}")
+                     f", {{'after': TASK, 'step': N, 'irq': HANDLER}} ('spurious_irq': "
+                     f"HANDLER) or {{'at': 'start', 'run': OTHER}} / {{'at': 'start', 'irq': "
+                     f"HANDLER}}")
+
+
+#: A dict entry's action keys (each takes the context it switches to) and what they do.
+_DICT_ACTIONS = {"run": "run", "irq": "irq", "spurious_irq": "spurious"}
 
 
 def _parse_words(dv, names):
@@ -737,8 +744,9 @@ def explicit_choices(ld, directives):
         raise IRQ HANDLER"``, or ``{"after": TASK, "step": N, "run": OTHER}`` (``"irq"``:
         HANDLER), in the order they happen; the first may be ``"at start run OTHER"`` /
         ``"at start raise IRQ HANDLER"`` (``{"at": "start", "run": OTHER}``): who runs first.
-        ``raise spurious IRQ HANDLER`` (strings only) is one of the line's own raises while
-        its device's transfer is in flight: the handler runs, the transfer does not land.
+        ``raise spurious IRQ HANDLER`` (in a dict ``"spurious_irq": HANDLER``) is one of the
+        line's own raises while its device's transfer is in flight: the handler runs, the
+        transfer does not land.
         The same entry also picks who runs next where the running context cannot go on
         (it finished or sleeps), which is no preemption. A string entry is read by its
         grammar, so a name may be any the scenario accepts (``run``, ``of``, ``IRQ``, one
