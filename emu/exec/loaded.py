@@ -717,9 +717,10 @@ class Loaded:
         deadlock = outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK)
         from .report import describe_outcome, lockdep_splat, readable_trace
         msg = describe_outcome(self, outcome)
-        return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), act[:d].tolist(),
+        actions = act[:d].tolist()
+        return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), actions,
                          lost, findings, deadlock, msg, lockdep_splat(self),
-                         readable_trace(self) if trace else [],
+                         readable_trace(self, actions) if trace else [],
                          int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]
                              + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]),
                          merged_irqs=merged_irqs(m._S))
