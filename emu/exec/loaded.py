@@ -290,6 +290,7 @@ class Loaded:
         m._S[K.H_DATA_RW] = writable
         _check_constants(m._S, rows, self.row_where, {q.line for q in sc.irqs})
         self.names = ["direct"] + [t.name for t in sc.tasks] + [q.name for q in sc.irqs]
+        m._ctx_names = self.names               # a direct call's errors name the contexts
         self._setup(m, sc)
         S, B = m._S, m._B
         if rows:
