@@ -14,7 +14,7 @@ from ..machine import SCHED_SALT
 from ..rng import seed_state
 from ..errors import EmuError
 from .frames import push
-from .program import bad_op_arg, op_arg_message
+from .program import bad_op_arg, no_handler_message, op_arg_message
 from .scenario import (DEFAULTS, OPS, SG_OPS, expand, irq_count, make_machine, parse_data,
                        parse_direction, parse_sg, parse_value, sg_names)
 from .dfs import explore_dfs
@@ -170,12 +170,7 @@ def _check_constants(S, rows, where, lines=None):
         k = LINE_ARG.get(kind)
         if k is not None and lines is not None and r[1 + K.NARGS + k] < 0 \
                 and r[1 + k] not in lines:
-            raise ValueError(
-                f"{where[i]}: {kind}: line={r[1 + k]}: no [[irq]] handles line {r[1 + k]}, "
-                f"so it is never raised ("
-                + ("the device would never write and raise it" if kind == "device_start" else
-                   "the wait would never end")
-                + "; handlers' lines: " + (", ".join(map(str, sorted(lines))) or "none") + ")")
+            raise ValueError(f"{where[i]}: {no_handler_message(kind, r[1 + k], lines)}")
 
 
 def _compile(programs):
