@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numba
 import numba.core.config
+import numba.core.event
+from numba.core.caching import NullCache
 from numba.core.registry import CPUDispatcher
 
 from ._numbacache import safe_cache
@@ -211,26 +213,62 @@ def flat(fn):
                       pipeline_class=EmuCompiler)(fn)
 
 
+class _CompileWatch(numba.core.event.Listener):
+    """Calls ``on_compile`` when numba starts compiling a function it caches on disk (a
+    ``numba:compile`` event: a dispatcher that loads its code from the cache sends none;
+    ``Dispatcher.compile`` counts the load in ``stats.cache_hits`` instead). A function
+    without ``cache=True`` (a :func:`tiny` one called from Python, as ``push``) compiles
+    in every process: no first-run compile, so it is not counted."""
+
+    def __init__(self, on_compile):
+        self.on_compile = on_compile
+
+    def on_start(self, event):
+        cache = getattr(event.data.get("dispatcher"), "_cache", None)
+        if not isinstance(cache, NullCache):
+            self.on_compile()
+
+    def on_end(self, event):
+        pass
+
+
 @contextmanager
 def compile_notice(what="emu kernels", stream=None):
-    """Print a line to stderr if the body runs longer than :data:`COMPILE_NOTICE_AFTER` seconds.
+    """Print a line to stderr once numba compiles a kernel, if the body has run
+    :data:`COMPILE_NOTICE_AFTER` seconds by then or goes on that long.
 
     The first call of a kernel compiles it (tens of seconds for the executor); later runs load
-    the on-disk cache. Used around warm-up calls so a user knows why the first run waits.
+    the on-disk cache, which sends no compile event however slow a busy host makes it. Used
+    around warm-up calls so a user knows why the first run waits.
     """
     out = stream if stream is not None else sys.stderr
-    said = []
+    lock = threading.Lock()
+    said, compiling, late = [], [], []
 
     def say():
-        said.append(True)
+        with lock:
+            if said or not (compiling and late):
+                return
+            said.append(True)
         print(f"emu: compiling {what} (first run only; cached afterwards)...", file=out, flush=True)
 
-    timer = threading.Timer(COMPILE_NOTICE_AFTER, say)
+    def compiled():
+        compiling.append(True)
+        say()
+
+    def after():
+        late.append(True)
+        say()
+
+    timer = threading.Timer(COMPILE_NOTICE_AFTER, after)
     timer.daemon = True
+    watch = _CompileWatch(compiled)
+    numba.core.event.register("numba:compile", watch)
     timer.start()
     try:
         yield
     finally:
         timer.cancel()
+        numba.core.event.unregister("numba:compile", watch)
         if said:
             print("emu: compiled.", file=out, flush=True)

@@ -96,6 +96,13 @@ def _lock_name(r):
     return "spin_lock_irq" if r.kmap_high_get else "spin_lock"
 
 
+def _variant(r):
+    """A race row's machine in words: ``page_address pinning, spin_lock kmap_lock, 1 cpu,
+    L=8``."""
+    return (f"{r.dma_pinning} pinning, {_lock_name(r)} kmap_lock, {r.ncpus} cpu, "
+            f"L={r.last_pkmap}")
+
+
 def _cmd_race(a):
     """``emu race``: explore the built-in scenarios; print the table and the replay tokens."""
     from .exec.race import run_race
@@ -104,7 +111,8 @@ def _cmd_race(a):
     res = run_race(a.bound, a.sizes, a.smp_sizes, a.max_schedules, progress=not a.json,
                    only=only)
     if a.json:
-        _print_json({"bound": a.bound, "results": [r.to_json() for r in res]})
+        _print_json({"bound": a.bound, "results": [r.to_json(a.max_schedules is not None)
+                                                   for r in res]})
         return 0
     print(f"emu race: every schedule with at most {a.bound} preemptions "
           f"(task preemptions, CPU interleavings and IRQs count)\n")
@@ -122,12 +130,14 @@ def _cmd_race(a):
               f"{'yes' if r.deadlock else 'no':>8s}  {sched}")
     if not all(r.complete for r in res):
         print(f"* stopped at --max-schedules {a.max_schedules} before covering every schedule "
-              f"within the bound (those with the fewest preemptions first)")
+              f"within the bound (those with the fewest preemptions first):")
+        for r in res:
+            if not r.complete:
+                print(f"  {r.scenario} ({_variant(r)}): {_covered(r.covered_bound)}")
     print()
     for r in res:
         if r.replay:
-            print(f"replay {r.scenario} ({r.dma_pinning} pinning, {_lock_name(r)} kmap_lock, "
-                  f"{r.ncpus} cpu, L={r.last_pkmap}):\n  emu replay {r.replay}")
+            print(f"replay {r.scenario} ({_variant(r)}):\n  emu replay {r.replay}")
         if r.lockdep:
             print(f"lockdep: {r.scenario} with a {_lock_name(r)} kmap_lock takes it in hardirq "
                   f"context and elsewhere with IRQs on (inconsistent lock state)")
@@ -204,8 +214,15 @@ def _stopped_early(ex):
     """What an exploration that stopped early covered, for its summary line."""
     if ex.covered_bound < 0:
         return ", stopped early"
-    return (f", stopped early; every schedule with at most "
-            f"{count_of(ex.covered_bound, 'preemption')} covered")
+    return f", stopped early; {_covered(ex.covered_bound)}"
+
+
+def _covered(k):
+    """What a search that stopped early covered: every schedule with at most ``k``
+    preemptions (``k`` -1: not even those with none)."""
+    if k < 0:
+        return "not even every schedule without preemption covered"
+    return f"every schedule with at most {count_of(k, 'preemption')} covered"
 
 
 def _print_exploration(ex, message):

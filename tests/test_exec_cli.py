@@ -147,6 +147,22 @@ def test_race_text_table_marks_capped_rows():
     assert "*" not in out and "stopped at" not in out
 
 
+def test_race_says_what_each_capped_row_covered():
+    """emu race, as emu explore, says up to which preemption count a capped row covered
+    every schedule; with --json every row says it in covered_bound (API.md's fields stay)."""
+    rc, out, err = call("race", "--only", "iii", "--bound", "4", "--max-schedules", "7")
+    assert rc == 0
+    foot = out[out.index("* stopped at"):].splitlines()
+    assert foot[1] == ("  iii (kmap_high_get pinning, spin_lock kmap_lock, 1 cpu, L=8): every "
+                       "schedule with at most 0 preemptions covered")
+    assert not foot[2].startswith("  iii")                 # the complete row is not listed
+    doc = call_json("race", "--only", "iii", "--bound", "4", "--max-schedules", "7", "--json")
+    assert [r["covered_bound"] for r in doc["results"]] == [0, 4]
+    assert all(RACE_FIELDS <= set(r) for r in doc["results"])
+    doc = call_json("race", "--only", "iii", "--bound", "1", "--json")
+    assert all("covered_bound" not in r for r in doc["results"])   # no cap: as before
+
+
 # ---------------------------------------------------------------------------------------------
 # emu replay
 # ---------------------------------------------------------------------------------------------

@@ -196,3 +196,24 @@ def test_an_op_a_step_starts_after_a_routine_returned_is_named():
            for ln in step_lines(r)] + [s.split(": starts ", 1)[1] for s in starts]
     for i, op in enumerate(sc.tasks[0].ops):          # every op is named once, somewhere
         assert sum(x == f"op {i} {op_text(op)}" for x in ops) == 1, (i, ops)
+
+
+def test_a_spurious_raise_says_so_in_the_trace():
+    """A raise that was one of the line's own while its device's transfer was in flight
+    ('raise spurious IRQ h') is marked spurious; the device's completion after it, and a
+    raise of a line with no transfer, read as they did."""
+    sc = Scenario("shared device line", {"last_pkmap": 8})
+    sc.task("t", [{"op": "device_start", "dma_addr": 0xA000, "byte": 0xC3, "n": 64, "line": 0},
+                  {"op": "wait_irq", "line": 0, "count": 2}])
+    sc.irq("h", [{"op": "read", "va": 0xC000A000, "n": 4}], line=0, count=1)
+    sc.irq("g", [{"op": "read", "va": 0xC000A000, "n": 4}], line=1)
+    ld = sc.build(trace_events=1 << 14)
+    r = ld.run(K.SCHED_DFS, explicit_choices(
+        ld, ["after step 1 of t raise spurious IRQ h", "after step 2 of h raise IRQ g"]),
+        trace=True)
+    assert r.outcome == "done", r.message
+    assert [ln for ln in r.trace if "raised" in ln] == [
+        "             IRQ line 0 raised (spurious: one of the line's own raises; the device's "
+        "transfer stays in flight), for cpu0",
+        "             IRQ line 1 raised, for cpu0",
+        "             IRQ line 0 raised (device wrote 64 bytes), for cpu0"]

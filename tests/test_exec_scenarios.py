@@ -1044,3 +1044,22 @@ def test_scatter_gather_entries_are_checked_and_dma_debug_knows_them():
     r = sc.build().run(K.SCHED_DFS)
     assert r.outcome == "error"
     assert "[mapped as scather-gather] [unmapped as page]" in r.message, r.message
+
+
+def test_device_start_on_a_result_line_without_a_handler_is_an_error_naming_op_and_line():
+    """A device_start whose line is an earlier op's result is not known at load; run on a
+    line no [[irq]] handles, the transfer could never land: the run ends in an error that
+    names the op and the line, as the load-time check does for a constant line."""
+    from emu.exec.explore import explore
+    sc = Scenario("result line", {"last_pkmap": 8})
+    # kmap of lowmem page 3 returns 0xC0003000: minus that, line 3 (no handler; h is on 0)
+    sc.task("t", [{"op": "kmap", "pfn": 3, "as": "v"},
+                  {"op": "device_start", "dma_addr": 0xA000, "byte": 1, "n": 64,
+                   "line": "v-3221237757"}])
+    sc.irq("h", [{"op": "read", "va": 0xC000A000, "n": 4}], line=0)
+    r = sc.build().run()
+    assert r.outcome == "error"
+    assert r.message == ("task 't' op 1: device_start: line=3: no [[irq]] handles line 3, so "
+                         "it is never raised (the device would never write and raise it; "
+                         "handlers' lines: 0)")
+    assert set(explore(sc, bound=0).outcomes) == {"error"}

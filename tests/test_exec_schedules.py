@@ -189,6 +189,18 @@ def _prefixes(ld, bound):
     return out
 
 
+def _round_trip(ld, prefixes):
+    """Each schedule's printed entries select it again; yields them."""
+    for pre in prefixes:
+        r = ld.run(K.SCHED_DFS, pre, final=False)
+        choices = ld.last_log(r.decisions)[1].tolist()
+        while choices and choices[-1] == 0:
+            choices.pop()
+        words = describe_choices(ld, choices)
+        assert explicit_choices(ld, words) == choices, words
+        yield words
+
+
 @pytest.mark.parametrize("irq_cpu", [0, 1])
 def test_every_schedule_round_trips_through_its_description(tmp_path, irq_cpu):
     """The printed schedule is the schedule: on two CPUs with three tasks and an IRQ, which
@@ -198,13 +210,7 @@ def test_every_schedule_round_trips_through_its_description(tmp_path, irq_cpu):
     p.write_text(SMP_FREE_CHOICES % irq_cpu)
     ld = Scenario.from_toml(p).build()
     kinds = set()
-    for pre in _prefixes(ld, 1)[::2]:
-        r = ld.run(K.SCHED_DFS, pre, final=False)
-        choices = ld.last_log(r.decisions)[1].tolist()
-        while choices and choices[-1] == 0:
-            choices.pop()
-        words = describe_choices(ld, choices)
-        assert explicit_choices(ld, words) == choices, words
+    for words in _round_trip(ld, _prefixes(ld, 1)[::2]):
         kinds |= {w.split()[0] + (" raise" if "raise" in w else "") for w in words}
     assert kinds == {"at", "at raise", "after", "after raise"}, kinds
 
@@ -1492,6 +1498,20 @@ def test_a_spurious_raise_of_a_device_line_leaves_the_transfer_in_flight():
         explicit_choices(ld, ["at start raise spurious IRQ h"])
 
 
+def test_a_dict_entry_says_spurious_with_its_own_key():
+    """{'spurious_irq': HANDLER} is 'raise spurious IRQ HANDLER', as {'irq': HANDLER} is
+    'raise IRQ HANDLER'; one action key an entry."""
+    ld = device_line_with_its_own_firings(count=1).build()
+    ch = explicit_choices(ld, [{"after": "t", "step": 1, "spurious_irq": "h"}])
+    assert ch == explicit_choices(ld, ["after step 1 of t raise spurious IRQ h"])
+    assert ch != explicit_choices(ld, [{"after": "t", "step": 1, "irq": "h"}])
+    assert ld.run(K.SCHED_DFS, ch).actions[1] == K.ACT_IRQ_OWN + 0
+    with pytest.raises(ValueError, match="no device transfer is in flight on its line"):
+        explicit_choices(ld, [{"at": "start", "spurious_irq": "h"}])
+    with pytest.raises(ValueError, match="'spurious_irq': HANDLER"):
+        explicit_choices(ld, [{"after": "t", "step": 1, "irq": "h", "spurious_irq": "h"}])
+
+
 def test_a_task_named_spurious_is_a_name_in_a_schedule_entry():
     """'spurious' makes a raise spurious only right before 'IRQ': a task of that name in
     'after step 1 of spurious raise IRQ h' read as a spurious raise."""
@@ -1503,6 +1523,64 @@ def test_a_task_named_spurious_is_a_name_in_a_schedule_entry():
     ch = explicit_choices(ld, entry)
     assert describe_choices(ld, ch) == entry
     assert ld.run(K.SCHED_DFS, ch).actions[1] == IRQ0
+
+
+def keyword_named(**machine):
+    """Tasks and handlers named with the words of a schedule entry (and "direct", context
+    0's name; "at start" has a space): "run" starts a transfer on the line of handler
+    "IRQ", which has a raise of its own too, so a spurious raise of it is a choice."""
+    sc = Scenario("keywords", {"last_pkmap": 8, **machine})
+    rd = [{"op": "read", "va": 0xC0001000, "n": 4}] * 2
+    sc.task("run", [{"op": "device_start", "dma_addr": 0xA000, "byte": 0xC3, "n": 64,
+                     "line": 0},
+                    {"op": "wait_irq", "line": 0, "count": 2}])
+    for name in ("of", "step", "at start", "direct"):
+        sc.task(name, rd)
+    sc.irq("IRQ", rd[:1], line=0, count=1)
+    sc.irq("raise", rd[:1], line=1)
+    sc.irq("spurious", rd[:1], line=2)
+    return sc
+
+
+@pytest.mark.parametrize("entry, actions", [
+    ("after step 1 of run raise spurious IRQ IRQ", ["run", K.ACT_IRQ_OWN + 0, "IRQ"]),
+    ("after step 1 of run raise IRQ spurious", ["run", IRQ0 + 2, "spurious"]),
+    ("after step 1 of run run of", ["run", "of", "of", "of", "run"]),
+    ("at start run direct", ["direct", "direct", "direct", "run"]),
+    ("at start run at start", ["at start", "at start", "at start", "run"]),
+    ("at start raise IRQ raise", [IRQ0 + 1, "raise", "raise", "run"]),
+])
+def test_schedule_entries_read_any_name_by_the_grammar(entry, actions):
+    """An entry is read by its grammar, not by finding its keywords anywhere: a task or
+    handler may be named run, of, step, IRQ, raise, spurious, "at start" or direct (which
+    was read as context 0, the direct-call task)."""
+    ld = keyword_named().build()
+    r = ld.run(K.SCHED_DFS, explicit_choices(ld, [entry]))
+    assert r.outcome == "done", r.message
+    want = [a if isinstance(a, int) else ld.names.index(a, 1) for a in actions]
+    assert r.actions[:len(want)] == want
+    assert describe_choices(ld, r.choices) == [entry]
+
+
+def test_every_free_choice_of_keyword_named_contexts_round_trips():
+    """Every schedule without preemption (who starts, who runs next, which line is raised)
+    of contexts named with the grammar's words prints entries that select it again."""
+    ld = keyword_named().build()
+    prefixes = _prefixes(ld, 0)
+    assert len(prefixes) > 100
+    assert sum(1 for _ in _round_trip(ld, prefixes[::7])) > 10
+
+
+def test_a_string_entry_ambiguous_with_the_names_says_so():
+    """Names with spaces can make an entry read two ways; the dict form says which."""
+    sc = Scenario("ambiguous", {"last_pkmap": 8})
+    for name in ("a", "a run b", "b run c", "c"):
+        sc.task(name, [{"op": "read", "va": 0xC0001000, "n": 4}] * 2)
+    ld = sc.build()
+    with pytest.raises(ValueError, match="ambiguous with these names"):
+        explicit_choices(ld, ["after step 1 of a run b run c"])
+    ch = explicit_choices(ld, [{"after": "a", "step": 1, "run": "b run c"}])
+    assert describe_choices(ld, ch) == ["after step 1 of a run b run c"]
 
 
 def first_raise_bytes(ld, choices):

@@ -142,3 +142,22 @@ def test_cache_arguments_are_fixed_too(name, value):
     assert name not in vars(c) and c.config is cfg and c.line == 32
     c.label = "mine"                                       # other attributes are the user's
     assert c.label == "mine"
+
+
+def test_a_direct_call_deadlock_names_the_lock_holder():
+    """A direct call on a machine whose last scenario run stopped with a task holding
+    kmap_lock names that task (and where it took the lock), not "context 1"."""
+    from emu import consts as K
+    from emu.exec.scenario import Scenario
+    sc = Scenario("holder", {"last_pkmap": 8})
+    sc.task("writer", [{"op": "kmap_high", "pfn": 300}])
+    ld = sc.build(trace_events=1 << 12)
+    for steps in range(1, 20):
+        ld.run(K.SCHED_DFS, [], max_steps=steps)
+        if ld.machine._S[int(ld.machine._S[K.H_R_LOCK]) + K.LK_OWNER] == 1:
+            break
+    else:
+        pytest.fail("writer never held kmap_lock at a step's end")
+    with pytest.raises(emu.Deadlock, match=r"^direct call would spin forever on kmap_lock, "
+                                           r"held by writer \(taken in kmap_high\)$"):
+        ld.machine.kmap_high(301)

@@ -102,3 +102,29 @@ def test_warmup_loads_the_cache_api_kernels_too():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=600, check=True).stdout
     assert out.split() == ["True"]
+
+
+def test_compile_notice_is_said_for_a_compile_not_for_a_slow_load(monkeypatch, tmp_path):
+    """A warm-cache load that a busy host makes slower than COMPILE_NOTICE_AFTER said
+    "compiling emu kernels" (a timer decided); the notice now waits for numba to compile."""
+    import io
+    import time
+
+    import numba
+    monkeypatch.setattr(_jit, "COMPILE_NOTICE_AFTER", 0.05)
+    out = io.StringIO()
+    with _jit.compile_notice(stream=out):
+        time.sleep(0.3)                             # slow, compiling nothing
+    assert out.getvalue() == ""
+    if not JIT:
+        return
+    with _jit.compile_notice(stream=out):
+        time.sleep(0.2)
+        numba.njit(lambda x: x + 1)(1)              # compiled in every process: no notice
+    assert out.getvalue() == ""
+    with _jit.compile_notice(stream=out):
+        time.sleep(0.2)
+        monkeypatch.setattr(_jit, "_dir", str(tmp_path))     # an empty on-disk cache
+        _jit.njit(lambda x: x + 2)(1)               # a cached kernel's first compile
+    assert out.getvalue() == ("emu: compiling emu kernels (first run only; cached "
+                              "afterwards)...\nemu: compiled.\n")

@@ -161,6 +161,29 @@ def reset_direct(S):
     S[r + K.CPU_HARDIRQ] = 0
 
 
+def lock_holder(m):
+    """Who holds kmap_lock, as a deadlock message names it.
+
+    Parameters
+    ----------
+    m : emu.Machine
+
+    Returns
+    -------
+    str
+        The holder's task or handler name (a machine a scenario was loaded on knows them),
+        ``"the direct-call task"``, or ``"context N"``; and where it took the lock.
+    """
+    S = m._S
+    lk = int(S[K.H_R_LOCK])
+    owner = int(S[lk + K.LK_OWNER])
+    names = getattr(m, "_ctx_names", None) or []
+    who = "the direct-call task" if owner == int(S[K.H_DIRECT_CTX]) else \
+        names[owner] if 0 < owner < len(names) else f"context {owner}"
+    site = int(S[lk + K.LK_ACQ_SITE])
+    return who + (f" (taken in {K.SITE_NAMES[site]})" if 0 <= site < len(K.SITE_NAMES) else "")
+
+
 def raise_for(m, status, fault_va=None):
     """Raise the exception for a direct call that did not finish, after
     :func:`reset_direct`.
@@ -187,13 +210,13 @@ def raise_for(m, status, fault_va=None):
     cr = int(S[K.H_R_CTX]) + int(S[K.H_DIRECT_CTX]) * K.CTX_W
     bottom = cr + K.CTX_FRAMES
     pfn = int(S[bottom + K.F_A0])
+    holder = lock_holder(m)                     # (reset_direct frees the direct task's lock)
     reset_direct(S)
     S[K.H_ERR] = K.ERR_NONE
     if status == K.ST_SLEEP:
         raise WouldSleep(pinned_slots_message(m, pfn))
     if status == K.ST_SPIN:
-        raise Deadlock("direct call would spin forever on kmap_lock, held by context "
-                       f"{int(S[int(S[K.H_R_LOCK]) + K.LK_OWNER])}")
+        raise Deadlock(f"direct call would spin forever on kmap_lock, held by {holder}")
     if err == K.ERR_PAGE_FAULT:
         raise PageFault(f"Unable to handle kernel paging request at virtual address {a:08x}")
     if err == K.ERR_BUG:

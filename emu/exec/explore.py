@@ -10,6 +10,7 @@ and the choices, so ``emu replay TOKEN`` reproduces it exactly anywhere.
 
 import base64
 import json
+import re
 import reprlib
 import time
 import zlib
@@ -658,38 +659,86 @@ def _loaded(scenario):
                      f"scenario")
 
 
-def _parse_directive(dv):
-    """(TASK or None for "at start", step N, "run" or "irq", OTHER) of a schedule entry."""
+#: A string schedule entry's opening: ``at start`` or ``after step N of``; the rest (from
+#: the whitespace after it) is ``[TASK] ACTION TARGET``.
+_ENTRY_HEAD = re.compile(r"\s*(?:(?P<start>at\s+start)|after\s+step\s+(?P<n>\S+)\s+of)"
+                         r"(?P<rest>[\s,].*)\Z", re.S)
+#: An entry's action, after the context it follows (a comma may end that): ``run``,
+#: ``raise IRQ`` or ``raise spurious IRQ``; the target's name is the rest.
+_ENTRY_ACTION = re.compile(r"(?:\s*,\s*|\s+)(?:(?P<run>run)|raise\s+(?P<spurious>spurious\s+)?"
+                           r"[Ii][Rr][Qq])(?P<target>\s.*)\Z", re.S)
+_ENTRY_FORMS = ("'after step N of TASK run OTHER', 'after step N of TASK raise [spurious] IRQ "
+                "HANDLER' or 'at start run OTHER' / 'at start raise [spurious] IRQ HANDLER'")
+
+
+def _parse_directive(dv, names):
+    """(TASK or None for "at start", step N, "run", "irq" or "spurious", OTHER) of a schedule
+    entry; ``names``: the scenario's tasks and handlers."""
     if isinstance(dv, str):
-        words = dv.replace(",", " ").split()
-        if words[:2] == ["at", "start"] and len(words) in (4, 5, 6):
-            if words[2] == "run" and len(words) == 4:
-                return None, 0, "run", words[3]
-            if words[2:4] == ["raise", "IRQ"] and len(words) == 5:
-                return None, 0, "irq", words[4]
-            if words[2:5] == ["raise", "spurious", "IRQ"] and len(words) == 6:
-                return None, 0, "spurious", words[5]
-        # "after step N of T run U" / "after step N of T raise [spurious] IRQ U"
-        try:
-            i = words.index("step")
-            n = int(words[i + 1])
-            t = words[words.index("of") + 1]
-            what, target = ("run", words[words.index("run") + 1]) if "run" in words else \
-                ("spurious" if words[-3:-1] == ["spurious", "IRQ"] else "irq", words[-1])
-        except (ValueError, IndexError):
-            raise ValueError(f"schedule entry {dv!r}: expected 'after step N of TASK run OTHER', "
-                             f"'after step N of TASK raise [spurious] IRQ HANDLER' or 'at start "
-                             f"run OTHER' / 'at start raise [spurious] IRQ HANDLER'") from None
-        return t, _step(dv, n), what, target
-    if isinstance(dv, dict) and ("run" in dv) != ("irq" in dv):
-        what, target = ("run", dv["run"]) if "run" in dv else ("irq", dv["irq"])
-        if set(dv) == {"at", what} and dv["at"] == "start":
+        return _parse_words(dv, names)
+    keys = [k for k in _DICT_ACTIONS if isinstance(dv, dict) and k in dv]
+    if len(keys) == 1:
+        key = keys[0]
+        what, target = _DICT_ACTIONS[key], dv[key]
+        if set(dv) == {"at", key} and dv["at"] == "start":
             return None, 0, what, target
-        if set(dv) == {"after", "step", what}:
+        if set(dv) == {"after", "step", key}:
             return dv["after"], _step(dv, dv["step"]), what, target
     raise ValueError(f"schedule entry {dv!r}: expected {{'after': TASK, 'step': N, 'run': OTHER}}"
-                     f", {{'after': TASK, 'step': N, 'irq': HANDLER}} or {{'at': 'start', "
-                     f"'run': OTHER}} / {{'at': 'start', 'irq': HANDLER}}")
+                     f", {{'after': TASK, 'step': N, 'irq': HANDLER}} ('spurious_irq': "
+                     f"HANDLER) or {{'at': 'start', 'run': OTHER}} / {{'at': 'start', 'irq': "
+                     f"HANDLER}}")
+
+
+#: A dict entry's action keys (each takes the context it switches to) and what they do.
+_DICT_ACTIONS = {"run": "run", "irq": "irq", "spurious_irq": "spurious"}
+
+
+def _parse_words(dv, names):
+    """A string entry read by its grammar: the keywords where they stand, each name one of
+    ``names`` (any string a scenario accepts: ``run``, ``of``, ``IRQ`` or one with spaces
+    too). Where a name is not the scenario's, TASK is read as one word and the target as
+    the rest, for the caller to name the unknown one."""
+    m = _ENTRY_HEAD.match(dv)
+    bad = ValueError(f"schedule entry {dv!r}: expected {_ENTRY_FORMS}")
+    if m is None:
+        raise bad
+    rest = m["rest"]
+    if m["start"]:
+        heads = [(None, rest)]
+    else:
+        heads = [(t, rest[h.end():]) for t in names
+                 if (h := re.match(r"\s+" + re.escape(t), rest))]
+        if not any(_ENTRY_ACTION.match(tail) for _t, tail in heads):
+            w = re.match(r"\s*([^\s,]+)", rest)
+            heads = [(w[1], rest[w.end():])]
+    acts = [(t, a) for t, tail in heads if (a := _ENTRY_ACTION.match(tail))]
+    if not acts:
+        raise bad
+    n = 0 if m["start"] else _step(dv, _int_word(m["n"], bad))
+    reads = {(t, _what(a), u) for t, a in acts for u in names
+             if re.fullmatch(r"\s+" + re.escape(u) + r"\s*", a["target"])}
+    if len(reads) > 1:
+        raise ValueError(f"schedule entry {dv!r}: ambiguous with these names ("
+                         + "; ".join(f"{t!r} {w} {u!r}" for t, w, u in sorted(reads))
+                         + "); give it as a dict (see explicit_choices)")
+    t, what, target = reads.pop() if reads else \
+        (acts[0][0], _what(acts[0][1]), acts[0][1]["target"].strip())
+    return t, n, what, target
+
+
+def _what(a):
+    """"run", "irq" or "spurious": the action :data:`_ENTRY_ACTION` matched."""
+    return "run" if a["run"] else "spurious" if a["spurious"] else "irq"
+
+
+def _int_word(n, bad):
+    """The step number N of a string entry as an int (its range is :func:`_step`'s), else
+    raise ``bad``."""
+    try:
+        return int(n)
+    except ValueError:
+        raise bad from None
 
 
 def _step(dv, n):
@@ -724,10 +773,14 @@ def explicit_choices(ld, directives):
         raise IRQ HANDLER"``, or ``{"after": TASK, "step": N, "run": OTHER}`` (``"irq"``:
         HANDLER), in the order they happen; the first may be ``"at start run OTHER"`` /
         ``"at start raise IRQ HANDLER"`` (``{"at": "start", "run": OTHER}``): who runs first.
-        ``raise spurious IRQ HANDLER`` (strings only) is one of the line's own raises while
-        its device's transfer is in flight: the handler runs, the transfer does not land.
+        ``raise spurious IRQ HANDLER`` (in a dict ``"spurious_irq": HANDLER``) is one of the
+        line's own raises while its device's transfer is in flight: the handler runs, the
+        transfer does not land.
         The same entry also picks who runs next where the running context cannot go on
-        (it finished or sleeps), which is no preemption.
+        (it finished or sleeps), which is no preemption. A string entry is read by its
+        grammar, so a name may be any the scenario accepts (``run``, ``of``, ``IRQ``, one
+        with spaces); one that reads two ways with the scenario's names is refused (the
+        dict form names each context on its own).
 
     Returns
     -------
@@ -740,13 +793,13 @@ def explicit_choices(ld, directives):
                          f"entries")
     prefix = []
     for dv in directives:
-        t, n, what, target = _parse_directive(dv)
+        t, n, what, target = _parse_directive(dv, ld.names[1:])
         for nm in (t, target):
             if nm is not None and nm not in ld.names[1:]:
                 raise ValueError(f"schedule entry {dv!r}: unknown task or handler {nm!r}; "
                                  f"known: {', '.join(ld.names[1:])}")
-        tc = -1 if t is None else ld.names.index(t)
-        uc = ld.names.index(target)
+        tc = -1 if t is None else ld.names.index(t, 1)     # (0: "direct", a name too)
+        uc = ld.names.index(target, 1)
         _check_target(ld, dv, t, what, target)
         want = uc
         if what != "run":
@@ -790,7 +843,7 @@ def explicit_choices(ld, directives):
 def _check_target(ld, dv, t, what, target):
     """``raise IRQ`` names an IRQ handler."""
     ntasks = len(ld.scenario.tasks)
-    if what != "run" and ld.names.index(target) <= ntasks:
+    if what != "run" and ld.names.index(target, 1) <= ntasks:
         handlers = ", ".join(ld.names[1 + ntasks:]) or "none in this scenario"
         raise ValueError(f"schedule entry {dv!r}: {target} is a task, not an IRQ handler; "
                          f"'raise IRQ' takes a handler ({handlers}), 'run' a task")

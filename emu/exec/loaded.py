@@ -14,7 +14,7 @@ from ..machine import SCHED_SALT
 from ..rng import seed_state
 from ..errors import EmuError
 from .frames import push
-from .program import bad_op_arg, op_arg_message
+from .program import bad_op_arg, no_handler_message, op_arg_message
 from .scenario import (DEFAULTS, OPS, SG_OPS, expand, irq_count, make_machine, parse_data,
                        parse_direction, parse_sg, parse_value, sg_names)
 from .dfs import explore_dfs
@@ -171,12 +171,7 @@ def _check_constants(S, rows, where, lines=None):
         k = LINE_ARG.get(kind)
         if k is not None and lines is not None and r[1 + K.NARGS + k] < 0 \
                 and r[1 + k] not in lines:
-            raise ValueError(
-                f"{where[i]}: {kind}: line={r[1 + k]}: no [[irq]] handles line {r[1 + k]}, "
-                f"so it is never raised ("
-                + ("the device would never write and raise it" if kind == "device_start" else
-                   "the wait would never end")
-                + "; handlers' lines: " + (", ".join(map(str, sorted(lines))) or "none") + ")")
+            raise ValueError(f"{where[i]}: {no_handler_message(kind, r[1 + k], lines)}")
 
 
 def _compile(programs):
@@ -291,6 +286,7 @@ class Loaded:
         m._S[K.H_DATA_RW] = writable
         _check_constants(m._S, rows, self.row_where, {q.line for q in sc.irqs})
         self.names = ["direct"] + [t.name for t in sc.tasks] + [q.name for q in sc.irqs]
+        m._ctx_names = self.names               # a direct call's errors name the contexts
         self._setup(m, sc)
         S, B = m._S, m._B
         if rows:
@@ -728,9 +724,10 @@ class Loaded:
         deadlock = outcome in (K.RUN_DEADLOCK, K.RUN_IRQ_DEADLOCK)
         from .report import describe_outcome, lockdep_splat, readable_trace
         msg = describe_outcome(self, outcome)
-        return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), act[:d].tolist(),
+        actions = act[:d].tolist()
+        return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), actions,
                          lost, findings, deadlock, msg, lockdep_splat(self),
-                         readable_trace(self) if trace else [],
+                         readable_trace(self, actions) if trace else [],
                          int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]
                              + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]),
                          merged_irqs=merged_irqs(m._S))

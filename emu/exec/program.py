@@ -137,8 +137,35 @@ def op_arg_message(S, kind, k, value):
     str
     """
     name = ARG_NAMES[kind][k]
+    if kind == "device_start" and name == "line" and 0 <= value < K.MAXIRQ:
+        # in range, so refused as it ran: no handler (a constant line is checked at load)
+        base = int(S[K.H_R_IRQ])
+        return no_handler_message(kind, value, [x for x in range(K.MAXIRQ)
+                                                if S[base + x * K.IRQ_W + K.IRQ_CTX] >= 0])
     shown = f"{value:#x}" if name in ("dma_addr", "va") else f"{value}"
     return f"{kind}: {name}={shown}: must be {op_arg_accepts(S, kind, name)}"
+
+
+def no_handler_message(kind, line, lines):
+    """Why a ``device_start`` or ``wait_irq`` on a line no handler is on cannot work.
+
+    Parameters
+    ----------
+    kind : str
+        ``"device_start"`` or ``"wait_irq"``.
+    line : int
+        The line.
+    lines : iterable of int
+        The handlers' lines.
+
+    Returns
+    -------
+    str
+    """
+    return (f"{kind}: line={line}: no [[irq]] handles line {line}, so it is never raised ("
+            + ("the device would never write and raise it" if kind == "device_start" else
+               "the wait would never end")
+            + "; handlers' lines: " + (", ".join(map(str, sorted(lines))) or "none") + ")")
 
 
 @inline
@@ -199,6 +226,8 @@ def program_step(S, B, c, f):
             # a4 cycles from now (timed runs) or whenever a schedule has the device complete;
             # the line's own firings (count, first, period) are left as they are
             ir = S[K.H_R_IRQ] + a2 * K.IRQ_W
+            if S[ir + K.IRQ_CTX] < 0:               # a line from a result, with no handler:
+                return fail(S, K.ERR_BAD_ARG, (row - S[K.H_R_PROG]) // K.PW, 2, a2, 0)
             if S[ir + K.IRQ_XFER_LEN] > 0:          # one transfer in flight per line
                 return fail(S, K.ERR_DEVICE_BUSY, (row - S[K.H_R_PROG]) // K.PW, a2,
                             S[ir + K.IRQ_XFER_ADDR], S[ir + K.IRQ_XFER_LEN])

@@ -42,6 +42,10 @@ class RaceResult:
         A lockdep-style irq-safety report was made.
     name : str
         The scenario's full name.
+    covered_bound : int
+        Every schedule with at most this many preemptions ran: the bound when complete
+        (-1 when a cap stopped it before every schedule without one); see
+        :attr:`emu.exec.explore.Exploration.covered_bound`.
     """
 
     scenario: str
@@ -60,11 +64,26 @@ class RaceResult:
     replay: str
     lockdep: bool
     name: str
+    covered_bound: int = -1
 
-    def to_json(self):
-        """The JSON row: deterministic for the same inputs, so wall-clock time is left out."""
+    def to_json(self, capped=False):
+        """The JSON row: deterministic for the same inputs, so wall-clock time is left out.
+
+        Parameters
+        ----------
+        capped : bool
+            The exploration had a cap (``max_schedules``): the row says up to which
+            preemption count it covered (``covered_bound``); without one it is left out, the
+            row as it always was.
+
+        Returns
+        -------
+        dict
+        """
         d = asdict(self)
         del d["seconds"]
+        if not capped:
+            del d["covered_bound"]
         return d
 
 
@@ -128,4 +147,4 @@ def race_result(sid, sc, ex, seconds):
         schedules_explored=ex.schedules, complete=ex.complete, seconds=round(seconds, 3),
         minimal_schedule=ex.switches if best else [],
         preemptions=best.preemptions if best else 0, replay=ex.replay,
-        lockdep=bool(ex.lockdep), name=sc.name)
+        lockdep=bool(ex.lockdep), name=sc.name, covered_bound=ex.covered_bound)

@@ -348,7 +348,7 @@ def _step_text(ld, progs, ctx, a, b):
     return name
 
 
-def readable_trace(ld):
+def readable_trace(ld, actions=()):
     """The last (traced) run, one line per step with its effects indented below it.
 
     A step's line reads ``step G  cpuC NAME  #N  WHAT``: ``G`` counts every step of the run,
@@ -361,6 +361,10 @@ def readable_trace(ld):
     ----------
     ld : Loaded
         The machine after a traced run.
+    actions : sequence of int
+        The run's action per decision (``RunResult.actions``): a raise that was one of the
+        line's own while its device's transfer was in flight (``ACT_IRQ_OWN``) is said to
+        be spurious.
 
     Returns
     -------
@@ -368,6 +372,7 @@ def readable_trace(ld):
         The lines.
     """
     S = ld.machine._S
+    spurious = iter([a >= K.ACT_IRQ_OWN for a in actions if a >= K.ACT_IRQ])   # per raise
     drops = _discards(S)
     progs = _ProgramSteps(ld)
     out, step, own = [], 0, {}
@@ -423,7 +428,10 @@ def readable_trace(ld):
                                        if a else f"page_address(page {b}) = NULL: no L1 op"),
         }.get(kind)
         if kind in (K.T_IRQ_RAISE, K.T_IRQ_MERGE):   # not the running context's doing
-            out.append(f"             {text()}, for cpu{cpu}")
+            # (a schedule's raises are its IRQ actions, in order; a timed run has none)
+            why = " (spurious: one of the line's own raises; the device's transfer stays " \
+                "in flight)" if next(spurious, False) else ""
+            out.append(f"             {text()}{why}, for cpu{cpu}")
         elif text is not None:
             out.append(f"             {who}: {text()}")
     return out
