@@ -665,7 +665,8 @@ IRQ_XFER_DUE = _c()       # timed runs: CPU clock at which the transfer complete
 IRQ_MERGED = _c()         # raises merged into one still pending (one interrupt, not two)
 IRQ_W = _c.n
 del _c
-NEVER = 1 << 62           # a clock later than any run reaches (a still-open section's end)
+NEVER = (1 << 63) - 1     # a clock later than any run reaches (a still-open section's end):
+                          # past MAX_TIMED_CLOCK, the last cycle a firing can be due at
 
 SCHED_DFS = 0             # choices from a prefix, then the non-preemptive default
 SCHED_RANDOM = 1          # seeded random choices

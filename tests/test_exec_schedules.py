@@ -1700,3 +1700,30 @@ def test_a_task_going_on_after_another_cpus_irq_is_raised_round_trips(tmp_path):
     assert r.preemptions == 2
     with pytest.raises(ValueError, match="switches dma to itself"):
         explicit_choices(ld, ["after step 1 of dma run dma"])
+
+
+@pytest.mark.parametrize("at", [1 << 40, K.MAX_TIMED_CLOCK])
+def test_a_firing_at_the_last_valid_clock_merges_into_a_raise_pending_on_a_masked_cpu(at):
+    """A line raised while its CPU has IRQs masked stays pending; a firing of it before the
+    CPU unmasks merges into that interrupt. ``K.NEVER`` (the end of a section still open)
+    was ``K.MAX_TIMED_CLOCK``, a clock a firing can have: one due at exactly that cycle
+    waited for the pending raise's delivery instead of merging, unlike at any other clock."""
+    from emu.exec.sched import _fire_line
+    sc = Scenario("edge", {"last_pkmap": 8})
+    sc.task("t", [{"op": "read", "va": 0xC0001000, "n": 4}])
+    sc.irq("h", [{"op": "read", "va": 0xC0002000, "n": 4}], line=0, count=2, period=10,
+           first=10)
+    ld = sc.build()
+    m = ld.machine
+    S, B = m._S, m._B
+    ir = int(S[K.H_R_IRQ])
+    cr = int(S[K.H_R_CPU])
+    S[cr + K.CPU_IRQOFF] = 1                        # masked since before the pending raise
+    S[cr + K.CPU_IRQOFF_AT] = at - 20
+    S[ir + K.IRQ_PENDING] = 1
+    S[ir + K.IRQ_RAISED_AT] = at - 10
+    S[ir + K.IRQ_DUE] = at                          # its last firing, due now
+    S[ir + K.IRQ_BUDGET] = 1
+    S[K.H_NOW] = at
+    _fire_line(S, B, 0, at)
+    assert S[ir + K.IRQ_MERGED] == 1 and S[ir + K.IRQ_DUE] == -1
