@@ -661,8 +661,10 @@ IRQ_DONE = _c()           # handler completions
 IRQ_XFER_LEN = _c()       # device transfer done when the line is raised: bytes (0 none)
 IRQ_XFER_ADDR = _c()      # bus address
 IRQ_XFER_SRC = _c()       # B offset of the bytes the device writes
-IRQ_XFER_DUE = _c()       # timed runs: CPU clock at which the transfer completes, -1 none
+IRQ_XFER_DUE = _c()       # timed runs: clock at which the transfer completes (IRQ_XFER_CPU's
+                          # clock when it started, plus its delay), -1 none
 IRQ_MERGED = _c()         # raises merged into one still pending (one interrupt, not two)
+IRQ_XFER_CPU = _c()       # CPU that started the transfer in flight (its clock set IRQ_XFER_DUE)
 IRQ_W = _c.n
 del _c
 NEVER = (1 << 63) - 1     # a clock later than any run reaches (a still-open section's end):

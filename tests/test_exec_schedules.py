@@ -1727,3 +1727,30 @@ def test_a_firing_at_the_last_valid_clock_merges_into_a_raise_pending_on_a_maske
     S[K.H_NOW] = at
     _fire_line(S, B, 0, at)
     assert S[ir + K.IRQ_MERGED] == 1 and S[ir + K.IRQ_DUE] == -1
+
+
+def test_a_transfer_due_on_the_starting_cpus_clock_fires_when_that_clock_passes_it():
+    """SMP, timed: drv on CPU 0 starts a transfer due 1,000 cycles on, whose line is bound
+    to CPU 1, idle since cycle 0. The due clock is CPU 0's; it was compared with CPU 1's,
+    which an idle CPU does not move: the device completed only once drv had read another
+    16 KiB and slept in wait_irq (~20,000 cycles late), not while it ran. Now CPU 0's clock
+    passing it raises the line, and CPU 1 catches up to the raise to take it."""
+    sc = Scenario("smp device", {"last_pkmap": 8, "ncpus": 2})
+    sc.task("drv", [{"op": "read", "va": 0xC0010000, "n": 16384},
+                    {"op": "device_start", "dma_addr": 0xA000, "byte": 0xC3, "n": 64,
+                     "line": 0, "cycles": 1000},
+                    {"op": "read", "va": 0xC0020000, "n": 16384},
+                    {"op": "wait_irq", "line": 0}], cpu=0)
+    sc.irq("h", [{"op": "read", "va": 0xC000A000, "n": 4}], line=0, cpu=1)
+    ld = sc.build(trace_events=1 << 16)
+    r = ld.run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and r.pending_irqs == []
+    start = next(int(re.search(r"\[cycle (\d+)\]", t).group(1)) for t in r.trace
+                 if "device_start(" in t)
+    wait = next(i for i, t in enumerate(r.trace) if "wait_irq(" in t)
+    raised = next(i for i, t in enumerate(r.trace) if "IRQ line 0 raised" in t)
+    assert start > 20000 and raised < wait
+    (clock, n), = _raises(r.trace)
+    assert n == 64 and start + 1000 <= clock < start + 1500
+    assert ld.machine.cycles[0] > start + 20000
+    assert ld.machine.phys_read(0xA000, 64) == b"\xc3" * 64

@@ -162,6 +162,8 @@ def deliver_irq(S, line):
     S[r + K.CPU_CUR] = h
     S[r + K.CPU_HARDIRQ] = 1
     enter_context(S, h)
+    # raised by a device on another CPU's clock (timed runs): an idle CPU behind it catches up
+    idle_until(S, S[ir + K.IRQ_RAISED_AT])
     push(S, h, K.R_PROGRAM, 0, 0, 0, 0)
     lat = blocked_since(S, r, S[ir + K.IRQ_RAISED_AT])
     set_site(S, K.SITE_IRQ_ENTRY)
@@ -208,11 +210,25 @@ def irq_exit(S, h):
 
 
 @inline
-def _next_firing(S, ir):
-    """The line's next timed firing: ``(clock, from its device)``, clock -1 if none; the
-    device's transfer first at the same clock."""
+def cpu_clock(S, cpu):
+    """CPU ``cpu``'s clock (``H_NOW`` if it is the running CPU)."""
+    return S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[cpu_rec(S, cpu) + K.CPU_CLOCK]
+
+
+@inline
+def _next_firing(S, ir, now):
+    """The line's next timed firing due by now: ``(clock, from its device)``, clock -1 if
+    none; the device's transfer first at the same clock. ``now``: the clock of the line's
+    CPU, which the line's own firings are due by."""
+    # a transfer is due by the clock it was set in, its starting CPU's, or the line CPU's if
+    # later: an idle CPU's clock lags (it moves at its next step), the device does not wait
+    xnow = max(now, cpu_clock(S, S[ir + K.IRQ_XFER_CPU]))
     x = xfer_due(S, ir)
     d = S[ir + K.IRQ_DUE]
+    if x > xnow:
+        x = -1
+    if d > now:
+        d = -1
     if x >= 0 and (d < 0 or x <= d):
         return x, True
     return d, False
@@ -241,7 +257,8 @@ def _pending_until(S, cr, t):
 
 @njit
 def _fire_line(S, B, line, now):
-    """Timed mode: the firings of ``line`` due by clock ``now`` of its CPU, in clock order:
+    """Timed mode: the firings of ``line`` due by clock ``now`` of its CPU (its device's
+    transfer: see :func:`_next_firing`), in clock order:
     a device's transfer lands, its own firings re-arm, and each raises the line. A firing
     while the line is still pending merges into it when the CPU kept IRQs masked from the
     pending raise to that firing (:func:`_pending_until`: a section that ended before the
@@ -249,8 +266,8 @@ def _fire_line(S, B, line, now):
     was taken first, as the CPU would have, and this firing waits for its delivery."""
     ir = irq_rec(S, line)
     while True:
-        t, dev = _next_firing(S, ir)
-        if t < 0 or t > now:
+        t, dev = _next_firing(S, ir, now)
+        if t < 0:
             return
         switch_cpu(S, S[ir + K.IRQ_CPU])
         if S[ir + K.IRQ_PENDING] and t >= _pending_until(S, S[K.H_CPUREC],
@@ -275,9 +292,7 @@ def fire_timed(S, B):
         ir = irq_rec(S, line)
         if S[ir + K.IRQ_CTX] < 0:
             continue
-        cpu = S[ir + K.IRQ_CPU]
-        now = S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[cpu_rec(S, cpu) + K.CPU_CLOCK]
-        _fire_line(S, B, line, now)
+        _fire_line(S, B, line, cpu_clock(S, S[ir + K.IRQ_CPU]))
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
         if S[ir + K.IRQ_PENDING] and S[ir + K.IRQ_CTX] >= 0:
@@ -289,8 +304,7 @@ def fire_timed(S, B):
     for cpu in range(S[K.H_NCPUS]):
         r = cpu_rec(S, cpu)
         # a raise clock can still be covered by the open section, or by one to come
-        since = S[r + K.CPU_IRQOFF_AT] if S[r + K.CPU_IRQOFF] else (
-            S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[r + K.CPU_CLOCK])
+        since = S[r + K.CPU_IRQOFF_AT] if S[r + K.CPU_IRQOFF] else cpu_clock(S, cpu)
         watch_irqs(S, r, since)
 
 
@@ -454,9 +468,8 @@ def _timed_pick(S, alts, n):
         a = alts[j]
         if a >= K.ACT_IRQ:
             continue
-        cpu = S[ctx_rec(S, a) + K.CTX_CPU]
-        clk = S[K.H_NOW] if cpu == S[K.H_CUR_CPU] else S[cpu_rec(S, cpu) + K.CPU_CLOCK]
-        clk = max(clk, S[ctx_rec(S, a) + K.CTX_READY_AT])      # a woken task: once woken
+        clk = max(cpu_clock(S, S[ctx_rec(S, a) + K.CTX_CPU]),
+                  S[ctx_rec(S, a) + K.CTX_READY_AT])           # a woken task: once woken
         if best < 0 or clk < best_clock:
             best = j
             best_clock = clk
