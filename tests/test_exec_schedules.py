@@ -1754,3 +1754,35 @@ def test_a_transfer_due_on_the_starting_cpus_clock_fires_when_that_clock_passes_
     assert n == 64 and start + 1000 <= clock < start + 1500
     assert ld.machine.cycles[0] > start + 20000
     assert ld.machine.phys_read(0xA000, 64) == b"\xc3" * 64
+
+
+def async_completion():
+    """A driver that maps a page for the device, starts a 64-byte transfer and goes on
+    without waiting; its completion handler unmaps the page."""
+    sc = Scenario("async completion", {"last_pkmap": 8})
+    sc.task("t", [{"op": "dma_map_page", "pfn": 10, "size": 64, "direction": "FROM_DEVICE",
+                   "as": "h"},
+                  {"op": "device_start", "dma_addr": "h", "byte": 0xC3, "n": 64, "line": 0,
+                   "cycles": 5000},
+                  {"op": "read", "va": 0xC000B000, "n": 4}])
+    sc.irq("done", [{"op": "dma_unmap_page", "dma_addr": 0xA000, "size": 64,
+                     "direction": "FROM_DEVICE"}], line=0)
+    return sc
+
+
+@pytest.mark.parametrize("how", ["dfs", "random"])
+def test_a_run_goes_on_until_the_device_completes(how):
+    """DFS and random runs ended once every task had finished, with the device's transfer
+    still in flight: the completion handler that unmaps the buffer never ran, nor did the
+    device write. The run now goes on until the device completes."""
+    ld = async_completion().build(trace_events=1 << 12)
+    r = ld.run(K.SCHED_DFS, [], trace=True) if how == "dfs" else \
+        ld.run(K.SCHED_RANDOM, (), K.P_SWITCH_SCALE // 2, 7, trace=True)
+    assert r.outcome == "done" and not r.failed
+    assert ld.machine.phys_read(0xA000, 64) == b"\xc3" * 64      # the device wrote
+    assert any("dma_unmap_page" in t for t in r.trace)            # the handler ran
+
+
+def test_explore_covers_the_completion_after_the_last_task():
+    ex = explore(async_completion(), 2)
+    assert ex.failures == 0 and ex.outcomes == {"done": ex.schedules} and ex.schedules > 1

@@ -15,7 +15,9 @@ SMP is N CPUs sharing the one VIVT cache (the abstraction the seed patch reasons
 with its own TLB, IRQ mask, preempt count and clock.
 
 Modes: ``SCHED_DFS`` follows a prefix of alternative indices then takes defaults (systematic
-exploration and replay); ``SCHED_RANDOM`` picks with a seeded generator; ``SCHED_TIMED`` runs
+exploration and replay); ``SCHED_RANDOM`` picks with a seeded generator (both end once every
+task has finished and no device's transfer is in flight: a completion handler that runs
+after the last task is explored too); ``SCHED_TIMED`` runs
 the CPU with the lowest clock, fires timed IRQs (device completions, periodic lines) and
 rotates tasks every time slice (profiles); once every task has finished it goes on while a
 timed line it waits for (:func:`awaited`) is still due, idle CPUs catching up with it.
@@ -337,6 +339,18 @@ def any_awaited(S):
 
 
 @njit
+def any_in_flight(S):
+    """DFS and random runs, once every task has finished: is a device's transfer still in
+    flight on a line with a handler? The run goes on until the device completes (its raise
+    is then the one alternative, or one of the line's own spurious ones)."""
+    for line in range(K.MAXIRQ):
+        ir = irq_rec(S, line)
+        if S[ir + K.IRQ_CTX] >= 0 and S[ir + K.IRQ_XFER_LEN] > 0:
+            return True
+    return False
+
+
+@njit
 def next_due(S, drain):
     """Earliest due clock of an armed timed line, its own firing or its device's transfer,
     or -1. ``drain`` (every task has finished): only the firings the run waits for, a
@@ -587,7 +601,8 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
     while True:
         if timed:
             fire_timed(S, B)
-        if not same and not unfinished(S) and not (timed and any_awaited(S)):
+        if not same and not unfinished(S) and not (any_awaited(S) if timed
+                                                   else any_in_flight(S)):
             return K.RUN_DONE, d, pre
         slot = d
         if d >= cap:
