@@ -596,6 +596,8 @@ DD_ERR_SYNC_DIR = 6       # "syncs DMA memory with different direction"
 DD_ERR_SYNC_RO = 7        # "syncs device read-only DMA memory for cpu"
 DD_ERR_SYNC_WO = 8        # "syncs device write-only DMA memory to device"
 DD_ERR_TYPE = 9           # "frees DMA memory with wrong function"
+DD_ERR_IN_FLIGHT = 10     # emu's own (dma-debug cannot see the device): frees DMA memory a
+                          # device_start's transfer in flight still writes
 
 OUTER_INV = 0             # outer_*_range calls (no-op hook by default), then last range
 OUTER_CLEAN = 1

@@ -712,3 +712,51 @@ def test_dma_debug_says_when_it_ran_out_of_entries():
     assert m.dma_debug_disabled
     m.dma_unmap_page(0, 32, emu.DMA_TO_DEVICE)                     # wrong size: not checked
     assert m.dma_debug_errors == 0
+
+
+def _spurious_completion():
+    """A driver that maps a buffer, starts the device's transfer into it and waits for one
+    run of its line's handler, then unmaps the buffer and reads it; the line also fires on
+    its own once (``count = 1``), so a spurious IRQ can end the wait early."""
+    from emu.exec.scenario import Scenario
+    sc = Scenario("spurious completion", {"last_pkmap": 8})
+    sc.task("drv", [
+        {"op": "dma_map_page", "pfn": 10, "size": 64, "direction": "FROM_DEVICE", "as": "h"},
+        {"op": "device_start", "dma_addr": "h", "byte": 0xC3, "n": 64, "line": 0},
+        {"op": "wait_irq", "line": 0, "count": 1},
+        {"op": "dma_unmap_page", "dma_addr": "h", "size": 64, "direction": "FROM_DEVICE"},
+        {"op": "read", "va": 0xC000A000, "n": 4}])
+    sc.irq("irqh", [{"op": "read", "va": 0xC000B000, "n": 4}], line=0, count=1)
+    return sc
+
+
+def test_unmapping_a_buffer_the_device_still_writes_is_an_error():
+    """A handler run the device did not cause (an early raise of the line's own, or a
+    spurious one during the transfer) ended the wait; the driver unmapped the buffer the
+    device still owned, which nothing reported (dma-debug cannot see the device). emu now
+    does, as a dma-debug error of its own, and the schedule fails; with the device's
+    completion first (the default schedule) all is well."""
+    from emu import consts as K
+    from emu.exec.explore import explicit_choices, explore, replay
+    sc = _spurious_completion()
+    ex = explore(sc, 1)
+    assert ex.failures > 0 and ex.minimal.outcome == "error"
+    _, r = replay(ex.replay)
+    assert r.outcome == "error" and "frees DMA memory a device is still writing" in r.message
+    assert "[device address=0x000000000000a000] [size=64 bytes]" in r.message
+    assert "transfer on IRQ line 0 has not completed" in r.message
+    ld = sc.build()
+    assert not ld.run(K.SCHED_DFS, []).failed
+    spurious = explicit_choices(ld, ["after step 3 of drv raise spurious IRQ irqh"])  # (op 1)
+    r = ld.run(K.SCHED_DFS, spurious)
+    assert r.outcome == "error" and "still writing" in r.message
+
+
+def test_unmapping_during_a_transfer_in_flight_is_counted_when_not_strict():
+    from emu import consts as K
+    from emu.exec.explore import explicit_choices
+    sc = _spurious_completion()
+    sc.machine["dma_debug_strict"] = False
+    ld = sc.build()
+    r = ld.run(K.SCHED_DFS, explicit_choices(ld, ["after step 3 of drv raise spurious IRQ irqh"]))
+    assert r.outcome == "done" and ld.machine.dma_debug_errors == 1

@@ -211,11 +211,24 @@ def _debug_error(S, kind, handle, a, b):
 
 
 @inline
+def _in_flight_line(S, lo, n):
+    """The IRQ line whose device transfer in flight writes into ``[lo, lo + n)``, or -1."""
+    for line in range(K.MAXIRQ):
+        ir = S[K.H_R_IRQ] + line * K.IRQ_W
+        a = S[ir + K.IRQ_XFER_ADDR]
+        if S[ir + K.IRQ_XFER_LEN] > 0 and a < lo + n and lo < a + S[ir + K.IRQ_XFER_LEN]:
+            return line
+    return -1
+
+
+@inline
 def debug_unmap(S, handle, size, d, typ):
     """check_unmap(): the mapping must exist with the same size, type (``dma_unmap_page`` of
     a page mapping, ``dma_unmap_sg`` of an sg entry) and direction. Each mismatch is
     reported, in that order; in strict mode the first stops the call (returns True) and the
-    mapping stays, otherwise it is freed anyway, as the kernel does."""
+    mapping stays, otherwise it is freed anyway, as the kernel does. Then emu's own check,
+    which dma-debug cannot make: no ``device_start`` transfer still in flight writes into
+    the mapping (a driver that took a spurious IRQ for the device's completion)."""
     t = _dd(S)
     if S[t + K.DD_OFF]:
         return False
@@ -232,6 +245,9 @@ def debug_unmap(S, handle, size, d, typ):
     if S[e + K.DD_DIR] != d:
         if _debug_error(S, K.DD_ERR_DIR, handle, S[e + K.DD_SIZE], S[e + K.DD_DIR] * 256 + d):
             return True
+    line = _in_flight_line(S, handle, S[e + K.DD_SIZE])
+    if line >= 0 and _debug_error(S, K.DD_ERR_IN_FLIGHT, handle, S[e + K.DD_SIZE], line):
+        return True
     # the later entries move down one: the table stays in mapping order, so a handle mapped
     # twice is found oldest first, as lib/dma-debug.c's bucket list (list_add_tail) finds it
     n = S[t + K.DD_COUNT]

@@ -76,7 +76,7 @@ def dma_debug_message(kind, handle, a, b):
     handle : int
         The DMA address of the mapping.
     a, b : int
-        Its details (sizes, directions or mapping types, as ``kind`` says).
+        Its details (sizes, directions, mapping types or an IRQ line, as ``kind`` says).
 
     Returns
     -------
@@ -99,6 +99,10 @@ def dma_debug_message(kind, handle, a, b):
         return (f"{base} frees DMA memory with different direction "
                 f"[device address={handle:#018x}] [size={a} bytes] [mapped with {dn(b >> 8)}] "
                 f"[unmapped with {dn(b & 255)}]")
+    if kind == K.DD_ERR_IN_FLIGHT:                  # emu's own check (b: the IRQ line)
+        return (f"{base} frees DMA memory a device is still writing "
+                f"[device address={handle:#018x}] [size={a} bytes] (emu: the device's "
+                f"transfer on IRQ line {b} has not completed; lib/dma-debug.c cannot see it)")
     if kind == K.DD_ERR_SYNC_NOT_MAPPED:
         return (f"{base} tries to sync DMA memory it has not allocated "
                 f"[device address={handle:#018x}] [size={a} bytes]")
