@@ -200,6 +200,19 @@ def test_levels_whose_roots_outgrow_the_buffer_are_searched_from_the_start(loade
     assert _as_dict(explore(ld, 3, max_schedules=10**9)) == naive_explore(ld, 3, 10**9)
 
 
+def test_an_exact_cap_on_a_level_searched_from_the_start_is_complete(loaded, monkeypatch):
+    """A level searched from the start (its roots outgrew the buffer) runs the lower levels
+    again uncounted; a cap reached at its last counted schedule, with only uncounted ones
+    left, covers everything: walk() read min_pre (0 with a state handed in), not the
+    state's X_MINPRE, and said incomplete (iii plain: 2 schedules at level 0, 10 in all)."""
+    ld = loaded["iii-plain"]
+    monkeypatch.setattr(K, "LEVEL_WORDS", 2 * 3)
+    for bound in (1, 2, 3):
+        ex = explore(ld, bound, max_schedules=10)
+        assert _as_dict(ex) == naive_explore(ld, bound, 10)
+        assert ex.complete and ex.covered_bound == bound
+
+
 def test_a_search_by_level_runs_no_schedule_twice():
     """Scenario (i) with kmap_high_get at bound 8: searched level by level, each level
     running the levels below again, it ran 18,722,748 decisions against the DFS's

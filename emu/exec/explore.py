@@ -427,7 +427,8 @@ def walk(ld, bound, max_steps, prefix=(), floor=0, max_schedules=None, stop_at_f
             return w
         if max_schedules is not None and x[K.X_RUNS] >= max_schedules:
             # what is left may all be uncounted (min_pre): then the search was complete
-            w.complete = bool(min_pre) and not _counts_more(ld, bound, max_steps, x)
+            # (x's own X_MINPRE: a state handed in carries it, min_pre is then unused)
+            w.complete = bool(x[K.X_MINPRE]) and not _counts_more(ld, bound, max_steps, x)
             return w
 
 
