@@ -217,3 +217,34 @@ def test_a_spurious_raise_says_so_in_the_trace():
         "transfer stays in flight), for cpu0",
         "             IRQ line 1 raised, for cpu0",
         "             IRQ line 0 raised (device wrote 64 bytes), for cpu0"]
+
+
+def _restarting_device():
+    """A task starts a transfer; the completion handler starts the next one on the same line,
+    every time (a streaming device: nothing stops it)."""
+    sc = Scenario("streaming", {"last_pkmap": 8})
+    start = {"op": "device_start", "dma_addr": 0xA000, "byte": 0xC3, "n": 64, "line": 0,
+             "cycles": 100}
+    sc.task("t", [start])
+    sc.irq("h", [start], line=0)
+    return sc
+
+
+@pytest.mark.parametrize("mode", [K.SCHED_DFS, K.SCHED_TIMED])
+def test_a_run_the_handlers_keep_going_says_so(mode):
+    """Once the task had finished, the handler's restarts kept the run going until the log
+    was full (DFS) or the step limit (timed); the message said to shorten the scenario or
+    called it a livelock."""
+    ld = _restarting_device().build()
+    r = ld.run(mode, [])
+    assert r.outcome == ("log-full" if mode == K.SCHED_DFS else "step-limit")
+    assert r.message.startswith("the IRQ handlers kept the run going after every task had "
+                                "finished")
+    assert "shorten the scenario" not in r.message and "livelock" not in r.message
+
+
+def test_a_log_full_run_with_tasks_left_still_says_shorten_the_scenario():
+    sc = Scenario("big", {"last_pkmap": 8, "lowmem_mb": 4})
+    sc.task("t", [{"op": "write", "va": 0xC0000000, "byte": 1, "n": 1 << 21}])
+    r = sc.build().run(K.SCHED_DFS, [])
+    assert r.outcome == "log-full" and "shorten the scenario" in r.message

@@ -129,12 +129,25 @@ def describe_outcome(ld, outcome):
         else:
             msg = f"error {err}"
         return f"{who}: {msg}"
+    if _tasks_done(S):                          # the handlers went on alone
+        return ("the IRQ handlers kept the run going after every task had finished (a "
+                "handler that starts its line's device again on every completion never lets "
+                "a run end, and scenarios have no conditionals to stop it): "
+                + ("the step limit was reached" if outcome == K.RUN_LIMIT else
+                   f"it reached {K.DECISION_LOG:,} scheduling decisions, the most one run can "
+                   f"log"))
     if outcome == K.RUN_LIMIT:
         return "no progress: the step limit was reached (a livelock, or raise max_steps)"
     return (f"the run reached {K.DECISION_LOG:,} scheduling decisions, the most one run can log: "
             f"shorten the scenario (every step is one: each op, IRQ raise, line of a cache "
             f"maintenance loop and 32-byte piece of a CPU read or write, so about 1 MiB of "
             f"copying fills it)")
+
+
+def _tasks_done(S):
+    """Every task of the run has finished."""
+    return all(int(S[_rec(S, t) + K.CTX_STATE]) == K.CTX_DONE
+               for t in range(1, int(S[K.H_NTASKS]) + 1))
 
 
 def pending_irq_text(p):
