@@ -334,6 +334,8 @@ def test_ctrl_c_during_an_exploration_exits_130_without_a_traceback(files, monke
     """The jitted loop hands back to Python every CHUNK schedules, where Ctrl-C lands."""
     from emu.exec import explore as explore_mod
     from emu.exec.loaded import Loaded
+    from emu.warmup import warmup
+    warmup()            # the CLI's warm-up explores too: first, so that only emu explore counts
     calls = []
     real = Loaded.search
 
