@@ -154,6 +154,21 @@ def _result_json(r):
             "trace": r.trace}
 
 
+def _finding_how(f, who):
+    """How a finding came about, for ``emu run`` / ``emu replay``."""
+    if f.kind == "lost-at-end":
+        return "found by the final check"
+    if f.kind == "stale-read":
+        return f"read by {who} in {f.site}"
+    if f.kind == "stale-device-read":
+        return f"read by the device (device_read of {who})"
+    if f.kind == "read-during-dma":
+        lo, hi = f.dma_range
+        return (f"read by {who} in {f.site} while the device's transfer to "
+                f"[{lo:#x}, {hi:#x}) was in flight")
+    return f"dropped by {f.site} of {who}"
+
+
 def _print_result(r, ld):
     for line in r.trace:
         print(line)
@@ -165,11 +180,8 @@ def _print_result(r, ld):
     for f in r.findings:
         va = f"va {f.va:#010x}" if f.va >= 0 else "no va"
         who = ld.names[f.ctx] if 0 <= f.ctx < len(ld.names) else f.ctx
-        how = {"lost-at-end": "found by the final check",
-               "stale-read": f"read by {who} in {f.site}",
-               "stale-device-read": f"read by the device (device_read of {who})"}.get(f.kind,
-                                                              f"dropped by {f.site} of {who}")
-        print(f"{f.kind}: {f.bad_bytes} bytes at pa {f.pa:#x} (page {f.pfn}, {va}) {how}"
+        print(f"{f.kind}: {f.bad_bytes} bytes at pa {f.pa:#x} (page {f.pfn}, {va}) "
+              f"{_finding_how(f, who)}"
               f"\n    expected {f.expected.hex()}\n    found    {f.found.hex()}")
     if r.lockdep:
         print(r.lockdep)
@@ -225,6 +237,15 @@ def _covered(k):
     return f"every schedule with at most {count_of(k, 'preemption')} covered"
 
 
+def _stale_what(ex):
+    """What went wrong in the minimal failing schedule, which ran to the end and lost nothing
+    (its findings: the schedule replayed)."""
+    from .exec.explore import replay
+    if {f.kind for f in replay(ex.replay, trace=False)[1].findings} == {"read-during-dma"}:
+        return "a CPU read bytes a device transfer in flight was still to write"
+    return "a CPU or device read got stale data"
+
+
 def _print_exploration(ex, message):
     print(f"{ex.scenario}: {ex.schedules} schedules (bound {ex.bound}"
           f"{'' if ex.complete else _stopped_early(ex)}) in {ex.seconds:.2f} s; "
@@ -234,8 +255,7 @@ def _print_exploration(ex, message):
              if ex.max_lost_bytes else ""))
     if ex.minimal:
         m = ex.minimal
-        what = "a CPU or device read got stale data" \
-            if m.outcome == "done" and not m.lost_bytes else \
+        what = _stale_what(ex) if m.outcome == "done" and not m.lost_bytes else \
             f"this schedule loses {count_of(m.lost_bytes, 'byte')}"
         print(f"minimal failing schedule ({count_of(m.preemptions, 'preemption')}, "
               f"outcome {m.outcome}, {what}):")

@@ -281,6 +281,7 @@ H_R_OUTER = _h()          # [NOUTER] outer-cache hook calls and last range
 H_R_PROG = _h()           # scenario programs: rows of PW words
 H_R_REGS = _h()           # one result register per program row
 H_R_IRQ = _h()            # [MAXIRQ][IRQ_W] interrupt lines
+H_XFERS = _h()            # device_start transfers in flight (lines with IRQ_XFER_LEN > 0)
 H_R_TRACE = _h()          # trace event buffer
 H_LAST_CTX = _h()         # context that ran the last step (-1 none)
 H_SAME_SET = _h()         # 1: the last step only went on with a line loop (sched.run)
@@ -533,7 +534,11 @@ FIND_LOST = 1             # dirty CPU data dropped outside the range handed to t
 FIND_STALE = 2            # a CPU read returned bytes that are not what memory should hold
 FIND_FINAL = 3            # at the final check: a write neither in the cache nor in RAM
 FIND_STALE_DEVICE = 4     # a device read RAM bytes that are not what memory should hold
-FIND_KIND_NAMES = ("", "lost-write", "stale-read", "lost-at-end", "stale-device-read")
+FIND_DMA_READ = 5         # a CPU read bytes a device transfer in flight has yet to write (emu's
+                          # own check: the driver took old bytes for the device's)
+FIND_KIND_NAMES = ("", "lost-write", "stale-read", "lost-at-end", "stale-device-read",
+                   "read-during-dma")
+FIND_STALE_KINDS = (FIND_STALE, FIND_STALE_DEVICE, FIND_DMA_READ)   # reads that got wrong bytes
 FIND_COUNT = 0            # findings made (records past FIND_CAP are not kept)
 FIND_CAP = 1
 FIND_BYTES = 2            # [len(FIND_KIND_NAMES)]: bad bytes of all findings of each kind (index

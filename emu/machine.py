@@ -64,7 +64,9 @@ class Finding(NamedTuple):
     ----------
     kind : str
         ``"lost-write"`` (a dirty line dropped outside the DMA buffer), ``"lost-at-end"``
-        (the final check), ``"stale-read"`` (a CPU load) or ``"stale-device-read"``.
+        (the final check), ``"stale-read"`` (a CPU load), ``"stale-device-read"``, or
+        ``"read-during-dma"`` (a CPU load of bytes a ``device_start`` transfer in flight is
+        still to write: ``expected`` holds the device's bytes; emu's own check).
     pa, va : int
         Physical and virtual address of the first byte.
     pfn : int
@@ -80,7 +82,8 @@ class Finding(NamedTuple):
     step : int
         The run's step number then.
     dma_range : tuple or None
-        The physical range ``(lo, hi)`` the dropping maintenance was for, or None.
+        The physical range ``(lo, hi)`` the dropping maintenance was for (for
+        ``read-during-dma``, the device transfer's), or None.
     """
 
     kind: str
@@ -981,8 +984,10 @@ class Machine:
         return [f for f in self.findings() if f.kind in ("lost-write", "lost-at-end")]
 
     def stale_reads(self):
-        """CPU loads and device reads that got bytes memory should not hold."""
-        return [f for f in self.findings() if f.kind in ("stale-read", "stale-device-read")]
+        """CPU loads and device reads that got bytes memory should not hold, and CPU loads of
+        bytes a device transfer in flight had yet to write."""
+        return [f for f in self.findings()
+                if f.kind in ("stale-read", "stale-device-read", "read-during-dma")]
 
     def check_integrity(self):
         """Final check: every CPU store must be in the cache or in RAM. Logs findings and

@@ -178,3 +178,69 @@ def test_a_scenario_whose_device_reads_stale_bytes_fails():
     assert (ex.failures, ex.stale_reads) == (1, 1)
     sc.tasks[0].ops[3:4] = []                                  # no late write: nothing stale
     assert not sc.build().run().failed
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads during DMA: a CPU load of bytes a device_start transfer in flight is still to write
+# ---------------------------------------------------------------------------------------------
+
+def _early_reader(read_at, va=0xC000A000, n=4, count=None):
+    """A driver that maps page 10 for a 64-byte device write, starts the transfer, waits for
+    its line's handler and unmaps; a read of ``n`` bytes at ``va`` is op ``read_at``. The
+    line fires ``count`` times on its own too."""
+    from emu.exec.scenario import Scenario
+    ops = [
+        {"op": "dma_map_page", "pfn": 10, "size": 64, "direction": "FROM_DEVICE", "as": "h"},
+        {"op": "device_start", "dma_addr": "h", "byte": 0xC3, "n": 64, "line": 0},
+        {"op": "wait_irq", "line": 0, "count": 1},
+        {"op": "dma_unmap_page", "dma_addr": "h", "size": 64, "direction": "FROM_DEVICE"}]
+    ops.insert(read_at, {"op": "read", "va": va, "n": n})
+    sc = Scenario("early read", {"last_pkmap": 8}).task("drv", ops)
+    return sc.irq("irqh", [{"op": "read", "va": 0xC000B000, "n": 4}], line=0, count=count)
+
+
+def test_a_read_before_the_device_completes_is_a_read_during_dma():
+    """The read gets memory's old bytes where the driver wants the device's; the shadow
+    cannot tell, since it changes only when the device writes. The finding holds the
+    device's bytes as expected, the load's as found, the transfer's range as its DMA range;
+    the run fails and its bytes count among the stale ones."""
+    from emu import consts as K
+    ld = _early_reader(2).build()
+    r = ld.run(K.SCHED_DFS, [])                     # the read runs before the device's raise
+    assert r.outcome == "done" and r.failed and r.lost_bytes == 0 and r.stale_reads == 4
+    assert [(f.kind, f.pa, f.va, f.expected, f.found, f.bad_bytes, f.dma_range, f.site)
+            for f in r.findings] == [("read-during-dma", 0xA000, 0xC000A000, b"\xc3" * 4,
+                                      b"\x5a" * 4, 4, (0xA000, 0xA040), "cpu_access")]
+    assert ld.machine.stale_reads() == r.findings
+
+
+def test_only_the_bytes_the_transfer_writes_count():
+    """A read across the end of the transfer's range: the bytes inside it only; a read
+    just past it: nothing."""
+    from emu import consts as K
+    r = _early_reader(2, 0xC000A03C, 8).build().run(K.SCHED_DFS, [])
+    assert [(f.kind, f.pa, f.va, f.bad_bytes) for f in r.findings] == \
+        [("read-during-dma", 0xA03C, 0xC000A03C, 4)]
+    assert not _early_reader(2, 0xC000A040, 8).build().run(K.SCHED_DFS, []).failed
+
+
+def test_exploring_finds_reads_during_dma_and_passes_reads_after_completion():
+    """Read before the wait: every schedule where the device completes after the read fails
+    (the minimal one takes no switch); read after the unmap: none does."""
+    from emu.exec.explore import explore
+    ex = explore(_early_reader(2), 2)
+    assert ex.complete and ex.failures == ex.stale_reads == ex.schedules - 1 > 0
+    assert ex.switches == [] and not ex.data_lost
+    ex = explore(_early_reader(4), 2)
+    assert ex.complete and ex.failures == ex.stale_reads == 0 and ex.schedules > 0
+
+
+def test_a_spurious_completion_then_a_read_is_a_read_during_dma():
+    """The driver the dma-debug in-flight check catches at unmap, without the unmap: a
+    spurious raise of the line ends the wait, and the read takes the old bytes."""
+    from emu import consts as K
+    from emu.exec.explore import explicit_choices
+    ld = _early_reader(3, count=1).build()                     # read after the wait
+    assert not ld.run(K.SCHED_DFS, []).failed
+    r = ld.run(K.SCHED_DFS, explicit_choices(ld, ["after step 3 of drv raise spurious IRQ irqh"]))
+    assert [f.kind for f in r.findings] == ["read-during-dma"] and r.stale_reads == 4

@@ -559,12 +559,14 @@ def test_replay_text_counts_decisions_and_says_who_found_a_loss(race):
     assert "(page 300, no va) found by the final check" in buf.getvalue()
 
 
-STALE_READER = """
-name = "stale reader"
+SMALL_MACHINE = """
 [machine]
 last_pkmap = 4
 lowmem_mb = 1
 highmem_mb = 4
+"""
+
+STALE_READER = 'name = "stale reader"' + SMALL_MACHINE + """
 [[task]]
 name = "drv"
 ops = [{ op = "dma_map_page", pfn = 10, size = 256, direction = "FROM_DEVICE", as = "h" },
@@ -612,3 +614,36 @@ def test_profile_plot_without_matplotlib_fails_before_writing_anything(tmp_path)
     rc, _, err = call("profile", "--workload", "fastpath", "--plot", tmp_path / "p.png",
                       "--trace", trace)
     assert rc == 2 and "--plot needs matplotlib" in err and not trace.exists()
+
+
+EARLY_READER = 'name = "early reader"' + SMALL_MACHINE + """
+[[task]]
+name = "drv"
+ops = [{ op = "dma_map_page", pfn = 10, size = 64, direction = "FROM_DEVICE", as = "h" },
+       { op = "device_start", dma_addr = "h", byte = 0x77, n = 64, line = 0 },
+       { op = "read", va = 0xc000a010, n = 8 },
+       { op = "wait_irq", line = 0 },
+       { op = "dma_unmap_page", dma_addr = "h", size = 64, direction = "FROM_DEVICE" }]
+[[irq]]
+name = "done"
+line = 0
+ops = []
+"""
+
+
+def test_a_read_during_dma_is_reported_as_such(tmp_path):
+    """A driver reading its buffer before the device's completion: explore says what went
+    wrong, and the run names the read and the transfer's range."""
+    p = tmp_path / "early.toml"
+    p.write_text(EARLY_READER)
+    d = call_json("explore", p, "--bound", "1", "--json")
+    assert d["failures"] == d["stale_reads"] > 0 and d["minimal_schedule"] == []
+    rc, out, err = call("explore", p, "--bound", "1")
+    assert rc == 0, err
+    assert "a CPU read bytes a device transfer in flight was still to write" in out
+    rc, out, err = call("run", p)
+    assert rc == 0, err
+    assert ("read-during-dma: 8 bytes at pa 0xa010 (page 10, va 0xc000a010) read by drv in "
+            "cpu_access while the device's transfer to [0xa000, 0xa040) was in flight") in out
+    assert "expected 7777777777777777\n    found    5a5a5a5a5a5a5a5a" in out
+    assert "stale reads: 8 bytes read wrong" in out

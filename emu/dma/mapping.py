@@ -20,6 +20,7 @@ from ..exec.frames import bug, fail, push, set_ret, yield_same
 from ..exec.trace import trace
 from ..mm.page_address import page_address
 from ..mm.pgtable import lowmem_address, page_is_highmem
+from ..mm.ram import in_flight_line
 
 # dma_cache_maint_page frame: A0 page, A1 offset, A2 bytes left, A3 direction, A4 chunk
 # length, A5 range cursor, A6 base vaddr of the chunk's page (0: no L1 op)
@@ -211,17 +212,6 @@ def _debug_error(S, kind, handle, a, b):
 
 
 @inline
-def _in_flight_line(S, lo, n):
-    """The IRQ line whose device transfer in flight writes into ``[lo, lo + n)``, or -1."""
-    for line in range(K.MAXIRQ):
-        ir = S[K.H_R_IRQ] + line * K.IRQ_W
-        a = S[ir + K.IRQ_XFER_ADDR]
-        if S[ir + K.IRQ_XFER_LEN] > 0 and a < lo + n and lo < a + S[ir + K.IRQ_XFER_LEN]:
-            return line
-    return -1
-
-
-@inline
 def debug_unmap(S, handle, size, d, typ):
     """check_unmap(): the mapping must exist with the same size, type (``dma_unmap_page`` of
     a page mapping, ``dma_unmap_sg`` of an sg entry) and direction. Each mismatch is
@@ -245,7 +235,7 @@ def debug_unmap(S, handle, size, d, typ):
     if S[e + K.DD_DIR] != d:
         if _debug_error(S, K.DD_ERR_DIR, handle, S[e + K.DD_SIZE], S[e + K.DD_DIR] * 256 + d):
             return True
-    line = _in_flight_line(S, handle, S[e + K.DD_SIZE])
+    line = in_flight_line(S, handle, S[e + K.DD_SIZE])
     if line >= 0 and _debug_error(S, K.DD_ERR_IN_FLIGHT, handle, S[e + K.DD_SIZE], line):
         return True
     # the later entries move down one: the table stays in mapping order, so a handle mapped

@@ -109,6 +109,14 @@ def finding_bytes(S, kind):
 
 
 @inline
+def stale_bytes(S):
+    """Bytes reads got wrong so far (``FIND_STALE_KINDS``: CPU loads' stale-read and
+    read-during-dma findings, devices' stale-device-read), past the log's capacity too."""
+    return (finding_bytes(S, K.FIND_STALE) + finding_bytes(S, K.FIND_STALE_DEVICE)
+            + finding_bytes(S, K.FIND_DMA_READ))
+
+
+@inline
 def _words_equal(a, b, lo, hi):
     """``a[lo:hi] == b[lo:hi]``, word by word without an early exit, so that LLVM vectorises
     the loop (the final check of 32 device-written pages: 11.8 -> 6.9 us)."""

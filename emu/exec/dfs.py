@@ -14,7 +14,7 @@ still in the decision log), lockdep's first inconsistent run, or any failure und
 from .. import consts as K
 from .._bytes import copy_bytes, next_nonzero
 from .._jit import flat, inline, njit
-from ..dma.oracle import final_check, finding_bytes
+from ..dma.oracle import final_check, finding_bytes, stale_bytes
 from .sched import run
 from .snapshot import copy_page, copy_regions, restore_state, revert_pages
 
@@ -254,7 +254,7 @@ def _judge(S, x, outcome, d, npre, lost, choice, pre, ask):
     x[K.X_COUNT + outcome] += 1
     x[K.X_OUTCOME], x[K.X_D], x[K.X_NPRE], x[K.X_LOST] = outcome, d, npre, lost
     why = 0
-    stale = finding_bytes(S, K.FIND_STALE) + finding_bytes(S, K.FIND_STALE_DEVICE) > 0
+    stale = stale_bytes(S) > 0
     x[K.X_STALE] += stale
     if lost > 0 or outcome != K.RUN_DONE or stale:
         why |= K.DFS_FAILED

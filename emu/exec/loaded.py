@@ -101,8 +101,8 @@ class RunResult:
     trace : list of str
         The readable trace, if the run was traced.
     stale_reads : int
-        Bytes reads got wrong, CPU loads' and devices' (every stale-read and
-        stale-device-read finding's, past the log's capacity too).
+        Bytes reads got wrong, CPU loads' and devices' (every stale-read,
+        read-during-dma and stale-device-read finding's, past the log's capacity too).
     pending_irqs : list of dict
         Timed runs: the IRQ lines still raised or armed when the run ended (see
         :meth:`Loaded.pending_irqs`); empty for DFS and random runs, whose schedules choose
@@ -728,8 +728,7 @@ class Loaded:
         return RunResult(OUTCOMES[outcome], d, npre, choice[:d].tolist(), actions,
                          lost, findings, deadlock, msg, lockdep_splat(self),
                          readable_trace(self, actions) if trace else [],
-                         int(m._S[fr + K.FIND_BYTES + K.FIND_STALE]
-                             + m._S[fr + K.FIND_BYTES + K.FIND_STALE_DEVICE]),
+                         sum(int(m._S[fr + K.FIND_BYTES + k]) for k in K.FIND_STALE_KINDS),
                          merged_irqs=merged_irqs(m._S))
 
     def alternatives_at(self, d):

@@ -239,6 +239,7 @@ def program_step(S, B, c, f):
             S[ir + K.IRQ_XFER_SRC] = a3
             S[ir + K.IRQ_XFER_DUE] = S[K.H_NOW] + a4
             S[ir + K.IRQ_XFER_CPU] = S[K.H_CUR_CPU]
+            S[K.H_XFERS] += 1
             trace(S, K.T_DMA_START, a0, a1)
         elif op == K.P_WAIT_IRQ:
             ir = S[K.H_R_IRQ] + a0 * K.IRQ_W

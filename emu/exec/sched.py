@@ -126,6 +126,7 @@ def device_done(S, B, ir):
     if n > 0:
         device_write(S, B, S[ir + K.IRQ_XFER_ADDR], B, S[ir + K.IRQ_XFER_SRC], n)
         S[ir + K.IRQ_XFER_LEN] = 0
+        S[K.H_XFERS] -= 1
     S[ir + K.IRQ_XFER_DUE] = -1
     return n
 

@@ -81,7 +81,8 @@ def check_device_read(S, B, pa, n):
 
 @hot
 def check_load(S, B, va, pa, dst, n):
-    """Stale-read check: the ``n`` bytes a CPU load just put at ``B[dst:]`` against the shadow."""
+    """Stale-read check: the ``n`` bytes a CPU load just put at ``B[dst:]`` against the shadow;
+    then, while a device transfer is in flight, :func:`check_read_in_flight`."""
     if S[K.H_ORACLE] == 0:
         return
     sh = S[K.H_B_SHADOW] + pa
@@ -90,3 +91,36 @@ def check_load(S, B, va, pa, dst, n):
         scratch = S[K.H_B_SCRATCH]
         copy_xor(B, scratch, B, sh, n, K.RAM_POISON)
         record_finding(S, B, K.FIND_STALE, pa, va, B, scratch, B, dst, n, bad, -1, -1)
+    if S[K.H_XFERS] > 0:
+        check_read_in_flight(S, B, va, pa, dst, n)
+
+
+@inline
+def in_flight_line(S, lo, n):
+    """The IRQ line whose ``device_start`` transfer in flight writes into ``[lo, lo + n)``
+    (bus address = physical address), or -1."""
+    for line in range(K.MAXIRQ):
+        ir = S[K.H_R_IRQ] + line * K.IRQ_W
+        a = S[ir + K.IRQ_XFER_ADDR]
+        if S[ir + K.IRQ_XFER_LEN] > 0 and a < lo + n and lo < a + S[ir + K.IRQ_XFER_LEN]:
+            return line
+    return -1
+
+
+@inline
+def check_read_in_flight(S, B, va, pa, dst, n):
+    """emu's own check of a CPU load of ``[pa, pa + n)``: the bytes a ``device_start``
+    transfer still in flight is to write there are a ``read-during-dma`` finding, the
+    device's bytes expected and the load's found, the transfer's range as its DMA range.
+    The driver took memory's old bytes for the device's (a spurious IRQ ended its wait):
+    the shadow cannot see it, since it changes only once the device writes."""
+    for line in range(K.MAXIRQ):
+        ir = S[K.H_R_IRQ] + line * K.IRQ_W
+        k = S[ir + K.IRQ_XFER_LEN]
+        a = S[ir + K.IRQ_XFER_ADDR]
+        lo = max(a, pa)
+        hi = min(a + k, pa + n)
+        if k > 0 and lo < hi:
+            record_finding(S, B, K.FIND_DMA_READ, lo, va + lo - pa,
+                           B, S[ir + K.IRQ_XFER_SRC] + lo - a, B, dst + lo - pa,
+                           hi - lo, hi - lo, a, a + k)
