@@ -1063,3 +1063,16 @@ def test_device_start_on_a_result_line_without_a_handler_is_an_error_naming_op_a
                          "it is never raised (the device would never write and raise it; "
                          "handlers' lines: 0)")
     assert set(explore(sc, bound=0).outcomes) == {"error"}
+
+
+def test_wait_irq_on_a_result_line_without_a_handler_is_an_error_naming_op_and_line():
+    """The same for a wait on such a line: it would never end, and the run ended in a
+    deadlock that did not say why; now the error names the op and the line."""
+    sc = Scenario("result wait", {"last_pkmap": 8})
+    sc.task("t", [{"op": "kmap", "pfn": 3, "as": "v"},
+                  {"op": "wait_irq", "line": "v-3221237757"}])
+    sc.irq("h", [{"op": "read", "va": 0xC000A000, "n": 4}], line=0)
+    r = sc.build().run()
+    assert r.outcome == "error"
+    assert r.message == ("task 't' op 1: wait_irq: line=3: no [[irq]] handles line 3, so "
+                         "it is never raised (the wait would never end; handlers' lines: 0)")

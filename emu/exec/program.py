@@ -137,7 +137,7 @@ def op_arg_message(S, kind, k, value):
     str
     """
     name = ARG_NAMES[kind][k]
-    if kind == "device_start" and name == "line" and 0 <= value < K.MAXIRQ:
+    if kind in ("device_start", "wait_irq") and name == "line" and 0 <= value < K.MAXIRQ:
         # in range, so refused as it ran: no handler (a constant line is checked at load)
         base = int(S[K.H_R_IRQ])
         return no_handler_message(kind, value, [x for x in range(K.MAXIRQ)
@@ -243,6 +243,8 @@ def program_step(S, B, c, f):
             trace(S, K.T_DMA_START, a0, a1)
         elif op == K.P_WAIT_IRQ:
             ir = S[K.H_R_IRQ] + a0 * K.IRQ_W
+            if S[ir + K.IRQ_CTX] < 0:               # a line from a result, with no handler:
+                return fail(S, K.ERR_BAD_ARG, (row - S[K.H_R_PROG]) // K.PW, 0, a0, 0)
             if S[ir + K.IRQ_DONE] < a1:
                 if S[cr + K.CTX_KIND] == K.KIND_IRQ:
                     # schedule() from a handler, as kmap_high's sleep there: kernel/sched.c's
