@@ -151,7 +151,7 @@ def _result_json(r):
             "preemptions": r.preemptions, "lockdep": r.lockdep,
             "findings": [f._asdict() | {"expected": f.expected.hex(), "found": f.found.hex()}
                          for f in r.findings],
-            "trace": r.trace}
+            "pending_irqs": r.pending_irqs, "trace": r.trace}
 
 
 def _finding_how(f, who):
@@ -169,6 +169,14 @@ def _finding_how(f, who):
     return f"dropped by {f.site} of {who}"
 
 
+def _pending_line(q):
+    """A line a timed run left raised or armed (:meth:`Loaded.pending_irqs`), in words."""
+    state = "raised, never delivered" if q["state"] == "raised" else \
+        f"armed, due at cycle {q['due']}"
+    return (f"IRQ line {q['line']} ({q['handler']}, cpu {q['cpu']}) {state}: "
+            f"{count_of(q['firings_left'], 'firing')} left when the run ended")
+
+
 def _print_result(r, ld):
     for line in r.trace:
         print(line)
@@ -183,6 +191,8 @@ def _print_result(r, ld):
         print(f"{f.kind}: {f.bad_bytes} bytes at pa {f.pa:#x} (page {f.pfn}, {va}) "
               f"{_finding_how(f, who)}"
               f"\n    expected {f.expected.hex()}\n    found    {f.found.hex()}")
+    for q in r.pending_irqs:
+        print(_pending_line(q))
     if r.lockdep:
         print(r.lockdep)
     print(f"data lost: {r.lost_bytes} bytes" if r.data_lost else "no data lost")
@@ -283,6 +293,8 @@ def _cmd_run(a):
     if a.random is not None:
         p = K.DEFAULT_P_SWITCH if a.p_switch is None else a.p_switch
         r = ld.run(K.SCHED_RANDOM, (), int(p * K.P_SWITCH_SCALE), a.random, trace=True)
+    elif a.timed:
+        r = ld.run(K.SCHED_TIMED, trace=True)
     else:
         choices = explicit_choices(ld, a.schedule or [])
         r = ld.run(K.SCHED_DFS, choices, trace=True)
@@ -428,6 +440,11 @@ def build_parser():
                         "on until it finishes or blocks)")
     how.add_argument("--random", type=_nonneg, metavar="SEED",
                      help="a seeded random schedule (instead of --schedule)")
+    how.add_argument("--timed", action="store_true",
+                     help="the timed schedule: each CPU's cycle clock decides, IRQs fire at "
+                          "their clocks ([[irq]] first/period, device_start cycles), time "
+                          "slices if the machine has them; lists the lines left raised or "
+                          "armed (the profiler's schedule)")
     u.add_argument("--p-switch", type=float, default=None, metavar="P",
                    help="with --random: probability of a switch at each point "
                         f"(default {K.DEFAULT_P_SWITCH})")

@@ -6,6 +6,7 @@ Stable JSON fields: API.md "Stable outputs".
 
 import io
 import json
+import re
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -647,3 +648,46 @@ def test_a_read_during_dma_is_reported_as_such(tmp_path):
             "cpu_access while the device's transfer to [0xa000, 0xa040) was in flight") in out
     assert "expected 7777777777777777\n    found    5a5a5a5a5a5a5a5a" in out
     assert "stale reads: 8 bytes read wrong" in out
+
+
+TIMED_DRIVER = 'name = "timed driver"' + SMALL_MACHINE + """
+[[task]]
+name = "drv"
+ops = [{ op = "dma_map_page", pfn = 10, size = 64, direction = "FROM_DEVICE", as = "h" },
+       { op = "device_start", dma_addr = "h", byte = 0x77, n = 64, line = 0, cycles = 5000 },
+       { op = "wait_irq", line = 0 },
+       { op = "dma_unmap_page", dma_addr = "h", size = 64, direction = "FROM_DEVICE" },
+       { op = "read", va = 0xc000a000, n = 8 }]
+[[irq]]
+name = "done"
+line = 0
+ops = []
+"""
+
+
+def test_run_timed_follows_the_clocks_and_lists_lines_left_pending(tmp_path):
+    """emu run --timed: the device completes 5,000 cycles after device_start, and the
+    driver reads the device's bytes; a run that stops with the transfer in flight lists its
+    line as armed, with when it was due (text and JSON)."""
+    p = tmp_path / "timed.toml"
+    p.write_text(TIMED_DRIVER)
+    rc, out, err = call("run", p, "--timed")
+    assert rc == 0, err
+    assert "IRQ line 0 raised (device wrote 64 bytes), for cpu0" in out
+    assert re.search(r"done: wakes drv\n.*\[cycle 50\d\d\]", out)
+    assert "outcome: done" in out and "no data lost" in out and "left when" not in out
+    p.write_text(TIMED_DRIVER.replace('{ op = "wait_irq", line = 0 }',
+                                      '{ op = "kunmap_high", pfn = 1000 }'))
+    rc, out, err = call("run", p, "--timed")
+    assert rc == 0, err
+    assert "outcome: error" in out
+    line = re.search(r"IRQ line 0 \(done, cpu 0\) armed, due at cycle (\d+): 1 firing left "
+                     r"when the run ended", out)
+    assert line and int(line[1]) >= 5000
+    d = call_json("run", p, "--timed", "--json")
+    assert d["outcome"] == "error" and d["pending_irqs"] == [
+        {"line": 0, "handler": "done", "cpu": 0, "state": "armed", "due": int(line[1]),
+         "firings_left": 1}]
+    assert call_json("run", p, "--json")["pending_irqs"] == []     # a DFS run: none
+    rc, out, err = call("run", p, "--timed", "--random", "1")
+    assert rc == 2 and "not allowed with argument" in err
