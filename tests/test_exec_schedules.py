@@ -1786,3 +1786,30 @@ def test_a_run_goes_on_until_the_device_completes(how):
 def test_explore_covers_the_completion_after_the_last_task():
     ex = explore(async_completion(), 2)
     assert ex.failures == 0 and ex.outcomes == {"done": ex.schedules} and ex.schedules > 1
+
+
+def _step_clocks(trace):
+    """(context, start cycle) of each step of a readable trace, in trace order."""
+    return [(m[1], int(m[2])) for m in re.finditer(
+        r"^step\s+\d+\s+cpu\d\s+(\S+)\s+#\d+ .*\[cycle (\d+)\]", "\n".join(trace), re.M)]
+
+
+def test_a_timed_line_on_an_idle_cpu_fires_in_clock_order():
+    """SMP: a tick on CPU 1, which runs nothing else, while a task keeps CPU 0 busy for
+    ~20,000 cycles. The tick's firings (3,000, 7,000, 11,000) ran only once CPU 0 was done,
+    since an idle CPU's clock moved only when every CPU was idle; they now run at their
+    clocks, between CPU 0's steps, and every step starts no earlier than the one before."""
+    from emu.exec.scenario import Scenario
+    sc = Scenario("idle cpu tick", {"last_pkmap": 8, "ncpus": 2})
+    sc.task("busy", [{"op": "fill", "va": 0xC000A000, "byte": 1, "n": 4096, "repeat": 8}],
+            cpu=0)
+    sc.irq("tick", [{"op": "read", "va": 0xC000B000, "n": 4}], line=0, cpu=1, first=3000,
+           period=4000, count=3)
+    r = sc.build(trace_events=1 << 16).run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and r.pending_irqs == []
+    steps = _step_clocks(r.trace)
+    clocks = [t for _, t in steps]
+    assert clocks == sorted(clocks) and clocks[-1] > 20000
+    ticks = [t for who, t in steps if who == "tick"]
+    assert len(ticks) == 6 and [t // 1000 for t in ticks[::2]] == [3, 7, 11]
+    assert steps.index(("tick", ticks[0])) < 100            # among busy's first steps

@@ -511,6 +511,43 @@ def _timed_pick(S, alts, n):
 
 
 @njit
+def _idle_catch_up(S, alts, n):
+    """Timed mode: a CPU with nothing to run keeps its clock until it next steps, but its
+    lines' own firings fall due in everyone's time. Where the earliest of them is due before
+    the clock the next step runs at (:func:`_timed_pick`'s), that CPU idles until it, so
+    that the firing comes first and its handler runs in clock order (it used to wait until
+    every CPU was idle). Returns whether a clock moved. (A device's transfer is due by its
+    starting CPU's clock already: :func:`_next_firing`.)"""
+    busy = 0                                    # CPUs with a context to run (bit mask)
+    tmin = -1
+    for j in range(n):
+        a = alts[j]
+        if a >= K.ACT_IRQ:
+            continue
+        cr = ctx_rec(S, a)
+        busy |= 1 << S[cr + K.CTX_CPU]
+        clk = max(cpu_clock(S, S[cr + K.CTX_CPU]), S[cr + K.CTX_READY_AT])
+        if tmin < 0 or clk < tmin:
+            tmin = clk
+    due = -1
+    cpu = -1
+    for line in range(K.MAXIRQ):
+        ir = irq_rec(S, line)
+        c = S[ir + K.IRQ_CPU]
+        d = S[ir + K.IRQ_DUE]
+        if S[ir + K.IRQ_CTX] < 0 or (busy >> c) & 1 or d < 0 or d > tmin \
+                or cpu_clock(S, c) >= d:
+            continue
+        if due < 0 or d < due:
+            due, cpu = d, c
+    if due < 0:
+        return False
+    switch_cpu(S, cpu)
+    idle_until(S, due)
+    return True
+
+
+@njit
 def _idle_until(S, due):
     """No CPU can run: every CPU's clock catches up with the next timed interrupt. Returns
     whether a clock moved (if none did, the line is due and still not delivered: its CPU
@@ -639,6 +676,8 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
             if n > 1 and (not last_on or _switch(S, p_switch)):
                 j = (1 + _rand(S) % (n - 1)) if last_on else _rand(S) % n
         else:
+            if _idle_catch_up(S, alts, n):
+                continue
             j = _timed_pick(S, alts, n)
             if j < 0:
                 return K.RUN_DEADLOCK, d, pre
