@@ -1813,3 +1813,31 @@ def test_a_timed_line_on_an_idle_cpu_fires_in_clock_order():
     ticks = [t for who, t in steps if who == "tick"]
     assert len(ticks) == 6 and [t // 1000 for t in ticks[::2]] == [3, 7, 11]
     assert steps.index(("tick", ticks[0])) < 100            # among busy's first steps
+
+
+def test_a_device_completion_on_an_idle_cpu_comes_in_clock_order():
+    """SMP: the driver on CPU 0 starts a 1,000-cycle transfer and waits for it, so CPU 0 is
+    idle while CPU 1 stays busy. The device completed only once CPU 1 was done (CPU 0's
+    clock, which the transfer was due by, did not move), and CPU 1's read of the buffer
+    long after the completion clock was a read-during-dma finding; now the completion and
+    its handler come at their clock, and every step starts no earlier than the one before."""
+    from emu.exec.scenario import Scenario
+    sc = Scenario("idle cpu device", {"last_pkmap": 8, "ncpus": 2})
+    sc.task("drv", [
+        {"op": "dma_map_page", "pfn": 10, "size": 64, "direction": "FROM_DEVICE", "as": "h"},
+        {"op": "device_start", "dma_addr": "h", "byte": 0x77, "n": 64, "line": 0,
+         "cycles": 1000},
+        {"op": "wait_irq", "line": 0},
+        {"op": "dma_unmap_page", "dma_addr": "h", "size": 64, "direction": "FROM_DEVICE"}],
+        cpu=0)
+    sc.task("busy", [{"op": "fill", "va": 0xC000C000, "byte": 1, "n": 4096, "repeat": 2},
+                     {"op": "read", "va": 0xC000A000, "n": 4}], cpu=1)
+    sc.irq("done", [], line=0, cpu=0)
+    r = sc.build(trace_events=1 << 16).run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done" and r.findings == [] and not r.failed
+    steps = _step_clocks(r.trace)
+    clocks = [t for _, t in steps]
+    assert clocks == sorted(clocks) and clocks[-1] > 5000
+    done = [t for who, t in steps if who == "done"]
+    assert len(done) == 1 and 1000 < done[0] < 1200
+    assert steps.index(("done", done[0])) < 100

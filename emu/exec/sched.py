@@ -516,8 +516,11 @@ def _idle_catch_up(S, alts, n):
     lines' own firings fall due in everyone's time. Where the earliest of them is due before
     the clock the next step runs at (:func:`_timed_pick`'s), that CPU idles until it, so
     that the firing comes first and its handler runs in clock order (it used to wait until
-    every CPU was idle). Returns whether a clock moved. (A device's transfer is due by its
-    starting CPU's clock already: :func:`_next_firing`.)"""
+    every CPU was idle). Returns whether a clock moved. A device's transfer in flight on
+    such a line counts too: :func:`_next_firing` has it due by its starting CPU's clock, but
+    that CPU may be idle as well (it waits for the completion), its clock lagging, and the
+    transfer would stay in flight while the others' clocks pass its due clock (a read of its
+    buffer then a ``read-during-dma`` finding)."""
     busy = 0                                    # CPUs with a context to run (bit mask)
     tmin = -1
     for j in range(n):
@@ -535,6 +538,9 @@ def _idle_catch_up(S, alts, n):
         ir = irq_rec(S, line)
         c = S[ir + K.IRQ_CPU]
         d = S[ir + K.IRQ_DUE]
+        x = xfer_due(S, ir)
+        if x >= 0 and (d < 0 or x < d):
+            d = x
         if S[ir + K.IRQ_CTX] < 0 or (busy >> c) & 1 or d < 0 or d > tmin \
                 or cpu_clock(S, c) >= d:
             continue
