@@ -181,3 +181,11 @@ def test_public_classes_of_scenarios_have_numpydoc_docstrings():
     from emu.exec.scenario import Irq, Scenario, Task
     for cls in (Scenario, Task, Irq):
         assert "Parameters\n    ----------" in cls.__doc__, cls.__name__
+
+
+def test_api_md_names_every_finding_kind():
+    """API.md's list of finding kinds (the stable ``kind`` of ``Finding`` and of ``emu run
+    --json``'s findings) names each kind the oracle can report."""
+    from emu import consts as K
+    text = API.read_text()
+    assert [k for k in K.FIND_KIND_NAMES[1:] if f"`{k}`" not in text] == []

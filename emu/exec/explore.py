@@ -91,7 +91,8 @@ class Exploration:
     lockdep : str
         The first lockdep-style report, or ``""``.
     stale_reads : int
-        Schedules in which a CPU load or a device read got stale bytes.
+        Schedules in which a CPU load or a device read got stale bytes, or a CPU load took
+        bytes a device's transfer in flight was still to write (``read-during-dma``).
     replay : str
         The replay token of ``minimal`` (``""`` if nothing failed).
     switches : list of str
