@@ -1841,3 +1841,30 @@ def test_a_device_completion_on_an_idle_cpu_comes_in_clock_order():
     done = [t for who, t in steps if who == "done"]
     assert len(done) == 1 and 1000 < done[0] < 1200
     assert steps.index(("done", done[0])) < 100
+
+
+def test_waiting_for_a_completion_after_the_tasks_a_tick_on_its_line_fires_in_clock_order():
+    """Every task has finished and the run waits for a device's completion 5,000 cycles on;
+    a tick (more firings than the run waits for) shares the line. The CPU's clock jumped
+    to the completion, and the ~16 tick firings it passed ran one after another behind the
+    clock, the completion queued behind them: the handler's reads of the buffer after the
+    completion's clock were read-during-dma findings. Now the ticks fire at their clocks on
+    the way; only the reads before the completion are findings."""
+    from emu.exec.scenario import Scenario
+    sc = Scenario("drain tick", {"last_pkmap": 8})
+    sc.task("drv", [
+        {"op": "dma_map_page", "pfn": 10, "size": 64, "direction": "FROM_DEVICE", "as": "h"},
+        {"op": "device_start", "dma_addr": "h", "byte": 0x77, "n": 64, "line": 0,
+         "cycles": 5000}])
+    sc.irq("h", [{"op": "read", "va": 0xC000A000, "n": 4}], line=0, first=100, period=300,
+           count=100000)
+    r = sc.build(trace_events=1 << 16).run(K.SCHED_TIMED, trace=True)
+    assert r.outcome == "done"
+    steps = _step_clocks(r.trace)
+    clocks = [t for _, t in steps]
+    assert clocks == sorted(clocks)
+    start = int(re.search(r"device_start\(.*\[cycle (\d+)\]", "\n".join(r.trace))[1])
+    bad = [f.step for f in r.findings if f.kind == "read-during-dma"]
+    step_clock = {int(m[1]): int(m[2]) for m in re.finditer(
+        r"^step\s+(\d+)\s.*\[cycle (\d+)\]", "\n".join(r.trace), re.M)}
+    assert len(bad) == 17 and all(step_clock[s] < start + 5000 for s in bad)

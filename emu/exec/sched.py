@@ -664,6 +664,13 @@ def run(S, B, mode, prefix, nprefix, p_switch, max_steps, d0, pre0, log_nalt, lo
                 # they have finished, with the lines the run still waits for (awaited())
                 done = not unfinished(S)
                 due = next_due(S, done)
+                # waiting for a line once every task has finished, the other lines' firings
+                # before it (a tick's) still come at their clocks on the way: jumping over
+                # them left them to fire one after another behind the clock, the awaited
+                # device's completion queued behind them
+                # (not done: False, typed as the compiled signature's bool, not a literal)
+                if due >= 0 and done and _idle_until(S, min(due, next_due(S, not done))):
+                    continue
                 if due >= 0 and _idle_until(S, due):
                     continue
                 if done:                        # the lines left are reported as pending
