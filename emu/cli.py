@@ -283,8 +283,8 @@ def _cmd_run(a):
     from .exec.explore import explicit_choices
     from .exec.scenario import Scenario
     if a.p_switch is not None and a.random is None:
-        raise ValueError("--p-switch: only with --random SEED (an explicit or default "
-                         "schedule makes no random switches)")
+        raise ValueError("--p-switch: only with --random SEED (an explicit, default or "
+                         "timed schedule makes no random switches)")
     if a.p_switch is not None and not 0 <= a.p_switch <= 1:
         raise ValueError(f"p_switch={a.p_switch!r} (--p-switch): must be a probability in "
                          f"[0, 1]")

@@ -10,7 +10,9 @@ in order; :mod:`emu.mm.ram`). Two checks use it:
 * :func:`final_check`: RAM with the dirty cache lines laid over it must equal the shadow on
   every touched 512-byte block — a write that is neither cached nor in RAM was lost.
 
-Stale reads are caught on each CPU load (``check_load``).
+Stale reads are caught on each CPU load (``check_load``), and so are loads of bytes a
+``device_start`` transfer in flight is still to write (``read-during-dma``, emu's own check:
+the shadow changes only when the device writes).
 """
 
 import numpy as np
