@@ -74,7 +74,8 @@ class Finding(NamedTuple):
     expected, found : bytes
         What memory should hold there, and what it held (or the load got).
     bad_bytes : int
-        How many of them differ.
+        How many of them differ (``read-during-dma``: how many the device had yet to write,
+        less those a ``stale-read`` finding of the same load counts already).
     ctx : int
         The context running when it was found (0: direct calls).
     site : str

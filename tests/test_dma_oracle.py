@@ -244,3 +244,22 @@ def test_a_spurious_completion_then_a_read_is_a_read_during_dma():
     assert not ld.run(K.SCHED_DFS, []).failed
     r = ld.run(K.SCHED_DFS, explicit_choices(ld, ["after step 3 of drv raise spurious IRQ irqh"]))
     assert [f.kind for f in r.findings] == ["read-during-dma"] and r.stale_reads == 4
+
+
+def test_bytes_both_stale_and_in_flight_count_once():
+    """A load of cached bytes older than memory (a device_write under the CPU's line) that
+    a transfer in flight is also still to write: two findings, but the run's stale total
+    counts each byte once (the read-during-dma finding counts none of the stale ones)."""
+    from emu import consts as K
+    from emu.exec.scenario import Scenario
+    sc = Scenario("both", {"last_pkmap": 8}).task("drv", [
+        {"op": "read", "va": 0xC000A000, "n": 4},                 # caches the line
+        {"op": "device_write", "dma_addr": 0xA000, "byte": 0xEE, "n": 64},
+        {"op": "device_start", "dma_addr": 0xA000, "byte": 0xC3, "n": 8, "line": 0},
+        {"op": "read", "va": 0xC000A000, "n": 16},                # stale; 8 bytes in flight
+        {"op": "wait_irq", "line": 0}])
+    sc.irq("irqh", [], line=0)
+    r = sc.build().run(K.SCHED_DFS, [])
+    assert [(f.kind, f.pa, f.bad_bytes) for f in r.findings] == \
+        [("stale-read", 0xA000, 16), ("read-during-dma", 0xA000, 0)]
+    assert r.stale_reads == 16 and r.failed

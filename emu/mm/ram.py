@@ -121,6 +121,10 @@ def check_read_in_flight(S, B, va, pa, dst, n):
         lo = max(a, pa)
         hi = min(a + k, pa + n)
         if k > 0 and lo < hi:
+            # bytes the stale-read check already counted (the load got cached bytes older
+            # than memory's) are not counted again: a run's stale total counts each once
+            stale = count_diff(B, dst + lo - pa, B, S[K.H_B_SHADOW] + lo, hi - lo,
+                               K.RAM_POISON)
             record_finding(S, B, K.FIND_DMA_READ, lo, va + lo - pa,
                            B, S[ir + K.IRQ_XFER_SRC] + lo - a, B, dst + lo - pa,
-                           hi - lo, hi - lo, a, a + k)
+                           hi - lo, hi - lo - stale, a, a + k)
