@@ -987,8 +987,8 @@ class Machine:
     def stale_reads(self):
         """CPU loads and device reads that got bytes memory should not hold, and CPU loads of
         bytes a device transfer in flight had yet to write."""
-        return [f for f in self.findings()
-                if f.kind in ("stale-read", "stale-device-read", "read-during-dma")]
+        kinds = {K.FIND_KIND_NAMES[k] for k in K.FIND_STALE_KINDS}
+        return [f for f in self.findings() if f.kind in kinds]
 
     def check_integrity(self):
         """Final check: every CPU store must be in the cache or in RAM. Logs findings and

@@ -114,8 +114,10 @@ def finding_bytes(S, kind):
 def stale_bytes(S):
     """Bytes reads got wrong so far (``FIND_STALE_KINDS``: CPU loads' stale-read and
     read-during-dma findings, devices' stale-device-read), past the log's capacity too."""
-    return (finding_bytes(S, K.FIND_STALE) + finding_bytes(S, K.FIND_STALE_DEVICE)
-            + finding_bytes(S, K.FIND_DMA_READ))
+    n = 0
+    for kind in K.FIND_STALE_KINDS:
+        n += finding_bytes(S, kind)
+    return n
 
 
 @inline

@@ -339,16 +339,12 @@ def any_awaited(S):
     return False
 
 
-@njit
+@tiny
 def any_in_flight(S):
     """DFS and random runs, once every task has finished: is a device's transfer still in
     flight on a line with a handler? The run goes on until the device completes (its raise
     is then the one alternative, or one of the line's own spurious ones)."""
-    for line in range(K.MAXIRQ):
-        ir = irq_rec(S, line)
-        if S[ir + K.IRQ_CTX] >= 0 and S[ir + K.IRQ_XFER_LEN] > 0:
-            return True
-    return False
+    return S[K.H_XFERS] > 0                     # (device_start needs a line with a handler)
 
 
 @njit
@@ -362,12 +358,21 @@ def next_due(S, drain):
         ir = irq_rec(S, line)
         if S[ir + K.IRQ_CTX] < 0:
             continue
-        d = S[ir + K.IRQ_DUE] if not drain or _own_awaited(S, ir) else -1
-        x = xfer_due(S, ir)
-        for t in (d, x):
-            if t >= 0 and (best < 0 or t < best):
-                best = t
+        t = _line_due(S, ir, not drain or _own_awaited(S, ir))
+        if t >= 0 and (best < 0 or t < best):
+            best = t
     return best
+
+
+@inline
+def _line_due(S, ir, own):
+    """The earlier of line record ``ir``'s device transfer in flight and (with ``own``) its
+    own next firing, or -1 if neither."""
+    d = S[ir + K.IRQ_DUE] if own else -1
+    x = xfer_due(S, ir)
+    if x >= 0 and (d < 0 or x < d):
+        return x
+    return d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,10 +542,7 @@ def _idle_catch_up(S, alts, n):
     for line in range(K.MAXIRQ):
         ir = irq_rec(S, line)
         c = S[ir + K.IRQ_CPU]
-        d = S[ir + K.IRQ_DUE]
-        x = xfer_due(S, ir)
-        if x >= 0 and (d < 0 or x < d):
-            d = x
+        d = _line_due(S, ir, True)
         if S[ir + K.IRQ_CTX] < 0 or (busy >> c) & 1 or d < 0 or d > tmin \
                 or cpu_clock(S, c) >= d:
             continue
